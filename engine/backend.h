@@ -1,0 +1,49 @@
+#pragma once
+// The Backend interface (DESIGN.md): a backend owns the physical weights and KV memory and runs a
+// StepPlan's forward pass. CPU (oneDNN) and CUDA implement it; the same test suites run on both.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+
+#include "engine/model/model_weights.h"
+#include "engine/status.h"
+#include "engine/step_plan.h"
+
+namespace pagoda::engine {
+
+struct KvCacheShape {
+  int32_t num_blocks = 0;
+  int32_t block_size = 16;  // tokens per block
+};
+
+struct BackendOptions {
+  int32_t num_threads = 0;  // 0 = all cores
+  // Largest step (in tokens) served by the small-batch path (quantized GEMV on the GGUF blocks,
+  // bandwidth-bound decode); bigger steps use the bf16 GEMM path (compute-bound prefill).
+  int32_t small_batch_max_tokens = 4;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual Status load(std::shared_ptr<const ModelWeights> weights) = 0;
+  virtual Status allocate_kv(const KvCacheShape& shape) = 0;
+  virtual KvCacheShape kv_shape() const = 0;
+  // Bytes of KV memory one block takes (all layers, K and V).
+  virtual int64_t kv_bytes_per_block() const = 0;
+  // Runs the plan; writes logits for plan.logits_indices, row-major [logits_indices.size()][vocab].
+  virtual Status execute(const StepPlan& plan, std::span<float> logits) = 0;
+  // Copies whole KV blocks (copy-on-write for forked sequences): pairs of (src, dst).
+  virtual Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) = 0;
+  // Weight bytes one small-batch (decode) step reads: the numerator of the bandwidth roofline.
+  virtual int64_t decode_weight_bytes() const = 0;
+  // One line on the kernels in use (ISA, GEMV/GEMM implementations), for logs and benchmark reports.
+  virtual std::string describe() const = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options);
+
+}  // namespace pagoda::engine

@@ -1,0 +1,138 @@
+#include "engine/model/model_config.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include "engine/gguf/gguf_file.h"
+
+namespace pagoda::engine {
+
+namespace {
+
+// Reads `<arch>.<key>` as an integer; missing -> error naming the key, unless a default is given.
+Result<int64_t> int_key(const GgufFile& f, const std::string& key, std::optional<int64_t> fallback = {}) {
+  auto v = f.get_int(key);
+  if (!v.ok()) return v.status();
+  if (!v.value()) {
+    if (fallback) return *fallback;
+    return Status::error(fmt::format("{}: missing required metadata key '{}'", f.path(), key));
+  }
+  return *v.value();
+}
+
+Result<double> float_key(const GgufFile& f, const std::string& key, double fallback) {
+  auto v = f.get_float(key);
+  if (!v.ok()) return v.status();
+  return v.value() ? *v.value() : fallback;
+}
+
+}  // namespace
+
+std::string ModelConfig::summary() const {
+  return fmt::format("{} '{}': {} layers, d_model {}, heads {} (kv {}), head_dim {}, ffn {}, vocab {}, ctx {}, "
+                     "rope theta {}{}, {} embeddings",
+                     architecture, name, n_layers, d_model, n_heads, n_kv_heads, head_dim, ffn_dim, vocab_size,
+                     context_length, rope_theta, rope_scaling.llama3 ? " (llama3 scaling)" : "",
+                     tied_embeddings ? "tied" : "separate");
+}
+
+Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
+  ModelConfig c;
+  auto arch = f.get_string("general.architecture");
+  if (!arch.ok()) return arch.status();
+  if (!arch.value()) return Status::error(fmt::format("{}: missing 'general.architecture'", f.path()));
+  c.architecture = *arch.value();
+  // Architectures whose tensors and math are the llama graph (RMSNorm, RoPE, GQA, SwiGLU).
+  if (c.architecture != "llama" && c.architecture != "mistral") {
+    return Status::error(fmt::format("{}: unsupported architecture '{}' (supported: llama, mistral)", f.path(),
+                                     c.architecture));
+  }
+  auto name = f.get_string("general.name");
+  if (name.ok() && name.value()) c.name = *name.value();
+
+  const std::string a = c.architecture + ".";
+  struct IntField {
+    int32_t* dst;
+    const char* key;
+    std::optional<int64_t> fallback;
+  };
+  for (const IntField& fld : {IntField{&c.n_layers, "block_count", {}}, IntField{&c.d_model, "embedding_length", {}},
+                              IntField{&c.n_heads, "attention.head_count", {}},
+                              IntField{&c.ffn_dim, "feed_forward_length", {}},
+                              IntField{&c.context_length, "context_length", 2048}}) {
+    auto v = int_key(f, a + fld.key, fld.fallback);
+    if (!v.ok()) return v.status();
+    if (v.value() <= 0 || v.value() > (1 << 24)) {
+      return Status::error(fmt::format("{}: metadata '{}{}' = {} is out of range (1..16777216)", f.path(), a, fld.key,
+                                       v.value()));
+    }
+    *fld.dst = static_cast<int32_t>(v.value());
+  }
+  auto kv = int_key(f, a + "attention.head_count_kv", c.n_heads);
+  if (!kv.ok()) return kv.status();
+  c.n_kv_heads = static_cast<int32_t>(kv.value());
+  if (c.n_kv_heads <= 0 || c.n_heads % c.n_kv_heads != 0) {
+    return Status::error(fmt::format("{}: head_count {} is not a multiple of head_count_kv {}", f.path(), c.n_heads,
+                                     c.n_kv_heads));
+  }
+  if (c.d_model % c.n_heads != 0) {
+    return Status::error(
+        fmt::format("{}: embedding_length {} is not a multiple of head_count {}", f.path(), c.d_model, c.n_heads));
+  }
+  c.head_dim = c.d_model / c.n_heads;
+  auto kd = int_key(f, a + "attention.key_length", c.head_dim);
+  if (!kd.ok()) return kd.status();
+  if (kd.value() != c.head_dim) {
+    return Status::error(fmt::format("{}: attention.key_length {} != embedding_length / head_count = {} "
+                                     "(only equal sizes are supported)",
+                                     f.path(), kd.value(), c.head_dim));
+  }
+  if (c.head_dim % 2 != 0 || c.head_dim > 256) {
+    return Status::error(fmt::format("{}: head_dim {} must be even and at most 256", f.path(), c.head_dim));
+  }
+  auto rd = int_key(f, a + "rope.dimension_count", c.head_dim);
+  if (!rd.ok()) return rd.status();
+  c.rope_dim = static_cast<int32_t>(rd.value());
+  if (c.rope_dim != c.head_dim) {
+    return Status::error(fmt::format("{}: rope.dimension_count {} != head_dim {} (partial RoPE is not supported)",
+                                     f.path(), c.rope_dim, c.head_dim));
+  }
+  auto theta = float_key(f, a + "rope.freq_base", 10000.0);
+  auto eps = float_key(f, a + "attention.layer_norm_rms_epsilon", 1e-5);
+  if (!theta.ok()) return theta.status();
+  if (!eps.ok()) return eps.status();
+  c.rope_theta = static_cast<float>(theta.value());
+  c.rms_eps = static_cast<float>(eps.value());
+
+  // llama3 rope scaling: written by convert_hf_to_gguf as rope_freqs.weight (a tensor of per-dimension
+  // divisors) and/or as rope.scaling.* keys. We derive the divisors from the keys when present.
+  auto scaling_type = f.get_string(a + "rope.scaling.type");
+  auto factor = float_key(f, a + "rope.scaling.factor", 1.0);
+  if (!factor.ok()) return factor.status();
+  if (scaling_type.ok() && scaling_type.value() && *scaling_type.value() == "llama3") c.rope_scaling.llama3 = true;
+  if (f.find_tensor("rope_freqs.weight") != nullptr) c.rope_scaling.llama3 = true;
+  if (c.rope_scaling.llama3) {
+    c.rope_scaling.factor = static_cast<float>(factor.value() > 0 ? factor.value() : 8.0);
+    auto lo = float_key(f, a + "rope.scaling.low_freq_factor", 1.0);
+    auto hi = float_key(f, a + "rope.scaling.high_freq_factor", 4.0);
+    auto orig = int_key(f, a + "rope.scaling.original_context_length", 8192);
+    if (!lo.ok() || !hi.ok() || !orig.ok()) return Status::error(fmt::format("{}: bad rope.scaling keys", f.path()));
+    c.rope_scaling.low_freq_factor = static_cast<float>(lo.value());
+    c.rope_scaling.high_freq_factor = static_cast<float>(hi.value());
+    c.rope_scaling.original_context = static_cast<int32_t>(orig.value());
+  }
+
+  const GgufTensorInfo* emb = f.find_tensor("token_embd.weight");
+  if (!emb || emb->dims.size() != 2) {
+    return Status::error(fmt::format("{}: missing or non-2D tensor 'token_embd.weight'", f.path()));
+  }
+  c.vocab_size = static_cast<int32_t>(emb->dims[1]);
+  auto vs = int_key(f, a + "vocab_size", c.vocab_size);
+  if (vs.ok() && vs.value() != c.vocab_size) {
+    return Status::error(fmt::format("{}: {}vocab_size {} != token_embd.weight rows {}", f.path(), a, vs.value(),
+                                     c.vocab_size));
+  }
+  c.tied_embeddings = f.find_tensor("output.weight") == nullptr;
+  return c;
+}
+
+}  // namespace pagoda::engine

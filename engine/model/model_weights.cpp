@@ -1,0 +1,132 @@
+#include "engine/model/model_weights.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <cmath>
+#include <numbers>
+
+#include "engine/quant/dequant.h"
+
+namespace pagoda::engine {
+
+namespace {
+
+std::string dims_str(const std::vector<int64_t>& d) {
+  std::string s = "{";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
+  return s + "}";
+}
+
+// Finds a tensor and checks its ggml dims exactly.
+Status find(const GgufFile& f, const std::string& name, std::vector<int64_t> dims, const GgufTensorInfo** out) {
+  const GgufTensorInfo* t = f.find_tensor(name);
+  if (!t) return Status::error(fmt::format("{}: missing tensor '{}'", f.path(), name));
+  if (t->dims != dims) {
+    return Status::error(fmt::format("{}: tensor '{}' has dims {}, expected {}", f.path(), name, dims_str(t->dims),
+                                     dims_str(dims)));
+  }
+  const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(t->type));
+  if (!info || !info->can_dequantize) {
+    return Status::error(fmt::format("{}: tensor '{}' has type {} which Pagoda cannot read", f.path(), name,
+                                     ggml_type_name(static_cast<uint32_t>(t->type))));
+  }
+  *out = t;
+  return {};
+}
+
+// HF's llama3 rope scaling as per-pair divisors of the base frequency (what convert_hf_to_gguf stores
+// in rope_freqs.weight).
+std::vector<float> llama3_freq_factors(const ModelConfig& c) {
+  const RopeScaling& s = c.rope_scaling;
+  const double low_wavelen = s.original_context / s.low_freq_factor;
+  const double high_wavelen = s.original_context / s.high_freq_factor;
+  std::vector<float> out(c.head_dim / 2);
+  for (int i = 0; i < c.head_dim / 2; ++i) {
+    const double freq = 1.0 / std::pow(c.rope_theta, 2.0 * i / c.head_dim);
+    const double wavelen = 2 * std::numbers::pi / freq;
+    if (wavelen < high_wavelen) {
+      out[i] = 1.0f;
+    } else if (wavelen > low_wavelen) {
+      out[i] = s.factor;
+    } else {
+      const double smooth = (s.original_context / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+      out[i] = static_cast<float>(1.0 / ((1 - smooth) / s.factor + smooth));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Status tensor_row_to_f32(const GgufTensorInfo& t, int64_t row, float* dst) {
+  const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(t.type));
+  if (!info) return Status::error(fmt::format("tensor '{}': unknown type", t.name));
+  const int64_t cols = t.dims[0];
+  const int64_t rows = t.num_elements() / cols;
+  if (row < 0 || row >= rows) {
+    return Status::error(fmt::format("tensor '{}': row {} out of range 0..{}", t.name, row, rows - 1));
+  }
+  const int64_t row_bytes = ggml_row_bytes(*info, cols);
+  return dequantize_row(t.type, t.data + row * row_bytes, dst, cols);
+}
+
+Result<std::vector<float>> tensor_to_f32(const GgufTensorInfo& t) {
+  std::vector<float> out(static_cast<size_t>(t.num_elements()));
+  Status s = dequantize_row(t.type, t.data, out.data(), t.num_elements());
+  if (!s.ok()) return Status::error(fmt::format("tensor '{}': {}", t.name, s.message()));
+  return out;
+}
+
+Result<std::shared_ptr<ModelWeights>> model_weights_from_gguf(std::unique_ptr<GgufFile> file) {
+  auto cfg = model_config_from_gguf(*file);
+  if (!cfg.ok()) return cfg.status();
+  auto w = std::make_shared<ModelWeights>();
+  w->config = cfg.value();
+  const ModelConfig& c = w->config;
+  const GgufFile& f = *file;
+  const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), ff = c.ffn_dim, vocab = c.vocab_size;
+
+  Status s = find(f, "token_embd.weight", {d, vocab}, &w->token_embd);
+  if (s.ok()) s = find(f, "output_norm.weight", {d}, &w->output_norm);
+  if (s.ok()) s = c.tied_embeddings ? Status() : find(f, "output.weight", {d, vocab}, &w->output);
+  if (!s.ok()) return s;
+  if (c.tied_embeddings) w->output = w->token_embd;
+
+  w->layers.resize(c.n_layers);
+  for (int l = 0; l < c.n_layers && s.ok(); ++l) {
+    LayerWeights& L = w->layers[l];
+    const std::string p = fmt::format("blk.{}.", l);
+    s = find(f, p + "attn_norm.weight", {d}, &L.attn_norm);
+    if (s.ok()) s = find(f, p + "attn_q.weight", {d, q}, &L.wq);
+    if (s.ok()) s = find(f, p + "attn_k.weight", {d, kv}, &L.wk);
+    if (s.ok()) s = find(f, p + "attn_v.weight", {d, kv}, &L.wv);
+    if (s.ok()) s = find(f, p + "attn_output.weight", {q, d}, &L.wo);
+    if (s.ok()) s = find(f, p + "ffn_norm.weight", {d}, &L.ffn_norm);
+    if (s.ok()) s = find(f, p + "ffn_gate.weight", {d, ff}, &L.w_gate);
+    if (s.ok()) s = find(f, p + "ffn_up.weight", {d, ff}, &L.w_up);
+    if (s.ok()) s = find(f, p + "ffn_down.weight", {ff, d}, &L.w_down);
+  }
+  if (!s.ok()) return s;
+
+  if (const GgufTensorInfo* rf = f.find_tensor("rope_freqs.weight")) {
+    if (rf->dims != std::vector<int64_t>{c.head_dim / 2}) {
+      return Status::error(fmt::format("{}: tensor 'rope_freqs.weight' has dims {}, expected {{{}}}", f.path(),
+                                       dims_str(rf->dims), c.head_dim / 2));
+    }
+    auto v = tensor_to_f32(*rf);
+    if (!v.ok()) return v.status();
+    w->rope_freq_factors = std::move(v.value());
+  } else if (c.rope_scaling.llama3) {
+    w->rope_freq_factors = llama3_freq_factors(c);
+  }
+  w->file = std::move(file);
+  return w;
+}
+
+Result<std::shared_ptr<ModelWeights>> load_model_weights(const std::string& path) {
+  auto file = GgufFile::open(path);
+  if (!file.ok()) return file.status();
+  return model_weights_from_gguf(std::move(file.value()));
+}
+
+}  // namespace pagoda::engine

@@ -1,0 +1,105 @@
+#include "engine/step_plan.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+
+namespace pagoda::engine {
+
+Status StepPlan::validate(int32_t num_blocks, int32_t block_size, int32_t vocab_size) const {
+  const size_t T = token_ids.size(), B = seq_ids.size();
+  if (positions.size() != T || slot_mapping.size() != T) {
+    return Status::error(fmt::format("step plan: {} tokens but {} positions and {} slots", T, positions.size(),
+                                     slot_mapping.size()));
+  }
+  if (cu_seqlens.size() != B + 1 || context_lens.size() != B ||
+      block_tables.size() != B * static_cast<size_t>(std::max(max_blocks_per_seq, 0))) {
+    return Status::error(fmt::format("step plan: {} sequences but cu_seqlens {}, context_lens {}, block_tables {}",
+                                     B, cu_seqlens.size(), context_lens.size(), block_tables.size()));
+  }
+  if (B == 0 || cu_seqlens[0] != 0 || static_cast<size_t>(cu_seqlens[B]) != T) {
+    return Status::error("step plan: cu_seqlens must start at 0 and end at the token count");
+  }
+  for (size_t t = 0; t < T; ++t) {
+    if (token_ids[t] < 0 || token_ids[t] >= vocab_size) {
+      return Status::error(fmt::format("step plan: token id {} at index {} is outside the vocabulary (0..{})",
+                                       token_ids[t], t, vocab_size - 1));
+    }
+  }
+  for (size_t b = 0; b < B; ++b) {
+    const int32_t begin = cu_seqlens[b], end = cu_seqlens[b + 1], n = end - begin, ctx = context_lens[b];
+    if (n <= 0 || ctx < n) {
+      return Status::error(fmt::format("step plan: sequence {} has {} new tokens and context {}", seq_ids[b], n, ctx));
+    }
+    if (static_cast<int64_t>(ctx) > static_cast<int64_t>(max_blocks_per_seq) * block_size) {
+      return Status::error(fmt::format("step plan: sequence {} context {} exceeds its block table ({} blocks of {})",
+                                       seq_ids[b], ctx, max_blocks_per_seq, block_size));
+    }
+    auto table = block_table(static_cast<int32_t>(b));
+    for (int32_t i = 0; i < (ctx + block_size - 1) / block_size; ++i) {
+      if (table[i] < 0 || table[i] >= num_blocks) {
+        return Status::error(fmt::format("step plan: sequence {} block table entry {} = {} is outside the pool (0..{})",
+                                         seq_ids[b], i, table[i], num_blocks - 1));
+      }
+    }
+    // This step's tokens are the last n of the context, in order: positions ctx-n .. ctx-1.
+    for (int32_t j = 0; j < n; ++j) {
+      const int32_t pos = positions[begin + j];
+      if (pos != ctx - n + j) {
+        return Status::error(fmt::format("step plan: sequence {} token {} has position {}, expected {}", seq_ids[b], j,
+                                         pos, ctx - n + j));
+      }
+      const int32_t slot = slot_mapping[begin + j];
+      if (slot != table[pos / block_size] * block_size + pos % block_size) {
+        return Status::error(fmt::format("step plan: sequence {} position {} maps to slot {}, but its block table "
+                                         "puts it at {}",
+                                         seq_ids[b], pos, slot, table[pos / block_size] * block_size + pos % block_size));
+      }
+    }
+  }
+  for (int32_t li : logits_indices) {
+    if (li < 0 || static_cast<size_t>(li) >= T) {
+      return Status::error(fmt::format("step plan: logits index {} is outside 0..{}", li, T - 1));
+    }
+  }
+  return {};
+}
+
+void StepPlanBuilder::add_sequence(uint64_t seq_id, std::span<const int32_t> tokens, int32_t start_pos,
+                                   std::span<const int32_t> block_table, std::span<const int32_t> want_logits) {
+  if (plan_.cu_seqlens.empty()) plan_.cu_seqlens.push_back(0);
+  const int32_t base = plan_.cu_seqlens.back();
+  const int32_t n = static_cast<int32_t>(tokens.size());
+  for (int32_t j = 0; j < n; ++j) {
+    const int32_t pos = start_pos + j;
+    const int32_t blk = pos / block_size_ < static_cast<int32_t>(block_table.size()) ? block_table[pos / block_size_] : -1;
+    plan_.token_ids.push_back(tokens[j]);
+    plan_.positions.push_back(pos);
+    plan_.slot_mapping.push_back(blk * block_size_ + pos % block_size_);
+  }
+  if (want_logits.empty()) {
+    plan_.logits_indices.push_back(base + n - 1);
+  } else {
+    for (int32_t j : want_logits) plan_.logits_indices.push_back(base + j);
+  }
+  plan_.seq_ids.push_back(seq_id);
+  plan_.cu_seqlens.push_back(base + n);
+  plan_.context_lens.push_back(start_pos + n);
+  tables_.emplace_back(block_table.begin(), block_table.end());
+}
+
+StepPlan StepPlanBuilder::build() {
+  int32_t max_blocks = 0;
+  for (const auto& t : tables_) max_blocks = std::max(max_blocks, static_cast<int32_t>(t.size()));
+  plan_.max_blocks_per_seq = max_blocks;
+  plan_.block_tables.assign(tables_.size() * static_cast<size_t>(max_blocks), -1);
+  for (size_t b = 0; b < tables_.size(); ++b) {
+    std::copy(tables_[b].begin(), tables_[b].end(), plan_.block_tables.begin() + b * max_blocks);
+  }
+  StepPlan out = std::move(plan_);
+  plan_ = StepPlan();
+  tables_.clear();
+  return out;
+}
+
+}  // namespace pagoda::engine

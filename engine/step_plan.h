@@ -1,0 +1,58 @@
+#pragma once
+// StepPlan: the data contract from the scheduler to a backend (DESIGN.md). One padding-free ragged
+// batch: the tokens of many sequences (prefill chunks, single decode tokens, 1 + k speculative tokens)
+// flattened into plain arrays, with each sequence's KV block table. No pad token is ever computed.
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/status.h"
+
+namespace pagoda::engine {
+
+struct StepPlan {
+  // Per token, [T]:
+  std::vector<int32_t> token_ids;
+  std::vector<int32_t> positions;     // position of the token in its sequence (restarts per sequence)
+  std::vector<int32_t> slot_mapping;  // KV slot written for the token: block_id * block_size + offset
+  // Per sequence, [B] (cu_seqlens is [B+1]): sequence b owns tokens cu_seqlens[b] .. cu_seqlens[b+1)-1.
+  std::vector<uint64_t> seq_ids;
+  std::vector<int32_t> cu_seqlens;
+  std::vector<int32_t> context_lens;  // tokens in the sequence's KV after this step (this step's included)
+  std::vector<int32_t> block_tables;  // [B][max_blocks_per_seq], unused entries -1
+  int32_t max_blocks_per_seq = 0;
+  // Token indices (into [T]) whose next-token logits are wanted, in output order.
+  std::vector<int32_t> logits_indices;
+
+  int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
+  int32_t num_seqs() const { return static_cast<int32_t>(seq_ids.size()); }
+  std::span<const int32_t> block_table(int32_t b) const {
+    return {block_tables.data() + static_cast<size_t>(b) * max_blocks_per_seq, static_cast<size_t>(max_blocks_per_seq)};
+  }
+
+  // Checks every invariant a backend relies on (sizes, ranges, causal positions, slots inside the
+  // sequence's blocks); a backend calls this before touching memory. num_blocks/block_size describe
+  // the KV pool the plan targets.
+  Status validate(int32_t num_blocks, int32_t block_size, int32_t vocab_size) const;
+};
+
+// Builds a StepPlan one sequence at a time. The scheduler (and tests, and the CLI) use it so the flat
+// arrays are always consistent.
+class StepPlanBuilder {
+ public:
+  explicit StepPlanBuilder(int32_t block_size) : block_size_(block_size) {}
+  // Appends a sequence running `tokens` at positions start_pos.., whose KV lives in `block_table`
+  // (which must already cover start_pos + tokens.size() tokens). want_logits: which of the new
+  // tokens need logits (empty = only the last one).
+  void add_sequence(uint64_t seq_id, std::span<const int32_t> tokens, int32_t start_pos,
+                    std::span<const int32_t> block_table, std::span<const int32_t> want_logits = {});
+  StepPlan build();
+
+ private:
+  int32_t block_size_;
+  StepPlan plan_;
+  std::vector<std::vector<int32_t>> tables_;
+};
+
+}  // namespace pagoda::engine
