@@ -1,0 +1,259 @@
+// The CPU backend: a Llama forward pass over a ragged StepPlan, with a paged f32 KV cache.
+// Matmuls take one of two paths by step size (see BackendOptions::small_batch_max_tokens):
+//  - small steps (decode): quantized GEMV straight on the GGUF's 4/8-bit blocks, reading ~4x fewer
+//    bytes than bf16 (decode is memory-bound);
+//  - larger steps (prefill): oneDNN bf16 matmul (compute-bound; AVX-512 BF16 brgemm).
+#include <omp.h>
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "engine/backend.h"
+#include "engine/cpu/cpu_features.h"
+#include "engine/cpu/onednn_matmul.h"
+#include "engine/cpu/paged_attention.h"
+#include "engine/cpu/quant_matrix.h"
+#include "engine/cpu/vec_kernels.h"
+
+namespace pagoda::engine {
+
+namespace {
+
+using cpu::OnednnMatmul;
+using cpu::QuantActs;
+using cpu::QuantMatrix;
+
+// One linear layer held both ways; forward() picks the path by the number of rows.
+struct Linear {
+  QuantMatrix quant;
+  std::unique_ptr<OnednnMatmul> gemm;
+
+  static Result<Linear> create(const std::vector<const GgufTensorInfo*>& parts) {
+    Linear lin;
+    auto q = cpu::make_quant_matrix(parts);
+    if (!q.ok()) return q.status();
+    lin.quant = std::move(q.value());
+    auto g = OnednnMatmul::create(parts);
+    if (!g.ok()) return g.status();
+    lin.gemm = std::move(g.value());
+    return lin;
+  }
+  int64_t rows() const { return quant.rows; }
+};
+
+struct Layer {
+  std::vector<float> attn_norm, ffn_norm;
+  Linear qkv;      // Q, K, V stacked: one matmul
+  Linear wo;
+  Linear gate_up;  // gate and up stacked
+  Linear down;
+};
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const BackendOptions& o) : opts_(o) {
+    if (opts_.num_threads > 0) omp_set_num_threads(opts_.num_threads);
+  }
+  std::string name() const override { return "cpu"; }
+
+  Status load(std::shared_ptr<const ModelWeights> weights) override {
+    w_ = std::move(weights);
+    const ModelConfig& c = w_->config;
+    layers_.clear();
+    layers_.resize(c.n_layers);
+    for (int l = 0; l < c.n_layers; ++l) {
+      const LayerWeights& L = w_->layers[l];
+      Layer& dst = layers_[l];
+      auto an = tensor_to_f32(*L.attn_norm);
+      auto fn = tensor_to_f32(*L.ffn_norm);
+      if (!an.ok()) return an.status();
+      if (!fn.ok()) return fn.status();
+      dst.attn_norm = std::move(an.value());
+      dst.ffn_norm = std::move(fn.value());
+      for (auto [lin, parts] : {std::pair{&dst.qkv, std::vector{L.wq, L.wk, L.wv}}, std::pair{&dst.wo, std::vector{L.wo}},
+                                std::pair{&dst.gate_up, std::vector{L.w_gate, L.w_up}},
+                                std::pair{&dst.down, std::vector{L.w_down}}}) {
+        auto r = Linear::create(parts);
+        if (!r.ok()) return r.status();
+        *lin = std::move(r.value());
+      }
+    }
+    auto on = tensor_to_f32(*w_->output_norm);
+    if (!on.ok()) return on.status();
+    output_norm_ = std::move(on.value());
+    auto head = Linear::create({w_->output});
+    if (!head.ok()) return head.status();
+    lm_head_ = std::move(head.value());
+
+    // RoPE inverse frequencies: base^(-2i/d) divided by the llama3 factors when present.
+    inv_freq_.resize(c.head_dim / 2);
+    for (int i = 0; i < c.head_dim / 2; ++i) {
+      inv_freq_[i] = std::pow(c.rope_theta, -2.0f * static_cast<float>(i) / static_cast<float>(c.head_dim));
+      if (!w_->rope_freq_factors.empty()) inv_freq_[i] /= w_->rope_freq_factors[i];
+    }
+    spdlog::debug("{}", describe());
+    return {};
+  }
+
+  Status allocate_kv(const KvCacheShape& shape) override {
+    if (!w_) return Status::error("allocate_kv: load() the model first");
+    if (shape.num_blocks <= 0 || shape.block_size <= 0 || shape.block_size > 1024) {
+      return Status::error(fmt::format("allocate_kv: {} blocks of {} tokens is not a valid pool (blocks >= 1, "
+                                       "block size 1..1024)",
+                                       shape.num_blocks, shape.block_size));
+    }
+    kv_shape_ = shape;
+    layer_floats_ = static_cast<int64_t>(shape.num_blocks) * block_floats();
+    try {
+      kv_.assign(static_cast<size_t>(layer_floats_ * w_->config.n_layers), 0.0f);
+    } catch (const std::bad_alloc&) {
+      return Status::error(fmt::format("allocate_kv: cannot allocate {} MiB for {} KV blocks",
+                                       kv_bytes_per_block() * shape.num_blocks >> 20, shape.num_blocks));
+    }
+    return {};
+  }
+  KvCacheShape kv_shape() const override { return kv_shape_; }
+  int64_t kv_bytes_per_block() const override {
+    return w_ ? block_floats() * w_->config.n_layers * static_cast<int64_t>(sizeof(float)) : 0;
+  }
+
+  Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override {
+    for (auto [src, dst] : src_dst) {
+      if (src < 0 || dst < 0 || src >= kv_shape_.num_blocks || dst >= kv_shape_.num_blocks) {
+        return Status::error(fmt::format("copy_blocks: block pair ({}, {}) outside the pool of {}", src, dst,
+                                         kv_shape_.num_blocks));
+      }
+      for (int l = 0; l < w_->config.n_layers; ++l) {
+        float* base = kv_.data() + l * layer_floats_;
+        std::memcpy(base + dst * block_floats(), base + src * block_floats(), block_floats() * sizeof(float));
+      }
+    }
+    return {};
+  }
+
+  int64_t decode_weight_bytes() const override {
+    int64_t bytes = lm_head_.quant.weight_bytes();
+    for (const Layer& L : layers_) {
+      bytes += L.qkv.quant.weight_bytes() + L.wo.quant.weight_bytes() + L.gate_up.quant.weight_bytes() +
+               L.down.quant.weight_bytes();
+    }
+    return bytes;
+  }
+
+  std::string describe() const override {
+    return fmt::format("cpu: {} threads, {}; decode GEMV {}, prefill GEMM oneDNN {}", omp_get_max_threads(),
+                       cpu::cpu_features().describe(), cpu::quant_gemv_kernel_name(),
+                       lm_head_.gemm ? lm_head_.gemm->impl_name() : "-");
+  }
+
+  Status execute(const StepPlan& plan, std::span<float> logits) override {
+    if (!w_ || kv_.empty()) return Status::error("execute: the backend has no model or no KV cache");
+    const ModelConfig& c = w_->config;
+    if (Status s = plan.validate(kv_shape_.num_blocks, kv_shape_.block_size, c.vocab_size); !s.ok()) return s;
+    const size_t want = plan.logits_indices.size() * static_cast<size_t>(c.vocab_size);
+    if (logits.size() < want) {
+      return Status::error(fmt::format("execute: logits buffer holds {} floats, the plan needs {}", logits.size(), want));
+    }
+    forward(plan, logits.data());
+    return {};
+  }
+
+ private:
+  int64_t block_floats() const {
+    const ModelConfig& c = w_->config;
+    return 2LL * c.n_kv_heads * kv_shape_.block_size * c.head_dim;
+  }
+
+  // y = x W^T for M rows; small M through the quantized GEMV, else the bf16 GEMM.
+  void linear(const Linear& lin, const float* x, int64_t M, float* y) {
+    if (M <= opts_.small_batch_max_tokens) {
+      cpu::quantize_acts(x, static_cast<int32_t>(M), lin.quant.cols, acts_);
+      cpu::quant_gemv(lin.quant, acts_, y);
+    } else {
+      x_bf16_.resize(static_cast<size_t>(M * lin.gemm->cols()));
+      cpu::f32_to_bf16(x, x_bf16_.data(), M * lin.gemm->cols());
+      lin.gemm->run(x_bf16_.data(), M, y);
+    }
+  }
+
+  void forward(const StepPlan& plan, float* logits) {
+    const ModelConfig& c = w_->config;
+    const int64_t T = plan.num_tokens(), d = c.d_model, qd = c.q_dim(), kvd = c.kv_dim(), ff = c.ffn_dim;
+    const bool many = T > 4;  // parallelize per-token loops only when there is enough work
+    x_.resize(T * d);
+    h_.resize(T * d);
+    qkv_.resize(T * (qd + 2 * kvd));
+    q_.resize(T * qd);
+    k_.resize(T * kvd);
+    v_.resize(T * kvd);
+    attn_.resize(T * qd);
+    gu_.resize(T * 2 * ff);
+    act_.resize(T * ff);
+
+    for (int64_t t = 0; t < T; ++t) (void)tensor_row_to_f32(*w_->token_embd, plan.token_ids[t], &x_[t * d]);
+
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    for (int l = 0; l < c.n_layers; ++l) {
+      const Layer& L = layers_[l];
+      const cpu::PagedKvLayer kv{kv_.data() + l * layer_floats_, kv_shape_.block_size, c.n_kv_heads, c.head_dim};
+
+      // Attention block: x += Wo . attn(rope(Wq h), rope(Wk h), Wv h), h = rmsnorm(x).
+#pragma omp parallel for if (many)
+      for (int64_t t = 0; t < T; ++t) cpu::rms_norm(&x_[t * d], L.attn_norm.data(), &h_[t * d], d, c.rms_eps);
+      linear(L.qkv, h_.data(), T, qkv_.data());
+#pragma omp parallel for if (many)
+      for (int64_t t = 0; t < T; ++t) {
+        const float* row = &qkv_[t * (qd + 2 * kvd)];
+        std::memcpy(&q_[t * qd], row, qd * sizeof(float));
+        std::memcpy(&k_[t * kvd], row + qd, kvd * sizeof(float));
+        std::memcpy(&v_[t * kvd], row + qd + kvd, kvd * sizeof(float));
+        cpu::rope(&q_[t * qd], c.n_heads, c.head_dim, plan.positions[t], inv_freq_.data());
+        cpu::rope(&k_[t * kvd], c.n_kv_heads, c.head_dim, plan.positions[t], inv_freq_.data());
+      }
+      cpu::write_kv(plan, k_.data(), v_.data(), kv);
+      cpu::paged_attention(plan, q_.data(), kv, c.n_heads, scale, attn_.data());
+      linear(L.wo, attn_.data(), T, h_.data());
+      cpu::add_inplace(x_.data(), h_.data(), T * d);
+
+      // Feed-forward block: x += Wdown . (silu(Wgate h) * Wup h), h = rmsnorm(x).
+#pragma omp parallel for if (many)
+      for (int64_t t = 0; t < T; ++t) cpu::rms_norm(&x_[t * d], L.ffn_norm.data(), &h_[t * d], d, c.rms_eps);
+      linear(L.gate_up, h_.data(), T, gu_.data());
+#pragma omp parallel for if (many)
+      for (int64_t t = 0; t < T; ++t) cpu::silu_mul(&gu_[t * 2 * ff], &gu_[t * 2 * ff + ff], &act_[t * ff], ff);
+      linear(L.down, act_.data(), T, h_.data());
+      cpu::add_inplace(x_.data(), h_.data(), T * d);
+    }
+
+    // LM head on the rows that want logits only.
+    const int64_t R = static_cast<int64_t>(plan.logits_indices.size());
+    for (int64_t r = 0; r < R; ++r) {
+      cpu::rms_norm(&x_[plan.logits_indices[r] * d], output_norm_.data(), &h_[r * d], d, c.rms_eps);
+    }
+    linear(lm_head_, h_.data(), R, logits);
+  }
+
+  BackendOptions opts_;
+  std::shared_ptr<const ModelWeights> w_;
+  std::vector<Layer> layers_;
+  std::vector<float> output_norm_;
+  Linear lm_head_;
+  std::vector<float> inv_freq_;
+  KvCacheShape kv_shape_;
+  int64_t layer_floats_ = 0;
+  std::vector<float> kv_;
+  // Step scratch, reused across steps.
+  std::vector<float> x_, h_, qkv_, q_, k_, v_, attn_, gu_, act_;
+  std::vector<uint16_t> x_bf16_;
+  QuantActs acts_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options) {
+  return std::make_unique<CpuBackend>(options);
+}
+
+}  // namespace pagoda::engine

@@ -1,0 +1,32 @@
+#pragma once
+// Varlen causal attention over the paged KV cache, one ragged batch at a time: every query token
+// attends to its own sequence's keys at positions 0..pos (its block table says where they live).
+#include <cstdint>
+
+#include "engine/step_plan.h"
+
+namespace pagoda::engine::cpu {
+
+// One layer's slice of the KV pool. Layout [blocks][2 (K, V)][kv_heads][block_size][head_dim], f32.
+struct PagedKvLayer {
+  float* base = nullptr;
+  int32_t block_size = 16;
+  int32_t n_kv_heads = 0;
+  int32_t head_dim = 0;
+  int64_t head_stride() const { return static_cast<int64_t>(block_size) * head_dim; }
+  int64_t block_stride() const { return 2 * n_kv_heads * head_stride(); }
+  float* key(int32_t block, int32_t head) const { return base + block * block_stride() + head * head_stride(); }
+  float* value(int32_t block, int32_t head) const {
+    return base + block * block_stride() + (n_kv_heads + head) * head_stride();
+  }
+};
+
+// Writes this step's K and V rows ([T][n_kv_heads*head_dim]) to their slots.
+void write_kv(const StepPlan& plan, const float* k, const float* v, const PagedKvLayer& kv);
+
+// out[t] = softmax(q[t] . K^T * scale) V over the causal context of token t's sequence.
+// q and out are [T][n_heads*head_dim]; n_heads is a multiple of kv.n_kv_heads (grouped-query).
+void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& kv, int32_t n_heads, float scale,
+                     float* out);
+
+}  // namespace pagoda::engine::cpu
