@@ -113,7 +113,7 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const QuantMatrix& w, const Q
 
 using RowsFn = void (*)(const QuantMatrix&, const QuantActs&, int64_t, int64_t, float*);
 
-enum class Isa { Scalar, Avx2, Vnni };
+using Isa = GemvIsa;
 
 Isa pick_isa() {
   const CpuFeatures& f = cpu_features();
@@ -150,6 +150,10 @@ std::string quant_gemv_kernel_name() {
 
 void quant_gemv(const QuantMatrix& w, const QuantActs& x, float* y) {
   static const Isa isa = pick_isa();
+  quant_gemv_with(isa, w, x, y);
+}
+
+void quant_gemv_with(GemvIsa isa, const QuantMatrix& w, const QuantActs& x, float* y) {
   // Larger batches are processed kMaxM rows at a time (callers normally route them to the GEMM path).
   for (int32_t m0 = 0; m0 < x.M; m0 += kMaxM) {
     const int m = std::min(kMaxM, x.M - m0);

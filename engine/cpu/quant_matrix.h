@@ -46,4 +46,8 @@ void quant_gemv(const QuantMatrix& w, const QuantActs& x, float* y);
 // Which inner kernel quant_gemv runs on this machine ("avx512_vnni", "avx2", "scalar").
 std::string quant_gemv_kernel_name();
 
+// The same with a named kernel, for tests that compare every kernel the machine can run.
+enum class GemvIsa { Scalar, Avx2, Vnni };
+void quant_gemv_with(GemvIsa isa, const QuantMatrix& w, const QuantActs& x, float* y);
+
 }  // namespace pagoda::engine::cpu

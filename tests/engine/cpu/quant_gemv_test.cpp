@@ -1,0 +1,133 @@
+// The small-batch quantized GEMV: every kernel this CPU can run against a double-precision dot
+// product of the dequantized weights with the quantized activations (the exact math of the format).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "engine/cpu/cpu_features.h"
+#include "engine/cpu/quant_matrix.h"
+#include "engine/quant/dequant.h"
+
+namespace pagoda::engine::cpu {
+namespace {
+
+// Random GGUF tensor bytes of a block type, with sane fp16 scales.
+std::vector<uint8_t> random_blocks(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
+  const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(type));
+  std::vector<uint8_t> bytes(static_cast<size_t>(rows * ggml_row_bytes(*info, cols)));
+  std::mt19937 rng(seed);
+  for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+  if (type == GgmlType::F32) {
+    std::normal_distribution<float> dist;
+    for (size_t i = 0; i < bytes.size(); i += 4) {
+      const float f = dist(rng);
+      std::memcpy(&bytes[i], &f, 4);
+    }
+    return bytes;
+  }
+  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+  const int header = type == GgmlType::Q4_1 ? 2 : 1;  // fp16 fields at the start of each block
+  for (size_t off = 0; off < bytes.size(); off += info->type_size) {
+    for (int h = 0; h < header; ++h) {
+      const uint16_t v = fp32_to_fp16(h == 0 ? scale(rng) : -scale(rng) * 8);
+      std::memcpy(&bytes[off + 2 * h], &v, 2);
+    }
+  }
+  return bytes;
+}
+
+GgufTensorInfo tensor(const char* name, GgmlType type, int64_t rows, int64_t cols, const std::vector<uint8_t>& data) {
+  GgufTensorInfo t;
+  t.name = name;
+  t.dims = {cols, rows};
+  t.type = type;
+  t.data = data.data();
+  t.nbytes = data.size();
+  return t;
+}
+
+std::vector<GemvIsa> runnable_isas() {
+  std::vector<GemvIsa> v = {GemvIsa::Scalar};
+  if (cpu_features().avx2 && cpu_features().fma) v.push_back(GemvIsa::Avx2);
+  if (cpu_features().avx512_vnni) v.push_back(GemvIsa::Vnni);
+  return v;
+}
+
+void check_type(GgmlType type, bool stacked) {
+  const int64_t cols = 96, rows_a = 37, rows_b = stacked ? 21 : 0;
+  auto bytes_a = random_blocks(type, rows_a, cols, 1), bytes_b = random_blocks(type, std::max<int64_t>(rows_b, 1), cols, 2);
+  GgufTensorInfo ta = tensor("a", type, rows_a, cols, bytes_a), tb = tensor("b", type, rows_b, cols, bytes_b);
+  std::vector<const GgufTensorInfo*> parts = {&ta};
+  if (stacked) parts.push_back(&tb);
+  auto qm = make_quant_matrix(parts);
+  ASSERT_TRUE(qm.ok()) << qm.message();
+  const int64_t N = rows_a + rows_b;
+  ASSERT_EQ(qm.value().rows, N);
+
+  // Reference weights: dequantized rows of the stacked parts.
+  std::vector<float> W(N * cols);
+  for (int64_t r = 0; r < N; ++r) {
+    const GgufTensorInfo& t = r < rows_a ? ta : tb;
+    const int64_t rr = r < rows_a ? r : r - rows_a;
+    const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(type));
+    ASSERT_TRUE(dequantize_row(type, t.data + rr * ggml_row_bytes(*info, cols), &W[r * cols], cols).ok());
+  }
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist;
+  for (int32_t M : {1, 2, 3, 5, 8, 11}) {
+    std::vector<float> x(M * cols);
+    for (float& v : x) v = dist(rng);
+    QuantActs qa;
+    quantize_acts(x.data(), M, cols, qa);
+    for (GemvIsa isa : runnable_isas()) {
+      std::vector<float> y(M * N);
+      quant_gemv_with(isa, qm.value(), qa, y.data());
+      for (int32_t m = 0; m < M; ++m) {
+        for (int64_t n = 0; n < N; ++n) {
+          double ref = 0, ref_f = 0, w2 = 0, x2 = 0;  // ref: quantized activations (exact); ref_f: float ones
+          for (int64_t k = 0; k < cols; ++k) {
+            ref += double(W[n * cols + k]) * qa.d[(m * cols + k) / 32] * qa.q[m * cols + k];
+            ref_f += double(W[n * cols + k]) * x[m * cols + k];
+            w2 += double(W[n * cols + k]) * W[n * cols + k];
+            x2 += double(x[m * cols + k]) * x[m * cols + k];
+          }
+          // 8-bit rounding of activations (and, for requantized formats, of weights) moves a dot
+          // product by about 1% of |w||x|; the exact math of the quantized operands by float rounding only.
+          const double norm = std::sqrt(w2 * x2);
+          if (type != GgmlType::F32) {
+            ASSERT_NEAR(y[m * N + n], ref, 1e-5 * norm + 1e-5)
+                << "type " << ggml_type_name(static_cast<uint32_t>(type)) << " isa " << int(isa) << " M " << M << " row " << n;
+          }
+          ASSERT_NEAR(y[m * N + n], ref_f, 0.02 * norm) << "isa " << int(isa) << " M " << M << " row " << n;
+        }
+      }
+    }
+  }
+}
+
+TEST(QuantGemv, Q4_1MatchesDequantizedReference) { check_type(GgmlType::Q4_1, false); }
+TEST(QuantGemv, Q4_0MatchesDequantizedReference) { check_type(GgmlType::Q4_0, false); }
+TEST(QuantGemv, Q8_0MatchesDequantizedReference) { check_type(GgmlType::Q8_0, false); }
+TEST(QuantGemv, StackedPartsActAsOneMatrix) { check_type(GgmlType::Q4_1, true); }
+TEST(QuantGemv, OtherTypesAreRequantizedTo8Bits) { check_type(GgmlType::F32, false); }
+
+TEST(QuantGemv, ActivationQuantizationIsPerBlockSymmetric) {
+  std::vector<float> x(64);
+  for (int i = 0; i < 64; ++i) x[i] = (i < 32 ? 1.0f : 100.0f) * static_cast<float>(i % 32 - 16);
+  QuantActs qa;
+  quantize_acts(x.data(), 1, 64, qa);
+  EXPECT_FLOAT_EQ(qa.d[0], 16.0f / 127.0f);
+  EXPECT_FLOAT_EQ(qa.d[1], 1600.0f / 127.0f);
+  EXPECT_EQ(qa.q[0], -127);
+  EXPECT_EQ(qa.q[32], -127);
+  int sum = 0;
+  for (int i = 0; i < 32; ++i) sum += qa.q[i];
+  EXPECT_EQ(qa.qsum[0], sum);
+  EXPECT_FLOAT_EQ(qa.s[0], qa.d[0] * static_cast<float>(sum));
+}
+
+}  // namespace
+}  // namespace pagoda::engine::cpu

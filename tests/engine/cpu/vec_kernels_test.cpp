@@ -1,0 +1,79 @@
+// The CPU row kernels against naive double-precision references.
+#include "engine/cpu/vec_kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace pagoda::engine::cpu {
+namespace {
+
+std::vector<float> random_vec(int n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+TEST(CpuKernels, RmsNormMatchesReference) {
+  for (int n : {1, 7, 64, 576, 1000}) {
+    auto x = random_vec(n, n), w = random_vec(n, n + 1);
+    std::vector<float> out(n);
+    rms_norm(x.data(), w.data(), out.data(), n, 1e-5f);
+    double ss = 0;
+    for (float v : x) ss += double(v) * v;
+    const double scale = 1.0 / std::sqrt(ss / n + 1e-5);
+    for (int i = 0; i < n; ++i) EXPECT_NEAR(out[i], x[i] * scale * w[i], 1e-4 * (1 + std::fabs(x[i] * scale * w[i])));
+  }
+}
+
+TEST(CpuKernels, SiluMulMatchesReference) {
+  auto g = random_vec(1536, 1, 4.0f), u = random_vec(1536, 2);
+  std::vector<float> out(1536);
+  silu_mul(g.data(), u.data(), out.data(), 1536);
+  for (int i = 0; i < 1536; ++i) {
+    const double ref = g[i] / (1.0 + std::exp(-double(g[i]))) * u[i];
+    EXPECT_NEAR(out[i], ref, 1e-5 * (1 + std::fabs(ref)));
+  }
+}
+
+// RoPE "normal" mode (llama.cpp): rotate pairs (2i, 2i+1) by pos * base^(-2i/d) / factor_i.
+TEST(CpuKernels, RopeMatchesReference) {
+  const int heads = 3, hd = 64;
+  const float base = 100000.0f;
+  std::vector<float> inv(hd / 2);
+  for (int i = 0; i < hd / 2; ++i) inv[i] = std::pow(base, -2.0f * i / hd) / (i % 3 == 0 ? 2.0f : 1.0f);
+  for (int pos : {0, 1, 17, 500, 8191}) {
+    auto x = random_vec(heads * hd, pos + 3);
+    auto y = x;
+    rope(y.data(), heads, hd, pos, inv.data());
+    for (int h = 0; h < heads; ++h) {
+      for (int i = 0; i < hd / 2; ++i) {
+        const double th = double(pos) * inv[i];
+        const double x0 = x[h * hd + 2 * i], x1 = x[h * hd + 2 * i + 1];
+        EXPECT_NEAR(y[h * hd + 2 * i], x0 * std::cos(th) - x1 * std::sin(th), 2e-3);
+        EXPECT_NEAR(y[h * hd + 2 * i + 1], x0 * std::sin(th) + x1 * std::cos(th), 2e-3);
+      }
+    }
+    if (pos == 0) {
+      EXPECT_EQ(x, y);  // position 0 is the identity rotation
+    }
+  }
+}
+
+TEST(CpuKernels, Bf16RoundsToNearestEven) {
+  const std::vector<float> x = {1.0f, -2.5f, 1.00390625f /* 1 + 2^-8: tie, rounds to even (1.0) */,
+                                1.01171875f /* 1 + 3*2^-8: tie, rounds up to 1 + 2^-6 */};
+  std::vector<uint16_t> out(x.size());
+  f32_to_bf16(x.data(), out.data(), static_cast<int64_t>(x.size()));
+  EXPECT_EQ(out[0], 0x3F80);
+  EXPECT_EQ(out[1], 0xC020);
+  EXPECT_EQ(out[2], 0x3F80);
+  EXPECT_EQ(out[3], 0x3F82);
+}
+
+}  // namespace
+}  // namespace pagoda::engine::cpu

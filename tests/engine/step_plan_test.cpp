@@ -1,0 +1,59 @@
+// StepPlan: the builder produces consistent flat arrays and validate() rejects every broken invariant.
+#include "engine/step_plan.h"
+
+#include <gtest/gtest.h>
+
+namespace pagoda::engine {
+namespace {
+
+StepPlan two_sequences() {
+  StepPlanBuilder b(4);
+  const std::vector<int32_t> prompt = {5, 6, 7, 8, 9}, decode = {3};
+  const std::vector<int32_t> table_a = {7, 2}, table_b = {0, 1, 3};
+  b.add_sequence(10, prompt, 0, table_a);
+  b.add_sequence(11, decode, 9, table_b);
+  return b.build();
+}
+
+TEST(StepPlan, BuilderFlattensRaggedSequences) {
+  StepPlan p = two_sequences();
+  EXPECT_EQ(p.num_tokens(), 6);
+  EXPECT_EQ(p.num_seqs(), 2);
+  EXPECT_EQ(p.cu_seqlens, (std::vector<int32_t>{0, 5, 6}));
+  EXPECT_EQ(p.positions, (std::vector<int32_t>{0, 1, 2, 3, 4, 9}));  // positions restart per sequence
+  EXPECT_EQ(p.slot_mapping, (std::vector<int32_t>{28, 29, 30, 31, 8, 13}));
+  EXPECT_EQ(p.context_lens, (std::vector<int32_t>{5, 10}));
+  EXPECT_EQ(p.max_blocks_per_seq, 3);
+  EXPECT_EQ(p.block_tables, (std::vector<int32_t>{7, 2, -1, 0, 1, 3}));
+  EXPECT_EQ(p.logits_indices, (std::vector<int32_t>{4, 5}));
+  EXPECT_TRUE(p.validate(8, 4, 100).ok()) << p.validate(8, 4, 100).message();
+}
+
+TEST(StepPlan, ValidateRejectsBrokenPlans) {
+  struct Case {
+    const char* what;
+    void (*mutate)(StepPlan&);
+    const char* message_part;
+  };
+  const Case cases[] = {
+      {"token outside vocab", [](StepPlan& p) { p.token_ids[0] = 100; }, "outside the vocabulary"},
+      {"negative token", [](StepPlan& p) { p.token_ids[1] = -1; }, "outside the vocabulary"},
+      {"position gap", [](StepPlan& p) { p.positions[2] = 7; }, "position"},
+      {"slot mismatch", [](StepPlan& p) { p.slot_mapping[5] = 0; }, "slot"},
+      {"block outside pool", [](StepPlan& p) { p.block_tables[0] = 99; }, "outside the pool"},
+      {"context over table", [](StepPlan& p) { p.context_lens[1] = 13; }, "exceeds its block table"},
+      {"bad cu_seqlens", [](StepPlan& p) { p.cu_seqlens[2] = 7; }, "cu_seqlens"},
+      {"logits index", [](StepPlan& p) { p.logits_indices[0] = 6; }, "logits index"},
+      {"short positions", [](StepPlan& p) { p.positions.pop_back(); }, "positions"},
+  };
+  for (const Case& c : cases) {
+    StepPlan p = two_sequences();
+    c.mutate(p);
+    Status s = p.validate(8, 4, 100);
+    EXPECT_FALSE(s.ok()) << c.what;
+    EXPECT_NE(s.message().find(c.message_part), std::string::npos) << c.what << ": " << s.message();
+  }
+}
+
+}  // namespace
+}  // namespace pagoda::engine
