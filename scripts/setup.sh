@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Idempotent machine + project set-up for Pagoda (Debian 12).
+#  1. apt-get installs the build dependencies that are missing (sudo only when not root);
+#  2. creates the project's virtual environment .venv and installs scripts/requirements.txt into it,
+#     only when the requirements (or the interpreter) changed since the last install.
+# The system interpreter's site-packages are never touched.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config git python3 python3-venv
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libdnnl-dev libspdlog-dev libfmt-dev libboost-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libcli11-dev libpcre2-dev
+)
+
+installed() {
+  dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed$'
+}
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  installed "$p" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing ${#missing[@]} apt package(s): ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  log "apt packages: all ${#APT_PACKAGES[@]} present"
+fi
+
+# --- Python virtual environment -------------------------------------------------------------------
+REQ="$ROOT/scripts/requirements.txt"
+STAMP="$VENV/.pagoda-requirements.sha256"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+  log "$VENV is broken (its interpreter does not start); recreating it"
+  rm -rf "$VENV"
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating virtual environment $VENV"
+  python3 -m venv "$VENV"
+fi
+
+want="$( { sha256sum "$REQ" | cut -d' ' -f1; "$VENV/bin/python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)"
+have="$(cat "$STAMP" 2>/dev/null || true)"
+if [ "$want" != "$have" ]; then
+  log "installing Python requirements into $VENV"
+  "$VENV/bin/python" -m pip install -q -r "$REQ"
+  echo "$want" > "$STAMP"
+else
+  log "Python requirements: up to date"
+fi
+log "setup done"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up, build, fetch the model and run the whole test suite (ctest). Model tests are required to run
+# (PAGODA_REQUIRE_MODEL=1): a missing model is a failure, not a skip. Extra arguments go to ctest.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+bash scripts/setup.sh
+bash scripts/build.sh
+MODEL="$(bash scripts/fetch_model.sh | tail -n1)"
+[ -f "$MODEL" ] || die "model not found after fetch: '$MODEL'"
+
+export PAGODA_MODEL="$MODEL" PAGODA_REQUIRE_MODEL=1
+export PATH="$VENV/bin:$PATH"   # Python-based tests use the project's venv
+log "PAGODA_MODEL=$PAGODA_MODEL"
+ctest --test-dir build --output-on-failure --no-tests=error -j2 "$@"
