@@ -87,12 +87,7 @@ class CpuBackend final : public Backend {
     if (!head.ok()) return head.status();
     lm_head_ = std::move(head.value());
 
-    // RoPE inverse frequencies: base^(-2i/d) divided by the llama3 factors when present.
-    inv_freq_.resize(c.head_dim / 2);
-    for (int i = 0; i < c.head_dim / 2; ++i) {
-      inv_freq_[i] = std::pow(c.rope_theta, -2.0f * static_cast<float>(i) / static_cast<float>(c.head_dim));
-      if (!w_->rope_freq_factors.empty()) inv_freq_[i] /= w_->rope_freq_factors[i];
-    }
+    rope_theta_scale_ = std::pow(c.rope_theta, -2.0f / static_cast<float>(c.head_dim));
     spdlog::debug("{}", describe());
     return {};
   }
@@ -105,9 +100,9 @@ class CpuBackend final : public Backend {
                                        shape.num_blocks, shape.block_size));
     }
     kv_shape_ = shape;
-    layer_floats_ = static_cast<int64_t>(shape.num_blocks) * block_floats();
+    layer_elems_ = static_cast<int64_t>(shape.num_blocks) * block_elems();
     try {
-      kv_.assign(static_cast<size_t>(layer_floats_ * w_->config.n_layers), 0.0f);
+      kv_.assign(static_cast<size_t>(layer_elems_ * w_->config.n_layers), cpu::KvScalar(0));
     } catch (const std::bad_alloc&) {
       return Status::error(fmt::format("allocate_kv: cannot allocate {} MiB for {} KV blocks",
                                        kv_bytes_per_block() * shape.num_blocks >> 20, shape.num_blocks));
@@ -116,7 +111,7 @@ class CpuBackend final : public Backend {
   }
   KvCacheShape kv_shape() const override { return kv_shape_; }
   int64_t kv_bytes_per_block() const override {
-    return w_ ? block_floats() * w_->config.n_layers * static_cast<int64_t>(sizeof(float)) : 0;
+    return w_ ? block_elems() * w_->config.n_layers * static_cast<int64_t>(sizeof(cpu::KvScalar)) : 0;
   }
 
   Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override {
@@ -126,8 +121,8 @@ class CpuBackend final : public Backend {
                                          kv_shape_.num_blocks));
       }
       for (int l = 0; l < w_->config.n_layers; ++l) {
-        float* base = kv_.data() + l * layer_floats_;
-        std::memcpy(base + dst * block_floats(), base + src * block_floats(), block_floats() * sizeof(float));
+        cpu::KvScalar* base = kv_.data() + l * layer_elems_;
+        std::memcpy(base + dst * block_elems(), base + src * block_elems(), block_elems() * sizeof(cpu::KvScalar));
       }
     }
     return {};
@@ -161,7 +156,7 @@ class CpuBackend final : public Backend {
   }
 
  private:
-  int64_t block_floats() const {
+  int64_t block_elems() const {
     const ModelConfig& c = w_->config;
     return 2LL * c.n_kv_heads * kv_shape_.block_size * c.head_dim;
   }
@@ -197,7 +192,7 @@ class CpuBackend final : public Backend {
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
     for (int l = 0; l < c.n_layers; ++l) {
       const Layer& L = layers_[l];
-      const cpu::PagedKvLayer kv{kv_.data() + l * layer_floats_, kv_shape_.block_size, c.n_kv_heads, c.head_dim};
+      const cpu::PagedKvLayer kv{kv_.data() + l * layer_elems_, kv_shape_.block_size, c.n_kv_heads, c.head_dim};
 
       // Attention block: x += Wo . attn(rope(Wq h), rope(Wk h), Wv h), h = rmsnorm(x).
 #pragma omp parallel for if (many)
@@ -209,8 +204,11 @@ class CpuBackend final : public Backend {
         std::memcpy(&q_[t * qd], row, qd * sizeof(float));
         std::memcpy(&k_[t * kvd], row + qd, kvd * sizeof(float));
         std::memcpy(&v_[t * kvd], row + qd + kvd, kvd * sizeof(float));
-        cpu::rope(&q_[t * qd], c.n_heads, c.head_dim, plan.positions[t], inv_freq_.data());
-        cpu::rope(&k_[t * kvd], c.n_kv_heads, c.head_dim, plan.positions[t], inv_freq_.data());
+        float cos_sin[256];  // head_dim <= 256 (checked at load)
+        cpu::rope_cache(plan.positions[t], c.head_dim, rope_theta_scale_,
+                        w_->rope_freq_factors.empty() ? nullptr : w_->rope_freq_factors.data(), cos_sin);
+        cpu::rope_apply(&q_[t * qd], c.n_heads, c.head_dim, cos_sin);
+        cpu::rope_apply(&k_[t * kvd], c.n_kv_heads, c.head_dim, cos_sin);
       }
       cpu::write_kv(plan, k_.data(), v_.data(), kv);
       cpu::paged_attention(plan, q_.data(), kv, c.n_heads, scale, attn_.data());
@@ -240,10 +238,10 @@ class CpuBackend final : public Backend {
   std::vector<Layer> layers_;
   std::vector<float> output_norm_;
   Linear lm_head_;
-  std::vector<float> inv_freq_;
+  float rope_theta_scale_ = 1.0f;  // base^(-2/head_dim)
   KvCacheShape kv_shape_;
-  int64_t layer_floats_ = 0;
-  std::vector<float> kv_;
+  int64_t layer_elems_ = 0;
+  std::vector<cpu::KvScalar> kv_;
   // Step scratch, reused across steps.
   std::vector<float> x_, h_, qkv_, q_, k_, v_, attn_, gu_, act_;
   std::vector<uint16_t> x_bf16_;

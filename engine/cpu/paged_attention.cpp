@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
+#include "engine/cpu/ggml_numerics.h"
 #include "engine/cpu/vec_kernels.h"
 
 namespace pagoda::engine::cpu {
@@ -16,40 +16,85 @@ void write_kv(const StepPlan& plan, const float* k, const float* v, const PagedK
   for (int32_t t = 0; t < T; ++t) {
     const int32_t block = plan.slot_mapping[t] / kv.block_size, off = plan.slot_mapping[t] % kv.block_size;
     for (int32_t h = 0; h < kv.n_kv_heads; ++h) {
-      std::memcpy(kv.key(block, h) + off * kv.head_dim, k + t * row + h * kv.head_dim, kv.head_dim * sizeof(float));
-      std::memcpy(kv.value(block, h) + off * kv.head_dim, v + t * row + h * kv.head_dim, kv.head_dim * sizeof(float));
+      KvScalar* kd = kv.key(block, h) + off * kv.head_dim;
+      KvScalar* vd = kv.value(block, h) + off * kv.head_dim;
+      const float* ks = k + t * row + h * kv.head_dim;
+      const float* vs = v + t * row + h * kv.head_dim;
+      for (int32_t i = 0; i < kv.head_dim; ++i) {
+        kd[i] = static_cast<KvScalar>(ks[i]);
+        vd[i] = static_cast<KvScalar>(vs[i]);
+      }
     }
   }
 }
 
 namespace {
 
-// One query row against one sequence's keys 0..n_ctx-1 (two passes: scores, then softmax-weighted V).
-void attend_one(const float* q, const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head,
-                int32_t n_ctx, float scale, std::vector<float>& scores, float* out) {
+// ggml computes one attention head of a step as two matmuls, whose summation order depends on how
+// many query rows the step has: one row goes through ggml_vec_dot_f16, more through tinyBLAS.
+// We pick the same order per sequence, so a sequence's numbers never depend on its batch-mates.
+enum class DotOrder { Vec, Gemm };
+
+struct Scratch {
+  std::vector<float> scores;
+  std::vector<float> acc;  // PV accumulators: [4][16][head_dim] (Vec) or [16][head_dim] (Gemm)
+};
+
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void fma_row(float* acc, const KvScalar* v,
+                                                                                          float p, int n) {
+#pragma omp simd
+  for (int i = 0; i < n; ++i) acc[i] = std::fma(static_cast<float>(v[i]), p, acc[i]);
+}
+
+void attend_one(const float* q_in, const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head,
+                int32_t n_ctx, float scale, DotOrder order, Scratch& s, float* out) {
   const int32_t bs = kv.block_size, hd = kv.head_dim;
-  scores.resize(n_ctx);
-  float max_score = -std::numeric_limits<float>::infinity();
-  for (int32_t j0 = 0; j0 < n_ctx; j0 += bs) {
-    const float* kb = kv.key(table[j0 / bs], kv_head);
-    const int32_t n = std::min(bs, n_ctx - j0);
-    for (int32_t j = 0; j < n; ++j) {
-      const float s = dot_f32(q, kb + j * hd, hd) * scale;
-      scores[j0 + j] = s;
-      max_score = std::max(max_score, s);
-    }
-  }
-  float sum = 0.0f;
+  float q[256];  // head_dim <= 256 (checked at load); q is rounded to fp16 as ggml converts it
+  std::copy_n(q_in, hd, q);
+  round_to_f16(q, hd);
+
+  // Scores, scaled; padded with -inf to whole 16-lane chunks for the softmax.
+  const int32_t padded = (n_ctx + kLanes - 1) / kLanes * kLanes;
+  s.scores.assign(padded, -std::numeric_limits<float>::infinity());
+  const bool gemm = order == DotOrder::Gemm && hd % kLanes == 0;
   for (int32_t j = 0; j < n_ctx; ++j) {
-    scores[j] = std::exp(scores[j] - max_score);
-    sum += scores[j];
+    const KvScalar* k = kv.key(table[j / bs], kv_head) + (j % bs) * hd;
+    s.scores[j] = (gemm ? ggml_dot_f16_gemm(q, k, hd) : ggml_dot_f16_vec(q, k, hd)) * scale;
   }
-  const float inv = 1.0f / sum;
-  std::fill(out, out + hd, 0.0f);
-  for (int32_t j0 = 0; j0 < n_ctx; j0 += bs) {
-    const float* vb = kv.value(table[j0 / bs], kv_head);
-    const int32_t n = std::min(bs, n_ctx - j0);
-    for (int32_t j = 0; j < n; ++j) axpy_f32(scores[j0 + j] * inv, vb + j * hd, out, hd);
+
+  // Softmax as ggml_vec_soft_max_f32: 16-lane expf chunks, chunk sums added in double.
+  float max_score = -std::numeric_limits<float>::infinity();
+  for (int32_t j = 0; j < n_ctx; ++j) max_score = std::max(max_score, s.scores[j]);
+  double sum = 0.0;
+  float x[kLanes];
+  for (int32_t c = 0; c < padded; c += kLanes) {
+    for (int l = 0; l < kLanes; ++l) x[l] = s.scores[c + l] - max_score;
+    ggml_exp16(x, &s.scores[c]);
+    sum += ggml_reduce16(&s.scores[c]);
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int32_t j = 0; j < n_ctx; ++j) s.scores[j] *= inv;
+  round_to_f16(s.scores.data(), n_ctx);  // ggml converts the probabilities to fp16 for the PV matmul
+
+  // PV: output dim i is a dot product over positions, whose lanes are positions mod 16 (Gemm) or
+  // (position mod 64) in 4 accumulators of 16 (Vec); masked positions have p = 0 and add nothing.
+  const int32_t groups = order == DotOrder::Gemm ? 1 : 4;
+  s.acc.assign(static_cast<size_t>(groups) * kLanes * hd, 0.0f);
+  for (int32_t j = 0; j < n_ctx; ++j) {
+    const KvScalar* v = kv.value(table[j / bs], kv_head) + (j % bs) * hd;
+    const int32_t lane = order == DotOrder::Gemm ? j % kLanes : j % 64;
+    fma_row(&s.acc[static_cast<size_t>(lane) * hd], v, s.scores[j], hd);
+  }
+  float lanes[kLanes];
+  for (int32_t i = 0; i < hd; ++i) {
+    if (order == DotOrder::Gemm) {
+      for (int l = 0; l < kLanes; ++l) lanes[l] = s.acc[l * hd + i];
+      out[i] = ggml_reduce16(lanes);
+    } else {
+      auto a = [&](int g, int l) { return s.acc[(g * kLanes + l) * hd + i]; };
+      for (int l = 0; l < kLanes; ++l) lanes[l] = (a(0, l) + a(2, l)) + (a(1, l) + a(3, l));
+      out[i] = static_cast<float>(static_cast<double>(ggml_reduce16(lanes)));
+    }
   }
 }
 
@@ -66,17 +111,17 @@ void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& k
     for (int32_t t = plan.cu_seqlens[b]; t < plan.cu_seqlens[b + 1]; ++t) seq_of[t] = b;
   }
   const int64_t work = static_cast<int64_t>(T) * n_heads;
-#pragma omp parallel
+#pragma omp parallel if (work > 8)
   {
-    std::vector<float> scores;
+    Scratch scratch;
 #pragma omp for schedule(dynamic, 4)
     for (int64_t w = 0; w < work; ++w) {
       const int32_t t = static_cast<int32_t>(w / n_heads), h = static_cast<int32_t>(w % n_heads);
       const int32_t b = seq_of[t];
+      const DotOrder order = plan.cu_seqlens[b + 1] - plan.cu_seqlens[b] > 1 ? DotOrder::Gemm : DotOrder::Vec;
       // Causal: token at position p sees keys 0..p of its own sequence.
-      const int32_t n_ctx = plan.positions[t] + 1;
-      attend_one(q + t * row + h * kv.head_dim, kv, plan.block_table(b), h / group, n_ctx, scale, scores,
-                 out + t * row + h * kv.head_dim);
+      attend_one(q + t * row + h * kv.head_dim, kv, plan.block_table(b), h / group, plan.positions[t] + 1, scale,
+                 order, scratch, out + t * row + h * kv.head_dim);
     }
   }
 }

@@ -7,16 +7,20 @@
 
 namespace pagoda::engine::cpu {
 
-// One layer's slice of the KV pool. Layout [blocks][2 (K, V)][kv_heads][block_size][head_dim], f32.
+// KV entries are fp16, as llama.cpp's default cache: half the memory and bandwidth of f32, and the
+// same rounding as the reference implementation.
+using KvScalar = _Float16;
+
+// One layer's slice of the KV pool. Layout [blocks][2 (K, V)][kv_heads][block_size][head_dim].
 struct PagedKvLayer {
-  float* base = nullptr;
+  KvScalar* base = nullptr;
   int32_t block_size = 16;
   int32_t n_kv_heads = 0;
   int32_t head_dim = 0;
   int64_t head_stride() const { return static_cast<int64_t>(block_size) * head_dim; }
   int64_t block_stride() const { return 2 * n_kv_heads * head_stride(); }
-  float* key(int32_t block, int32_t head) const { return base + block * block_stride() + head * head_stride(); }
-  float* value(int32_t block, int32_t head) const {
+  KvScalar* key(int32_t block, int32_t head) const { return base + block * block_stride() + head * head_stride(); }
+  KvScalar* value(int32_t block, int32_t head) const {
     return base + block * block_stride() + (n_kv_heads + head) * head_stride();
   }
 };
@@ -26,6 +30,7 @@ void write_kv(const StepPlan& plan, const float* k, const float* v, const PagedK
 
 // out[t] = softmax(q[t] . K^T * scale) V over the causal context of token t's sequence.
 // q and out are [T][n_heads*head_dim]; n_heads is a multiple of kv.n_kv_heads (grouped-query).
+// As ggml's f16 attention, q and the softmax weights are rounded to fp16 before their dot products.
 void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& kv, int32_t n_heads, float scale,
                      float* out);
 

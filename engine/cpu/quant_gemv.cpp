@@ -3,6 +3,8 @@
 // widest the CPU has and splits the rows of W across OpenMP threads.
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "engine/cpu/cpu_features.h"
 #include "engine/cpu/quant_matrix.h"
 
@@ -12,10 +14,14 @@ namespace {
 
 constexpr int kMaxM = 8;
 
-// sum_b c[b] * s[b]: the affine-offset term of one row against one activation row.
-inline float offset_term(const float* c, const float* s, int64_t nb) {
+// sum_b c[b] * s[b]: the affine-offset term of row n against activation row m.
+inline float offset_term(const QuantMatrix& w, const QuantActs& x, int64_t n, int m) {
+  const int64_t nb = w.blocks_per_row();
+  const float* c = &w.c[n * nb];
+  const float* s = w.c_uses_q8_1_sum[n] ? &x.s_q8_1[m * nb] : &x.s_exact[m * nb];
+  // ggml's `summs += m * s` compiles to a fused multiply-add (gnu11, FP contraction on).
   float acc = 0.0f;
-  for (int64_t b = 0; b < nb; ++b) acc += c[b] * s[b];
+  for (int64_t b = 0; b < nb; ++b) acc = std::fma(c[b], s[b], acc);
   return acc;
 }
 
@@ -35,7 +41,7 @@ void rows_scalar(const QuantMatrix& w, const QuantActs& x, int64_t n0, int64_t n
         }
         acc += w.d[n * nb + b] * x.d[m * nb + b] * static_cast<float>(dot);
       }
-      y[m * N + n] = acc + offset_term(&w.c[n * nb], &x.s[m * nb], nb);
+      y[m * N + n] = acc + offset_term(w, x, n, m);
     }
   }
 }
@@ -76,7 +82,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) void ro
         acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(drow[b] * x.d[m * nb + b]), acc[m]);
       }
     }
-    for (int m = 0; m < M; ++m) y[m * N + n] = hsum256(acc[m]) + offset_term(&w.c[n * nb], &x.s[m * nb], nb);
+    for (int m = 0; m < M; ++m) y[m * N + n] = hsum256(acc[m]) + offset_term(w, x, n, m);
   }
 }
 
@@ -107,7 +113,7 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const QuantMatrix& w, const Q
         acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(drow[b] * x.d[m * nb + b]), acc[m]);
       }
     }
-    for (int m = 0; m < M; ++m) y[m * N + n] = hsum256(acc[m]) + offset_term(&w.c[n * nb], &x.s[m * nb], nb);
+    for (int m = 0; m < M; ++m) y[m * N + n] = hsum256(acc[m]) + offset_term(w, x, n, m);
   }
 }
 
@@ -165,7 +171,8 @@ void quant_gemv_with(GemvIsa isa, const QuantMatrix& w, const QuantActs& x, floa
       part.K = x.K;
       part.q.assign(x.q.begin() + m0 * x.K, x.q.begin() + (m0 + m) * x.K);
       part.d.assign(x.d.begin() + m0 * nb, x.d.begin() + (m0 + m) * nb);
-      part.s.assign(x.s.begin() + m0 * nb, x.s.begin() + (m0 + m) * nb);
+      part.s_q8_1.assign(x.s_q8_1.begin() + m0 * nb, x.s_q8_1.begin() + (m0 + m) * nb);
+      part.s_exact.assign(x.s_exact.begin() + m0 * nb, x.s_exact.begin() + (m0 + m) * nb);
       part.qsum.assign(x.qsum.begin() + m0 * nb, x.qsum.begin() + (m0 + m) * nb);
       xs = &part;
     }

@@ -54,11 +54,13 @@ Result<QuantMatrix> make_quant_matrix(const std::vector<const GgufTensorInfo*>& 
   w.u.resize(static_cast<size_t>(w.rows * nb * w.bytes_per_block()));
   w.d.resize(static_cast<size_t>(w.rows * nb));
   w.c.resize(w.d.size());
+  w.c_uses_q8_1_sum.resize(static_cast<size_t>(w.rows));
 
   int64_t row0 = 0;
   std::vector<float> tmp(w.cols);
   for (const GgufTensorInfo* t : parts) {
     const int64_t rows = t->dims[1];
+    std::fill_n(w.c_uses_q8_1_sum.begin() + row0, rows, t->type == GgmlType::Q4_1 ? 1 : 0);
 #pragma omp parallel for schedule(static) firstprivate(tmp)
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t blk0 = (row0 + r) * nb;
@@ -105,23 +107,27 @@ void quantize_acts(const float* x, int32_t M, int64_t K, QuantActs& out) {
   out.K = K;
   out.q.resize(static_cast<size_t>(M * K));
   out.d.resize(static_cast<size_t>(M * nb));
-  out.s.resize(out.d.size());
+  out.s_q8_1.resize(out.d.size());
+  out.s_exact.resize(out.d.size());
   out.qsum.resize(out.d.size());
+  // As ggml's quantize_row_q8_1: q = round(x * 127 / amax), d = amax / 127 stored as fp16,
+  // s = d * sum(q) stored as fp16.
   for (int64_t i = 0; i < M * nb; ++i) {
     const float* xb = x + i * kQBlock;
     int8_t* qb = out.q.data() + i * kQBlock;
     float amax = 0.0f;
     for (int j = 0; j < kQBlock; ++j) amax = std::max(amax, std::fabs(xb[j]));
-    const float d = amax / 127.0f, inv = d > 0 ? 1.0f / d : 0.0f;
+    const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
     int32_t sum = 0;
     for (int j = 0; j < kQBlock; ++j) {
-      const int v = static_cast<int>(std::nearbyint(xb[j] * inv));
+      const int v = static_cast<int>(std::nearbyint(xb[j] * id));
       qb[j] = static_cast<int8_t>(v);
       sum += v;
     }
-    out.d[i] = d;
+    out.d[i] = fp16_to_fp32(fp32_to_fp16(d));
     out.qsum[i] = sum;
-    out.s[i] = d * static_cast<float>(sum);
+    out.s_q8_1[i] = fp16_to_fp32(fp32_to_fp16(d * static_cast<float>(sum)));
+    out.s_exact[i] = out.d[i] * static_cast<float>(sum);
   }
 }
 

@@ -1,5 +1,7 @@
 #include "engine/cpu/vec_kernels.h"
 
+#include "engine/cpu/ggml_numerics.h"
+
 #include <cmath>
 #include <cstring>
 
@@ -7,18 +9,29 @@
 
 namespace pagoda::engine::cpu {
 
+// As ggml_compute_forward_rms_norm_f32: float squares summed in double, float scale, then
+// (x * scale) * w.
 PAGODA_CLONES void rms_norm(const float* x, const float* weight, float* out, int n, float eps) {
-  float sum = 0.0f;
+  double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
-  for (int i = 0; i < n; ++i) sum += x[i] * x[i];
-  const float scale = 1.0f / std::sqrt(sum / static_cast<float>(n) + eps);
+  for (int i = 0; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
+  const float mean = static_cast<float>(sum / n);
+  const float scale = 1.0f / std::sqrt(mean + eps);
 #pragma omp simd
   for (int i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
-PAGODA_CLONES void silu_mul(const float* gate, const float* up, float* out, int n) {
-#pragma omp simd
-  for (int i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+// As ggml_vec_swiglu_f32: 16 lanes at a time through ggml's expf, x / (1 + e^-x) * g; the tail
+// (n % 16) through libm expf as ggml_silu_f32.
+void silu_mul(const float* gate, const float* up, float* out, int n) {
+  int i = 0;
+  float neg[kLanes], e[kLanes];
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) neg[l] = 0.0f - gate[i + l];
+    ggml_exp16(neg, e);
+    for (int l = 0; l < kLanes; ++l) out[i + l] = gate[i + l] / (1.0f + e[l]) * up[i + l];
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
 PAGODA_CLONES void add_inplace(float* x, const float* y, int64_t n) {
@@ -26,21 +39,26 @@ PAGODA_CLONES void add_inplace(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
-PAGODA_CLONES void rope(float* x, int n_heads, int head_dim, int pos, const float* inv_freq) {
-  const int half = head_dim / 2;
-  float cos_t[128], sin_t[128];  // head_dim <= 256 (checked at load)
-  for (int i = 0; i < half; ++i) {
-    const float theta = static_cast<float>(pos) * inv_freq[i];
-    cos_t[i] = std::cos(theta);
-    sin_t[i] = std::sin(theta);
+void rope_cache(int pos, int head_dim, float theta_scale, const float* freq_factors, float* cos_sin) {
+  float theta = static_cast<float>(pos);
+  for (int i0 = 0; i0 < head_dim; i0 += 2) {
+    const float ff = freq_factors ? freq_factors[i0 / 2] : 1.0f;
+    cos_sin[i0] = std::cos(theta / ff);
+    cos_sin[i0 + 1] = std::sin(theta / ff);
+    theta *= theta_scale;
   }
+}
+
+// ggml's rotate_pairs compiled with FP contraction (gnu++17): the first product of each line fuses.
+PAGODA_CLONES void rope_apply(float* x, int n_heads, int head_dim, const float* cos_sin) {
   for (int h = 0; h < n_heads; ++h) {
     float* v = x + h * head_dim;
 #pragma omp simd
-    for (int i = 0; i < half; ++i) {
-      const float x0 = v[2 * i], x1 = v[2 * i + 1];
-      v[2 * i] = x0 * cos_t[i] - x1 * sin_t[i];
-      v[2 * i + 1] = x0 * sin_t[i] + x1 * cos_t[i];
+    for (int i = 0; i < head_dim; i += 2) {
+      const float c = cos_sin[i], s = cos_sin[i + 1];
+      const float x0 = v[i], x1 = v[i + 1];
+      v[i] = std::fma(x0, c, -(x1 * s));
+      v[i + 1] = std::fma(x0, s, x1 * c);
     }
   }
 }
@@ -65,6 +83,23 @@ PAGODA_CLONES float dot_f32(const float* a, const float* b, int n) {
 PAGODA_CLONES void axpy_f32(float a, const float* x, float* y, int n) {
 #pragma omp simd
   for (int i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+PAGODA_CLONES float dot_f16(const float* a, const _Float16* b, int n) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int i = 0; i < n; ++i) s += a[i] * static_cast<float>(b[i]);
+  return s;
+}
+
+PAGODA_CLONES void axpy_f16(float a, const _Float16* x, float* y, int n) {
+#pragma omp simd
+  for (int i = 0; i < n; ++i) y[i] += a * static_cast<float>(x[i]);
+}
+
+PAGODA_CLONES void round_to_f16(float* x, int n) {
+#pragma omp simd
+  for (int i = 0; i < n; ++i) x[i] = static_cast<float>(static_cast<_Float16>(x[i]));
 }
 
 }  // namespace pagoda::engine::cpu

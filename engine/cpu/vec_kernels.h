@@ -1,24 +1,32 @@
 #pragma once
 // Element-wise and row kernels of the CPU forward pass. Each is a plain loop written for the
 // auto-vectorizer (`omp simd`), compiled three times (AVX-512, AVX2+FMA, baseline) with GCC
-// target_clones; the loader picks the widest one the CPU has at run time.
+// target_clones; the loader picks the widest one the CPU has at run time. rms_norm, rope and
+// silu_mul round exactly as ggml's CPU ops do (see ggml_numerics.h for why).
 #include <cstdint>
 
 namespace pagoda::engine::cpu {
 
-// out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i], for one row of n.
+// out[i] = x[i] * (1 / sqrt(mean(x^2) + eps)) * weight[i], for one row of n (sum of squares in double).
 void rms_norm(const float* x, const float* weight, float* out, int n, float eps);
-// out[i] = silu(gate[i]) * up[i]
+// out[i] = silu(gate[i]) * up[i], silu through ggml's vectorized expf.
 void silu_mul(const float* gate, const float* up, float* out, int n);
 // x[i] += y[i]
 void add_inplace(float* x, const float* y, int64_t n);
-// Rotates the (2i, 2i+1) pairs of each head of `x` (n_heads * head_dim floats, one token) by
-// pos * theta_i, with theta_i = base^(-2i/head_dim) / freq_factors[i] (llama.cpp's "normal" RoPE).
-void rope(float* x, int n_heads, int head_dim, int pos, const float* inv_freq);
+// RoPE in llama.cpp's "normal" mode: pair (2i, 2i+1) of each head turns by theta_i / factor_i,
+// theta_i = pos * base^(-2i/head_dim) computed by repeated multiplication as ggml does.
+// rope_cache fills cos/sin pairs [head_dim] for one position; freq_factors may be null.
+void rope_cache(int pos, int head_dim, float theta_scale, const float* freq_factors, float* cos_sin);
+void rope_apply(float* x, int n_heads, int head_dim, const float* cos_sin);
 // f32 -> bf16, round to nearest even.
 void f32_to_bf16(const float* x, uint16_t* out, int64_t n);
 float dot_f32(const float* a, const float* b, int n);
 // y[i] += a * x[i]
 void axpy_f32(float a, const float* x, float* y, int n);
+// The same with fp16 x / b (the KV cache), widened to f32 (F16C on AVX2 / AVX-512).
+float dot_f16(const float* a, const _Float16* b, int n);
+void axpy_f16(float a, const _Float16* x, float* y, int n);
+// x[i] = round_to_fp16(x[i]), kept in f32.
+void round_to_f16(float* x, int n);
 
 }  // namespace pagoda::engine::cpu

@@ -17,7 +17,7 @@ TEST(PagedAttention, RaggedBatchMatchesNaiveCausalAttention) {
   const int32_t n_heads = 6, n_kv = 2, hd = 16, bs = 4, num_blocks = 64;
   std::mt19937 rng(7);
   std::normal_distribution<float> dist;
-  std::vector<float> pool(static_cast<size_t>(num_blocks) * 2 * n_kv * bs * hd);
+  std::vector<KvScalar> pool(static_cast<size_t>(num_blocks) * 2 * n_kv * bs * hd);
   PagedKvLayer kv{pool.data(), bs, n_kv, hd};
 
   // Three sequences: a fresh prefill of 9, a decode step at context 13, a chunk of 5 after 6 cached.
@@ -40,8 +40,9 @@ TEST(PagedAttention, RaggedBatchMatchesNaiveCausalAttention) {
     for (int32_t i = 0; i < (total + bs - 1) / bs; ++i) tables[s].push_back(blocks[next_block++]);
     K[s].resize(total * n_kv * hd);
     V[s].resize(total * n_kv * hd);
-    for (float& x : K[s]) x = dist(rng);
-    for (float& x : V[s]) x = dist(rng);
+    // Values representable in fp16, so the cache holds them exactly.
+    for (float& x : K[s]) x = static_cast<float>(static_cast<KvScalar>(dist(rng)));
+    for (float& x : V[s]) x = static_cast<float>(static_cast<KvScalar>(dist(rng)));
     for (int32_t p = 0; p < total; ++p) {
       for (int32_t h = 0; h < n_kv; ++h) {
         const int32_t blk = tables[s][p / bs], off = p % bs;
@@ -85,7 +86,8 @@ TEST(PagedAttention, RaggedBatchMatchesNaiveCausalAttention) {
         for (int32_t i = 0; i < hd; ++i) {
           double ref = 0;
           for (int32_t j = 0; j <= pos; ++j) ref += w[j] / sum * V[b][(j * n_kv + g) * hd + i];
-          ASSERT_NEAR(out[(t * n_heads + h) * hd + i], ref, 1e-4) << "seq " << b << " token " << t << " head " << h;
+          // q and the softmax weights are rounded to fp16 (as ggml): ~1e-3 relative.
+          ASSERT_NEAR(out[(t * n_heads + h) * hd + i], ref, 3e-3) << "seq " << b << " token " << t << " head " << h;
         }
       }
     }
