@@ -18,11 +18,17 @@ struct KvCacheShape {
   int32_t block_size = 16;  // tokens per block
 };
 
+// How matmuls of many rows (prefill) are computed. Decode always uses the int8 path.
+enum class PrefillMatmul {
+  Int8,        // the GGUF's own blocks with ggml's exact arithmetic: logits identical to llama.cpp's
+  OnednnBf16,  // oneDNN bf16 matmul on dequantized weights: closer to exact math, not to llama.cpp
+};
+
 struct BackendOptions {
   int32_t num_threads = 0;  // 0 = all cores
-  // Largest step (in tokens) served by the small-batch path (quantized GEMV on the GGUF blocks,
-  // bandwidth-bound decode); bigger steps use the bf16 GEMM path (compute-bound prefill).
-  int32_t small_batch_max_tokens = 4;
+  PrefillMatmul prefill_matmul = PrefillMatmul::Int8;
+  // With OnednnBf16: steps of at least this many tokens use it (smaller ones stay on int8).
+  int32_t bf16_min_tokens = 16;
 };
 
 class Backend {

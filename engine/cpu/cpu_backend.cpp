@@ -1,8 +1,8 @@
-// The CPU backend: a Llama forward pass over a ragged StepPlan, with a paged f32 KV cache.
-// Matmuls take one of two paths by step size (see BackendOptions::small_batch_max_tokens):
-//  - small steps (decode): quantized GEMV straight on the GGUF's 4/8-bit blocks, reading ~4x fewer
-//    bytes than bf16 (decode is memory-bound);
-//  - larger steps (prefill): oneDNN bf16 matmul (compute-bound; AVX-512 BF16 brgemm).
+// The CPU backend: a Llama forward pass over a ragged StepPlan, with a paged fp16 KV cache.
+// Matmuls run on the GGUF's own 4/8-bit blocks with int8 activations (quant_matrix.h): a decode
+// step reads as few bytes as llama.cpp's, and every rounding is ggml's, so the logits are
+// llama.cpp's bit for bit. Optionally (BackendOptions::prefill_matmul) large steps use oneDNN's
+// bf16 matmul instead.
 #include <omp.h>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
@@ -25,19 +25,21 @@ using cpu::OnednnMatmul;
 using cpu::QuantActs;
 using cpu::QuantMatrix;
 
-// One linear layer held both ways; forward() picks the path by the number of rows.
+// One linear layer: the int8 form always, the oneDNN bf16 one when that prefill path is on.
 struct Linear {
   QuantMatrix quant;
   std::unique_ptr<OnednnMatmul> gemm;
 
-  static Result<Linear> create(const std::vector<const GgufTensorInfo*>& parts) {
+  static Result<Linear> create(const std::vector<const GgufTensorInfo*>& parts, bool with_bf16) {
     Linear lin;
     auto q = cpu::make_quant_matrix(parts);
     if (!q.ok()) return q.status();
     lin.quant = std::move(q.value());
-    auto g = OnednnMatmul::create(parts);
-    if (!g.ok()) return g.status();
-    lin.gemm = std::move(g.value());
+    if (with_bf16) {
+      auto g = OnednnMatmul::create(parts);
+      if (!g.ok()) return g.status();
+      lin.gemm = std::move(g.value());
+    }
     return lin;
   }
   int64_t rows() const { return quant.rows; }
@@ -75,7 +77,7 @@ class CpuBackend final : public Backend {
       for (auto [lin, parts] : {std::pair{&dst.qkv, std::vector{L.wq, L.wk, L.wv}}, std::pair{&dst.wo, std::vector{L.wo}},
                                 std::pair{&dst.gate_up, std::vector{L.w_gate, L.w_up}},
                                 std::pair{&dst.down, std::vector{L.w_down}}}) {
-        auto r = Linear::create(parts);
+        auto r = Linear::create(parts, bf16_enabled());
         if (!r.ok()) return r.status();
         *lin = std::move(r.value());
       }
@@ -83,7 +85,8 @@ class CpuBackend final : public Backend {
     auto on = tensor_to_f32(*w_->output_norm);
     if (!on.ok()) return on.status();
     output_norm_ = std::move(on.value());
-    auto head = Linear::create({w_->output});
+    // The LM head stays int8: it only ever sees the few rows that want logits.
+    auto head = Linear::create({w_->output}, false);
     if (!head.ok()) return head.status();
     lm_head_ = std::move(head.value());
 
@@ -138,9 +141,9 @@ class CpuBackend final : public Backend {
   }
 
   std::string describe() const override {
-    return fmt::format("cpu: {} threads, {}; decode GEMV {}, prefill GEMM oneDNN {}", omp_get_max_threads(),
+    return fmt::format("cpu: {} threads, {}; int8 matmul {}, oneDNN bf16 prefill {}", omp_get_max_threads(),
                        cpu::cpu_features().describe(), cpu::quant_gemv_kernel_name(),
-                       lm_head_.gemm ? lm_head_.gemm->impl_name() : "-");
+                       layers_.empty() || !layers_[0].qkv.gemm ? "off" : layers_[0].qkv.gemm->impl_name());
   }
 
   Status execute(const StepPlan& plan, std::span<float> logits) override {
@@ -161,9 +164,11 @@ class CpuBackend final : public Backend {
     return 2LL * c.n_kv_heads * kv_shape_.block_size * c.head_dim;
   }
 
-  // y = x W^T for M rows; small M through the quantized GEMV, else the bf16 GEMM.
+  bool bf16_enabled() const { return opts_.prefill_matmul == PrefillMatmul::OnednnBf16; }
+
+  // y = x W^T for M rows.
   void linear(const Linear& lin, const float* x, int64_t M, float* y) {
-    if (M <= opts_.small_batch_max_tokens) {
+    if (!lin.gemm || M < opts_.bf16_min_tokens) {
       cpu::quantize_acts(x, static_cast<int32_t>(M), lin.quant.cols, acts_);
       cpu::quant_gemv(lin.quant, acts_, y);
     } else {

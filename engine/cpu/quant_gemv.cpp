@@ -1,190 +1,270 @@
-// The small-batch GEMV kernels over QuantMatrix (see quant_matrix.h for the math). One template per
-// instruction set, instantiated for each M (activation rows) and bit width; quant_gemv() picks the
-// widest the CPU has and splits the rows of W across OpenMP threads.
+// Kernels of the int8 matmul path (quant_matrix.h has the arithmetic they share with ggml). One
+// template per instruction set and weight kind; quant_gemv() picks the widest the CPU has and splits
+// the row pairs of W across OpenMP threads. Every kernel produces the same bits.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "engine/cpu/cpu_features.h"
 #include "engine/cpu/quant_matrix.h"
+#include "engine/quant/dequant.h"
+
+// GCC 12's AVX-512 headers pass an intentionally undefined vector through masked builtins, which
+// -Wuninitialized flags at every inlined use (GCC bug 105593); the warning says nothing about our code.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace pagoda::engine::cpu {
 
 namespace {
 
-constexpr int kMaxM = 8;
+constexpr int kMaxM = 8;  // activation rows per pass (accumulators held in registers)
 
-// sum_b c[b] * s[b]: the affine-offset term of row n against activation row m.
-inline float offset_term(const QuantMatrix& w, const QuantActs& x, int64_t n, int m) {
-  const int64_t nb = w.blocks_per_row();
-  const float* c = &w.c[n * nb];
-  const float* s = w.c_uses_q8_1_sum[n] ? &x.s_q8_1[m * nb] : &x.s_exact[m * nb];
-  // ggml's `summs += m * s` compiles to a fused multiply-add (gnu11, FP contraction on).
-  float acc = 0.0f;
-  for (int64_t b = 0; b < nb; ++b) acc = std::fma(c[b], s[b], acc);
-  return acc;
+// ggml's hsum_float_8 on eight lanes.
+inline float hsum8(const float* a) {
+  const float r0 = a[4] + a[0], r1 = a[5] + a[1], r2 = a[6] + a[2], r3 = a[7] + a[3];
+  return (r0 + r2) + (r1 + r3);
 }
 
-template <int M, int BITS>
-void rows_scalar(const QuantMatrix& w, const QuantActs& x, int64_t n0, int64_t n1, float* y) {
-  const int64_t nb = w.blocks_per_row(), K = w.cols, N = w.rows;
-  for (int64_t n = n0; n < n1; ++n) {
-    for (int m = 0; m < M; ++m) {
-      float acc = 0.0f;
+template <QuantKind K>
+inline int weight_at(const uint8_t* u, int e) {
+  if constexpr (K == QuantKind::Q8) {
+    return static_cast<int8_t>(u[e] ^ 0x80);
+  } else {
+    const int nib = e < 16 ? u[e] & 0x0F : u[e - 16] >> 4;
+    return K == QuantKind::Q4_0 ? nib - 8 : nib;
+  }
+}
+
+// Reference kernel: one row at a time, the arithmetic spelled out.
+template <QuantKind K>
+void rows_scalar(const QuantMatrix& w, const QuantActs& x, int64_t p0, int64_t p1, float* y) {
+  const int64_t nb = w.blocks_per_row(), rbb = w.row_block_bytes();
+  for (int64_t row = 2 * p0; row < std::min(2 * p1, w.rows); ++row) {
+    const int64_t pair = row / 2, half = row % 2;
+    for (int32_t m = 0; m < x.M; ++m) {
+      float acc[8] = {};
+      float summs = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* ub = w.u.data() + (n * nb + b) * w.bytes_per_block();
-        const int8_t* qa = x.q.data() + m * K + b * kQBlock;
-        int32_t dot = 0;
-        for (int j = 0; j < kQBlock; ++j) {
-          const int u = BITS == 4 ? (j < 16 ? ub[j] & 0x0F : ub[j - 16] >> 4) : ub[j];
-          dot += u * qa[j];
-        }
-        acc += w.d[n * nb + b] * x.d[m * nb + b] * static_cast<float>(dot);
+        const int64_t slot = (pair * nb + b) * 2 + half;
+        const uint8_t* u = w.u.data() + slot * rbb;
+        const int8_t* a = x.q.data() + m * x.K + b * kQBlock;
+        int32_t lanes[8] = {};
+        for (int e = 0; e < kQBlock; ++e) lanes[e / 4] += weight_at<K>(u, e) * a[e];
+        const float d = fp16_to_fp32(w.d[slot]) * x.d[m * nb + b];
+        for (int k = 0; k < 8; ++k) acc[k] = std::fma(d, static_cast<float>(lanes[k]), acc[k]);
+        if constexpr (K == QuantKind::Q4_1) summs = std::fma(fp16_to_fp32(w.m[slot]), x.s_q8_1[m * nb + b], summs);
       }
-      y[m * N + n] = acc + offset_term(w, x, n, m);
+      y[m * w.rows + row] = hsum8(acc) + summs;
     }
   }
 }
 
 __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
 
-template <int BITS>
-__attribute__((target("avx2,fma"))) inline __m256i load_u8x32(const uint8_t* ub) {
-  if constexpr (BITS == 4) {
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ub));
-    const __m128i mask = _mm_set1_epi8(0x0F);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), mask), _mm_and_si128(raw, mask));
-  } else {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ub));
-  }
-}
-
-template <int M, int BITS>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) void rows_vnni(const QuantMatrix& w,
-                                                                                       const QuantActs& x, int64_t n0,
-                                                                                       int64_t n1, float* y) {
-  const int64_t nb = w.blocks_per_row(), K = w.cols, N = w.rows;
-  for (int64_t n = n0; n < n1; ++n) {
-    __m256 acc[M];
-    for (int m = 0; m < M; ++m) acc[m] = _mm256_setzero_ps();
-    const uint8_t* urow = w.u.data() + n * nb * w.bytes_per_block();
-    const float* drow = w.d.data() + n * nb;
-    for (int64_t b = 0; b < nb; ++b) {
-      const __m256i u = load_u8x32<BITS>(urow + b * w.bytes_per_block());
-      for (int m = 0; m < M; ++m) {
-        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q.data() + m * K + b * kQBlock));
-        const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, a);
-        acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(drow[b] * x.d[m * nb + b]), acc[m]);
-      }
-    }
-    for (int m = 0; m < M; ++m) y[m * N + n] = hsum256(acc[m]) + offset_term(w, x, n, m);
-  }
-}
-
-template <int M, int BITS>
-__attribute__((target("avx2,fma"))) void rows_avx2(const QuantMatrix& w, const QuantActs& x, int64_t n0, int64_t n1,
-                                                   float* y) {
-  const int64_t nb = w.blocks_per_row(), K = w.cols, N = w.rows;
-  const __m256i ones16 = _mm256_set1_epi16(1);
-  for (int64_t n = n0; n < n1; ++n) {
-    __m256 acc[M];
-    for (int m = 0; m < M; ++m) acc[m] = _mm256_setzero_ps();
-    const uint8_t* urow = w.u.data() + n * nb * w.bytes_per_block();
-    const float* drow = w.d.data() + n * nb;
-    for (int64_t b = 0; b < nb; ++b) {
-      const __m256i u = load_u8x32<BITS>(urow + b * w.bytes_per_block());
-      // 8-bit weights: u*a pairs overflow int16 in maddubs, so use signed w = u - 128 with the sign
-      // trick and add 128*sum(a) back; 4-bit weights go straight through maddubs.
-      const __m256i ws = BITS == 8 ? _mm256_xor_si256(u, _mm256_set1_epi8(static_cast<char>(0x80))) : u;
-      for (int m = 0; m < M; ++m) {
-        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q.data() + m * K + b * kQBlock));
-        __m256i dot;
-        if constexpr (BITS == 8) {
-          dot = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(ws, ws), _mm256_sign_epi8(a, ws)), ones16);
-          dot = _mm256_add_epi32(dot, _mm256_set1_epi32(16 * x.qsum[m * nb + b]));  // 8 lanes * 16 = 128 * sum
+// AVX2: one row and one block per step, ggml's non-VNNI lane sums (maddubs + madd).
+template <QuantKind K>
+__attribute__((target("avx2,fma,f16c"))) void rows_avx2(const QuantMatrix& w, const QuantActs& x, int64_t p0,
+                                                        int64_t p1, float* y) {
+  const int64_t nb = w.blocks_per_row(), rbb = w.row_block_bytes();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t row = 2 * p0; row < std::min(2 * p1, w.rows); ++row) {
+    const int64_t pair = row / 2, half = row % 2;
+    for (int32_t m = 0; m < x.M; ++m) {
+      __m256 acc = _mm256_setzero_ps();
+      float summs = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        const int64_t slot = (pair * nb + b) * 2 + half;
+        const uint8_t* u = w.u.data() + slot * rbb;
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q.data() + m * x.K + b * kQBlock));
+        __m256i q;
+        if constexpr (K == QuantKind::Q8) {
+          q = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(u)), _mm256_set1_epi8(-128));
         } else {
-          dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ws, a), ones16);
+          const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+          const __m128i lo = _mm_set1_epi8(0x0F);
+          q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), lo), _mm_and_si128(raw, lo));
+          if constexpr (K == QuantKind::Q4_0) q = _mm256_sub_epi8(q, _mm256_set1_epi8(8));
         }
-        acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(drow[b] * x.d[m * nb + b]), acc[m]);
+        __m256i dot;
+        if constexpr (K == QuantKind::Q4_1) {
+          dot = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones);
+        } else {  // signed weights: |w| x sign(a, w), as ggml's mul_sum_i8_pairs_float
+          dot = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q)), ones);
+        }
+        const float d = _cvtsh_ss(w.d[slot]) * x.d[m * nb + b];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot), acc);
+        if constexpr (K == QuantKind::Q4_1) summs = std::fma(_cvtsh_ss(w.m[slot]), x.s_q8_1[m * nb + b], summs);
+      }
+      y[m * w.rows + row] = hsum256(acc) + summs;
+    }
+  }
+}
+
+// Activations laid out for the 512-bit kernel, once per call: each block duplicated so that one
+// VPDPBUSD multiplies it with the same block of both rows of a pair.
+struct WideActs {
+  std::vector<uint8_t> a;    // [M][nb][64]
+  std::vector<int32_t> zp;   // [M][nb][16]: per-lane sums of zero_point * a (Q4_0: 8, Q8: 128)
+};
+
+constexpr int zero_point(QuantKind k) { return k == QuantKind::Q4_0 ? 8 : k == QuantKind::Q8 ? 128 : 0; }
+
+void widen_acts(QuantKind kind, const QuantActs& x, WideActs& out) {
+  const int64_t nb = x.K / kQBlock;
+  out.a.resize(static_cast<size_t>(x.M * nb * 64));
+  out.zp.resize(static_cast<size_t>(x.M * nb * 16));
+  const int zp = zero_point(kind);
+  for (int64_t i = 0; i < x.M * nb; ++i) {
+    const uint8_t* src = reinterpret_cast<const uint8_t*>(x.q.data()) + i * kQBlock;
+    uint8_t* dst = out.a.data() + i * 64;
+    if (kind == QuantKind::Q8) {  // [a0..31 | a0..31]: zmm lanes 0-7 row A, 8-15 row B
+      std::copy_n(src, 32, dst);
+      std::copy_n(src, 32, dst + 32);
+    } else {  // [a0..15 | a0..15 | a16..31 | a16..31], matching [A_lo | B_lo | A_hi | B_hi]
+      std::copy_n(src, 16, dst);
+      std::copy_n(src, 16, dst + 16);
+      std::copy_n(src + 16, 16, dst + 32);
+      std::copy_n(src + 16, 16, dst + 48);
+    }
+    for (int lane = 0; lane < 16; ++lane) {
+      int32_t s = 0;
+      for (int j = 0; j < 4; ++j) s += static_cast<int8_t>(dst[lane * 4 + j]);
+      out.zp[i * 16 + lane] = zp * s;
+    }
+  }
+}
+
+// AVX-512 VNNI: a pair of rows and one block per 512-bit step, for up to kMaxM activation rows.
+template <QuantKind K, int M>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"))) void pair_vnni(
+    const QuantMatrix& w, const QuantActs& x, const WideActs& wa, int32_t m0, int64_t pair, float* y) {
+  const int64_t nb = w.blocks_per_row(), rbb = w.row_block_bytes();
+  // Lane pattern of the per-row scales: 4-bit layout [A B A B] x4 lanes, 8-bit layout [A B] x8 lanes.
+  const __m512i scale_idx = K == QuantKind::Q8 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+                                               : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
+  __m512 acc[M];
+  float summs[M][2];
+  for (int m = 0; m < M; ++m) {
+    acc[m] = _mm512_setzero_ps();
+    summs[m][0] = summs[m][1] = 0.0f;
+  }
+  const uint8_t* ubase = w.u.data() + pair * nb * 2 * rbb;
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i u;
+    if constexpr (K == QuantKind::Q8) {
+      u = _mm512_loadu_si512(ubase + b * 64);
+    } else {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ubase + b * 32));
+      const __m256i lo4 = _mm256_set1_epi8(0x0F);
+      u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, lo4)),
+                             _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4), 1);
+    }
+    const int64_t slot = (pair * nb + b) * 2;
+    uint32_t d2;
+    __builtin_memcpy(&d2, &w.d[slot], 4);
+    const __m128 dpair = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d2)));
+    const __m512 dw = _mm512_permutexvar_ps(scale_idx, _mm512_castps128_ps512(dpair));
+    float mA = 0.0f, mB = 0.0f;
+    if constexpr (K == QuantKind::Q4_1) {
+      uint32_t m2;
+      __builtin_memcpy(&m2, &w.m[slot], 4);
+      const __m128 mpair = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(m2)));
+      mA = _mm_cvtss_f32(mpair);
+      mB = _mm_cvtss_f32(_mm_movehdup_ps(mpair));
+    }
+    for (int m = 0; m < M; ++m) {
+      const int64_t ab = (m0 + m) * nb + b;
+      __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(wa.a.data() + ab * 64));
+      if constexpr (K != QuantKind::Q4_1) lanes = _mm512_sub_epi32(lanes, _mm512_loadu_si512(wa.zp.data() + ab * 16));
+      const __m512 dd = _mm512_mul_ps(dw, _mm512_set1_ps(x.d[ab]));
+      acc[m] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(lanes), acc[m]);
+      if constexpr (K == QuantKind::Q4_1) {
+        summs[m][0] = std::fma(mA, x.s_q8_1[ab], summs[m][0]);
+        summs[m][1] = std::fma(mB, x.s_q8_1[ab], summs[m][1]);
       }
     }
-    for (int m = 0; m < M; ++m) y[m * N + n] = hsum256(acc[m]) + offset_term(w, x, n, m);
+  }
+  const int64_t rowA = 2 * pair;
+  for (int m = 0; m < M; ++m) {
+    // Back to ggml's lane order per row: 8-bit [A | B]; 4-bit [A_lo B_lo A_hi B_hi] -> [A_lo A_hi | B_lo B_hi].
+    const __m512 r = K == QuantKind::Q8 ? acc[m] : _mm512_shuffle_f32x4(acc[m], acc[m], _MM_SHUFFLE(3, 1, 2, 0));
+    float* ym = y + static_cast<int64_t>(m0 + m) * w.rows;
+    ym[rowA] = hsum256(_mm512_castps512_ps256(r)) + summs[m][0];
+    if (rowA + 1 < w.rows) ym[rowA + 1] = hsum256(_mm512_extractf32x8_ps(r, 1)) + summs[m][1];
   }
 }
 
-using RowsFn = void (*)(const QuantMatrix&, const QuantActs&, int64_t, int64_t, float*);
+template <QuantKind K>
+void pairs_vnni(const QuantMatrix& w, const QuantActs& x, const WideActs& wa, int64_t p0, int64_t p1, float* y) {
+  for (int64_t p = p0; p < p1; ++p) {
+    for (int32_t m0 = 0; m0 < x.M; m0 += kMaxM) {
+      switch (std::min(kMaxM, x.M - m0)) {
+        case 1: pair_vnni<K, 1>(w, x, wa, m0, p, y); break;
+        case 2: pair_vnni<K, 2>(w, x, wa, m0, p, y); break;
+        case 3: pair_vnni<K, 3>(w, x, wa, m0, p, y); break;
+        case 4: pair_vnni<K, 4>(w, x, wa, m0, p, y); break;
+        case 5: pair_vnni<K, 5>(w, x, wa, m0, p, y); break;
+        case 6: pair_vnni<K, 6>(w, x, wa, m0, p, y); break;
+        case 7: pair_vnni<K, 7>(w, x, wa, m0, p, y); break;
+        default: pair_vnni<K, 8>(w, x, wa, m0, p, y); break;
+      }
+    }
+  }
+}
 
-using Isa = GemvIsa;
-
-Isa pick_isa() {
+GemvIsa pick_isa() {
   const CpuFeatures& f = cpu_features();
-  if (f.avx512_vnni) return Isa::Vnni;
-  if (f.avx2 && f.fma) return Isa::Avx2;
-  return Isa::Scalar;
+  if (f.avx512_vnni) return GemvIsa::Vnni;
+  if (f.avx2 && f.fma) return GemvIsa::Avx2;
+  return GemvIsa::Scalar;
 }
 
-template <int M, int BITS>
-RowsFn pick_fn(Isa isa) {
-  switch (isa) {
-    case Isa::Vnni: return rows_vnni<M, BITS>;
-    case Isa::Avx2: return rows_avx2<M, BITS>;
-    default: return rows_scalar<M, BITS>;
+template <QuantKind K>
+void run_kind(GemvIsa isa, const QuantMatrix& w, const QuantActs& x, float* y) {
+  WideActs wa;
+  if (isa == GemvIsa::Vnni) widen_acts(K, x, wa);
+  // Work unit: a few row pairs; enough units for both threads, few enough to keep overhead low.
+  constexpr int64_t kPairsPerTask = 8;
+  const int64_t tasks = (w.pairs() + kPairsPerTask - 1) / kPairsPerTask;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t p0 = t * kPairsPerTask, p1 = std::min(w.pairs(), p0 + kPairsPerTask);
+    switch (isa) {
+      case GemvIsa::Vnni: pairs_vnni<K>(w, x, wa, p0, p1, y); break;
+      case GemvIsa::Avx2: rows_avx2<K>(w, x, p0, p1, y); break;
+      default: rows_scalar<K>(w, x, p0, p1, y); break;
+    }
   }
-}
-
-template <int BITS, int... Ms>
-RowsFn pick_by_m(Isa isa, int m, std::integer_sequence<int, Ms...>) {
-  RowsFn fn = nullptr;
-  ((m == Ms + 1 ? (fn = pick_fn<Ms + 1, BITS>(isa), 0) : 0), ...);
-  return fn;
 }
 
 }  // namespace
 
 std::string quant_gemv_kernel_name() {
   switch (pick_isa()) {
-    case Isa::Vnni: return "avx512_vnni";
-    case Isa::Avx2: return "avx2";
+    case GemvIsa::Vnni: return "avx512_vnni";
+    case GemvIsa::Avx2: return "avx2";
     default: return "scalar";
   }
 }
 
 void quant_gemv(const QuantMatrix& w, const QuantActs& x, float* y) {
-  static const Isa isa = pick_isa();
+  static const GemvIsa isa = pick_isa();
   quant_gemv_with(isa, w, x, y);
 }
 
 void quant_gemv_with(GemvIsa isa, const QuantMatrix& w, const QuantActs& x, float* y) {
-  // Larger batches are processed kMaxM rows at a time (callers normally route them to the GEMM path).
-  for (int32_t m0 = 0; m0 < x.M; m0 += kMaxM) {
-    const int m = std::min(kMaxM, x.M - m0);
-    QuantActs part;
-    const QuantActs* xs = &x;
-    if (x.M > kMaxM) {  // slice rows m0.. of the activations
-      const int64_t nb = x.K / kQBlock;
-      part.M = m;
-      part.K = x.K;
-      part.q.assign(x.q.begin() + m0 * x.K, x.q.begin() + (m0 + m) * x.K);
-      part.d.assign(x.d.begin() + m0 * nb, x.d.begin() + (m0 + m) * nb);
-      part.s_q8_1.assign(x.s_q8_1.begin() + m0 * nb, x.s_q8_1.begin() + (m0 + m) * nb);
-      part.s_exact.assign(x.s_exact.begin() + m0 * nb, x.s_exact.begin() + (m0 + m) * nb);
-      part.qsum.assign(x.qsum.begin() + m0 * nb, x.qsum.begin() + (m0 + m) * nb);
-      xs = &part;
-    }
-    const RowsFn fn = w.bits == 4 ? pick_by_m<4>(isa, m, std::make_integer_sequence<int, kMaxM>{})
-                                  : pick_by_m<8>(isa, m, std::make_integer_sequence<int, kMaxM>{});
-    float* ym = y + static_cast<int64_t>(m0) * w.rows;
-    constexpr int64_t kRowsPerTask = 16;
-    const int64_t tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < tasks; ++t) {
-      fn(w, *xs, t * kRowsPerTask, std::min(w.rows, (t + 1) * kRowsPerTask), ym);
-    }
+  switch (w.kind) {
+    case QuantKind::Q4_1: run_kind<QuantKind::Q4_1>(isa, w, x, y); break;
+    case QuantKind::Q4_0: run_kind<QuantKind::Q4_0>(isa, w, x, y); break;
+    case QuantKind::Q8: run_kind<QuantKind::Q8>(isa, w, x, y); break;
   }
 }
 

@@ -26,14 +26,23 @@ struct BlockQ8_0 {
 };
 static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(BlockQ8_0) == 34);
 
-// Symmetric 8-bit requantization of one f32 block, for formats without a direct affine form.
-void requantize_block(const float* x, uint8_t* u, float* d, float* c) {
+// ggml's quantize_row_q8_0 on one block of 32 floats (for formats without an exact int8 form).
+BlockQ8_0 requantize_q8_0(const float* x) {
   float amax = 0.0f;
   for (int i = 0; i < kQBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
-  const float scale = amax / 127.0f, inv = scale > 0 ? 1.0f / scale : 0.0f;
-  for (int i = 0; i < kQBlock; ++i) u[i] = static_cast<uint8_t>(static_cast<int>(std::lround(x[i] * inv)) + 128);
-  *d = scale;
-  *c = -128.0f * scale;
+  const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  BlockQ8_0 b;
+  b.d = fp32_to_fp16(d);
+  for (int i = 0; i < kQBlock; ++i) b.qs[i] = static_cast<int8_t>(std::nearbyint(x[i] * id));
+  return b;
+}
+
+QuantKind kind_of(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_1: return QuantKind::Q4_1;
+    case GgmlType::Q4_0: return QuantKind::Q4_0;
+    default: return QuantKind::Q8;
+  }
 }
 
 }  // namespace
@@ -41,59 +50,56 @@ void requantize_block(const float* x, uint8_t* u, float* d, float* c) {
 Result<QuantMatrix> make_quant_matrix(const std::vector<const GgufTensorInfo*>& parts) {
   QuantMatrix w;
   w.cols = parts.at(0)->dims[0];
-  bool all_4bit = true;
+  w.kind = kind_of(parts[0]->type);
   for (const GgufTensorInfo* t : parts) {
     if (t->dims.size() != 2 || t->dims[0] != w.cols || t->dims[0] % kQBlock != 0) {
       return Status::error(fmt::format("tensor '{}': cannot stack into a {}-column matrix", t->name, w.cols));
     }
     w.rows += t->dims[1];
-    all_4bit = all_4bit && (t->type == GgmlType::Q4_0 || t->type == GgmlType::Q4_1);
+    if (kind_of(t->type) != w.kind) w.kind = QuantKind::Q8;  // mixed formats: one common 8-bit form
   }
-  w.bits = all_4bit ? 4 : 8;
-  const int64_t nb = w.blocks_per_row();
-  w.u.resize(static_cast<size_t>(w.rows * nb * w.bytes_per_block()));
-  w.d.resize(static_cast<size_t>(w.rows * nb));
-  w.c.resize(w.d.size());
-  w.c_uses_q8_1_sum.resize(static_cast<size_t>(w.rows));
+  const int64_t nb = w.blocks_per_row(), rbb = w.row_block_bytes();
+  w.u.assign(static_cast<size_t>(w.pairs() * nb * 2 * rbb), w.kind == QuantKind::Q8 ? 0x80 : 0);
+  w.d.assign(static_cast<size_t>(w.pairs() * nb * 2), 0);
+  if (w.kind == QuantKind::Q4_1) w.m.assign(w.d.size(), 0);
 
   int64_t row0 = 0;
-  std::vector<float> tmp(w.cols);
   for (const GgufTensorInfo* t : parts) {
     const int64_t rows = t->dims[1];
-    std::fill_n(w.c_uses_q8_1_sum.begin() + row0, rows, t->type == GgmlType::Q4_1 ? 1 : 0);
-#pragma omp parallel for schedule(static) firstprivate(tmp)
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t blk0 = (row0 + r) * nb;
-      uint8_t* u = w.u.data() + blk0 * w.bytes_per_block();
-      float* d = w.d.data() + blk0;
-      float* c = w.c.data() + blk0;
-      if (t->type == GgmlType::Q4_1 || t->type == GgmlType::Q4_0) {
+    const bool native = kind_of(t->type) == w.kind && (t->type == GgmlType::Q4_0 || t->type == GgmlType::Q4_1 ||
+                                                        t->type == GgmlType::Q8_0);
+#pragma omp parallel
+    {
+      std::vector<float> tmp(native ? 0 : w.cols);
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t row = row0 + r, pair = row / 2, half = row % 2;
+        if (!native) (void)tensor_row_to_f32(*t, r, tmp.data());  // type was validated at indexing
         for (int64_t b = 0; b < nb; ++b) {
-          if (t->type == GgmlType::Q4_1) {
+          const int64_t slot = (pair * nb + b) * 2 + half;  // index into d / m
+          uint8_t* u = w.u.data() + slot * rbb;
+          if (!native) {
+            const BlockQ8_0 blk = requantize_q8_0(tmp.data() + b * kQBlock);
+            w.d[slot] = blk.d;
+            for (int i = 0; i < kQBlock; ++i) u[i] = static_cast<uint8_t>(blk.qs[i] ^ 0x80);
+          } else if (t->type == GgmlType::Q4_1) {
             BlockQ4_1 blk;
-            std::memcpy(&blk, t->data + (r * nb + b) * sizeof(BlockQ4_1), sizeof blk);
-            d[b] = fp16_to_fp32(blk.d);
-            c[b] = fp16_to_fp32(blk.m);
-            std::memcpy(u + b * 16, blk.qs, 16);
-          } else {
+            std::memcpy(&blk, t->data + (r * nb + b) * sizeof blk, sizeof blk);
+            w.d[slot] = blk.d;
+            w.m[slot] = blk.m;
+            std::memcpy(u, blk.qs, 16);
+          } else if (t->type == GgmlType::Q4_0) {
             BlockQ4_0 blk;
-            std::memcpy(&blk, t->data + (r * nb + b) * sizeof(BlockQ4_0), sizeof blk);
-            d[b] = fp16_to_fp32(blk.d);
-            c[b] = -8.0f * d[b];
-            std::memcpy(u + b * 16, blk.qs, 16);
+            std::memcpy(&blk, t->data + (r * nb + b) * sizeof blk, sizeof blk);
+            w.d[slot] = blk.d;
+            std::memcpy(u, blk.qs, 16);
+          } else {
+            BlockQ8_0 blk;
+            std::memcpy(&blk, t->data + (r * nb + b) * sizeof blk, sizeof blk);
+            w.d[slot] = blk.d;
+            for (int i = 0; i < kQBlock; ++i) u[i] = static_cast<uint8_t>(blk.qs[i] ^ 0x80);
           }
         }
-      } else if (t->type == GgmlType::Q8_0) {
-        for (int64_t b = 0; b < nb; ++b) {
-          BlockQ8_0 blk;
-          std::memcpy(&blk, t->data + (r * nb + b) * sizeof(BlockQ8_0), sizeof blk);
-          d[b] = fp16_to_fp32(blk.d);
-          c[b] = -128.0f * d[b];
-          for (int i = 0; i < kQBlock; ++i) u[b * 32 + i] = static_cast<uint8_t>(blk.qs[i] ^ 0x80);
-        }
-      } else {
-        (void)tensor_row_to_f32(*t, r, tmp.data());  // type validated when the weights were indexed
-        for (int64_t b = 0; b < nb; ++b) requantize_block(tmp.data() + b * kQBlock, u + b * 32, d + b, c + b);
       }
     }
     row0 += rows;
@@ -108,10 +114,7 @@ void quantize_acts(const float* x, int32_t M, int64_t K, QuantActs& out) {
   out.q.resize(static_cast<size_t>(M * K));
   out.d.resize(static_cast<size_t>(M * nb));
   out.s_q8_1.resize(out.d.size());
-  out.s_exact.resize(out.d.size());
-  out.qsum.resize(out.d.size());
-  // As ggml's quantize_row_q8_1: q = round(x * 127 / amax), d = amax / 127 stored as fp16,
-  // s = d * sum(q) stored as fp16.
+  // As ggml's quantize_row_q8_1 (and _q8_0, which gives the same q and d).
   for (int64_t i = 0; i < M * nb; ++i) {
     const float* xb = x + i * kQBlock;
     int8_t* qb = out.q.data() + i * kQBlock;
@@ -125,9 +128,7 @@ void quantize_acts(const float* x, int32_t M, int64_t K, QuantActs& out) {
       sum += v;
     }
     out.d[i] = fp16_to_fp32(fp32_to_fp16(d));
-    out.qsum[i] = sum;
     out.s_q8_1[i] = fp16_to_fp32(fp32_to_fp16(d * static_cast<float>(sum)));
-    out.s_exact[i] = out.d[i] * static_cast<float>(sum);
   }
 }
 

@@ -1,12 +1,13 @@
 #pragma once
-// Weights for the small-batch (decode) path, kept at GGUF's own bit width so each step reads as few
-// bytes as llama.cpp does. Every supported block format is written as "affine u8": within a block of
-// 32, w = d * u + c with u an unsigned 4- or 8-bit integer, which is exact for Q4_0 (c = -8d),
-// Q4_1 (c = m) and Q8_0 (u = q + 128, c = -128d). Other formats are requantized to 8 bits at load.
-// Activations are quantized per block of 32 to int8 exactly as ggml's Q8_1 (fp16 scale d_a, and
-// fp16 s_a = d_a * sum(q)), so a row dot product is  sum_b d_w*d_a*dot(u, q_a) + sum_b c*s_a  and the
-// inner dot is VPDPBUSD (u8 x s8) on AVX-512 VNNI. Rounding d_a and s_a to fp16 as ggml does is what
-// makes the logits agree with llama.cpp's to the last bits, not only to within quantization noise.
+// Weights of the int8 matmul path, kept at GGUF's own bit width so a decode step reads as few bytes
+// as llama.cpp does, and computed with ggml's exact arithmetic (see ggml_numerics.h for why):
+//  - activations are quantized per block of 32 as ggml's Q8_1 / Q8_0: q = round(x * 127 / amax),
+//    scale d = amax / 127 stored as fp16, s = fp16(d * sum(q));
+//  - per block, eight int32 lanes each hold the dot product of 4 consecutive elements (ggml's
+//    mul_sum_*_pairs lanes), then  acc[lane] = fma(d_w * d_a, lane, acc[lane]);
+//  - a row's result is hsum(acc) (+ sum_b fma(m_w, s_a) for Q4_1's block minimum).
+// Q4_0, Q4_1 and Q8_0 tensors are exact; other formats are requantized to Q8_0 at load.
+// Rows are stored in pairs so one 512-bit VPDPBUSD covers the same block of two rows.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,38 +19,43 @@ namespace pagoda::engine::cpu {
 
 inline constexpr int kQBlock = 32;
 
-struct QuantMatrix {
-  int64_t rows = 0, cols = 0;  // y[rows] = W[rows][cols] . x[cols]
-  int32_t bits = 8;            // 4: two u per byte (low nibble = element j, high = j + 16), 8: one per byte
-  std::vector<uint8_t> u;
-  std::vector<float> d, c;     // [rows][cols / 32]
-  // Per row: whether c multiplies ggml's fp16 Q8_1 sum (Q4_1's min term) rather than the exact
-  // d_a * sum(q) (the integer offsets of Q4_0 / Q8_0 / requantized rows).
-  std::vector<uint8_t> c_uses_q8_1_sum;
-  int64_t blocks_per_row() const { return cols / kQBlock; }
-  int64_t bytes_per_block() const { return bits == 4 ? kQBlock / 2 : kQBlock; }
-  int64_t weight_bytes() const { return static_cast<int64_t>(u.size() + (d.size() + c.size()) * sizeof(float)); }
+enum class QuantKind : uint8_t {
+  Q4_1,  // u = nibble, w = d * u + m
+  Q4_0,  // u = nibble, w = d * (u - 8)
+  Q8,    // u = q ^ 0x80 (q signed), w = d * q   (Q8_0, and requantized formats)
 };
 
-// Builds one matrix from row-stacked GGUF tensors (e.g. Q, K, V fused): all parts share cols.
+struct QuantMatrix {
+  int64_t rows = 0, cols = 0;  // y[rows] = W[rows][cols] . x[cols]
+  QuantKind kind = QuantKind::Q8;
+  // [pair][block][row A bytes, row B bytes]; 4-bit kinds keep GGUF's nibble order (byte j holds
+  // elements j and j + 16). An odd last row is paired with a zero row.
+  std::vector<uint8_t> u;
+  std::vector<uint16_t> d;  // fp16 [pair][block][2]
+  std::vector<uint16_t> m;  // fp16 [pair][block][2], Q4_1 only
+  int64_t pairs() const { return (rows + 1) / 2; }
+  int64_t blocks_per_row() const { return cols / kQBlock; }
+  int64_t row_block_bytes() const { return kind == QuantKind::Q8 ? kQBlock : kQBlock / 2; }
+  int64_t weight_bytes() const { return static_cast<int64_t>(u.size() + 2 * (d.size() + m.size())); }
+};
+
+// Builds one matrix from row-stacked GGUF tensors (e.g. Q, K and V fused): all parts share cols.
 Result<QuantMatrix> make_quant_matrix(const std::vector<const GgufTensorInfo*>& parts);
 
 // M activation rows quantized per block of 32.
 struct QuantActs {
   int32_t M = 0;
   int64_t K = 0;
-  std::vector<int8_t> q;     // [M][K]
-  std::vector<float> d;        // [M][K/32]: scale, rounded to fp16 as ggml stores it
-  std::vector<float> s_q8_1;   // [M][K/32]: ggml's Q8_1 s = fp16(d * sum(q)), d before rounding
-  std::vector<float> s_exact;  // [M][K/32]: d * sum(q) with the rounded d
-  std::vector<int32_t> qsum;   // [M][K/32]: sum(q)
+  std::vector<int8_t> q;      // [M][K]
+  std::vector<float> d;       // [M][K/32]: scale, fp16-rounded as ggml stores it
+  std::vector<float> s_q8_1;  // [M][K/32]: ggml's Q8_1 s = fp16(d * sum(q)), d before rounding
 };
 void quantize_acts(const float* x, int32_t M, int64_t K, QuantActs& out);
 
-// y[m][n] = sum_k W[n][k] x[m][k] for M rows (M <= 8). Parallel over rows of W (OpenMP).
+// y[m][n] = sum_k W[n][k] x[m][k], any M. Parallel over row pairs (OpenMP).
 void quant_gemv(const QuantMatrix& w, const QuantActs& x, float* y);
 
-// Which inner kernel quant_gemv runs on this machine ("avx512_vnni", "avx2", "scalar").
+// Which kernel quant_gemv runs on this machine ("avx512_vnni", "avx2", "scalar").
 std::string quant_gemv_kernel_name();
 
 // The same with a named kernel, for tests that compare every kernel the machine can run.

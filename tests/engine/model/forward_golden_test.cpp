@@ -48,7 +48,6 @@ class ForwardGolden : public ::testing::Test {
     if (test::model_path().empty()) return;
     LoadOptions lo;
     lo.kv_tokens = 4096;
-    if (const char* e = std::getenv("PAGODA_SMALL_BATCH_MAX")) lo.backend.small_batch_max_tokens = std::atoi(e);
     auto m = load_model(test::model_path(), lo);
     ASSERT_TRUE(m.ok()) << m.message();
     model_ = new LoadedModel(std::move(m.value()));
