@@ -1,12 +1,19 @@
 #include "engine/cpu/paged_attention.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "engine/cpu/cpu_features.h"
 #include "engine/cpu/ggml_numerics.h"
 #include "engine/cpu/vec_kernels.h"
+
+// GCC 12's AVX-512 headers trip -Wuninitialized inside masked builtins (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace pagoda::engine::cpu {
 
@@ -46,8 +53,100 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
   for (int i = 0; i < n; ++i) acc[i] = std::fma(static_cast<float>(v[i]), p, acc[i]);
 }
 
+#define PAGODA_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,f16c,fma")))
+
+PAGODA_AVX512 inline __m512 load_f16x16(const KvScalar* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+// The same arithmetic as attend_one's portable loops, in AVX-512 registers: scores for a whole block
+// of keys per call and the PV accumulators updated in place, without a call per position.
+// head_dim must be a multiple of 64 (ggml's vec_dot step), e.g. 64 or 128.
+PAGODA_AVX512 void attend_one_avx512(
+    const float* q_in, const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head, int32_t n_ctx,
+    float scale, DotOrder order, Scratch& s, float* out) {
+  const int32_t bs = kv.block_size, hd = kv.head_dim, nc = hd / 16;
+  __m512 q[16];  // head_dim <= 256; rounded to fp16 as ggml converts it
+  for (int c = 0; c < nc; ++c) q[c] = _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(q_in + 16 * c), _MM_FROUND_TO_NEAREST_INT));
+
+  const int32_t padded = (n_ctx + kLanes - 1) / kLanes * kLanes;
+  s.scores.resize(padded);
+  for (int32_t j0 = 0; j0 < n_ctx; j0 += bs) {
+    const KvScalar* kb = kv.key(table[j0 / bs], kv_head);
+    const int32_t n = std::min(bs, n_ctx - j0);
+    for (int32_t j = 0; j < n; ++j) {
+      const KvScalar* k = kb + j * hd;
+      float dot;
+      if (order == DotOrder::Gemm) {  // tinyBLAS: one FMA chain over 16-lane chunks
+        __m512 acc = _mm512_setzero_ps();
+        for (int c = 0; c < nc; ++c) acc = _mm512_fmadd_ps(load_f16x16(k + 16 * c), q[c], acc);
+        dot = _mm512_reduce_add_ps(acc);
+      } else {  // ggml_vec_dot_f16: 4 accumulators over 64-element steps, then a tree
+        __m512 sum[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int c = 0; c < nc; ++c) sum[c % 4] = _mm512_fmadd_ps(load_f16x16(k + 16 * c), q[c], sum[c % 4]);
+        dot = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(sum[0], sum[2]), _mm512_add_ps(sum[1], sum[3])));
+      }
+      s.scores[j0 + j] = dot * scale;
+    }
+  }
+  for (int32_t j = n_ctx; j < padded; ++j) s.scores[j] = -std::numeric_limits<float>::infinity();
+
+  float max_score = -std::numeric_limits<float>::infinity();
+  for (int32_t j = 0; j < n_ctx; ++j) max_score = std::max(max_score, s.scores[j]);
+  double sum = 0.0;
+  for (int32_t c = 0; c < padded; c += kLanes) {
+    alignas(64) float x[kLanes];
+    _mm512_store_ps(x, _mm512_sub_ps(_mm512_loadu_ps(&s.scores[c]), _mm512_set1_ps(max_score)));
+    ggml_exp16(x, &s.scores[c]);
+    sum += _mm512_reduce_add_ps(_mm512_loadu_ps(&s.scores[c]));
+  }
+  const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / sum));
+  for (int32_t c = 0; c < padded; c += kLanes) {  // p = e * inv, rounded to fp16 for the PV matmul
+    const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(&s.scores[c]), inv);
+    _mm512_storeu_ps(&s.scores[c], _mm512_cvtph_ps(_mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT)));
+  }
+
+  // PV accumulators: lane = position mod 16 (Gemm) or mod 64 (Vec), each a row of head_dim.
+  const int32_t lanes = order == DotOrder::Gemm ? 16 : 64;
+  s.acc.assign(static_cast<size_t>(lanes) * hd, 0.0f);
+  for (int32_t j0 = 0; j0 < n_ctx; j0 += bs) {
+    const KvScalar* vb = kv.value(table[j0 / bs], kv_head);
+    const int32_t n = std::min(bs, n_ctx - j0);
+    for (int32_t j = 0; j < n; ++j) {
+      const KvScalar* v = vb + j * hd;
+      const __m512 p = _mm512_set1_ps(s.scores[j0 + j]);
+      float* acc = &s.acc[static_cast<size_t>((j0 + j) % lanes) * hd];
+      for (int c = 0; c < nc; ++c) {
+        _mm512_storeu_ps(acc + 16 * c, _mm512_fmadd_ps(load_f16x16(v + 16 * c), p, _mm512_loadu_ps(acc + 16 * c)));
+      }
+    }
+  }
+  // out[i] = reduce over the 16 lanes (after ggml's 4-accumulator tree for Vec), 16 dims at a time:
+  // the tree of _mm512_reduce_add_ps applied across registers that each hold one lane for 16 dims.
+  for (int c = 0; c < nc; ++c) {
+    __m512 l[16];
+    for (int k = 0; k < 16; ++k) {
+      const float* a = &s.acc[static_cast<size_t>(k) * hd + 16 * c];  // lane k of group 0; group g is 16 rows on
+      const size_t g = static_cast<size_t>(16) * hd;
+      l[k] = order == DotOrder::Gemm
+                 ? _mm512_loadu_ps(a)
+                 : _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(a + 2 * g)),
+                                 _mm512_add_ps(_mm512_loadu_ps(a + g), _mm512_loadu_ps(a + 3 * g)));
+    }
+    __m512 t3[8], t6[4];
+    for (int k = 0; k < 8; ++k) t3[k] = _mm512_add_ps(l[8 + k], l[k]);
+    for (int k = 0; k < 4; ++k) t6[k] = _mm512_add_ps(t3[4 + k], t3[k]);
+    _mm512_storeu_ps(out + 16 * c, _mm512_add_ps(_mm512_add_ps(t6[0], t6[2]), _mm512_add_ps(t6[1], t6[3])));
+  }
+}
+
 void attend_one(const float* q_in, const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head,
                 int32_t n_ctx, float scale, DotOrder order, Scratch& s, float* out) {
+  static const bool avx512 = cpu_features().avx512;
+  if (avx512 && kv.head_dim % 64 == 0) {
+    attend_one_avx512(q_in, kv, table, kv_head, n_ctx, scale, order, s, out);
+    return;
+  }
   const int32_t bs = kv.block_size, hd = kv.head_dim;
   float q[256];  // head_dim <= 256 (checked at load); q is rounded to fp16 as ggml converts it
   std::copy_n(q_in, hd, q);
