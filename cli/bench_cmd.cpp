@@ -16,12 +16,14 @@ struct BenchArgs {
   bench::SingleOptions single;
   int32_t threads = 0;
   std::string json_out;
+  engine::PrefillMatmul prefill_matmul = engine::PrefillMatmul::Int8;
 };
 
 int run_bench_single(const BenchArgs& a) {
   engine::LoadOptions lo;
   lo.backend.num_threads = a.threads;
   lo.kv_tokens = a.single.prompt_tokens + a.single.gen_tokens;
+  lo.backend.prefill_matmul = a.prefill_matmul;
   auto loaded = engine::load_model(a.model, lo);
   if (!loaded.ok()) {
     std::fprintf(stderr, "error: %s\n", loaded.message().c_str());
@@ -53,6 +55,7 @@ Runner add_bench_command(CLI::App& app) {
   single->add_option("--repeats", args->single.repeats)->check(CLI::Range(1, 100))->capture_default_str();
   single->add_option("--threads", args->threads, "compute threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   single->add_option("--json", args->json_out, "also write the result as JSON here");
+  add_prefill_matmul_option(single, args->prefill_matmul);
   return [args] { return run_bench_single(*args); };
 }
 

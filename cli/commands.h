@@ -4,6 +4,10 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <map>
+#include <string>
+
+#include "engine/backend.h"
 
 namespace pagoda::cli {
 
@@ -12,5 +16,15 @@ using Runner = std::function<int()>;
 Runner add_generate_command(CLI::App& app);
 Runner add_tokenize_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
+
+// --prefill-matmul int8|bf16, shared by the commands that run the model.
+inline void add_prefill_matmul_option(CLI::App* cmd, engine::PrefillMatmul& target) {
+  static const std::map<std::string, engine::PrefillMatmul> kinds = {{"int8", engine::PrefillMatmul::Int8},
+                                                                     {"bf16", engine::PrefillMatmul::OnednnBf16}};
+  cmd->add_option("--prefill-matmul", target,
+                  "int8: the GGUF blocks with llama.cpp-identical arithmetic (default); bf16: oneDNN bf16 matmul "
+                  "for steps of 16+ tokens")
+      ->transform(CLI::CheckedTransformer(kinds, CLI::ignore_case));
+}
 
 }  // namespace pagoda::cli

@@ -23,6 +23,7 @@ struct GenerateArgs {
   engine::SamplingParams sampling;
   int32_t threads = 0;
   int32_t ctx = 4096;
+  engine::PrefillMatmul prefill_matmul = engine::PrefillMatmul::Int8;
 };
 
 int run_generate(const GenerateArgs& a) {
@@ -30,6 +31,7 @@ int run_generate(const GenerateArgs& a) {
   engine::LoadOptions lo;
   lo.backend.num_threads = a.threads;
   lo.kv_tokens = a.ctx;
+  lo.backend.prefill_matmul = a.prefill_matmul;
   auto loaded = engine::load_model(a.model, lo);
   if (!loaded.ok()) {
     std::fprintf(stderr, "error: %s\n", loaded.message().c_str());
@@ -114,6 +116,7 @@ Runner add_generate_command(CLI::App& app) {
   cmd->add_option("--seed", args->sampling.seed, "sampling seed")->capture_default_str();
   cmd->add_option("--threads", args->threads, "compute threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--ctx", args->ctx, "context / KV capacity in tokens")->check(CLI::Range(16, 1 << 20))->capture_default_str();
+  add_prefill_matmul_option(cmd, args->prefill_matmul);
   return [args] { return run_generate(*args); };
 }
 

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -140,10 +141,12 @@ PAGODA_AVX512 void attend_one_avx512(
   }
 }
 
+std::atomic<bool> g_portable_only{false};
+
 void attend_one(const float* q_in, const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head,
                 int32_t n_ctx, float scale, DotOrder order, Scratch& s, float* out) {
   static const bool avx512 = cpu_features().avx512;
-  if (avx512 && kv.head_dim % 64 == 0) {
+  if (avx512 && kv.head_dim % 64 == 0 && !g_portable_only.load(std::memory_order_relaxed)) {
     attend_one_avx512(q_in, kv, table, kv_head, n_ctx, scale, order, s, out);
     return;
   }
@@ -198,6 +201,8 @@ void attend_one(const float* q_in, const PagedKvLayer& kv, std::span<const int32
 }
 
 }  // namespace
+
+void set_attention_portable_only(bool portable) { g_portable_only = portable; }
 
 void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& kv, int32_t n_heads, float scale,
                      float* out) {

@@ -34,4 +34,7 @@ void write_kv(const StepPlan& plan, const float* k, const float* v, const PagedK
 void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& kv, int32_t n_heads, float scale,
                      float* out);
 
+// Tests: run the portable loops even where the AVX-512 kernel would be chosen (both give the same bits).
+void set_attention_portable_only(bool portable);
+
 }  // namespace pagoda::engine::cpu
