@@ -113,6 +113,9 @@ __attribute__((target("avx2,fma,f16c"))) void rows_avx2(const QuantMatrix& w, co
 struct WideActs {
   std::vector<uint8_t> a;    // [M][nb][64]
   std::vector<int32_t> zp;   // [M][nb][16]: per-lane sums of zero_point * a (Q4_0: 8, Q8: 128)
+  int32_t m_stride = 0;      // M rounded up to kMaxM
+  std::vector<float> d_t;    // [nb][m_stride]: activation scales, m fastest (one load per block)
+  std::vector<float> s_t;    // [nb][m_stride]: Q8_1 sums, m fastest
 };
 
 constexpr int zero_point(QuantKind k) { return k == QuantKind::Q4_0 ? 8 : k == QuantKind::Q8 ? 128 : 0; }
@@ -121,7 +124,17 @@ void widen_acts(QuantKind kind, const QuantActs& x, WideActs& out) {
   const int64_t nb = x.K / kQBlock;
   out.a.resize(static_cast<size_t>(x.M * nb * 64));
   out.zp.resize(static_cast<size_t>(x.M * nb * 16));
+  out.m_stride = (x.M + kMaxM - 1) / kMaxM * kMaxM;
+  out.d_t.assign(static_cast<size_t>(nb * out.m_stride), 0.0f);
+  out.s_t.assign(out.d_t.size(), 0.0f);
+  for (int32_t m = 0; m < x.M; ++m) {
+    for (int64_t b = 0; b < nb; ++b) {
+      out.d_t[b * out.m_stride + m] = x.d[m * nb + b];
+      out.s_t[b * out.m_stride + m] = x.s_q8_1[m * nb + b];
+    }
+  }
   const int zp = zero_point(kind);
+#pragma omp parallel for schedule(static) if (x.M * nb >= 256)
   for (int64_t i = 0; i < x.M * nb; ++i) {
     const uint8_t* src = reinterpret_cast<const uint8_t*>(x.q.data()) + i * kQBlock;
     uint8_t* dst = out.a.data() + i * 64;
@@ -145,17 +158,16 @@ void widen_acts(QuantKind kind, const QuantActs& x, WideActs& out) {
 // AVX-512 VNNI: a pair of rows and one block per 512-bit step, for up to kMaxM activation rows.
 template <QuantKind K, int M>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"))) void pair_vnni(
-    const QuantMatrix& w, const QuantActs& x, const WideActs& wa, int32_t m0, int64_t pair, float* y) {
+    const QuantMatrix& w, const WideActs& wa, int32_t m0, int64_t pair, float* y) {
   const int64_t nb = w.blocks_per_row(), rbb = w.row_block_bytes();
   // Lane pattern of the per-row scales: 4-bit layout [A B A B] x4 lanes, 8-bit layout [A B] x8 lanes.
   const __m512i scale_idx = K == QuantKind::Q8 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
                                                : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
   __m512 acc[M];
-  float summs[M][2];
-  for (int m = 0; m < M; ++m) {
-    acc[m] = _mm512_setzero_ps();
-    summs[m][0] = summs[m][1] = 0.0f;
-  }
+  for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
+  // Q4_1 block-minimum terms of rows A and B, one lane per activation row: the same fma chain per
+  // (row, m) as ggml's scalar `summs += m * s`, eight chains at once.
+  __m256 summsA = _mm256_setzero_ps(), summsB = _mm256_setzero_ps();
   const uint8_t* ubase = w.u.data() + pair * nb * 2 * rbb;
   for (int64_t b = 0; b < nb; ++b) {
     __m512i u;
@@ -172,33 +184,33 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f1
     __builtin_memcpy(&d2, &w.d[slot], 4);
     const __m128 dpair = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d2)));
     const __m512 dw = _mm512_permutexvar_ps(scale_idx, _mm512_castps128_ps512(dpair));
-    float mA = 0.0f, mB = 0.0f;
+    const float* da = &wa.d_t[b * wa.m_stride + m0];
     if constexpr (K == QuantKind::Q4_1) {
       uint32_t m2;
       __builtin_memcpy(&m2, &w.m[slot], 4);
       const __m128 mpair = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(m2)));
-      mA = _mm_cvtss_f32(mpair);
-      mB = _mm_cvtss_f32(_mm_movehdup_ps(mpair));
+      const __m256 s = _mm256_loadu_ps(&wa.s_t[b * wa.m_stride + m0]);
+      summsA = _mm256_fmadd_ps(_mm256_broadcastss_ps(mpair), s, summsA);
+      summsB = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(mpair)), s, summsB);
     }
     for (int m = 0; m < M; ++m) {
       const int64_t ab = (m0 + m) * nb + b;
       __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(wa.a.data() + ab * 64));
       if constexpr (K != QuantKind::Q4_1) lanes = _mm512_sub_epi32(lanes, _mm512_loadu_si512(wa.zp.data() + ab * 16));
-      const __m512 dd = _mm512_mul_ps(dw, _mm512_set1_ps(x.d[ab]));
+      const __m512 dd = _mm512_mul_ps(dw, _mm512_set1_ps(da[m]));
       acc[m] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(lanes), acc[m]);
-      if constexpr (K == QuantKind::Q4_1) {
-        summs[m][0] = std::fma(mA, x.s_q8_1[ab], summs[m][0]);
-        summs[m][1] = std::fma(mB, x.s_q8_1[ab], summs[m][1]);
-      }
     }
   }
+  float summs[2][8];
+  _mm256_storeu_ps(summs[0], summsA);
+  _mm256_storeu_ps(summs[1], summsB);
   const int64_t rowA = 2 * pair;
   for (int m = 0; m < M; ++m) {
     // Back to ggml's lane order per row: 8-bit [A | B]; 4-bit [A_lo B_lo A_hi B_hi] -> [A_lo A_hi | B_lo B_hi].
     const __m512 r = K == QuantKind::Q8 ? acc[m] : _mm512_shuffle_f32x4(acc[m], acc[m], _MM_SHUFFLE(3, 1, 2, 0));
     float* ym = y + static_cast<int64_t>(m0 + m) * w.rows;
-    ym[rowA] = hsum256(_mm512_castps512_ps256(r)) + summs[m][0];
-    if (rowA + 1 < w.rows) ym[rowA + 1] = hsum256(_mm512_extractf32x8_ps(r, 1)) + summs[m][1];
+    ym[rowA] = hsum256(_mm512_castps512_ps256(r)) + summs[0][m];
+    if (rowA + 1 < w.rows) ym[rowA + 1] = hsum256(_mm512_extractf32x8_ps(r, 1)) + summs[1][m];
   }
 }
 
@@ -207,14 +219,14 @@ void pairs_vnni(const QuantMatrix& w, const QuantActs& x, const WideActs& wa, in
   for (int64_t p = p0; p < p1; ++p) {
     for (int32_t m0 = 0; m0 < x.M; m0 += kMaxM) {
       switch (std::min(kMaxM, x.M - m0)) {
-        case 1: pair_vnni<K, 1>(w, x, wa, m0, p, y); break;
-        case 2: pair_vnni<K, 2>(w, x, wa, m0, p, y); break;
-        case 3: pair_vnni<K, 3>(w, x, wa, m0, p, y); break;
-        case 4: pair_vnni<K, 4>(w, x, wa, m0, p, y); break;
-        case 5: pair_vnni<K, 5>(w, x, wa, m0, p, y); break;
-        case 6: pair_vnni<K, 6>(w, x, wa, m0, p, y); break;
-        case 7: pair_vnni<K, 7>(w, x, wa, m0, p, y); break;
-        default: pair_vnni<K, 8>(w, x, wa, m0, p, y); break;
+        case 1: pair_vnni<K, 1>(w, wa, m0, p, y); break;
+        case 2: pair_vnni<K, 2>(w, wa, m0, p, y); break;
+        case 3: pair_vnni<K, 3>(w, wa, m0, p, y); break;
+        case 4: pair_vnni<K, 4>(w, wa, m0, p, y); break;
+        case 5: pair_vnni<K, 5>(w, wa, m0, p, y); break;
+        case 6: pair_vnni<K, 6>(w, wa, m0, p, y); break;
+        case 7: pair_vnni<K, 7>(w, wa, m0, p, y); break;
+        default: pair_vnni<K, 8>(w, wa, m0, p, y); break;
       }
     }
   }
