@@ -1,0 +1,82 @@
+#pragma once
+// The logical KV-cache manager (DESIGN.md "KV cache"): which fixed-size blocks of the backend's pool
+// hold each sequence's keys and values. Backend-independent: the backend owns the memory, this class
+// owns the bookkeeping. The scheduler talks to it through a few verbs (vLLM v1's kv_cache_manager
+// shape): start a sequence (reusing cached prefix blocks), allocate slots for the next tokens, commit
+// computed tokens (full blocks become prefix-cache entries), fork (n > 1, copy-on-write), free.
+//
+// Blocks: a pool with refcounts. A full block whose tokens are committed is keyed by a hash chained over
+// (parent block's hash, its token ids); when its last reference goes it stays findable in the prefix
+// cache until the pool needs it (least recently freed evicted first). A hit is verified against the
+// stored token ids, so hash collisions cannot alias two prefixes.
+#include <cstdint>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/status.h"
+
+namespace pagoda::engine {
+
+struct KvCacheOptions {
+  int32_t num_blocks = 0;
+  int32_t block_size = 16;
+  bool enable_prefix_caching = true;
+};
+
+struct KvCacheStats {
+  int32_t num_blocks = 0;
+  int32_t used_blocks = 0;    // referenced by at least one sequence
+  int32_t cached_blocks = 0;  // unreferenced but holding a prefix-cache entry (evictable)
+  int64_t prefix_queries = 0; // full prompt blocks looked up
+  int64_t prefix_hits = 0;    // of which found
+};
+
+class KvCacheManager {
+ public:
+  explicit KvCacheManager(const KvCacheOptions& options);
+  ~KvCacheManager();
+  KvCacheManager(const KvCacheManager&) = delete;
+  KvCacheManager& operator=(const KvCacheManager&) = delete;
+
+  // Registers a new sequence and attaches the longest cached prefix of `prompt` made of full blocks,
+  // leaving at least one prompt token to compute (its logits are needed). Returns the number of prompt
+  // tokens those blocks already hold (a multiple of block_size; 0 without prefix caching).
+  int32_t start_sequence(uint64_t seq, std::span<const int32_t> prompt);
+
+  // Grows the sequence's block table to cover `num_tokens` tokens in total, and makes the blocks that
+  // tokens [first_write, num_tokens) land in writable (copy-on-write of a shared block, reported by
+  // take_pending_copies). False, with nothing changed, when the pool cannot supply the blocks.
+  bool allocate_slots(uint64_t seq, int32_t num_tokens, int32_t first_write);
+
+  // The sequence's KV now holds `tokens` (all its token ids, in order) for positions [0, tokens.size()).
+  // Blocks that became full are added to the prefix cache.
+  void commit_tokens(uint64_t seq, std::span<const int32_t> tokens);
+
+  // n > 1: `child` starts with the parent's blocks, shared (refcount + 1), and its committed tokens.
+  void fork(uint64_t parent, uint64_t child);
+
+  // Releases the sequence's blocks (refcount - 1). Unknown ids are ignored.
+  void free(uint64_t seq);
+
+  // Block copies (src, dst) the backend must perform before the next step (copy-on-write).
+  std::vector<std::pair<int32_t, int32_t>> take_pending_copies();
+
+  std::span<const int32_t> block_table(uint64_t seq) const;
+  bool has_sequence(uint64_t seq) const;
+  int32_t block_size() const;
+  // Blocks an allocation could use now: free ones plus evictable cached ones.
+  int32_t num_available_blocks() const;
+  KvCacheStats stats() const;
+
+  // Test/debug: every invariant (refcount == number of table references, free + used + cached ==
+  // num_blocks, cache map <-> block hashes). An error names the first broken one.
+  Status check_consistency() const;
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
+}  // namespace pagoda::engine

@@ -1,0 +1,59 @@
+#include "scheduler/request.h"
+
+#include <spdlog/fmt/fmt.h>
+
+namespace pagoda::scheduler {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::None: return "none";
+    case FinishReason::Length: return "length";
+    case FinishReason::Stop: return "stop";
+    case FinishReason::Cancelled: return "cancelled";
+    case FinishReason::Error: return "error";
+  }
+  return "?";
+}
+
+Status validate_request(const Request& r, const RequestLimits& l) {
+  const engine::SamplingParams& s = r.sampling;
+  if (r.prompt.empty()) return Status::error("prompt is empty: at least one token is required");
+  for (size_t i = 0; i < r.prompt.size(); ++i) {
+    if (r.prompt[i] < 0 || r.prompt[i] >= l.vocab_size) {
+      return Status::error(fmt::format("prompt token {} at index {} is outside the vocabulary (0..{})", r.prompt[i], i,
+                                       l.vocab_size - 1));
+    }
+  }
+  if (r.stop.max_tokens < 1) return Status::error(fmt::format("max_tokens must be at least 1, got {}", r.stop.max_tokens));
+  const int64_t total = static_cast<int64_t>(r.prompt.size()) + r.stop.max_tokens;
+  if (total > l.max_model_len) {
+    return Status::error(fmt::format("prompt ({} tokens) + max_tokens ({}) = {} exceeds the context length of {} tokens",
+                                     r.prompt.size(), r.stop.max_tokens, total, l.max_model_len));
+  }
+  if (r.n < 1 || r.n > l.max_n) return Status::error(fmt::format("n must be in 1..{}, got {}", l.max_n, r.n));
+  if (!(s.temperature >= 0.0f && s.temperature <= 100.0f)) {
+    return Status::error(fmt::format("temperature must be in [0, 100], got {}", s.temperature));
+  }
+  if (!(s.top_p > 0.0f && s.top_p <= 1.0f)) return Status::error(fmt::format("top_p must be in (0, 1], got {}", s.top_p));
+  if (!(s.min_p >= 0.0f && s.min_p <= 1.0f)) return Status::error(fmt::format("min_p must be in [0, 1], got {}", s.min_p));
+  if (s.top_k < 0) return Status::error(fmt::format("top_k must be >= 0 (0 = off), got {}", s.top_k));
+  if (!(s.repetition_penalty > 0.0f && s.repetition_penalty <= 10.0f)) {
+    return Status::error(fmt::format("repetition_penalty must be in (0, 10], got {}", s.repetition_penalty));
+  }
+  for (auto [name, v] : {std::pair{"presence_penalty", s.presence_penalty}, std::pair{"frequency_penalty", s.frequency_penalty}}) {
+    if (!(v >= -2.0f && v <= 2.0f)) return Status::error(fmt::format("{} must be in [-2, 2], got {}", name, v));
+  }
+  if (s.logprobs > l.max_logprobs || s.logprobs < -1) {
+    return Status::error(fmt::format("logprobs must be in 0..{}, got {}", l.max_logprobs, s.logprobs));
+  }
+  for (int32_t t : r.stop.stop_token_ids) {
+    if (t < 0 || t >= l.vocab_size) return Status::error(fmt::format("stop token id {} is outside the vocabulary", t));
+  }
+  for (const std::string& st : r.stop.stop_strings) {
+    if (st.empty()) return Status::error("stop strings must not be empty");
+  }
+  if (!r.sink) return Status::error("request has no stream sink");
+  return {};
+}
+
+}  // namespace pagoda::scheduler

@@ -1,0 +1,63 @@
+#pragma once
+// A generation request as the front ends hand it to the scheduler (DESIGN.md step 1): prompt token ids,
+// sampling parameters, stop criteria and a stream sink that receives every new token.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/sampler.h"
+#include "engine/status.h"
+
+namespace pagoda::scheduler {
+
+using RequestId = uint64_t;
+
+struct StopCriteria {
+  int32_t max_tokens = 16;
+  std::vector<int32_t> stop_token_ids;    // in addition to the model's end-of-generation tokens
+  std::vector<std::string> stop_strings;  // matched on the text across token boundaries, never emitted
+  bool ignore_eos = false;                // keep going past end-of-generation tokens
+};
+
+enum class FinishReason { None, Length, Stop, Cancelled, Error };
+const char* finish_reason_name(FinishReason r);
+
+// One event on a request's stream: a new token of choice `index` (n > 1 has several), or its end.
+struct TokenEvent {
+  RequestId request = 0;
+  int32_t index = 0;          // choice index, 0..n-1
+  int32_t token = -1;         // -1 on a pure finish event
+  std::string text;           // text that became final with this token (stop strings held back)
+  engine::SampleResult sample;  // logprob / top alternatives when asked for
+  FinishReason finish = FinishReason::None;
+  std::string error;          // with FinishReason::Error
+  int32_t prompt_tokens = 0;      // usage, on the finish event
+  int32_t completion_tokens = 0;  // usage, on the finish event (this choice)
+  int32_t cached_prompt_tokens = 0;
+};
+
+// Called on the engine thread: must be quick and must not call back into the scheduler.
+using StreamSink = std::function<void(const TokenEvent&)>;
+
+struct Request {
+  RequestId id = 0;
+  std::vector<int32_t> prompt;
+  engine::SamplingParams sampling;
+  StopCriteria stop;
+  int32_t n = 1;         // independent choices sharing the prompt (its KV blocks are forked)
+  int32_t priority = 0;  // lower runs first; FCFS within a priority
+  StreamSink sink;
+};
+
+struct RequestLimits {
+  int32_t max_model_len = 8192;  // prompt + max_tokens
+  int32_t vocab_size = 0;
+  int32_t max_n = 16;
+  int32_t max_logprobs = 20;
+};
+
+// Checks a request against the limits; the message names the field and the limit.
+Status validate_request(const Request& r, const RequestLimits& limits);
+
+}  // namespace pagoda::scheduler
