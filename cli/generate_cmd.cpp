@@ -71,7 +71,7 @@ int run_generate(const GenerateArgs& a) {
   int32_t generated = 0;
   std::string finish = "length";
   for (; generated < a.max_tokens; ++generated) {
-    const int32_t next = sampler.sample(logits.value());
+    const int32_t next = sampler.sample(logits.value()).token;
     if (tok.is_end_of_generation(next)) {
       finish = "stop";
       break;

@@ -13,7 +13,18 @@ int32_t argmax(std::span<const float> logits) {
   return best;
 }
 
-int32_t Sampler::sample(std::span<const float> logits) {
+Sampler::Sampler(const SamplingParams& params, std::span<const int32_t> prompt)
+    : p_(params), rng_(params.seed), prompt_tokens_(prompt.begin(), prompt.end()) {}
+
+void Sampler::accept(int32_t token) { ++output_counts_[token]; }
+
+SampleResult Sampler::sample(std::span<const float> logits) {
+  SampleResult r;
+  r.token = pick(logits);
+  return r;
+}
+
+int32_t Sampler::pick(std::span<const float> logits) {
   if (p_.temperature <= 0.0f || p_.top_k == 1) return argmax(logits);
   const int32_t n = static_cast<int32_t>(logits.size());
   // Candidates sorted by logit, truncated by top-k first (cheap partial sort), then softmax.

@@ -51,6 +51,7 @@ class Sampler {
   const SamplingParams& params() const { return p_; }
 
  private:
+  int32_t pick(std::span<const float> logits);  // interim: temperature / top-k / top-p / min-p only
   SamplingParams p_;
   std::mt19937_64 rng_;
   std::unordered_map<int32_t, int32_t> output_counts_;
