@@ -24,6 +24,12 @@ struct StepPlan {
   int32_t max_blocks_per_seq = 0;
   // Token indices (into [T]) whose next-token logits are wanted, in output order.
   std::vector<int32_t> logits_indices;
+  // Per sequence, optional: tokens at positions < prefill_order_end[b] sum their attention in the
+  // multi-row (prefill) order, the others in the single-row (decode) order. The scheduler sets it to
+  // the prompt length, so a sequence's numbers depend only on each token's role, never on how the
+  // step was packed (chunked prefill, batch-mates, recompute after preemption). Empty: by the
+  // sequence's token count in this step (several tokens -> prefill order), as llama.cpp.
+  std::vector<int32_t> prefill_order_end;
 
   int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
   int32_t num_seqs() const { return static_cast<int32_t>(seq_ids.size()); }
@@ -47,6 +53,8 @@ class StepPlanBuilder {
   // tokens need logits (empty = only the last one).
   void add_sequence(uint64_t seq_id, std::span<const int32_t> tokens, int32_t start_pos,
                     std::span<const int32_t> block_table, std::span<const int32_t> want_logits = {});
+  // Sets prefill_order_end for the sequence added last.
+  void set_prefill_order_end(int32_t end);
   StepPlan build();
 
  private:

@@ -222,7 +222,10 @@ void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& k
     for (int64_t w = 0; w < work; ++w) {
       const int32_t t = static_cast<int32_t>(w / n_heads), h = static_cast<int32_t>(w % n_heads);
       const int32_t b = seq_of[t];
-      const DotOrder order = plan.cu_seqlens[b + 1] - plan.cu_seqlens[b] > 1 ? DotOrder::Gemm : DotOrder::Vec;
+      const bool prefill_order = plan.prefill_order_end.empty()
+                                     ? plan.cu_seqlens[b + 1] - plan.cu_seqlens[b] > 1
+                                     : plan.positions[t] < plan.prefill_order_end[b];
+      const DotOrder order = prefill_order ? DotOrder::Gemm : DotOrder::Vec;
       // Causal: token at position p sees keys 0..p of its own sequence.
       attend_one(q + t * row + h * kv.head_dim, kv, plan.block_table(b), h / group, plan.positions[t] + 1, scale,
                  order, scratch, out + t * row + h * kv.head_dim);
