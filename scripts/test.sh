@@ -12,6 +12,10 @@ MODEL="$(bash scripts/fetch_model.sh | tail -n1)"
 [ -f "$MODEL" ] || die "model not found after fetch: '$MODEL'"
 
 export PAGODA_MODEL="$MODEL" PAGODA_REQUIRE_MODEL=1
+# ctest runs two test processes at once on a 2-core machine, each with an OpenMP team: spinning
+# idle threads would steal the other process's core, so they sleep instead (results are unaffected:
+# every kernel gives the same bits for any thread count).
+export OMP_WAIT_POLICY=passive
 export PATH="$VENV/bin:$PATH"   # Python-based tests use the project's venv
 log "PAGODA_MODEL=$PAGODA_MODEL"
 ctest --test-dir build --output-on-failure --no-tests=error -j2 "$@"
