@@ -1,0 +1,60 @@
+#pragma once
+// Llama-shaped GGUF models with random weights: for tests (a tiny model that loads and runs in
+// milliseconds) and for benchmarks at real model shapes (smollm2-135m, llama3-8b, llama2-7b) without
+// downloading anything. Weights are deterministic in the seed, quantized with ggml's reference
+// formulas (Q4_0, Q4_1, Q8_0) or stored as F16/F32; norms are F32. The tokenizer is a byte-level
+// "gpt2" vocabulary (the 256 byte symbols, fillers, and <|im_start|> / <|im_end|>) with no merges.
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/gguf/gguf_writer.h"
+#include "engine/quant/ggml_types.h"
+#include "engine/status.h"
+
+namespace pagoda::engine {
+
+struct RandomModelSpec {
+  std::string name = "tiny";
+  int n_layers = 2;
+  int d_model = 64;
+  int n_heads = 4;
+  int n_kv_heads = 2;
+  int ffn_dim = 128;
+  int vocab_size = 320;
+  int context_length = 256;
+  float rope_theta = 10000.0f;
+  float rms_eps = 1e-5f;
+  GgmlType weight_type = GgmlType::Q8_0;  // Q4_0, Q4_1, Q8_0, F16 or F32 (norms are always F32)
+  bool tied_embeddings = false;           // no output.weight: token_embd doubles as the LM head
+  uint64_t seed = 1;
+};
+
+// Presets: "tiny", "smollm2-135m", "llama3-8b", "llama2-7b"; nullopt for another name.
+std::optional<RandomModelSpec> random_model_preset(std::string_view name);
+std::vector<std::string> random_model_preset_names();
+
+// Checks the shape (divisibility, head_dim, a vocabulary big enough for the byte tokens) and type.
+Status validate_random_model_spec(const RandomModelSpec& spec);
+int64_t random_model_param_count(const RandomModelSpec& spec);
+
+// Builds the whole model in memory (small models: tests edit the writer to make broken files).
+Result<GgufWriter> random_llama_writer(const RandomModelSpec& spec);
+
+// Called after each tensor is written.
+struct RandomModelProgress {
+  size_t tensor_index = 0;  // of the tensor just written
+  size_t tensor_count = 0;
+  std::string tensor_name;
+  uint64_t bytes_done = 0;   // tensor data written so far
+  uint64_t bytes_total = 0;  // tensor data in all
+};
+
+// Streams the model to `path` (via path + ".tmp"): memory stays bounded whatever the model size.
+Status write_random_llama(const RandomModelSpec& spec, const std::string& path,
+                          const std::function<void(const RandomModelProgress&)>& progress = {});
+
+}  // namespace pagoda::engine

@@ -1,0 +1,338 @@
+// The tiny random Llama (engine/model/random_model.h): it loads (weights, tokenizer, CPU backend),
+// broken variants give errors naming what is wrong, and the CPU forward pass matches a naive
+// double-precision reference forward written here from the dequantized weights.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+
+#include "engine/gguf/gguf_writer.h"
+#include "engine/loaded_model.h"
+#include "engine/model/model_weights.h"
+#include "engine/model/random_model.h"
+#include "engine/sampler.h"
+#include "engine/single_sequence.h"
+
+namespace pagoda::engine {
+namespace {
+
+RandomModelSpec tiny(GgmlType type = GgmlType::Q8_0, bool tied = false) {
+  RandomModelSpec s = *random_model_preset("tiny");
+  s.weight_type = type;
+  s.tied_embeddings = tied;
+  return s;
+}
+
+// Builds the tiny model, lets `edit` break it, and indexes the weights from the bytes.
+struct Parsed {
+  std::vector<uint8_t> bytes;  // must outlive the weights
+  Result<std::shared_ptr<ModelWeights>> weights = Status::error("not loaded");
+};
+
+std::unique_ptr<Parsed> parse_edited(const std::function<void(GgufWriter&)>& edit) {
+  auto p = std::make_unique<Parsed>();
+  auto w = random_llama_writer(tiny());
+  EXPECT_TRUE(w.ok()) << w.message();
+  if (!w.ok()) return p;
+  edit(w.value());
+  auto bytes = w.value().to_bytes();
+  EXPECT_TRUE(bytes.ok()) << bytes.message();
+  if (!bytes.ok()) return p;
+  p->bytes = std::move(bytes.value());
+  auto f = GgufFile::parse(p->bytes, "tiny.gguf");
+  EXPECT_TRUE(f.ok()) << f.message();
+  if (!f.ok()) return p;
+  p->weights = model_weights_from_gguf(std::move(f.value()));
+  return p;
+}
+
+void expect_error(const std::unique_ptr<Parsed>& p, std::initializer_list<const char*> parts) {
+  ASSERT_FALSE(p->weights.ok());
+  for (const char* part : parts) {
+    EXPECT_NE(p->weights.message().find(part), std::string::npos) << "'" << part << "' not in: " << p->weights.message();
+  }
+}
+
+TEST(TinyModelWeights, TheUneditedModelIndexes) {
+  auto p = parse_edited([](GgufWriter&) {});
+  ASSERT_TRUE(p->weights.ok()) << p->weights.message();
+  const ModelConfig& c = p->weights.value()->config;
+  EXPECT_EQ(c.n_layers, 2);
+  EXPECT_EQ(c.d_model, 64);
+  EXPECT_EQ(c.n_heads, 4);
+  EXPECT_EQ(c.n_kv_heads, 2);
+  EXPECT_EQ(c.head_dim, 16);
+  EXPECT_EQ(c.ffn_dim, 128);
+  EXPECT_EQ(c.vocab_size, 320);
+  EXPECT_EQ(c.context_length, 256);
+  EXPECT_FALSE(c.tied_embeddings);
+  EXPECT_EQ(random_model_param_count(tiny()), 2 * 320 * 64 + 64 + 2 * (2 * 64 + 2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 128));
+}
+
+TEST(TinyModelWeights, UnsupportedArchitectureIsNamed) {
+  auto p = parse_edited([](GgufWriter& w) { w.set_string("general.architecture", "gpt2"); });
+  expect_error(p, {"tiny.gguf", "unsupported architecture", "gpt2"});
+}
+
+TEST(TinyModelWeights, MissingTensorIsNamed) {
+  auto p = parse_edited([](GgufWriter& w) { ASSERT_TRUE(w.remove_tensor("blk.1.ffn_up.weight")); });
+  expect_error(p, {"tiny.gguf", "missing tensor", "blk.1.ffn_up.weight"});
+}
+
+TEST(TinyModelWeights, WrongDimsNameTensorDimsAndExpected) {
+  auto p = parse_edited([](GgufWriter& w) {
+    ASSERT_TRUE(w.remove_tensor("blk.0.attn_k.weight"));
+    // {64, 64} where GQA with 2 kv heads of 16 wants {64, 32}.
+    ASSERT_TRUE(w.add_tensor("blk.0.attn_k.weight", GgmlType::Q8_0, {64, 64}, std::vector<uint8_t>(64 * 2 * 34)).ok());
+  });
+  expect_error(p, {"blk.0.attn_k.weight", "{64, 64}", "expected {64, 32}"});
+}
+
+TEST(TinyModelWeights, HeadCountNotAMultipleOfKvHeads) {
+  auto p = parse_edited([](GgufWriter& w) { w.set_u32("llama.attention.head_count_kv", 3); });
+  expect_error(p, {"head_count 4", "head_count_kv 3"});
+}
+
+// ---- the naive reference forward (double precision, from dequantized weights) ----
+
+struct Matrix {
+  int64_t rows = 0, cols = 0;
+  std::vector<float> w;  // [rows][cols]
+  std::vector<double> apply(const std::vector<double>& x) const {
+    std::vector<double> y(static_cast<size_t>(rows), 0.0);
+    for (int64_t r = 0; r < rows; ++r) {
+      double acc = 0.0;
+      for (int64_t c = 0; c < cols; ++c) acc += static_cast<double>(w[r * cols + c]) * x[c];
+      y[r] = acc;
+    }
+    return y;
+  }
+};
+
+Matrix dequant(const GgufTensorInfo* t) {
+  Matrix m;
+  m.cols = t->dims[0];
+  m.rows = t->dims.size() > 1 ? t->dims[1] : 1;
+  m.w.resize(static_cast<size_t>(m.rows * m.cols));
+  for (int64_t r = 0; r < m.rows; ++r) EXPECT_TRUE(tensor_row_to_f32(*t, r, m.w.data() + r * m.cols).ok());
+  return m;
+}
+
+std::vector<double> vec(const GgufTensorInfo* t) {
+  auto v = tensor_to_f32(*t);
+  EXPECT_TRUE(v.ok()) << v.message();
+  return std::vector<double>(v.value().begin(), v.value().end());
+}
+
+std::vector<double> rms_norm(const std::vector<double>& x, const std::vector<double>& g, double eps) {
+  double ss = 0.0;
+  for (double v : x) ss += v * v;
+  const double s = 1.0 / std::sqrt(ss / static_cast<double>(x.size()) + eps);
+  std::vector<double> y(x.size());
+  for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * s * g[i];
+  return y;
+}
+
+// RoPE, normal mode: pairs (2i, 2i+1) of each head rotated by pos * base^(-2i/head_dim).
+void rope(std::vector<double>& x, int heads, int hd, int pos, double base) {
+  for (int h = 0; h < heads; ++h) {
+    for (int i = 0; i < hd / 2; ++i) {
+      const double a = pos * std::pow(base, -2.0 * i / hd);
+      double& x0 = x[h * hd + 2 * i];
+      double& x1 = x[h * hd + 2 * i + 1];
+      const double r0 = x0 * std::cos(a) - x1 * std::sin(a), r1 = x0 * std::sin(a) + x1 * std::cos(a);
+      x0 = r0;
+      x1 = r1;
+    }
+  }
+}
+
+std::vector<std::vector<double>> reference_logits(const ModelWeights& W, const std::vector<int32_t>& tokens) {
+  const ModelConfig& c = W.config;
+  const int hd = c.head_dim, nh = c.n_heads, nkv = c.n_kv_heads, group = nh / nkv;
+  const Matrix emb = dequant(W.token_embd), out = dequant(W.output);
+  struct Layer {
+    std::vector<double> attn_norm, ffn_norm;
+    Matrix q, k, v, o, gate, up, down;
+  };
+  std::vector<Layer> layers;
+  for (const LayerWeights& L : W.layers) {
+    layers.push_back({vec(L.attn_norm), vec(L.ffn_norm), dequant(L.wq), dequant(L.wk), dequant(L.wv), dequant(L.wo),
+                      dequant(L.w_gate), dequant(L.w_up), dequant(L.w_down)});
+  }
+  const std::vector<double> out_norm = vec(W.output_norm);
+  std::vector<std::vector<std::vector<double>>> kcache(layers.size()), vcache(layers.size());
+  std::vector<std::vector<double>> logits;
+  for (size_t pos = 0; pos < tokens.size(); ++pos) {
+    std::vector<double> x(emb.w.begin() + tokens[pos] * emb.cols, emb.w.begin() + (tokens[pos] + 1) * emb.cols);
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const Layer& L = layers[l];
+      const std::vector<double> h = rms_norm(x, L.attn_norm, c.rms_eps);
+      std::vector<double> q = L.q.apply(h), k = L.k.apply(h), v = L.v.apply(h);
+      rope(q, nh, hd, static_cast<int>(pos), c.rope_theta);
+      rope(k, nkv, hd, static_cast<int>(pos), c.rope_theta);
+      kcache[l].push_back(k);
+      vcache[l].push_back(v);
+      std::vector<double> attn(static_cast<size_t>(nh * hd), 0.0);
+      for (int head = 0; head < nh; ++head) {
+        const int kvh = head / group;
+        std::vector<double> s(pos + 1);
+        double mx = -1e300;
+        for (size_t j = 0; j <= pos; ++j) {
+          double d = 0.0;
+          for (int i = 0; i < hd; ++i) d += q[head * hd + i] * kcache[l][j][kvh * hd + i];
+          s[j] = d / std::sqrt(static_cast<double>(hd));
+          mx = std::max(mx, s[j]);
+        }
+        double sum = 0.0;
+        for (double& e : s) sum += (e = std::exp(e - mx));
+        for (size_t j = 0; j <= pos; ++j) {
+          for (int i = 0; i < hd; ++i) attn[head * hd + i] += s[j] / sum * vcache[l][j][kvh * hd + i];
+        }
+      }
+      const std::vector<double> o = L.o.apply(attn);
+      for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+      const std::vector<double> h2 = rms_norm(x, L.ffn_norm, c.rms_eps);
+      const std::vector<double> g = L.gate.apply(h2), u = L.up.apply(h2);
+      std::vector<double> a(g.size());
+      for (size_t i = 0; i < g.size(); ++i) a[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
+      const std::vector<double> dn = L.down.apply(a);
+      for (size_t i = 0; i < x.size(); ++i) x[i] += dn[i];
+    }
+    logits.push_back(out.apply(rms_norm(x, out_norm, c.rms_eps)));
+  }
+  return logits;
+}
+
+std::string tiny_path(const RandomModelSpec& s) {
+  return ::testing::TempDir() + "/pagoda_tiny_" + ggml_type_name(static_cast<uint32_t>(s.weight_type)) +
+         (s.tied_embeddings ? "_tied" : "") + ".gguf";
+}
+
+LoadedModel load_tiny(const RandomModelSpec& s) {
+  const std::string path = tiny_path(s);
+  Status w = write_random_llama(s, path);
+  EXPECT_TRUE(w.ok()) << w.message();
+  LoadOptions lo;
+  lo.kv_tokens = 256;
+  auto m = load_model(path, lo);
+  EXPECT_TRUE(m.ok()) << m.message();
+  std::filesystem::remove(path);  // the mapping stays valid
+  if (!m.ok()) return LoadedModel{};
+  return std::move(m.value());
+}
+
+const std::vector<int32_t> kPrompt = {318, 104, 101, 108, 108, 111, 32, 300, 5, 77, 250, 319};
+
+void check_forward(const RandomModelSpec& spec) {
+  LoadedModel m = load_tiny(spec);
+  ASSERT_NE(m.backend, nullptr);
+  const ModelConfig& c = m.config();
+  ASSERT_EQ(c.head_dim, 16);
+  ASSERT_EQ(c.tied_embeddings, spec.tied_embeddings);
+  const int32_t vocab = c.vocab_size;
+  const std::vector<std::vector<double>> ref = reference_logits(*m.weights, kPrompt);
+
+  SingleSequence seq(*m.backend, vocab, 64);
+  auto got = seq.run(kPrompt, /*all_logits=*/true);
+  ASSERT_TRUE(got.ok()) << got.message();
+  ASSERT_EQ(got.value().size(), kPrompt.size() * vocab);
+  const std::vector<float> one_shot_last(got.value().end() - vocab, got.value().end());
+  int checked_top1 = 0;
+  for (size_t p = 0; p < kPrompt.size(); ++p) {
+    const std::span<const float> row = got.value().subspan(p * vocab, vocab);
+    double max_ref = 0.0, max_diff = 0.0;
+    for (int32_t i = 0; i < vocab; ++i) {
+      max_ref = std::max(max_ref, std::fabs(ref[p][i]));
+      max_diff = std::max(max_diff, std::fabs(ref[p][i] - row[i]));
+    }
+    std::vector<int32_t> order(vocab);
+    for (int32_t i = 0; i < vocab; ++i) order[i] = i;
+    std::partial_sort(order.begin(), order.begin() + 2, order.end(),
+                      [&](int32_t a, int32_t b) { return ref[p][a] > ref[p][b]; });
+    const double margin = ref[p][order[0]] - ref[p][order[1]];
+    const int32_t top = argmax(row);
+    std::printf("  %s pos %2zu: max|ref| %.3f max|diff| %.4f ref top %d (margin %.3f) engine top %d\n",
+                ggml_type_name(static_cast<uint32_t>(spec.weight_type)), p, max_ref, max_diff, order[0], margin, top);
+    EXPECT_LE(max_diff, 0.05 * max_ref + 1e-3) << "position " << p;
+    if (margin > 0.1) {
+      ++checked_top1;
+      EXPECT_EQ(top, order[0]) << "position " << p << " (reference margin " << margin << ")";
+    }
+  }
+  EXPECT_GT(checked_top1, 0) << "no position had a clear reference top-1";
+
+  // The same prompt in two chunks (7 + 5 tokens) gives the same last logits.
+  seq.reset();
+  const std::span<const int32_t> prompt(kPrompt);
+  ASSERT_TRUE(seq.run(prompt.first(7)).ok());
+  auto last = seq.run(prompt.subspan(7));
+  ASSERT_TRUE(last.ok()) << last.message();
+  ASSERT_EQ(last.value().size(), static_cast<size_t>(vocab));
+  double scale = 0.0, diff = 0.0;
+  for (int32_t i = 0; i < vocab; ++i) {
+    scale = std::max(scale, static_cast<double>(std::fabs(one_shot_last[i])));
+    diff = std::max(diff, static_cast<double>(std::fabs(one_shot_last[i] - last.value()[i])));
+  }
+  EXPECT_LE(diff, 1e-4 * std::max(1.0, scale)) << "chunked prefill differs from one-shot";
+}
+
+TEST(TinyModelForward, Q8_0UntiedMatchesTheReference) { check_forward(tiny(GgmlType::Q8_0, /*tied=*/false)); }
+
+TEST(TinyModelForward, Q4_1TiedMatchesTheReference) { check_forward(tiny(GgmlType::Q4_1, /*tied=*/true)); }
+
+TEST(TinyModelLoad, TokenizerLoadsAndRoundTripsBytes) {
+  LoadedModel m = load_tiny(tiny());
+  ASSERT_NE(m.tokenizer, nullptr);
+  const Tokenizer& tok = *m.tokenizer;
+  EXPECT_EQ(tok.vocab_size(), 320);
+  EXPECT_EQ(tok.encode("hello", false, false), (std::vector<int32_t>{104, 101, 108, 108, 111}));
+  const std::string text = "h\xC3\xA9llo \xE4\xB8\x96!";
+  const std::vector<int32_t> ids = tok.encode(text, false, false);
+  EXPECT_EQ(ids.size(), text.size());  // one token per byte: no merges
+  EXPECT_EQ(tok.decode(ids), text);
+  EXPECT_EQ(tok.find_token("<|im_start|>"), 318);
+  EXPECT_EQ(tok.find_token("<|im_end|>"), 319);
+  EXPECT_TRUE(tok.is_control(319));
+  EXPECT_EQ(tok.encode("<|im_end|>", false, true), (std::vector<int32_t>{319}));
+  EXPECT_TRUE(tok.is_end_of_generation(319));
+}
+
+TEST(TinyModelLoad, EveryWeightTypeLoads) {
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::F16, GgmlType::F32}) {
+    LoadedModel m = load_tiny(tiny(t));
+    ASSERT_NE(m.backend, nullptr);
+    SingleSequence seq(*m.backend, m.config().vocab_size, 16);
+    auto logits = seq.run(std::vector<int32_t>{1, 2, 3});
+    ASSERT_TRUE(logits.ok()) << logits.message();
+    for (float v : logits.value()) ASSERT_TRUE(std::isfinite(v));
+  }
+}
+
+TEST(TinyModelSpec, BadSpecsAreRejected) {
+  RandomModelSpec s = tiny();
+  s.weight_type = GgmlType::Q5_0;
+  EXPECT_FALSE(validate_random_model_spec(s).ok());
+  s = tiny();
+  s.n_kv_heads = 3;
+  EXPECT_FALSE(validate_random_model_spec(s).ok());
+  s = tiny();
+  s.vocab_size = 100;
+  EXPECT_FALSE(validate_random_model_spec(s).ok());
+  EXPECT_FALSE(random_model_preset("gpt-5").has_value());
+  for (const std::string& n : random_model_preset_names()) {
+    auto p = random_model_preset(n);
+    ASSERT_TRUE(p.has_value()) << n;
+    EXPECT_TRUE(validate_random_model_spec(*p).ok()) << n;
+  }
+  // Real shapes: the parameter counts of the models they imitate.
+  EXPECT_NEAR(static_cast<double>(random_model_param_count(*random_model_preset("smollm2-135m"))), 134.5e6, 1e6);
+  EXPECT_NEAR(static_cast<double>(random_model_param_count(*random_model_preset("llama3-8b"))), 8.03e9, 0.01e9);
+  EXPECT_NEAR(static_cast<double>(random_model_param_count(*random_model_preset("llama2-7b"))), 6.74e9, 0.01e9);
+}
+
+}  // namespace
+}  // namespace pagoda::engine
