@@ -29,8 +29,8 @@ struct KvCacheStats {
   int32_t num_blocks = 0;
   int32_t used_blocks = 0;    // referenced by at least one sequence
   int32_t cached_blocks = 0;  // unreferenced but holding a prefix-cache entry (evictable)
-  int64_t prefix_queries = 0; // full prompt blocks looked up
-  int64_t prefix_hits = 0;    // of which found
+  int64_t prefix_queries = 0; // full prompt blocks eligible for a hit (all but one covering the whole prompt)
+  int64_t prefix_hits = 0;    // of which reused from the cache (the leading run of hits)
 };
 
 class KvCacheManager {
@@ -42,16 +42,21 @@ class KvCacheManager {
 
   // Registers a new sequence and attaches the longest cached prefix of `prompt` made of full blocks,
   // leaving at least one prompt token to compute (its logits are needed). Returns the number of prompt
-  // tokens those blocks already hold (a multiple of block_size; 0 without prefix caching).
+  // tokens those blocks already hold (a multiple of block_size; 0 without prefix caching); they count
+  // as committed. A sequence id already in use is freed first.
   int32_t start_sequence(uint64_t seq, std::span<const int32_t> prompt);
 
   // Grows the sequence's block table to cover `num_tokens` tokens in total, and makes the blocks that
   // tokens [first_write, num_tokens) land in writable (copy-on-write of a shared block, reported by
   // take_pending_copies). False, with nothing changed, when the pool cannot supply the blocks.
+  // Positions >= first_write are being (re)written: they stop counting as committed, and a full block
+  // among them that was ours alone leaves the prefix cache (normally first_write is the committed
+  // length and this changes nothing).
   bool allocate_slots(uint64_t seq, int32_t num_tokens, int32_t first_write);
 
   // The sequence's KV now holds `tokens` (all its token ids, in order) for positions [0, tokens.size()).
-  // Blocks that became full are added to the prefix cache.
+  // Blocks that became full are added to the prefix cache. Incremental: positions committed before are
+  // taken as unchanged, only the new tail is read (fewer tokens than before rolls the commit back).
   void commit_tokens(uint64_t seq, std::span<const int32_t> tokens);
 
   // n > 1: `child` starts with the parent's blocks, shared (refcount + 1), and its committed tokens.

@@ -1,0 +1,320 @@
+// KvCacheManager: allocation and growth, all-or-nothing failure, prefix-cache reuse and eviction order,
+// fork with copy-on-write, and prefix caching switched off.
+#include "engine/kv/kv_cache_manager.h"
+
+#include <gtest/gtest.h>
+
+#include <numeric>
+#include <vector>
+
+namespace pagoda::engine {
+namespace {
+
+#define EXPECT_CONSISTENT(kv)                        \
+  do {                                               \
+    const Status st_ = (kv).check_consistency();     \
+    EXPECT_TRUE(st_.ok()) << st_.message();          \
+  } while (0)
+
+using Table = std::vector<int32_t>;
+Table table(const KvCacheManager& kv, uint64_t seq) {
+  auto t = kv.block_table(seq);
+  return Table(t.begin(), t.end());
+}
+
+std::vector<int32_t> iota(int32_t n, int32_t first) {
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  std::iota(v.begin(), v.end(), first);
+  return v;
+}
+
+// Prefill the whole prompt in one step, the way the scheduler does without chunking.
+void prefill(KvCacheManager& kv, uint64_t seq, const std::vector<int32_t>& prompt) {
+  const int32_t cached = kv.start_sequence(seq, prompt);
+  ASSERT_TRUE(kv.allocate_slots(seq, static_cast<int32_t>(prompt.size()), cached));
+  kv.commit_tokens(seq, prompt);
+}
+
+TEST(KvCacheManager, GrowsAcrossBlockBoundaries) {
+  KvCacheManager kv({.num_blocks = 8, .block_size = 4});
+  EXPECT_EQ(kv.block_size(), 4);
+  EXPECT_EQ(kv.start_sequence(1, iota(6, 0)), 0);  // nothing cached yet
+  EXPECT_TRUE(kv.has_sequence(1));
+  EXPECT_TRUE(kv.block_table(1).empty());
+  ASSERT_TRUE(kv.allocate_slots(1, 6, 0));
+  EXPECT_EQ(table(kv, 1), (Table{0, 1}));
+  ASSERT_TRUE(kv.allocate_slots(1, 8, 6));  // still inside block 1
+  EXPECT_EQ(table(kv, 1), (Table{0, 1}));
+  ASSERT_TRUE(kv.allocate_slots(1, 9, 8));  // crosses into a third block
+  EXPECT_EQ(table(kv, 1), (Table{0, 1, 2}));
+  ASSERT_TRUE(kv.allocate_slots(1, 17, 9));  // several at once
+  EXPECT_EQ(kv.block_table(1).size(), 5u);
+  EXPECT_EQ(kv.num_available_blocks(), 3);
+  EXPECT_EQ(kv.stats().used_blocks, 5);
+  EXPECT_TRUE(kv.take_pending_copies().empty());
+  EXPECT_CONSISTENT(kv);
+  kv.free(1);
+  EXPECT_FALSE(kv.has_sequence(1));
+  EXPECT_EQ(kv.num_available_blocks(), 8);
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManager, OutOfBlocksReturnsFalseAndChangesNothing) {
+  KvCacheManager kv({.num_blocks = 4, .block_size = 4});
+  kv.start_sequence(1, iota(12, 0));
+  ASSERT_TRUE(kv.allocate_slots(1, 12, 0));
+  kv.start_sequence(2, iota(8, 100));
+  EXPECT_FALSE(kv.allocate_slots(2, 8, 0));  // needs 2, 1 left
+  EXPECT_TRUE(kv.block_table(2).empty());
+  EXPECT_EQ(kv.num_available_blocks(), 1);
+  EXPECT_EQ(kv.stats().used_blocks, 3);
+  EXPECT_CONSISTENT(kv);
+  EXPECT_TRUE(kv.allocate_slots(2, 4, 0));  // what fits still works
+  EXPECT_FALSE(kv.allocate_slots(99, 1, 0));  // unknown sequence
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManager, CopyOnWriteIsAllOrNothingToo) {
+  KvCacheManager kv({.num_blocks = 3, .block_size = 4});
+  prefill(kv, 1, iota(6, 0));  // blocks 0, 1 (1 is partial)
+  kv.fork(1, 2);
+  kv.start_sequence(3, iota(1, 50));
+  ASSERT_TRUE(kv.allocate_slots(3, 1, 0));  // takes the last block
+  // The child writes into the shared partial block: needs a copy, and the pool is empty.
+  EXPECT_FALSE(kv.allocate_slots(2, 7, 6));
+  EXPECT_EQ(table(kv, 2), table(kv, 1));
+  EXPECT_TRUE(kv.take_pending_copies().empty());
+  EXPECT_EQ(kv.stats().used_blocks, 3);
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManager, SamePromptSharesBlocks) {
+  KvCacheManager kv({.num_blocks = 16, .block_size = 4});
+  const std::vector<int32_t> prompt = iota(13, 0);  // 3 full blocks + 1 token
+  prefill(kv, 1, prompt);
+  const Table t1 = table(kv, 1);
+  ASSERT_EQ(t1.size(), 4u);
+
+  EXPECT_EQ(kv.start_sequence(2, prompt), 12);
+  EXPECT_EQ(table(kv, 2), (Table{t1[0], t1[1], t1[2]}));
+  ASSERT_TRUE(kv.allocate_slots(2, 13, 12));
+  const Table t2 = table(kv, 2);
+  ASSERT_EQ(t2.size(), 4u);
+  EXPECT_NE(t2[3], t1[3]);  // the partial last block is computed again, privately
+  EXPECT_TRUE(kv.take_pending_copies().empty());
+  EXPECT_EQ(kv.stats().prefix_queries, 6);
+  EXPECT_EQ(kv.stats().prefix_hits, 3);
+  EXPECT_EQ(kv.stats().used_blocks, 5);
+  EXPECT_CONSISTENT(kv);
+
+  // A different second block: only the first one is reused.
+  std::vector<int32_t> other = prompt;
+  other[5] = 999;
+  EXPECT_EQ(kv.start_sequence(3, other), 4);
+  EXPECT_EQ(table(kv, 3), (Table{t1[0]}));
+
+  // The prompt is exactly the three cached blocks: the last one is left to compute (logits).
+  EXPECT_EQ(kv.start_sequence(4, iota(12, 0)), 8);
+  EXPECT_EQ(table(kv, 4), (Table{t1[0], t1[1]}));
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManager, FreedPrefixStaysCachedUntilReused) {
+  KvCacheManager kv({.num_blocks = 8, .block_size = 4});
+  const std::vector<int32_t> prompt = iota(10, 0);  // 2 full blocks + 2 tokens
+  prefill(kv, 1, prompt);
+  const Table t1 = table(kv, 1);
+  kv.free(1);
+  EXPECT_EQ(kv.stats().cached_blocks, 2);  // the partial block went back to the free list
+  EXPECT_EQ(kv.stats().used_blocks, 0);
+  EXPECT_EQ(kv.num_available_blocks(), 8);
+  EXPECT_CONSISTENT(kv);
+
+  EXPECT_EQ(kv.start_sequence(2, prompt), 8);
+  EXPECT_EQ(table(kv, 2), (Table{t1[0], t1[1]}));
+  EXPECT_EQ(kv.stats().cached_blocks, 0);  // revived: no longer evictable
+  EXPECT_EQ(kv.stats().used_blocks, 2);
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManager, EvictsLeastRecentlyFreedCachedBlocksFirst) {
+  KvCacheManager kv({.num_blocks = 6, .block_size = 4});
+  const std::vector<int32_t> a = iota(8, 0), b = iota(8, 100);
+  prefill(kv, 1, a);  // blocks 0, 1
+  prefill(kv, 2, b);  // blocks 2, 3
+  kv.free(1);
+  kv.free(2);
+  EXPECT_EQ(kv.stats().cached_blocks, 4);
+  kv.start_sequence(3, iota(12, 500));
+  ASSERT_TRUE(kv.allocate_slots(3, 12, 0));
+  // Free blocks first (4, 5), then the oldest cached one: a's tail, freed before a's head.
+  EXPECT_EQ(table(kv, 3), (Table{4, 5, 1}));
+  EXPECT_EQ(kv.stats().cached_blocks, 3);
+  EXPECT_CONSISTENT(kv);
+
+  std::vector<int32_t> a_longer = a, b_longer = b;
+  a_longer.push_back(7);
+  b_longer.push_back(7);
+  EXPECT_EQ(kv.start_sequence(4, a_longer), 4);  // a's second block was evicted
+  EXPECT_EQ(kv.start_sequence(5, b_longer), 8);  // b is intact
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManager, DifferentTokensNeverHit) {
+  constexpr int32_t kBlock = 4, kBlocks = 5;
+  KvCacheManager kv({.num_blocks = 64, .block_size = kBlock});
+  const std::vector<int32_t> base = iota(kBlock * kBlocks + 1, 1);
+  prefill(kv, 1, base);
+  uint64_t next = 2;
+  // Change one token anywhere: exactly the blocks before it are reused, never the one holding it.
+  for (int32_t pos = 0; pos < kBlock * kBlocks; ++pos) {
+    for (int32_t delta : {1, -1, 1 << 20}) {
+      std::vector<int32_t> p = base;
+      p[pos] += delta;
+      const uint64_t seq = next++;
+      EXPECT_EQ(kv.start_sequence(seq, p), pos / kBlock * kBlock) << "pos " << pos << " delta " << delta;
+      kv.free(seq);
+    }
+  }
+  // Same tokens at a different offset (shifted by one) share no block.
+  std::vector<int32_t> shifted(base.begin() + 1, base.end());
+  shifted.push_back(0);
+  EXPECT_EQ(kv.start_sequence(next++, shifted), 0);
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManager, DuplicatePrefixComputedTwiceIsCachedOnce) {
+  KvCacheManager kv({.num_blocks = 8, .block_size = 4});
+  const std::vector<int32_t> prompt = iota(9, 0);
+  // Both start before either commits, so neither hits; both compute the same blocks.
+  EXPECT_EQ(kv.start_sequence(1, prompt), 0);
+  EXPECT_EQ(kv.start_sequence(2, prompt), 0);
+  ASSERT_TRUE(kv.allocate_slots(1, 9, 0));
+  ASSERT_TRUE(kv.allocate_slots(2, 9, 0));
+  kv.commit_tokens(1, prompt);
+  kv.commit_tokens(2, prompt);
+  const Table t1 = table(kv, 1);
+  kv.free(2);
+  kv.free(1);
+  EXPECT_EQ(kv.stats().cached_blocks, 2);  // only sequence 1's copies became entries
+  EXPECT_CONSISTENT(kv);
+  EXPECT_EQ(kv.start_sequence(3, prompt), 8);
+  EXPECT_EQ(table(kv, 3), (Table{t1[0], t1[1]}));
+}
+
+TEST(KvCacheManager, ForkSharesAndCopiesOnWrite) {
+  KvCacheManager kv({.num_blocks = 8, .block_size = 4});
+  prefill(kv, 1, iota(6, 0));  // block 0 full, block 1 holds 2 tokens
+  kv.fork(1, 2);
+  const Table parent = table(kv, 1);
+  EXPECT_EQ(table(kv, 2), parent);
+  EXPECT_EQ(kv.stats().used_blocks, 2);  // shared, not duplicated
+  EXPECT_CONSISTENT(kv);
+
+  // The child writes token 6 into the shared partial block: it gets a private copy.
+  ASSERT_TRUE(kv.allocate_slots(2, 7, 6));
+  const Table child = table(kv, 2);
+  EXPECT_EQ(child[0], parent[0]);  // the full block stays shared
+  EXPECT_NE(child[1], parent[1]);
+  EXPECT_EQ(kv.take_pending_copies(), (std::vector<std::pair<int32_t, int32_t>>{{parent[1], child[1]}}));
+  EXPECT_TRUE(kv.take_pending_copies().empty());  // taken once
+  EXPECT_CONSISTENT(kv);
+
+  // The parent is now the only holder of its partial block: it writes in place.
+  ASSERT_TRUE(kv.allocate_slots(1, 7, 6));
+  EXPECT_EQ(table(kv, 1), parent);
+  EXPECT_TRUE(kv.take_pending_copies().empty());
+
+  // Growing into a fresh block never copies.
+  ASSERT_TRUE(kv.allocate_slots(2, 9, 7));
+  EXPECT_TRUE(kv.take_pending_copies().empty());
+  EXPECT_CONSISTENT(kv);
+  kv.free(1);
+  kv.free(2);
+  EXPECT_EQ(kv.stats().used_blocks, 0);
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManager, ParentWritingFirstCopiesAndChildKeepsTheOriginal) {
+  KvCacheManager kv({.num_blocks = 8, .block_size = 4});
+  prefill(kv, 1, iota(5, 0));
+  kv.fork(1, 2);
+  kv.fork(1, 3);  // three holders of the partial block
+  const Table orig = table(kv, 1);
+  ASSERT_TRUE(kv.allocate_slots(1, 6, 5));
+  EXPECT_NE(table(kv, 1)[1], orig[1]);
+  ASSERT_TRUE(kv.allocate_slots(2, 6, 5));  // still shared with 3: copies too
+  EXPECT_NE(table(kv, 2)[1], orig[1]);
+  ASSERT_TRUE(kv.allocate_slots(3, 6, 5));  // last holder: in place
+  EXPECT_EQ(table(kv, 3), orig);
+  EXPECT_EQ(kv.take_pending_copies().size(), 2u);
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManager, ForkedChildCommitsIntoTheCache) {
+  KvCacheManager kv({.num_blocks = 8, .block_size = 4});
+  std::vector<int32_t> tokens = iota(6, 0);
+  prefill(kv, 1, tokens);
+  kv.fork(1, 2);
+  tokens.push_back(60);
+  tokens.push_back(61);
+  ASSERT_TRUE(kv.allocate_slots(2, 8, 6));
+  kv.commit_tokens(2, tokens);  // the child's copy of block 1 is now full and becomes an entry
+  kv.free(1);
+  kv.free(2);
+  tokens.push_back(62);
+  EXPECT_EQ(kv.start_sequence(3, tokens), 8);
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManager, RewritingACommittedBlockDropsItsEntry) {
+  KvCacheManager kv({.num_blocks = 8, .block_size = 4});
+  prefill(kv, 1, iota(8, 0));
+  // Recompute from position 4 (e.g. a rolled-back draft): block 1 will hold other contents.
+  ASSERT_TRUE(kv.allocate_slots(1, 8, 4));
+  // Until the new contents are committed, nobody may reuse the old ones: the write is under way.
+  EXPECT_EQ(kv.start_sequence(9, iota(9, 0)), 4);
+  kv.free(9);
+  std::vector<int32_t> rewritten = iota(8, 0);
+  rewritten[6] = 77;
+  kv.commit_tokens(1, rewritten);
+  kv.free(1);
+  EXPECT_EQ(kv.start_sequence(2, iota(9, 0)), 4);  // the old block 1 is no longer cached
+  rewritten.push_back(1);
+  EXPECT_EQ(kv.start_sequence(3, rewritten), 8);
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManager, DisabledPrefixCachingNeverHits) {
+  KvCacheManager kv({.num_blocks = 8, .block_size = 4, .enable_prefix_caching = false});
+  const std::vector<int32_t> prompt = iota(9, 0);
+  prefill(kv, 1, prompt);
+  EXPECT_EQ(kv.start_sequence(2, prompt), 0);
+  kv.free(1);
+  EXPECT_EQ(kv.stats().cached_blocks, 0);
+  EXPECT_EQ(kv.num_available_blocks(), 8);
+  EXPECT_EQ(kv.start_sequence(3, prompt), 0);
+  EXPECT_EQ(kv.stats().prefix_queries, 0);
+  EXPECT_EQ(kv.stats().prefix_hits, 0);
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManager, UnknownAndReusedIdsAreHarmless) {
+  KvCacheManager kv({.num_blocks = 4, .block_size = 4});
+  kv.free(42);
+  kv.fork(42, 43);
+  EXPECT_FALSE(kv.has_sequence(43));
+  kv.commit_tokens(42, iota(3, 0));
+  EXPECT_TRUE(kv.block_table(42).empty());
+  prefill(kv, 1, iota(5, 0));
+  prefill(kv, 2, iota(3, 0));
+  kv.fork(1, 2);  // replaces 2, releasing its old block
+  EXPECT_EQ(table(kv, 2), table(kv, 1));
+  EXPECT_EQ(kv.stats().used_blocks, 2);
+  kv.start_sequence(1, iota(2, 0));  // restarting an id releases its old table
+  EXPECT_TRUE(kv.block_table(1).empty());
+  EXPECT_CONSISTENT(kv);
+}
+
+}  // namespace
+}  // namespace pagoda::engine
