@@ -70,7 +70,8 @@ Status StepPlan::validate(int32_t num_blocks, int32_t block_size, int32_t vocab_
 }
 
 void StepPlanBuilder::add_sequence(uint64_t seq_id, std::span<const int32_t> tokens, int32_t start_pos,
-                                   std::span<const int32_t> block_table, std::span<const int32_t> want_logits) {
+                                   std::span<const int32_t> block_table, std::span<const int32_t> want_logits,
+                                   bool want_last) {
   if (plan_.cu_seqlens.empty()) plan_.cu_seqlens.push_back(0);
   const int32_t base = plan_.cu_seqlens.back();
   const int32_t n = static_cast<int32_t>(tokens.size());
@@ -82,7 +83,7 @@ void StepPlanBuilder::add_sequence(uint64_t seq_id, std::span<const int32_t> tok
     plan_.slot_mapping.push_back(blk * block_size_ + pos % block_size_);
   }
   if (want_logits.empty()) {
-    plan_.logits_indices.push_back(base + n - 1);
+    if (want_last) plan_.logits_indices.push_back(base + n - 1);
   } else {
     for (int32_t j : want_logits) plan_.logits_indices.push_back(base + j);
   }

@@ -50,9 +50,11 @@ class StepPlanBuilder {
   explicit StepPlanBuilder(int32_t block_size) : block_size_(block_size) {}
   // Appends a sequence running `tokens` at positions start_pos.., whose KV lives in `block_table`
   // (which must already cover start_pos + tokens.size() tokens). want_logits: which of the new
-  // tokens need logits (empty = only the last one).
+  // tokens need logits; empty = only the last one, unless want_last is false (a prefill chunk that
+  // does not reach the end of the prompt needs none).
   void add_sequence(uint64_t seq_id, std::span<const int32_t> tokens, int32_t start_pos,
-                    std::span<const int32_t> block_table, std::span<const int32_t> want_logits = {});
+                    std::span<const int32_t> block_table, std::span<const int32_t> want_logits = {},
+                    bool want_last = true);
   // Sets prefill_order_end for the sequence added last.
   void set_prefill_order_end(int32_t end);
   StepPlan build();

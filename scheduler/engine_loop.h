@@ -1,0 +1,91 @@
+#pragma once
+// The engine thread (DESIGN.md "The flow of one request"): loops schedule -> backend.execute ->
+// update, and is the only thread that touches the Scheduler, the KV manager and the backend. Other
+// threads submit and cancel through a mutex-protected inbox (the one lock on the hot path), and read
+// a stats snapshot the loop publishes after each step.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/kv/kv_cache_manager.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "scheduler/scheduler.h"
+
+namespace pagoda::scheduler {
+
+struct EngineLoopConfig {
+  SchedulerConfig scheduler;
+  bool prefix_caching = true;
+  // KV blocks the manager may hand out; 0 = the backend's whole pool.
+  int32_t num_kv_blocks = 0;
+};
+
+struct EngineLoopStats {
+  int32_t waiting = 0, running = 0;  // sequences
+  int32_t kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_cached = 0;
+  int64_t prefix_queries = 0, prefix_hits = 0;
+  int64_t steps = 0, preemptions = 0;
+  int64_t prompt_tokens = 0, generated_tokens = 0;  // computed prompt tokens, sampled tokens
+};
+
+class EngineLoop {
+ public:
+  EngineLoop(engine::Backend& backend, const engine::Tokenizer& tokenizer, const EngineLoopConfig& config);
+  ~EngineLoop();
+  EngineLoop(const EngineLoop&) = delete;
+  EngineLoop& operator=(const EngineLoop&) = delete;
+
+  // Any thread. Validates now (the error is returned, the request is not queued); errors after
+  // queueing reach the request's sink as an Error finish event. Refused once shutdown began.
+  Status submit(Request request);
+  // Any thread. The request ends with a Cancelled event at the next step boundary.
+  void cancel(RequestId id);
+
+  void start();  // starts the engine thread
+  // Stops accepting. drain: wait until every queued and running request finished; otherwise cancel
+  // them. Joins the engine thread.
+  void shutdown(bool drain);
+  bool accepting() const { return accepting_.load(); }
+
+  // Steps on the calling thread until no work is left (tests and in-process benchmarks; not while the
+  // engine thread runs).
+  void run_until_idle();
+
+  EngineLoopStats stats() const;
+  const engine::KvCacheManager& kv() const { return *kv_; }
+
+ private:
+  void thread_main();
+  void take_inbox();
+  bool step();  // one schedule/execute/update; false when there was nothing to do
+  void publish_stats();
+
+  engine::Backend& backend_;
+  const engine::Tokenizer& tokenizer_;
+  EngineLoopConfig config_;
+  RequestLimits limits_;
+  std::unique_ptr<engine::KvCacheManager> kv_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::vector<float> logits_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Request> inbox_;
+  std::vector<RequestId> cancels_;
+  bool stop_ = false;
+  bool drain_ = false;
+  std::atomic<bool> accepting_{true};
+  std::atomic<int32_t> queued_{0};  // requests in the inbox or waiting in the scheduler
+  std::thread thread_;
+
+  EngineLoopStats stats_;  // guarded by mu_
+  int64_t prompt_tokens_ = 0, generated_tokens_ = 0;  // engine thread
+};
+
+}  // namespace pagoda::scheduler

@@ -1,0 +1,369 @@
+#include "scheduler/scheduler.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+
+#include "scheduler/prefill_packer.h"
+
+namespace pagoda::scheduler {
+
+namespace {
+
+// Padding sequences of the --padded-prefill ablation live in their own id range.
+constexpr uint64_t kPadSeqBase = uint64_t{1} << 62;
+
+// Choice i of a request samples from its own stream: the seed mixed with the index.
+engine::SamplingParams choice_sampling(const engine::SamplingParams& p, int32_t index) {
+  engine::SamplingParams c = p;
+  c.seed = p.seed + static_cast<uint64_t>(index) * 0x9E3779B97F4A7C15ull;
+  return c;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(const SchedulerConfig& config, engine::KvCacheManager& kv, const engine::Tokenizer& tokenizer)
+    : config_(config), kv_(kv), tokenizer_(tokenizer) {
+  limits_.max_model_len = config.max_model_len;
+  limits_.vocab_size = tokenizer.vocab_size();
+}
+
+Scheduler::~Scheduler() = default;
+
+Status Scheduler::add_request(Request r) {
+  if (requests_.contains(r.id)) return Status::error(fmt::format("request id {} is already in use", r.id));
+  if (Status s = validate_request(r, limits_); !s.ok()) return s;
+  if (!config_.chunked_prefill && static_cast<int32_t>(r.prompt.size()) > config_.max_num_batched_tokens) {
+    return Status::error(fmt::format("prompt of {} tokens exceeds max_num_batched_tokens ({}) and chunked prefill is off",
+                                     r.prompt.size(), config_.max_num_batched_tokens));
+  }
+  int32_t waiting = 0;
+  for (const auto& [id, st] : requests_) waiting += st->seqs[0]->status == SeqStatus::Waiting && st->seqs[0]->output_len() == 0;
+  if (waiting >= config_.max_waiting) {
+    return Status::error(fmt::format("queue full: {} requests waiting (max_waiting {})", waiting, config_.max_waiting));
+  }
+  auto st = std::make_unique<RequestState>();
+  st->request = std::move(r);
+  st->arrival = next_arrival_++;
+  const Request& req = st->request;
+  for (int32_t i = 0; i < req.n; ++i) {
+    auto seq = std::make_unique<Sequence>(next_seq_id_++, st.get(), i, choice_sampling(req.sampling, i), req.prompt,
+                                          tokenizer_, req.stop.stop_strings);
+    seq->awaits_fork = i > 0;
+    st->seqs.push_back(std::move(seq));
+  }
+  const RequestId id = req.id;
+  requests_.emplace(id, std::move(st));
+  return {};
+}
+
+void Scheduler::cancel(RequestId id) {
+  auto it = requests_.find(id);
+  if (it == requests_.end()) return;
+  it->second->cancelled = true;
+  for (auto& s : it->second->seqs) {
+    if (s->status != SeqStatus::Finished) finish(*s, FinishReason::Cancelled, {}, -1, {});
+  }
+  requests_.erase(it);
+}
+
+void Scheduler::cancel_all() {
+  std::vector<RequestId> ids;
+  for (const auto& [id, r] : requests_) ids.push_back(id);
+  for (RequestId id : ids) cancel(id);
+}
+
+bool Scheduler::runs_before(const Sequence* a, const Sequence* b) const {
+  const Request& ra = a->owner->request;
+  const Request& rb = b->owner->request;
+  if (ra.priority != rb.priority) return ra.priority < rb.priority;
+  if (a->owner->arrival != b->owner->arrival) return a->owner->arrival < b->owner->arrival;
+  return a->index < b->index;
+}
+
+Sequence* Scheduler::pick_victim(const std::vector<Sequence*>& running, const Sequence* keep) const {
+  for (auto it = running.rbegin(); it != running.rend(); ++it) {
+    if (*it != keep && (*it)->status == SeqStatus::Running) return *it;
+  }
+  return nullptr;
+}
+
+// Recompute-style preemption: the KV is dropped, the tokens are kept; when the sequence is admitted
+// again its prompt and generated tokens are prefilled (mostly from the prefix cache if still there).
+void Scheduler::preempt(Sequence* victim) {
+  kv_.free(victim->id);
+  victim->status = SeqStatus::Waiting;
+  victim->kv_started = false;
+  victim->num_computed = 0;
+  ++victim->preemptions;
+  ++preemptions_;
+}
+
+ScheduledStep Scheduler::schedule() {
+  ScheduledStep step;
+  ++steps_;
+  std::vector<Sequence*> running, waiting;
+  for (auto& [id, r] : requests_) {
+    for (auto& s : r->seqs) {
+      if (s->awaits_fork || s->status == SeqStatus::Finished) continue;
+      (s->status == SeqStatus::Running ? running : waiting).push_back(s.get());
+    }
+  }
+  auto order = [this](const Sequence* a, const Sequence* b) { return runs_before(a, b); };
+  std::sort(running.begin(), running.end(), order);
+  std::sort(waiting.begin(), waiting.end(), order);
+
+  int32_t budget = config_.max_num_batched_tokens, slots = config_.max_num_seqs;
+  std::vector<std::pair<Sequence*, int32_t>> chosen;
+  auto unchoose = [&](Sequence* s) {
+    auto it = std::find_if(chosen.begin(), chosen.end(), [&](const auto& c) { return c.first == s; });
+    if (it == chosen.end()) return;
+    budget += it->second;
+    ++slots;
+    chosen.erase(it);
+  };
+
+  // 1. Running decodes first, in priority/arrival order; when the pool is out of blocks, the newest
+  //    running sequence gives its blocks up (or this one, if it is the newest).
+  for (Sequence* s : running) {
+    if (s->status != SeqStatus::Running || s->remaining() != 1) continue;
+    if (budget < 1 || slots < 1) break;
+    bool ok = kv_.allocate_slots(s->id, s->num_computed + 1, s->num_computed);
+    while (!ok) {
+      Sequence* victim = pick_victim(running, s);
+      if (!victim || !runs_before(s, victim)) break;
+      unchoose(victim);
+      preempt(victim);
+      ok = kv_.allocate_slots(s->id, s->num_computed + 1, s->num_computed);
+    }
+    if (!ok) {
+      preempt(s);
+      waiting.push_back(s);
+      continue;
+    }
+    chosen.emplace_back(s, 1);
+    --budget;
+    --slots;
+  }
+  std::sort(waiting.begin(), waiting.end(), order);
+
+  // 2. Prompts: chunks of running prefills and waiting sequences, packed into what is left.
+  std::vector<PackCandidate> cands;
+  std::map<uint64_t, Sequence*> by_id;
+  auto arrival_key = [](const Sequence* s) {
+    return static_cast<int64_t>(s->owner->request.priority) * (int64_t{1} << 40) + s->owner->arrival * 64 + s->index;
+  };
+  for (Sequence* s : running) {
+    if (s->status == SeqStatus::Running && s->remaining() > 1) {
+      cands.push_back({s->id, s->remaining(), arrival_key(s), s->waited_steps});
+      by_id[s->id] = s;
+    }
+  }
+  int32_t considered = 0;
+  for (Sequence* s : waiting) {
+    if (considered++ >= config_.max_num_seqs) break;  // bound the prefix lookups per step
+    if (!s->kv_started) {
+      const int32_t cached = kv_.start_sequence(s->id, s->tokens);
+      s->kv_started = true;
+      s->num_computed = cached;
+      if (s->output_len() == 0 && s->preemptions == 0) s->cached_tokens = cached;
+    }
+    cands.push_back({s->id, s->remaining(), arrival_key(s), s->waited_steps});
+    by_id[s->id] = s;
+  }
+  const PackLimits limits{budget, slots, config_.chunked_prefill, config_.starvation_steps};
+  for (const Placement& p : pack_prefills(cands, limits)) {
+    Sequence* s = by_id[p.id];
+    if (!kv_.allocate_slots(s->id, s->num_computed + p.tokens, s->num_computed)) continue;  // no room: wait
+    s->status = SeqStatus::Running;
+    chosen.emplace_back(s, p.tokens);
+  }
+  for (auto& [id, s] : by_id) {
+    const bool ran = std::any_of(chosen.begin(), chosen.end(), [&](const auto& c) { return c.first == s; });
+    if (ran) continue;
+    ++s->waited_steps;
+    if (s->status == SeqStatus::Waiting && s->kv_started) {  // do not pin prefix blocks while waiting
+      kv_.free(s->id);
+      s->kv_started = false;
+      s->num_computed = 0;
+    }
+  }
+
+  // 3. The padding-free plan: each sequence's new tokens at their own positions and blocks.
+  engine::StepPlanBuilder builder(kv_.block_size());
+  int32_t longest_prefill = 0;
+  for (auto& [s, n] : chosen) {
+    const bool reaches_end = s->num_computed + n == static_cast<int32_t>(s->tokens.size());
+    builder.add_sequence(s->id, std::span(s->tokens).subspan(s->num_computed, n), s->num_computed,
+                         kv_.block_table(s->id), {}, reaches_end);
+    builder.set_prefill_order_end(s->prompt_len >= 2 ? s->prompt_len : 0);
+    step.seqs.push_back({s, n, reaches_end});
+    if (n > 1 || s->num_computed < s->prompt_len) {
+      step.prefill_tokens += n;
+      longest_prefill = std::max(longest_prefill, n);
+    } else {
+      step.decode_tokens += n;
+    }
+  }
+  // Ablation only: every prefill of the step padded to the longest, the pads run as throw-away
+  // sequences so the work is what a padded batch computes.
+  if (config_.padded_prefill) {
+    for (const ScheduledSeq& x : std::vector<ScheduledSeq>(step.seqs)) {
+      const int32_t pad = longest_prefill - x.num_tokens;
+      if (x.num_tokens < 2 || pad <= 0) continue;
+      const uint64_t pad_id = kPadSeqBase + step.pad_seqs.size();
+      kv_.start_sequence(pad_id, {});
+      if (!kv_.allocate_slots(pad_id, pad, 0)) {
+        kv_.free(pad_id);
+        continue;
+      }
+      const std::vector<int32_t> pad_tokens(pad, 0);
+      builder.add_sequence(pad_id, pad_tokens, 0, kv_.block_table(pad_id), {}, false);
+      step.pad_seqs.push_back(pad_id);
+      step.pad_tokens += pad;
+    }
+  }
+  step.plan = builder.build();
+  step.block_copies = kv_.take_pending_copies();
+  return step;
+}
+
+void Scheduler::update(const ScheduledStep& step, std::span<const float> logits) {
+  const size_t vocab = static_cast<size_t>(tokenizer_.vocab_size());
+  size_t row = 0;
+  std::vector<RequestId> touched;
+  for (const ScheduledSeq& x : step.seqs) {
+    Sequence& s = *x.seq;
+    s.num_computed += x.num_tokens;
+    s.waited_steps = 0;
+    kv_.commit_tokens(s.id, std::span(s.tokens).first(s.num_computed));
+    touched.push_back(s.owner->request.id);
+    if (!x.samples) continue;
+    const std::span<const float> row_logits = logits.subspan(row++ * vocab, vocab);
+    RequestState& r = *s.owner;
+    if (r.request.n > 1 && !r.forked && s.index == 0) {
+      fork_choices(r);
+      for (auto& c : r.seqs) sample_and_emit(*c, row_logits);
+    } else {
+      sample_and_emit(s, row_logits);
+    }
+  }
+  for (uint64_t pad : step.pad_seqs) kv_.free(pad);
+  for (RequestId id : touched) erase_if_done(id);
+}
+
+void Scheduler::fail(const ScheduledStep& step, const std::string& message) {
+  std::vector<RequestId> touched;
+  for (const ScheduledSeq& x : step.seqs) {
+    if (x.seq->status == SeqStatus::Finished) continue;
+    touched.push_back(x.seq->owner->request.id);
+  }
+  for (uint64_t pad : step.pad_seqs) kv_.free(pad);
+  for (RequestId id : touched) {
+    auto it = requests_.find(id);
+    if (it == requests_.end()) continue;
+    for (auto& s : it->second->seqs) {
+      if (s->status != SeqStatus::Finished) finish(*s, FinishReason::Error, {}, -1, {}, message);
+    }
+    erase_if_done(id);
+  }
+}
+
+// n > 1: the other choices start from choice 0's computed prompt, sharing its KV blocks.
+void Scheduler::fork_choices(RequestState& r) {
+  const Sequence& first = *r.seqs[0];
+  for (size_t i = 1; i < r.seqs.size(); ++i) {
+    Sequence& c = *r.seqs[i];
+    kv_.fork(first.id, c.id);
+    c.tokens = first.tokens;
+    c.num_computed = first.num_computed;
+    c.cached_tokens = first.cached_tokens;
+    c.kv_started = true;
+    c.awaits_fork = false;
+    c.status = SeqStatus::Running;
+  }
+  r.forked = true;
+}
+
+void Scheduler::sample_and_emit(Sequence& s, std::span<const float> logits) {
+  const engine::SampleResult res = s.sampler.sample(logits);
+  s.sampler.accept(res.token);
+  s.tokens.push_back(res.token);
+  const StopCriteria& stop = s.owner->request.stop;
+  const bool eog = !stop.ignore_eos && tokenizer_.is_end_of_generation(res.token);
+  const bool stop_token = std::find(stop.stop_token_ids.begin(), stop.stop_token_ids.end(), res.token) !=
+                          stop.stop_token_ids.end();
+  if (eog || stop_token) {  // the stop token's own text is not part of the output
+    auto tail = s.stops.push(s.detokenizer.flush());
+    finish(s, FinishReason::Stop, tail.text + (tail.stop_index ? std::string() : s.stops.flush()), res.token, res);
+    return;
+  }
+  auto out = s.stops.push(s.detokenizer.push(res.token));
+  if (out.stop_index) {
+    finish(s, FinishReason::Stop, std::move(out.text), res.token, res);
+    return;
+  }
+  if (s.output_len() >= stop.max_tokens) {
+    auto tail = s.stops.push(s.detokenizer.flush());
+    std::string text = out.text + tail.text;
+    if (tail.stop_index) {
+      finish(s, FinishReason::Stop, std::move(text), res.token, res);
+    } else {
+      finish(s, FinishReason::Length, text + s.stops.flush(), res.token, res);
+    }
+    return;
+  }
+  TokenEvent ev;
+  ev.request = s.owner->request.id;
+  ev.index = s.index;
+  ev.token = res.token;
+  ev.text = std::move(out.text);
+  ev.sample = res;
+  s.owner->request.sink(ev);
+}
+
+void Scheduler::finish(Sequence& s, FinishReason reason, std::string text, int32_t token,
+                       const engine::SampleResult& sample, std::string error) {
+  TokenEvent ev;
+  ev.request = s.owner->request.id;
+  ev.index = s.index;
+  ev.token = token;
+  ev.text = std::move(text);
+  ev.sample = sample;
+  ev.finish = reason;
+  ev.error = std::move(error);
+  ev.prompt_tokens = s.prompt_len;
+  ev.completion_tokens = std::max(0, s.output_len());
+  ev.cached_prompt_tokens = s.cached_tokens;
+  release(s);
+  s.owner->request.sink(ev);
+}
+
+void Scheduler::release(Sequence& s) {
+  if (s.kv_started) kv_.free(s.id);
+  s.kv_started = false;
+  s.status = SeqStatus::Finished;
+  ++s.owner->finished;
+}
+
+void Scheduler::erase_if_done(RequestId id) {
+  auto it = requests_.find(id);
+  if (it != requests_.end() && it->second->finished == static_cast<int32_t>(it->second->seqs.size())) {
+    requests_.erase(it);
+  }
+}
+
+SchedulerStats Scheduler::stats() const {
+  SchedulerStats st;
+  for (const auto& [id, r] : requests_) {
+    for (const auto& s : r->seqs) {
+      st.waiting += s->status == SeqStatus::Waiting;
+      st.running += s->status == SeqStatus::Running;
+    }
+  }
+  st.preemptions = preemptions_;
+  st.steps = steps_;
+  return st;
+}
+
+}  // namespace pagoda::scheduler
