@@ -153,7 +153,7 @@ void EngineLoop::publish_stats() {
   stats_.prefix_hits = ks.prefix_hits;
   stats_.prompt_tokens = prompt_tokens_;
   stats_.generated_tokens = generated_tokens_;
-  queued_ = ss.waiting + static_cast<int32_t>(inbox_.size());
+  queued_ = ss.queued_requests + static_cast<int32_t>(inbox_.size());
 }
 
 EngineLoopStats EngineLoop::stats() const {

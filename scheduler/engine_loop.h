@@ -53,8 +53,9 @@ class EngineLoop {
   void shutdown(bool drain);
   bool accepting() const { return accepting_.load(); }
 
-  // Steps on the calling thread until no work is left (tests and in-process benchmarks; not while the
-  // engine thread runs).
+  // Steps on the calling thread (tests and in-process benchmarks; not while the engine thread runs):
+  // one step (false when there was nothing to run), or until no work is left.
+  bool run_step() { return step(); }
   void run_until_idle();
 
   EngineLoopStats stats() const;

@@ -30,6 +30,11 @@ Scheduler::Scheduler(const SchedulerConfig& config, engine::KvCacheManager& kv, 
 
 Scheduler::~Scheduler() = default;
 
+// Not admitted yet: its first choice never ran (a preempted request was admitted and stays so).
+bool Scheduler::is_queued(const RequestState& r) {
+  return r.seqs[0]->status == SeqStatus::Waiting && r.seqs[0]->output_len() == 0 && r.seqs[0]->preemptions == 0;
+}
+
 Status Scheduler::add_request(Request r) {
   if (requests_.contains(r.id)) return Status::error(fmt::format("request id {} is already in use", r.id));
   if (Status s = validate_request(r, limits_); !s.ok()) return s;
@@ -38,7 +43,7 @@ Status Scheduler::add_request(Request r) {
                                      r.prompt.size(), config_.max_num_batched_tokens));
   }
   int32_t waiting = 0;
-  for (const auto& [id, st] : requests_) waiting += st->seqs[0]->status == SeqStatus::Waiting && st->seqs[0]->output_len() == 0;
+  for (const auto& [id, st] : requests_) waiting += is_queued(*st);
   if (waiting >= config_.max_waiting) {
     return Status::error(fmt::format("queue full: {} requests waiting (max_waiting {})", waiting, config_.max_waiting));
   }
@@ -357,9 +362,10 @@ SchedulerStats Scheduler::stats() const {
   SchedulerStats st;
   for (const auto& [id, r] : requests_) {
     for (const auto& s : r->seqs) {
-      st.waiting += s->status == SeqStatus::Waiting;
+      st.waiting += s->status == SeqStatus::Waiting && !s->awaits_fork;
       st.running += s->status == SeqStatus::Running;
     }
+    st.queued_requests += is_queued(*r);
   }
   st.preemptions = preemptions_;
   st.steps = steps_;

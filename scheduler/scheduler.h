@@ -48,8 +48,9 @@ struct ScheduledStep {
 };
 
 struct SchedulerStats {
-  int32_t waiting = 0;   // sequences
+  int32_t waiting = 0;   // sequences (preempted ones included, choices awaiting their fork not)
   int32_t running = 0;   // sequences
+  int32_t queued_requests = 0;  // requests not admitted yet (what max_waiting bounds)
   int64_t preemptions = 0;
   int64_t steps = 0;
 };
@@ -77,6 +78,7 @@ class Scheduler {
   const SchedulerConfig& config() const { return config_; }
 
  private:
+  static bool is_queued(const RequestState& r);
   bool runs_before(const Sequence* a, const Sequence* b) const;
   void preempt(Sequence* victim);
   Sequence* pick_victim(const std::vector<Sequence*>& running, const Sequence* keep) const;
