@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <cstdlib>
+#include <fstream>
 
 namespace pagoda::engine {
 
@@ -16,6 +17,38 @@ std::string default_model_path() {
     cache = std::string(home ? home : ".") + "/.cache/pagoda";
   }
   return cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+namespace {
+int64_t mem_available_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return 0;
+}
+}  // namespace
+
+Result<int32_t> kv_blocks_for(const LoadOptions& o, int64_t bytes_per_block) {
+  if (bytes_per_block <= 0) return Status::error("kv cache: the backend reports 0 bytes per block");
+  int64_t blocks = 0;
+  if (o.kv_memory_bytes > 0) {
+    blocks = o.kv_memory_bytes / bytes_per_block;
+  } else if (o.kv_memory_fraction > 0.0) {
+    if (o.kv_memory_fraction > 0.95) {
+      return Status::error(fmt::format("kv memory fraction {} is above the limit of 0.95", o.kv_memory_fraction));
+    }
+    blocks = static_cast<int64_t>(static_cast<double>(mem_available_bytes()) * o.kv_memory_fraction) / bytes_per_block;
+  } else {
+    if (o.kv_tokens <= 0) return Status::error(fmt::format("kv tokens must be positive, got {}", o.kv_tokens));
+    blocks = (static_cast<int64_t>(o.kv_tokens) + o.block_size - 1) / o.block_size;
+  }
+  if (blocks < 1) return Status::error(fmt::format("kv cache: the requested memory holds no block of {} bytes", bytes_per_block));
+  if (blocks > (int64_t{1} << 30)) return Status::error(fmt::format("kv cache: {} blocks is above the limit of 2^30", blocks));
+  return static_cast<int32_t>(blocks);
 }
 
 Result<LoadedModel> load_model(const std::string& path, const LoadOptions& options) {
@@ -34,8 +67,11 @@ Result<LoadedModel> load_model(const std::string& path, const LoadOptions& optio
   }
   m.backend = make_cpu_backend(options.backend);
   if (Status s = m.backend->load(m.weights); !s.ok()) return s;
-  const int32_t blocks = (options.kv_tokens + options.block_size - 1) / options.block_size;
-  if (Status s = m.backend->allocate_kv({blocks, options.block_size}); !s.ok()) return s;
+  // kv_bytes_per_block is known once the model is loaded; the block size decides it.
+  if (Status s = m.backend->allocate_kv({1, options.block_size}); !s.ok()) return s;
+  auto blocks = kv_blocks_for(options, m.backend->kv_bytes_per_block());
+  if (!blocks.ok()) return blocks.status();
+  if (Status s = m.backend->allocate_kv({blocks.value(), options.block_size}); !s.ok()) return s;
   return m;
 }
 

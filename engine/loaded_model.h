@@ -11,9 +11,15 @@ namespace pagoda::engine {
 
 struct LoadOptions {
   BackendOptions backend;
-  int32_t kv_tokens = 4096;  // KV capacity in tokens (rounded up to whole blocks)
+  // KV capacity, first that is set: bytes, a fraction of the memory available at start-up, tokens.
+  int64_t kv_memory_bytes = 0;
+  double kv_memory_fraction = 0.0;  // (0, 0.95]
+  int32_t kv_tokens = 4096;         // rounded up to whole blocks
   int32_t block_size = 16;
 };
+
+// Blocks of KV cache the options ask for, given the bytes one block takes. Errors name the option.
+Result<int32_t> kv_blocks_for(const LoadOptions& options, int64_t bytes_per_block);
 
 struct LoadedModel {
   std::shared_ptr<ModelWeights> weights;
