@@ -51,13 +51,24 @@ class Sampler {
   const SamplingParams& params() const { return p_; }
 
  private:
-  int32_t pick(std::span<const float> logits);  // interim: temperature / top-k / top-p / min-p only
+  const float* penalized(std::span<const float> logits);  // logits, or z_ with the penalties applied
+  int32_t draw(const float* z, int32_t n);                 // temperature, top-k, top-p, min-p, draw
+  void collect_bucket(const float* z, int32_t n, int32_t b);
+  bool cut_sorted_by_mass(double cum, double target);
+  void fill_logprobs(std::span<const float> logits, SampleResult& r);
+
   SamplingParams p_;
   std::mt19937_64 rng_;
   std::unordered_map<int32_t, int32_t> output_counts_;
-  std::vector<int32_t> prompt_tokens_;  // unique prompt ids (repetition penalty)
-  std::vector<float> scratch_;
-  std::vector<std::pair<float, int32_t>> cand_;
+  std::vector<int32_t> prompt_tokens_;  // unique prompt ids, sorted (repetition penalty)
+  // Scratch reused across calls (no allocation per step after the first).
+  std::vector<float> z_;                         // penalized logits
+  std::vector<float> e_;                         // exp((z - max) / T), unnormalized probabilities
+  std::vector<int32_t> hist_count_;              // per e-bucket (see sampler.cpp)
+  std::vector<double> hist_mass_;                // per e-bucket mass
+  std::vector<std::pair<float, int32_t>> part_;  // boundary bucket members (z, id), sorted prefix
+  std::vector<float> block_sum_;                 // kept mass per block of the vocabulary
+  std::vector<std::pair<float, int32_t>> top_;   // top-N raw logits for logprobs
 };
 
 }  // namespace pagoda::engine
