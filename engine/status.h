@@ -7,18 +7,48 @@
 
 namespace pagoda {
 
+// What kind of failure, so front ends can map it to HTTP statuses and gRPC codes.
+enum class StatusCode {
+  Ok,
+  InvalidArgument,    // the caller's input is wrong (400 / INVALID_ARGUMENT)
+  NotFound,           // 404 / NOT_FOUND
+  ResourceExhausted,  // a queue or pool is full: retry later (429 / RESOURCE_EXHAUSTED)
+  Unavailable,        // shutting down or not ready (503 / UNAVAILABLE)
+  DeadlineExceeded,
+  Cancelled,
+  Internal,           // our fault (500 / INTERNAL)
+};
+const char* status_code_name(StatusCode c);
+
 class Status {
  public:
   Status() = default;
-  static Status error(std::string message) { return Status(std::move(message)); }
-  bool ok() const { return !failed_; }
+  // Errors default to InvalidArgument: most errors crossing a part boundary are about bad input.
+  static Status error(std::string message) { return Status(StatusCode::InvalidArgument, std::move(message)); }
+  static Status error(StatusCode code, std::string message) { return Status(code, std::move(message)); }
+  bool ok() const { return code_ == StatusCode::Ok; }
+  StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
 
  private:
-  explicit Status(std::string message) : failed_(true), message_(std::move(message)) {}
-  bool failed_ = false;
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  StatusCode code_ = StatusCode::Ok;
   std::string message_;
 };
+
+inline const char* status_code_name(StatusCode c) {
+  switch (c) {
+    case StatusCode::Ok: return "OK";
+    case StatusCode::InvalidArgument: return "INVALID_ARGUMENT";
+    case StatusCode::NotFound: return "NOT_FOUND";
+    case StatusCode::ResourceExhausted: return "RESOURCE_EXHAUSTED";
+    case StatusCode::Unavailable: return "UNAVAILABLE";
+    case StatusCode::DeadlineExceeded: return "DEADLINE_EXCEEDED";
+    case StatusCode::Cancelled: return "CANCELLED";
+    case StatusCode::Internal: return "INTERNAL";
+  }
+  return "?";
+}
 
 template <class T>
 class Result {

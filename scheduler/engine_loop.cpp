@@ -22,13 +22,13 @@ EngineLoop::EngineLoop(engine::Backend& backend, const engine::Tokenizer& tokeni
 EngineLoop::~EngineLoop() { shutdown(false); }
 
 Status EngineLoop::submit(Request r) {
-  if (!accepting_) return Status::error("the server is shutting down and accepts no new requests");
+  if (!accepting_) return Status::error(StatusCode::Unavailable, "the server is shutting down and accepts no new requests");
   if (Status s = validate_request(r, limits_); !s.ok()) return s;
   {
     std::lock_guard lock(mu_);
     if (queued_.load() >= config_.scheduler.max_waiting) {
-      return Status::error(fmt::format("queue full: {} requests waiting (max_waiting {})", queued_.load(),
-                                       config_.scheduler.max_waiting));
+      return Status::error(StatusCode::ResourceExhausted, fmt::format("queue full: {} requests waiting (max_waiting {})",
+                                                                      queued_.load(), config_.scheduler.max_waiting));
     }
     ++queued_;
     inbox_.push_back(std::move(r));

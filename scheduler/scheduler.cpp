@@ -45,7 +45,8 @@ Status Scheduler::add_request(Request r) {
   int32_t waiting = 0;
   for (const auto& [id, st] : requests_) waiting += is_queued(*st);
   if (waiting >= config_.max_waiting) {
-    return Status::error(fmt::format("queue full: {} requests waiting (max_waiting {})", waiting, config_.max_waiting));
+    return Status::error(StatusCode::ResourceExhausted,
+                         fmt::format("queue full: {} requests waiting (max_waiting {})", waiting, config_.max_waiting));
   }
   auto st = std::make_unique<RequestState>();
   st->request = std::move(r);

@@ -1,0 +1,62 @@
+#include "server/config.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <filesystem>
+
+namespace pagoda::server {
+
+void add_server_flags(CLI::App& app, ServerConfig& c) {
+  app.set_config();  // --config FILE (TOML/INI) with the same keys as the flags
+  auto env = [](CLI::Option* o, const char* name) { return o->envname(std::string("PAGODA_") + name); };
+  env(app.add_option("--model", c.model, "GGUF model file")->capture_default_str(), "MODEL");
+  env(app.add_option("--model-id", c.model_id, "served model name (default: file name without .gguf)"), "MODEL_ID");
+  env(app.add_option("--host", c.grpc.host, "address both front ends bind to")->capture_default_str(), "HOST");
+  env(app.add_option("--grpc-port", c.grpc.port, "gRPC port (0 = any free port)")->check(CLI::Range(0, 65535))->capture_default_str(), "GRPC_PORT");
+  env(app.add_option("--http-port", c.http.port, "HTTP port (0 = any free port)")->check(CLI::Range(0, 65535))->capture_default_str(), "HTTP_PORT");
+  env(app.add_option("--threads", c.load.backend.num_threads, "compute threads (0 = all cores)")->check(CLI::NonNegativeNumber)->capture_default_str(), "THREADS");
+  env(app.add_option("--http-threads", c.http.threads, "HTTP I/O threads")->check(CLI::Range(1, 64))->capture_default_str(), "HTTP_THREADS");
+  env(app.add_option("--kv-tokens", c.load.kv_tokens, "KV-cache capacity in tokens")->check(CLI::Range(16, 1 << 26))->capture_default_str(), "KV_TOKENS");
+  env(app.add_option("--kv-memory-mib", c.kv_memory_mib, "KV-cache memory in MiB (overrides --kv-tokens)")->check(CLI::NonNegativeNumber), "KV_MEMORY_MIB");
+  env(app.add_option("--kv-memory-fraction", c.load.kv_memory_fraction, "KV-cache memory as a fraction of available memory")->check(CLI::Range(0.0, 0.95)), "KV_MEMORY_FRACTION");
+  env(app.add_option("--max-num-seqs", c.engine.scheduler.max_num_seqs, "sequences per engine step")->check(CLI::Range(1, 4096))->capture_default_str(), "MAX_NUM_SEQS");
+  env(app.add_option("--max-num-batched-tokens", c.engine.scheduler.max_num_batched_tokens, "tokens per engine step")->check(CLI::Range(16, 1 << 20))->capture_default_str(), "MAX_NUM_BATCHED_TOKENS");
+  env(app.add_option("--max-model-len", c.engine.scheduler.max_model_len, "prompt + max_tokens limit (capped at the model's context)")->check(CLI::Range(16, 1 << 24))->capture_default_str(), "MAX_MODEL_LEN");
+  env(app.add_option("--max-queue", c.engine.scheduler.max_waiting, "requests waiting before new ones get 429 / RESOURCE_EXHAUSTED")->check(CLI::Range(1, 1 << 20))->capture_default_str(), "MAX_QUEUE");
+  app.add_flag("!--no-chunked-prefill", c.engine.scheduler.chunked_prefill, "run every prompt in one step");
+  app.add_flag("!--no-prefix-caching", c.engine.prefix_caching, "do not reuse KV blocks of identical prompt prefixes");
+  env(app.add_option("--max-body-bytes", c.http.max_body_bytes, "largest HTTP request body")->check(CLI::Range(1024, 1 << 30))->capture_default_str(), "MAX_BODY_BYTES");
+  env(app.add_option("--header-timeout-s", c.http.header_timeout_s, "seconds to receive a request")->check(CLI::Range(1, 3600))->capture_default_str(), "HEADER_TIMEOUT_S");
+  env(app.add_option("--idle-timeout-s", c.http.idle_timeout_s, "seconds a keep-alive connection may idle")->check(CLI::Range(1, 3600))->capture_default_str(), "IDLE_TIMEOUT_S");
+  env(app.add_option("--grace-period-s", c.grace_period_s, "seconds running requests get to finish on SIGTERM")->check(CLI::Range(0, 3600))->capture_default_str(), "GRACE_PERIOD_S");
+  env(app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))->capture_default_str(), "LOG_LEVEL");
+}
+
+Status finalize_config(ServerConfig& c, const engine::ModelConfig& model) {
+  c.http.host = c.grpc.host;
+  if (c.model_id.empty()) c.model_id = std::filesystem::path(c.model).stem().string();
+  if (c.engine.scheduler.max_model_len > model.context_length) c.engine.scheduler.max_model_len = model.context_length;
+  if (c.kv_memory_mib > 0) c.load.kv_memory_bytes = static_cast<int64_t>(c.kv_memory_mib * 1024 * 1024);
+  if (c.grpc.port != 0 && c.grpc.port == c.http.port) {
+    return Status::error(fmt::format("--grpc-port and --http-port are both {}", c.grpc.port));
+  }
+  return {};
+}
+
+std::string describe_config(const ServerConfig& c) {
+  const auto& s = c.engine.scheduler;
+  return fmt::format(
+      "model {} (served as '{}'); grpc {}:{}, http {}:{} ({} threads); compute threads {}; kv {}; "
+      "max_num_seqs {}, max_num_batched_tokens {}, max_model_len {}, max_queue {}, chunked prefill {}, prefix caching {}; "
+      "max body {} bytes, header timeout {} s, idle timeout {} s, grace period {} s",
+      c.model, c.model_id, c.grpc.host, c.grpc.port, c.http.host, c.http.port, c.http.threads,
+      c.load.backend.num_threads == 0 ? std::string("all cores") : std::to_string(c.load.backend.num_threads),
+      c.load.kv_memory_bytes > 0 ? fmt::format("{} MiB", c.load.kv_memory_bytes >> 20)
+      : c.load.kv_memory_fraction > 0 ? fmt::format("{:.0f}% of available memory", c.load.kv_memory_fraction * 100)
+                                     : fmt::format("{} tokens", c.load.kv_tokens),
+      s.max_num_seqs, s.max_num_batched_tokens, s.max_model_len, s.max_waiting, s.chunked_prefill ? "on" : "off",
+      c.engine.prefix_caching ? "on" : "off", c.http.max_body_bytes, c.http.header_timeout_s, c.http.idle_timeout_s,
+      c.grace_period_s);
+}
+
+}  // namespace pagoda::server

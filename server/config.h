@@ -1,0 +1,34 @@
+#pragma once
+// pagodad's configuration: every limit is a flag with a safe default, printed at start-up
+// (DESIGN.md conventions). Environment variables PAGODA_<FLAG> (upper case, '-' -> '_') set defaults.
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "engine/loaded_model.h"
+#include "scheduler/engine_loop.h"
+#include "server/grpc_server.h"
+#include "server/http_gateway.h"
+
+namespace pagoda::server {
+
+struct ServerConfig {
+  std::string model = engine::default_model_path();
+  std::string model_id;  // served name; default: the file name without .gguf
+  engine::LoadOptions load;
+  scheduler::EngineLoopConfig engine;
+  GrpcServerOptions grpc;
+  HttpGatewayOptions http;
+  double kv_memory_mib = 0;
+  int grace_period_s = 30;
+  std::string log_level = "info";
+};
+
+// Registers every flag on `app`, bound to `config`.
+void add_server_flags(CLI::App& app, ServerConfig& config);
+// Fills derived values (model id, context limits) after parsing; errors name the flag.
+Status finalize_config(ServerConfig& config, const engine::ModelConfig& model);
+// One line per setting, for the start-up log.
+std::string describe_config(const ServerConfig& config);
+
+}  // namespace pagoda::server

@@ -1,0 +1,43 @@
+#pragma once
+// The HTTP front end (Boost.Beast on Boost.Asio, its own port and thread pool): OpenAI-compatible
+// POST /v1/completions and /v1/chat/completions (JSON, or Server-Sent Events with stream: true, ending
+// in `data: [DONE]`), GET /v1/models, GET /health, GET /ready, GET /metrics (Prometheus text).
+// Errors use OpenAI's JSON error shape with the right status: 400 bad JSON / fields / too long,
+// 404 unknown route, 405 wrong method, 413 body too large, 429 queue full, 503 draining.
+// Keep-alive, a body size limit and header/idle timeouts protect the daemon from slow or hostile
+// clients. A client that disconnects mid-stream has its request cancelled.
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "engine/status.h"
+#include "server/inference_service.h"
+
+namespace pagoda::server {
+
+struct HttpGatewayOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                 // 0 = any free port (see port())
+  int threads = 2;                 // Asio io_context threads
+  size_t max_body_bytes = 1 << 20;
+  int header_timeout_s = 10;       // to receive a request's headers (and body)
+  int idle_timeout_s = 60;         // keep-alive connection idle limit
+};
+
+class HttpGateway {
+ public:
+  HttpGateway(InferenceService& service, const HttpGatewayOptions& options);
+  ~HttpGateway();
+  Status start();   // binds and serves; the error names the address
+  int port() const;  // the bound port
+  // Draining: new generation requests get 503, /ready reports not ready; running streams go on.
+  void begin_drain();
+  // Waits for running requests until the deadline, then closes everything and joins the threads.
+  void shutdown(std::chrono::milliseconds grace);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pagoda::server

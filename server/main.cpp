@@ -1,0 +1,87 @@
+// pagodad: load the model, start the engine thread, serve gRPC and HTTP; on SIGTERM/SIGINT drain
+// (health NOT_SERVING, new requests refused with 503 / UNAVAILABLE, running streams finish within the
+// grace period) and exit 0.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
+#include "server/config.h"
+#include "server/grpc_server.h"
+#include "server/http_gateway.h"
+#include "server/inference_service.h"
+#include "server/metrics.h"
+
+using namespace pagoda;
+
+int main(int argc, char** argv) {
+  server::ServerConfig config;
+  CLI::App app{"pagodad: the Pagoda model-serving daemon (gRPC + OpenAI-compatible HTTP)"};
+  server::add_server_flags(app, config);
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  // Signals are taken synchronously by the main thread; every thread started below inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  spdlog::info("loading {}", config.model);
+  auto loaded = engine::load_model(config.model, config.load);
+  if (!loaded.ok()) {
+    spdlog::error("{}", loaded.message());
+    return 1;
+  }
+  engine::LoadedModel& model = loaded.value();
+  if (Status s = server::finalize_config(config, model.config()); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 2;
+  }
+  spdlog::info("{}", model.config().summary());
+  spdlog::info("{}", model.backend->describe());
+  spdlog::info("config: {}", server::describe_config(config));
+  spdlog::info("kv cache: {} blocks of {} tokens ({} MiB)", model.backend->kv_shape().num_blocks,
+               model.backend->kv_shape().block_size,
+               (model.backend->kv_bytes_per_block() * model.backend->kv_shape().num_blocks) >> 20);
+
+  scheduler::EngineLoop loop(*model.backend, *model.tokenizer, config.engine);
+  server::MetricsRegistry metrics;
+  server::InferenceService service(model, loop, metrics, config.model_id, config.engine.scheduler.max_model_len);
+  server::GrpcServer grpc(service, config.grpc);
+  server::HttpGateway http(service, config.http);
+  loop.start();
+  if (Status s = grpc.start(); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 1;
+  }
+  if (Status s = http.start(); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 1;
+  }
+  spdlog::info("grpc listening on {}:{}", config.grpc.host, grpc.port());
+  spdlog::info("http listening on {}:{}", config.http.host, http.port());
+  service.set_serving(true);
+  grpc.set_serving(true);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("{} received: draining ({} requests in flight, grace period {} s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+               service.in_flight(), config.grace_period_s);
+  service.set_serving(false);
+  grpc.set_serving(false);
+  http.begin_drain();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config.grace_period_s);
+  while (service.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  grpc.shutdown(std::max(left, std::chrono::milliseconds(0)));
+  http.shutdown(std::max(left, std::chrono::milliseconds(0)));
+  loop.shutdown(/*drain=*/false);
+  spdlog::info("stopped");
+  return 0;
+}
