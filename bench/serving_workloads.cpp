@@ -1,0 +1,565 @@
+#include "bench/serving_workloads.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "scheduler/engine_loop.h"
+
+namespace pagoda::bench {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using scheduler::EngineLoop;
+using scheduler::FinishReason;
+
+double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+nlohmann::json summary_json(const Summary& s) {
+  return nlohmann::json{{"median", s.median}, {"min", s.min}, {"max", s.max}, {"n", s.n}};
+}
+
+double median_of(std::vector<double> v) { return summarize(std::move(v)).median; }
+
+// Forwards to the model's backend and counts what it runs: tokens per step (prompt tokens plus the
+// pads of the padded-prefill ablation, which EngineLoopStats does not count) and steps. execute()
+// runs on the engine thread; the counters are read after the loop's thread was joined.
+class CountingBackend final : public engine::Backend {
+ public:
+  explicit CountingBackend(engine::Backend& inner) : inner_(inner) {}
+  std::string name() const override { return inner_.name(); }
+  Status load(std::shared_ptr<const engine::ModelWeights> w) override { return inner_.load(std::move(w)); }
+  Status allocate_kv(const engine::KvCacheShape& shape) override { return inner_.allocate_kv(shape); }
+  engine::KvCacheShape kv_shape() const override { return inner_.kv_shape(); }
+  int64_t kv_bytes_per_block() const override { return inner_.kv_bytes_per_block(); }
+  Status execute(const engine::StepPlan& plan, std::span<float> logits) override {
+    tokens += plan.num_tokens();
+    ++steps;
+    return inner_.execute(plan, logits);
+  }
+  Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override {
+    return inner_.copy_blocks(src_dst);
+  }
+  int64_t decode_weight_bytes() const override { return inner_.decode_weight_bytes(); }
+  std::string describe() const override { return inner_.describe(); }
+
+  int64_t tokens = 0, steps = 0;
+
+ private:
+  engine::Backend& inner_;
+};
+
+struct Trace {
+  Clock::time_point submit, first, last, finished;
+  int32_t tokens = 0;  // token events
+  int32_t completion_tokens = 0, cached_prompt_tokens = 0;
+  FinishReason finish = FinishReason::None;
+  std::string error;
+};
+
+// Per-request timestamps written by the sinks on the engine thread; the main thread waits for finish
+// events. A trace is read by the main thread only after its finish was seen under the mutex.
+class Tracker {
+ public:
+  explicit Tracker(size_t n) : traces_(n) {}
+
+  scheduler::StreamSink sink(size_t i) {
+    return [this, i](const scheduler::TokenEvent& ev) {
+      const Clock::time_point now = Clock::now();
+      Trace& t = traces_[i];
+      if (ev.token >= 0) {
+        if (t.tokens == 0) t.first = now;
+        t.last = now;
+        ++t.tokens;
+      }
+      if (ev.finish == FinishReason::None) return;
+      {
+        std::lock_guard lock(mu_);
+        t.finished = now;
+        t.finish = ev.finish;
+        t.error = ev.error;
+        t.completion_tokens = ev.completion_tokens;
+        t.cached_prompt_tokens = ev.cached_prompt_tokens;
+        done_.push_back(i);
+      }
+      cv_.notify_all();
+    };
+  }
+
+  Trace& trace(size_t i) { return traces_[i]; }
+
+  // The next finished request (index), or an error when none finished within the timeout or it failed.
+  Result<size_t> wait_next(std::chrono::seconds timeout = std::chrono::seconds(900)) {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [&] { return !done_.empty(); })) {
+      return Status::error(fmt::format("no request finished within {} s", timeout.count()));
+    }
+    const size_t i = done_.front();
+    done_.pop_front();
+    const Trace& t = traces_[i];
+    if (t.finish == FinishReason::Error || t.finish == FinishReason::Cancelled) {
+      return Status::error(fmt::format("request {} ended with {}: {}", i, scheduler::finish_reason_name(t.finish),
+                                       t.error));
+    }
+    return i;
+  }
+
+ private:
+  std::vector<Trace> traces_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<size_t> done_;
+};
+
+// Token ids away from both ends of the vocabulary (the special / byte tokens sit at the ends).
+class PromptMaker {
+ public:
+  PromptMaker(int32_t vocab, uint64_t seed) : rng_(seed) {
+    const int32_t margin = vocab > 4000 ? 1000 : vocab / 4;
+    dist_ = std::uniform_int_distribution<int32_t>(margin, std::max(margin, vocab - margin - 1));
+  }
+  std::vector<int32_t> make(int32_t n) {
+    std::vector<int32_t> v(static_cast<size_t>(n));
+    for (int32_t& t : v) t = dist_(rng_);
+    return v;
+  }
+  std::mt19937_64& rng() { return rng_; }
+
+ private:
+  std::mt19937_64 rng_;
+  std::uniform_int_distribution<int32_t> dist_;
+};
+
+scheduler::Request make_request(scheduler::RequestId id, std::vector<int32_t> prompt, int32_t max_tokens,
+                                scheduler::StreamSink sink) {
+  scheduler::Request r;
+  r.id = id;
+  r.prompt = std::move(prompt);
+  r.sampling.temperature = 0.0f;  // greedy
+  r.stop.max_tokens = max_tokens;
+  r.stop.ignore_eos = true;  // every request produces exactly max_tokens tokens
+  r.sink = std::move(sink);
+  return r;
+}
+
+scheduler::EngineLoopConfig loop_config(int32_t budget, int32_t max_seqs, bool prefix_caching, bool padded) {
+  scheduler::EngineLoopConfig c;
+  c.scheduler.max_num_batched_tokens = budget;
+  c.scheduler.max_num_seqs = max_seqs;
+  c.scheduler.chunked_prefill = true;
+  c.scheduler.padded_prefill = padded;
+  c.prefix_caching = prefix_caching;
+  return c;
+}
+
+// One short request through a throw-away loop: thread pools, page faults, first-touch of the KV pool.
+Status warm_up(engine::LoadedModel& m) {
+  Tracker tr(1);  // outlives the loop: its sinks point here
+  EngineLoop loop(*m.backend, *m.tokenizer, loop_config(2048, 64, false, false));
+  loop.start();
+  PromptMaker pm(m.tokenizer->vocab_size(), 99);
+  if (Status s = loop.submit(make_request(1, pm.make(64), 4, tr.sink(0))); !s.ok()) return s;
+  auto r = tr.wait_next();
+  loop.shutdown(true);
+  return r.status();
+}
+
+int32_t round_up(int32_t n, int32_t block) { return (n + block - 1) / block * block; }
+
+// ---- mixed-prefill ------------------------------------------------------------------------------
+
+Result<MixedPrefillRun> mixed_prefill_once(engine::LoadedModel& m, const MixedPrefillOptions& o,
+                                           const std::vector<std::vector<int32_t>>& prompts, bool padded) {
+  Tracker tr(prompts.size());  // outlives the loop: its sinks point here
+  CountingBackend backend(*m.backend);
+  EngineLoop loop(backend, *m.tokenizer, loop_config(o.budget, 64, false, padded));
+  // Every prompt is queued before the engine thread starts, so the first step sees all of them (the
+  // same arrival set for both modes: the step plans differ only by the pads).
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (Status s = loop.submit(make_request(i + 1, prompts[i], 1, tr.sink(i))); !s.ok()) return s;
+  }
+  const Clock::time_point t0 = Clock::now();
+  loop.start();
+  Clock::time_point end = t0;
+  for (size_t k = 0; k < prompts.size(); ++k) {
+    auto i = tr.wait_next();
+    if (!i.ok()) return i.status();
+    end = std::max(end, tr.trace(i.value()).finished);
+  }
+  loop.shutdown(true);
+  MixedPrefillRun run;
+  run.padded = padded;
+  run.wall_s = secs(end - t0);
+  run.prompt_tokens = loop.stats().prompt_tokens;
+  run.executed_tokens = backend.tokens;
+  run.steps = backend.steps;
+  return run;
+}
+
+// ---- concurrency --------------------------------------------------------------------------------
+
+struct ConcurrencyRun {
+  double wall_s = 0, tok_s = 0, tpot_ms = 0, ttft_ms = 0;
+};
+
+Result<ConcurrencyRun> concurrency_once(engine::LoadedModel& m, const ConcurrencyOptions& o, int32_t streams,
+                                        PromptMaker& pm) {
+  const int32_t max_seqs = std::max(64, *std::max_element(o.streams.begin(), o.streams.end()));
+  const size_t total = static_cast<size_t>(streams) * static_cast<size_t>(o.requests_per_stream);
+  std::vector<std::vector<int32_t>> prompts(total);
+  for (auto& p : prompts) p = pm.make(o.prompt_len);
+
+  Tracker tr(total);  // outlives the loop: its sinks point here
+  CountingBackend backend(*m.backend);
+  EngineLoop loop(backend, *m.tokenizer, loop_config(o.budget, max_seqs, false, false));
+  loop.start();
+  // Request k*streams + s is stream s's k-th request.
+  auto submit = [&](size_t i) -> Status {
+    tr.trace(i).submit = Clock::now();
+    return loop.submit(make_request(i + 1, prompts[i], o.max_tokens, tr.sink(i)));
+  };
+  const Clock::time_point t0 = Clock::now();
+  for (int32_t s = 0; s < streams; ++s) {
+    if (Status st = submit(static_cast<size_t>(s)); !st.ok()) return st;
+  }
+  Clock::time_point end = t0;
+  for (size_t done = 0; done < total; ++done) {
+    auto i = tr.wait_next();
+    if (!i.ok()) return i.status();
+    const Trace& t = tr.trace(i.value());
+    end = std::max(end, t.finished);
+    const size_t next = i.value() + static_cast<size_t>(streams);
+    if (next < total) {
+      if (Status st = submit(next); !st.ok()) return st;
+    }
+  }
+  loop.shutdown(true);
+
+  ConcurrencyRun r;
+  double tpot_sum = 0, ttft_sum = 0;
+  int64_t tokens = 0;
+  for (size_t i = 0; i < total; ++i) {
+    const Trace& t = tr.trace(i);
+    if (t.tokens != o.max_tokens) {
+      return Status::error(fmt::format("request {} produced {} tokens, expected {}", i, t.tokens, o.max_tokens));
+    }
+    tokens += t.tokens;
+    ttft_sum += ms(t.first - t.submit);
+    if (t.tokens > 1) tpot_sum += ms(t.last - t.first) / (t.tokens - 1);
+  }
+  r.wall_s = secs(end - t0);
+  r.tok_s = static_cast<double>(tokens) / r.wall_s;
+  r.tpot_ms = tpot_sum / static_cast<double>(total);
+  r.ttft_ms = ttft_sum / static_cast<double>(total);
+  return r;
+}
+
+// ---- shared-prefix ------------------------------------------------------------------------------
+
+struct SharedPrefixRun {
+  std::vector<double> ttft_ms;
+  int64_t prefix_hits = 0, prefix_queries = 0, cached_prompt_tokens = 0;
+};
+
+Result<SharedPrefixRun> shared_prefix_once(engine::LoadedModel& m, const std::vector<std::vector<int32_t>>& prompts,
+                                           int32_t max_tokens, bool caching) {
+  Tracker tr(prompts.size());  // outlives the loop: its sinks point here
+  CountingBackend backend(*m.backend);
+  EngineLoop loop(backend, *m.tokenizer, loop_config(2048, 64, caching, false));
+  loop.start();
+  SharedPrefixRun run;
+  for (size_t i = 0; i < prompts.size(); ++i) {  // one at a time: TTFT without queueing
+    tr.trace(i).submit = Clock::now();
+    if (Status s = loop.submit(make_request(i + 1, prompts[i], max_tokens, tr.sink(i))); !s.ok()) return s;
+    auto done = tr.wait_next();
+    if (!done.ok()) return done.status();
+    const Trace& t = tr.trace(i);
+    run.ttft_ms.push_back(ms(t.first - t.submit));
+    run.cached_prompt_tokens += t.cached_prompt_tokens;
+  }
+  loop.shutdown(true);
+  const scheduler::EngineLoopStats st = loop.stats();
+  run.prefix_hits = st.prefix_hits;
+  run.prefix_queries = st.prefix_queries;
+  return run;
+}
+
+}  // namespace
+
+// ---- mixed-prefill ------------------------------------------------------------------------------
+
+int32_t mixed_prefill_kv_tokens(const MixedPrefillOptions& o) {
+  // Real sequences hold at most every prompt; the ablation's pads of one step at most max_len per
+  // other prefill of that step (<= 64 sequences).
+  const int64_t per_prompt = round_up(o.max_len + 1, 16) + 16;
+  const int64_t need = per_prompt * o.prompts + per_prompt * std::min(o.prompts, 64);
+  return static_cast<int32_t>(std::min<int64_t>(need, 1 << 30));
+}
+
+Result<MixedPrefillResult> run_mixed_prefill(engine::LoadedModel& m, const MixedPrefillOptions& o) {
+  MixedPrefillResult res;
+  res.backend = m.backend->describe();
+  PromptMaker pm(m.tokenizer->vocab_size(), o.seed);
+  std::uniform_int_distribution<int32_t> len(o.min_len, o.max_len);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int32_t i = 0; i < o.prompts; ++i) {
+    prompts.push_back(pm.make(len(pm.rng())));
+    res.total_prompt_tokens += static_cast<int64_t>(prompts.back().size());
+  }
+  if (Status s = warm_up(m); !s.ok()) return s;
+
+  std::vector<double> packed, padded, ratio, packed_tps, padded_tps;
+  for (int32_t rep = 0; rep < o.repeats; ++rep) {
+    // ABBA order: packed first in even repeats, padded first in odd ones.
+    double wall[2] = {0, 0};
+    for (int k = 0; k < 2; ++k) {
+      const bool pad = (rep % 2 == 0) ? k == 1 : k == 0;
+      auto run = mixed_prefill_once(m, o, prompts, pad);
+      if (!run.ok()) return run.status();
+      std::fprintf(stderr, "[mixed-prefill] repeat %d %s: %.2f s, %lld executed tokens, %lld steps\n", rep + 1,
+                   pad ? "padded" : "packed", run.value().wall_s, static_cast<long long>(run.value().executed_tokens),
+                   static_cast<long long>(run.value().steps));
+      wall[pad ? 1 : 0] = run.value().wall_s;
+      res.runs.push_back(run.value());
+    }
+    packed.push_back(wall[0]);
+    padded.push_back(wall[1]);
+    ratio.push_back(wall[1] / wall[0]);
+    packed_tps.push_back(static_cast<double>(res.total_prompt_tokens) / wall[0]);
+    padded_tps.push_back(static_cast<double>(res.total_prompt_tokens) / wall[1]);
+  }
+  res.packed_s = summarize(packed);
+  res.padded_s = summarize(padded);
+  res.ratio = summarize(ratio);
+  res.packed_tok_s = summarize(packed_tps);
+  res.padded_tok_s = summarize(padded_tps);
+  return res;
+}
+
+std::string MixedPrefillResult::to_text() const {
+  int64_t exec_packed = 0, exec_padded = 0, steps_packed = 0, steps_padded = 0, computed = 0;
+  for (const auto& r : runs) {
+    (r.padded ? exec_padded : exec_packed) = r.executed_tokens;
+    (r.padded ? steps_padded : steps_packed) = r.steps;
+    if (!r.padded) computed = r.prompt_tokens;
+  }
+  std::string s = fmt::format("backend: {}\n", backend);
+  s += fmt::format("{:<8} {:>24} {:>24} {:>16} {:>7}\n", "mode", "wall s", "prompt tok/s", "executed tokens", "steps");
+  s += fmt::format("{:<8} {:>24} {:>24} {:>16} {:>7}\n", "packed", packed_s.format(2), packed_tok_s.format(0),
+                   exec_packed, steps_packed);
+  s += fmt::format("{:<8} {:>24} {:>24} {:>16} {:>7}\n", "padded", padded_s.format(2), padded_tok_s.format(0),
+                   exec_padded, steps_padded);
+  s += fmt::format("padded / packed wall time: {}\n", ratio.format(2));
+  s += fmt::format("prompt tokens: {} in the prompts, {} computed; padded runs also ran {} pad tokens ({:.2f}x)\n",
+                   total_prompt_tokens, computed, exec_padded - exec_packed,
+                   exec_packed ? static_cast<double>(exec_padded) / static_cast<double>(exec_packed) : 0.0);
+  return s;
+}
+
+std::string MixedPrefillResult::to_json(const MixedPrefillOptions& o, const std::string& model_path) const {
+  nlohmann::json rs = nlohmann::json::array();
+  for (const auto& r : runs) {
+    rs.push_back({{"mode", r.padded ? "padded" : "packed"},
+                  {"wall_s", r.wall_s},
+                  {"prompt_tokens", r.prompt_tokens},
+                  {"executed_tokens", r.executed_tokens},
+                  {"steps", r.steps}});
+  }
+  nlohmann::json j{{"workload", "mixed-prefill"},
+                   {"model", model_path},
+                   {"backend", backend},
+                   {"prompts", o.prompts},
+                   {"min_len", o.min_len},
+                   {"max_len", o.max_len},
+                   {"budget", o.budget},
+                   {"repeats", o.repeats},
+                   {"seed", o.seed},
+                   {"total_prompt_tokens", total_prompt_tokens},
+                   {"packed_wall_s", summary_json(packed_s)},
+                   {"padded_wall_s", summary_json(padded_s)},
+                   {"padded_over_packed", summary_json(ratio)},
+                   {"packed_prompt_tok_s", summary_json(packed_tok_s)},
+                   {"padded_prompt_tok_s", summary_json(padded_tok_s)},
+                   {"runs", rs}};
+  return j.dump(2);
+}
+
+// ---- concurrency --------------------------------------------------------------------------------
+
+int32_t concurrency_kv_tokens(const ConcurrencyOptions& o) {
+  const int32_t most = *std::max_element(o.streams.begin(), o.streams.end());
+  return most * (round_up(o.prompt_len + o.max_tokens, 16) + 16);
+}
+
+Result<ConcurrencyResult> run_concurrency(engine::LoadedModel& m, const ConcurrencyOptions& o) {
+  ConcurrencyResult res;
+  res.backend = m.backend->describe();
+  PromptMaker pm(m.tokenizer->vocab_size(), o.seed);
+  if (Status s = warm_up(m); !s.ok()) return s;
+  for (int32_t c : o.streams) {
+    ConcurrencyLevel level;
+    level.streams = c;
+    res.levels.push_back(level);
+  }
+  std::vector<std::vector<double>> ratios(res.levels.size());
+  for (int32_t round = 0; round < o.rounds; ++round) {
+    double one_stream = 0;
+    for (auto& level : res.levels) {
+      auto r = concurrency_once(m, o, level.streams, pm);
+      if (!r.ok()) return r.status();
+      std::fprintf(stderr, "[concurrency] round %d, %d streams: %.1f tok/s, TPOT %.2f ms, TTFT %.1f ms, %.2f s\n",
+                   round + 1, level.streams, r.value().tok_s, r.value().tpot_ms, r.value().ttft_ms, r.value().wall_s);
+      level.tok_s.push_back(r.value().tok_s);
+      level.tpot_ms.push_back(r.value().tpot_ms);
+      level.ttft_ms.push_back(r.value().ttft_ms);
+      level.wall_s.push_back(r.value().wall_s);
+      if (level.streams == 1) one_stream = r.value().tok_s;
+    }
+    for (size_t i = 0; i < res.levels.size(); ++i) {
+      if (one_stream > 0) ratios[i].push_back(res.levels[i].tok_s.back() / one_stream);
+    }
+  }
+  for (size_t i = 0; i < res.levels.size(); ++i) {
+    ConcurrencyLevel& l = res.levels[i];
+    l.tok_s_summary = summarize(l.tok_s);
+    l.tpot_ms_summary = summarize(l.tpot_ms);
+    l.ttft_ms_summary = summarize(l.ttft_ms);
+    l.ratio_vs_1 = summarize(ratios[i]);
+  }
+  return res;
+}
+
+std::string ConcurrencyResult::to_text() const {
+  std::string s = fmt::format("backend: {}\n", backend);
+  s += fmt::format("{:>7} {:>26} {:>22} {:>26} {:>20}\n", "streams", "output tok/s", "mean TPOT ms", "mean TTFT ms",
+                   "tok/s vs 1 stream");
+  for (const auto& l : levels) {
+    s += fmt::format("{:>7} {:>26} {:>22} {:>26} {:>20}\n", l.streams, l.tok_s_summary.format(1),
+                     l.tpot_ms_summary.format(2), l.ttft_ms_summary.format(1),
+                     l.ratio_vs_1.n ? l.ratio_vs_1.format(2) : std::string("-"));
+  }
+  return s;
+}
+
+std::string ConcurrencyResult::to_json(const ConcurrencyOptions& o, const std::string& model_path) const {
+  nlohmann::json ls = nlohmann::json::array();
+  for (const auto& l : levels) {
+    nlohmann::json j{{"streams", l.streams},
+                     {"output_tok_s", summary_json(l.tok_s_summary)},
+                     {"mean_tpot_ms", summary_json(l.tpot_ms_summary)},
+                     {"mean_ttft_ms", summary_json(l.ttft_ms_summary)},
+                     {"per_round_output_tok_s", l.tok_s},
+                     {"per_round_wall_s", l.wall_s}};
+    if (l.ratio_vs_1.n) j["output_tok_s_vs_1_stream"] = summary_json(l.ratio_vs_1);
+    ls.push_back(j);
+  }
+  nlohmann::json j{{"workload", "concurrency"},
+                   {"model", model_path},
+                   {"backend", backend},
+                   {"streams", o.streams},
+                   {"prompt_len", o.prompt_len},
+                   {"max_tokens", o.max_tokens},
+                   {"requests_per_stream", o.requests_per_stream},
+                   {"rounds", o.rounds},
+                   {"budget", o.budget},
+                   {"seed", o.seed},
+                   {"levels", ls}};
+  return j.dump(2);
+}
+
+// ---- shared-prefix ------------------------------------------------------------------------------
+
+int32_t shared_prefix_kv_tokens(const SharedPrefixOptions& o) {
+  // Caching keeps finished requests' blocks as evictable cache; one request at a time needs one
+  // prompt + output, the rest only keeps more of the cache.
+  return round_up(o.prefix_len, 16) +
+         (round_up(o.user_len + o.max_tokens, 16) + 32) * std::max(o.requests, 4);
+}
+
+Result<SharedPrefixResult> run_shared_prefix(engine::LoadedModel& m, const SharedPrefixOptions& o) {
+  SharedPrefixResult res;
+  res.backend = m.backend->describe();
+  PromptMaker pm(m.tokenizer->vocab_size(), o.seed);
+  const std::vector<int32_t> prefix = pm.make(o.prefix_len);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int32_t i = 0; i < o.requests; ++i) {
+    std::vector<int32_t> p = prefix;
+    const std::vector<int32_t> user = pm.make(o.user_len);
+    p.insert(p.end(), user.begin(), user.end());
+    prompts.push_back(std::move(p));
+  }
+  if (Status s = warm_up(m); !s.ok()) return s;
+  for (int32_t round = 0; round < o.rounds; ++round) {
+    std::vector<double> on, off;
+    for (int k = 0; k < 2; ++k) {
+      const bool caching = (round % 2 == 0) ? k == 0 : k == 1;  // ABBA order across rounds
+      auto r = shared_prefix_once(m, prompts, o.max_tokens, caching);
+      if (!r.ok()) return r.status();
+      const SharedPrefixRun& run = r.value();
+      std::fprintf(stderr, "[shared-prefix] round %d, caching %s: TTFT median %.1f ms (first %.1f ms)\n", round + 1,
+                   caching ? "on" : "off", median_of(run.ttft_ms), run.ttft_ms.front());
+      if (caching) {
+        res.cold_ttft_ms.push_back(run.ttft_ms.front());
+        on.assign(run.ttft_ms.begin() + 1, run.ttft_ms.end());
+        res.prefix_hits += run.prefix_hits;
+        res.prefix_queries += run.prefix_queries;
+        res.cached_prompt_tokens += run.cached_prompt_tokens;
+      } else {
+        off = run.ttft_ms;
+      }
+    }
+    res.cached_ttft_ms.insert(res.cached_ttft_ms.end(), on.begin(), on.end());
+    res.uncached_ttft_ms.insert(res.uncached_ttft_ms.end(), off.begin(), off.end());
+    if (!on.empty()) res.round_ratio.push_back(median_of(off) / median_of(on));
+  }
+  res.cached = summarize(res.cached_ttft_ms);
+  res.cold = summarize(res.cold_ttft_ms);
+  res.uncached = summarize(res.uncached_ttft_ms);
+  res.ratio = summarize(res.round_ratio);
+  res.ratio_of_medians = res.cached.median > 0 ? res.uncached.median / res.cached.median : 0;
+  return res;
+}
+
+std::string SharedPrefixResult::to_text() const {
+  std::string s = fmt::format("backend: {}\n", backend);
+  s += fmt::format("{:<34} {:>26} {:>5}\n", "TTFT ms", "median (min-max)", "n");
+  s += fmt::format("{:<34} {:>26} {:>5}\n", "prefix caching on (warm requests)", cached.format(1), cached.n);
+  s += fmt::format("{:<34} {:>26} {:>5}\n", "prefix caching on (cold, 1st req)", cold.format(1), cold.n);
+  s += fmt::format("{:<34} {:>26} {:>5}\n", "prefix caching off", uncached.format(1), uncached.n);
+  s += fmt::format("off / on (warm): {:.2f} pooled medians; per round {}\n", ratio_of_medians, ratio.format(2));
+  s += fmt::format("caching on: {} prompt tokens served from the cache, prefix hits {} / queries {}\n",
+                   cached_prompt_tokens, prefix_hits, prefix_queries);
+  return s;
+}
+
+std::string SharedPrefixResult::to_json(const SharedPrefixOptions& o, const std::string& model_path) const {
+  nlohmann::json j{{"workload", "shared-prefix"},
+                   {"model", model_path},
+                   {"backend", backend},
+                   {"prefix_len", o.prefix_len},
+                   {"requests", o.requests},
+                   {"user_len", o.user_len},
+                   {"max_tokens", o.max_tokens},
+                   {"rounds", o.rounds},
+                   {"seed", o.seed},
+                   {"note", "requests one after another; caching-on median excludes each round's first (cold) request"},
+                   {"ttft_ms_caching_on_warm", summary_json(cached)},
+                   {"ttft_ms_caching_on_cold", summary_json(cold)},
+                   {"ttft_ms_caching_off", summary_json(uncached)},
+                   {"off_over_on_pooled_medians", ratio_of_medians},
+                   {"off_over_on_per_round", summary_json(ratio)},
+                   {"cached_prompt_tokens", cached_prompt_tokens},
+                   {"prefix_hits", prefix_hits},
+                   {"prefix_queries", prefix_queries}};
+  return j.dump(2);
+}
+
+}  // namespace pagoda::bench
