@@ -70,14 +70,18 @@ void EngineLoop::take_inbox() {
   }
   for (Request& r : inbox) {
     const RequestId id = r.id;
+    const int32_t n = r.n;
     StreamSink sink = r.sink;
     if (Status s = scheduler_->add_request(std::move(r)); !s.ok()) {
       --queued_;
-      TokenEvent ev;
-      ev.request = id;
-      ev.finish = FinishReason::Error;
-      ev.error = s.message();
-      sink(ev);
+      for (int32_t i = 0; i < n; ++i) {  // every choice ends, so callers counting finishes are not left waiting
+        TokenEvent ev;
+        ev.request = id;
+        ev.index = i;
+        ev.finish = FinishReason::Error;
+        ev.error = s.message();
+        sink(ev);
+      }
     }
   }
   for (RequestId id : cancels) scheduler_->cancel(id);
@@ -85,7 +89,10 @@ void EngineLoop::take_inbox() {
 
 bool EngineLoop::step() {
   take_inbox();
-  if (!scheduler_->has_work()) return false;
+  if (!scheduler_->has_work()) {
+    publish_stats();  // cancellations just freed blocks: /metrics must show it while idle
+    return false;
+  }
   ScheduledStep st = scheduler_->schedule();
   if (st.empty()) {
     publish_stats();

@@ -1,0 +1,50 @@
+#pragma once
+// One HTTP connection of the gateway (http_gateway.cpp owns the acceptor and threads): reads requests
+// with header / idle timeouts and the body limit, routes them, answers plain endpoints, and runs
+// generation requests (JSON at the end, or SSE as tokens arrive). Everything a session does runs on
+// its own strand; engine-thread events are posted there.
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "server/http_gateway.h"
+#include "server/inference_service.h"
+
+namespace pagoda::server {
+
+// Shared by the engine thread's sinks and the gateway: once closed (at shutdown) sinks post nothing,
+// so no handler reaches an io_context being torn down.
+struct SinkGate {
+  std::mutex mu;
+  bool open = true;
+};
+
+class HttpSession {
+ public:
+  virtual ~HttpSession() = default;
+  virtual void start() = 0;
+  // Cancels a running request and closes the connection (from any thread).
+  virtual void stop() = 0;
+};
+
+// What the gateway shares with its sessions.
+struct HttpContext {
+  HttpContext(InferenceService& s, const HttpGatewayOptions& o);
+  InferenceService& service;
+  HttpGatewayOptions opt;
+  int64_t created;  // unix time, for /v1/models
+  std::atomic<bool> draining{false};
+  std::atomic<int32_t> active{0};  // generations whose response is not fully written
+  std::shared_ptr<SinkGate> gate = std::make_shared<SinkGate>();
+  std::mutex sessions_mu;  // live sessions, for shutdown
+  std::unordered_map<uint64_t, std::weak_ptr<HttpSession>> sessions;
+  uint64_t next_session = 0;
+};
+
+// Creates a session for an accepted socket (its executor: a strand) and registers it in the context.
+std::shared_ptr<HttpSession> make_http_session(HttpContext& context, boost::asio::ip::tcp::socket socket);
+
+}  // namespace pagoda::server

@@ -1,0 +1,513 @@
+#include "server/openai_mapping.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <utility>
+
+namespace pagoda::server::openai {
+
+namespace {
+
+using json = nlohmann::json;
+
+// Thrown inside this file only: the first rule a request breaks.
+struct Reject {
+  ApiError error;
+};
+
+[[noreturn]] void reject(std::string message, std::string param) {
+  throw Reject{invalid(std::move(message), std::move(param))};
+}
+
+const char* type_name(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a number";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    default:
+      return "an unsupported value";
+  }
+}
+
+[[noreturn]] void wrong_type(const json& v, const std::string& field, const char* expected) {
+  reject(fmt::format("'{}' must be {}, got {}", field, expected, type_name(v)), field);
+}
+
+int64_t as_int(const json& v, const std::string& field) {
+  if (!v.is_number_integer()) wrong_type(v, field, "an integer");
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    reject(fmt::format("'{}' is too large: {}", field, v.get<uint64_t>()), field);
+  }
+  return v.get<int64_t>();
+}
+
+double as_number(const json& v, const std::string& field) {
+  if (!v.is_number()) wrong_type(v, field, "a number");
+  return v.get<double>();
+}
+
+bool as_bool(const json& v, const std::string& field) {
+  if (!v.is_boolean()) wrong_type(v, field, "a boolean");
+  return v.get<bool>();
+}
+
+const std::string& as_string(const json& v, const std::string& field) {
+  if (!v.is_string()) wrong_type(v, field, "a string");
+  return v.get_ref<const std::string&>();
+}
+
+void check_range(double v, double lo, double hi, const std::string& field) {
+  if (!(v >= lo && v <= hi)) reject(fmt::format("'{}' must be between {} and {}, got {}", field, lo, hi, v), field);
+}
+
+void check_range(int64_t v, int64_t lo, int64_t hi, const std::string& field) {
+  if (v < lo || v > hi) reject(fmt::format("'{}' must be between {} and {}, got {}", field, lo, hi, v), field);
+}
+
+// The request object's fields; records which were read so the rest can be named as unknown.
+class Fields {
+ public:
+  Fields(const json& obj, std::set<std::string> allowed) : obj_(obj), allowed_(std::move(allowed)) {}
+
+  void reject_unknown() const {
+    std::vector<std::string> unknown;
+    for (const auto& [key, value] : obj_.items()) {
+      if (!allowed_.count(key)) unknown.push_back(key);
+    }
+    if (unknown.empty()) return;
+    if (unknown.size() == 1) reject(fmt::format("Unrecognized request argument supplied: {}", unknown[0]), unknown[0]);
+    reject(fmt::format("Unrecognized request arguments supplied: {}", fmt::join(unknown, ", ")), unknown[0]);
+  }
+  // The value, or nullptr when absent or null (OpenAI treats null as "not given").
+  const json* get(const std::string& key) const {
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null()) return nullptr;
+    return &*it;
+  }
+
+ private:
+  const json& obj_;
+  std::set<std::string> allowed_;
+};
+
+const std::set<std::string> kCommonFields = {"model", "max_tokens", "temperature", "top_p", "n", "stop", "seed",
+                                             "presence_penalty", "frequency_penalty", "stream", "stream_options",
+                                             "user", "logit_bias", "logprobs",
+                                             // Extensions (as vLLM names them).
+                                             "top_k", "min_p", "repetition_penalty", "ignore_eos"};
+
+std::set<std::string> allowed_fields(Endpoint e) {
+  std::set<std::string> s = kCommonFields;
+  if (e == Endpoint::Completions) {
+    s.insert({"prompt", "echo", "best_of", "suffix"});
+  } else {
+    s.insert({"messages", "max_completion_tokens", "top_logprobs", "tools", "tool_choice", "functions", "function_call",
+              "parallel_tool_calls", "response_format"});
+  }
+  return s;
+}
+
+void parse_model(const Fields& f, const ParseLimits& limits) {
+  const json* v = f.get("model");
+  if (!v) return;
+  const std::string& model = as_string(*v, "model");
+  if (model != limits.served_model) {
+    ApiError e;
+    e.http_status = 404;
+    e.message = fmt::format("The model '{}' does not exist; this server serves '{}'", model, limits.served_model);
+    e.param = "model";
+    e.code = "model_not_found";
+    throw Reject{e};
+  }
+}
+
+std::vector<int32_t> token_ids(const json& arr, const std::string& field) {
+  std::vector<int32_t> ids;
+  ids.reserve(arr.size());
+  for (size_t i = 0; i < arr.size(); ++i) {
+    const std::string name = fmt::format("{}[{}]", field, i);
+    const int64_t id = as_int(arr[i], name);
+    if (id < 0 || id > std::numeric_limits<int32_t>::max())
+      reject(fmt::format("'{}' is not a token id: {}", name, id), field);
+    ids.push_back(static_cast<int32_t>(id));
+  }
+  return ids;
+}
+
+PromptInput parse_prompt(const Fields& f) {
+  const json* v = f.get("prompt");
+  if (!v) reject("'prompt' is required", "prompt");
+  PromptInput in;
+  const char* expected = "a string, an array of one string, or an array of token ids";
+  if (v->is_string()) {
+    in.kind = PromptInput::Kind::Text;
+    in.text = v->get<std::string>();
+    if (in.text.empty()) reject("'prompt' is empty", "prompt");
+    return in;
+  }
+  if (!v->is_array()) wrong_type(*v, "prompt", expected);
+  if (v->empty()) reject("'prompt' is empty", "prompt");
+  const json& first = v->front();
+  if (first.is_string() || first.is_array()) {
+    if (v->size() != 1) {
+      reject(fmt::format("'prompt' has {} prompts; batched prompts are not supported, send one prompt per request",
+                         v->size()),
+             "prompt");
+    }
+    if (first.is_string()) {
+      in.kind = PromptInput::Kind::Text;
+      in.text = first.get<std::string>();
+      if (in.text.empty()) reject("'prompt' is empty", "prompt");
+      return in;
+    }
+    in.kind = PromptInput::Kind::TokenIds;
+    in.token_ids = token_ids(first, "prompt[0]");
+    if (in.token_ids.empty()) reject("'prompt' is empty", "prompt");
+    return in;
+  }
+  if (!first.is_number_integer()) wrong_type(first, "prompt[0]", "a string or a token id");
+  in.kind = PromptInput::Kind::TokenIds;
+  in.token_ids = token_ids(*v, "prompt");
+  return in;
+}
+
+std::string message_content(const json& content, const std::string& field) {
+  if (content.is_string()) return content.get<std::string>();
+  if (!content.is_array()) wrong_type(content, field, "a string or an array of text parts");
+  std::string text;
+  for (size_t j = 0; j < content.size(); ++j) {
+    const json& part = content[j];
+    const std::string name = fmt::format("{}[{}]", field, j);
+    if (!part.is_object()) wrong_type(part, name, "an object");
+    if (!part.contains("type")) reject(fmt::format("'{}.type' is required", name), name);
+    const std::string& type = as_string(part["type"], name + ".type");
+    if (type != "text") {
+      reject(fmt::format("'{}.type' is '{}'; only 'text' content parts are supported", name, type), name);
+    }
+    for (const auto& [key, value] : part.items()) {
+      if (key != "type" && key != "text") reject(fmt::format("'{}.{}' is not supported", name, key), name);
+    }
+    if (!part.contains("text")) reject(fmt::format("'{}.text' is required", name), name);
+    if (j > 0) text += "\n";
+    text += as_string(part["text"], name + ".text");
+  }
+  return text;
+}
+
+PromptInput parse_messages(const Fields& f) {
+  const json* v = f.get("messages");
+  if (!v) reject("'messages' is required", "messages");
+  if (!v->is_array()) wrong_type(*v, "messages", "an array of messages");
+  if (v->empty()) reject("'messages' must contain at least one message", "messages");
+  PromptInput in;
+  in.kind = PromptInput::Kind::Chat;
+  for (size_t i = 0; i < v->size(); ++i) {
+    const json& m = (*v)[i];
+    const std::string name = fmt::format("messages[{}]", i);
+    if (!m.is_object()) wrong_type(m, name, "an object");
+    for (const auto& [key, value] : m.items()) {
+      if (key != "role" && key != "content") {
+        reject(fmt::format("'{}.{}' is not supported (a message has 'role' and 'content')", name, key), "messages");
+      }
+    }
+    if (!m.contains("role")) reject(fmt::format("'{}.role' is required", name), "messages");
+    std::string role = as_string(m["role"], name + ".role");
+    if (role == "developer") role = "system";  // OpenAI's newer name for the system role
+    if (role != "system" && role != "user" && role != "assistant") {
+      reject(fmt::format("'{}.role' is '{}'; supported roles are system, user and assistant", name, role), "messages");
+    }
+    if (!m.contains("content") || m["content"].is_null())
+      reject(fmt::format("'{}.content' is required", name), "messages");
+    in.chat.push_back({role, message_content(m["content"], name + ".content")});
+  }
+  return in;
+}
+
+std::vector<std::string> parse_stop(const Fields& f, const ParseLimits& limits) {
+  const json* v = f.get("stop");
+  std::vector<std::string> stop;
+  if (!v) return stop;
+  if (v->is_string()) {
+    stop.push_back(v->get<std::string>());
+  } else if (v->is_array()) {
+    if (static_cast<int32_t>(v->size()) > limits.max_stop) {
+      reject(fmt::format("'stop' has {} sequences; at most {} are allowed", v->size(), limits.max_stop), "stop");
+    }
+    for (size_t i = 0; i < v->size(); ++i) stop.push_back(as_string((*v)[i], fmt::format("stop[{}]", i)));
+  } else {
+    wrong_type(*v, "stop", "a string or an array of strings");
+  }
+  for (const std::string& s : stop) {
+    if (s.empty()) reject("'stop' sequences must not be empty", "stop");
+  }
+  return stop;
+}
+
+void parse_sampling(const Fields& f, ParsedRequest& r) {
+  engine::SamplingParams& s = r.sampling;
+  if (const json* v = f.get("temperature")) {
+    const double t = as_number(*v, "temperature");
+    check_range(t, 0.0, 2.0, "temperature");
+    s.temperature = static_cast<float>(t);
+  }
+  if (const json* v = f.get("top_p")) {
+    const double p = as_number(*v, "top_p");
+    if (!(p > 0.0 && p <= 1.0)) reject(fmt::format("'top_p' must be in (0, 1], got {}", p), "top_p");
+    s.top_p = static_cast<float>(p);
+  }
+  if (const json* v = f.get("presence_penalty")) {
+    const double p = as_number(*v, "presence_penalty");
+    check_range(p, -2.0, 2.0, "presence_penalty");
+    s.presence_penalty = static_cast<float>(p);
+  }
+  if (const json* v = f.get("frequency_penalty")) {
+    const double p = as_number(*v, "frequency_penalty");
+    check_range(p, -2.0, 2.0, "frequency_penalty");
+    s.frequency_penalty = static_cast<float>(p);
+  }
+  if (const json* v = f.get("seed")) s.seed = static_cast<uint64_t>(as_int(*v, "seed"));
+  if (const json* v = f.get("top_k")) {
+    const int64_t k = as_int(*v, "top_k");
+    check_range(k, int64_t{-1}, int64_t{1} << 30, "top_k");
+    s.top_k = static_cast<int32_t>(std::max<int64_t>(k, 0));  // -1 (vLLM) and 0 both mean off
+  }
+  if (const json* v = f.get("min_p")) {
+    const double p = as_number(*v, "min_p");
+    check_range(p, 0.0, 1.0, "min_p");
+    s.min_p = static_cast<float>(p);
+  }
+  if (const json* v = f.get("repetition_penalty")) {
+    const double p = as_number(*v, "repetition_penalty");
+    if (!(p > 0.0 && p <= 10.0))
+      reject(fmt::format("'repetition_penalty' must be in (0, 10], got {}", p), "repetition_penalty");
+    s.repetition_penalty = static_cast<float>(p);
+  }
+}
+
+void parse_logprobs(const Fields& f, ParsedRequest& r, const ParseLimits& limits) {
+  const int64_t max_lp = limits.max_logprobs;
+  if (r.endpoint == Endpoint::Completions) {
+    if (const json* v = f.get("logprobs")) {
+      const int64_t n = as_int(*v, "logprobs");
+      check_range(n, int64_t{0}, max_lp, "logprobs");
+      r.sampling.logprobs = static_cast<int32_t>(n);
+    }
+    return;
+  }
+  bool want = false;
+  if (const json* v = f.get("logprobs")) want = as_bool(*v, "logprobs");
+  int64_t top = 0;
+  if (const json* v = f.get("top_logprobs")) {
+    top = as_int(*v, "top_logprobs");
+    check_range(top, int64_t{0}, max_lp, "top_logprobs");
+    if (!want) reject("'top_logprobs' requires 'logprobs' to be true", "top_logprobs");
+  }
+  r.sampling.logprobs = want ? static_cast<int32_t>(top) : -1;
+}
+
+void parse_lengths(const Fields& f, ParsedRequest& r) {
+  auto read = [&](const char* name) -> std::optional<int64_t> {
+    const json* v = f.get(name);
+    if (!v) return std::nullopt;
+    const int64_t n = as_int(*v, name);
+    if (n < 1) reject(fmt::format("'{}' must be at least 1, got {}", name, n), name);
+    return n;
+  };
+  r.max_tokens = read("max_tokens");
+  if (r.endpoint == Endpoint::ChatCompletions) {
+    if (auto m = read("max_completion_tokens")) {
+      if (r.max_tokens && *r.max_tokens != *m) {
+        reject(fmt::format("'max_tokens' ({}) and 'max_completion_tokens' ({}) disagree; send one", *r.max_tokens, *m),
+               "max_completion_tokens");
+      }
+      r.max_tokens = m;
+    }
+  }
+}
+
+void parse_streaming(const Fields& f, ParsedRequest& r) {
+  if (const json* v = f.get("stream")) r.stream = as_bool(*v, "stream");
+  if (const json* v = f.get("stream_options")) {
+    if (!v->is_object()) wrong_type(*v, "stream_options", "an object");
+    if (!r.stream) reject("'stream_options' is only allowed when 'stream' is true", "stream_options");
+    for (const auto& [key, value] : v->items()) {
+      if (key != "include_usage") reject(fmt::format("'stream_options.{}' is not supported", key), "stream_options");
+      if (!value.is_null()) r.include_usage = as_bool(value, "stream_options.include_usage");
+    }
+  }
+}
+
+// Fields OpenAI defines that Pagoda cannot honour: accepted only at their no-op values.
+void parse_unsupported(const Fields& f, const ParsedRequest& r) {
+  if (const json* v = f.get("logit_bias")) {
+    if (!v->is_object()) wrong_type(*v, "logit_bias", "an object");
+    if (!v->empty()) reject("'logit_bias' is not supported", "logit_bias");
+  }
+  if (r.endpoint == Endpoint::Completions) {
+    if (const json* v = f.get("echo"); v && as_bool(*v, "echo")) reject("'echo' is not supported", "echo");
+    if (const json* v = f.get("best_of")) {
+      const int64_t b = as_int(*v, "best_of");
+      if (b != r.n) reject(fmt::format("'best_of' ({}) other than 'n' ({}) is not supported", b, r.n), "best_of");
+    }
+    if (const json* v = f.get("suffix"); v && !as_string(*v, "suffix").empty()) {
+      reject("'suffix' is not supported", "suffix");
+    }
+    return;
+  }
+  for (const char* name : {"tools", "functions"}) {
+    if (const json* v = f.get(name)) {
+      if (!v->is_array()) wrong_type(*v, name, "an array");
+      if (!v->empty()) reject(fmt::format("'{}' is not supported: this server does not do tool calling", name), name);
+    }
+  }
+  for (const char* name : {"tool_choice", "function_call"}) {
+    if (const json* v = f.get(name); v && !(v->is_string() && v->get<std::string>() == "none")) {
+      reject(fmt::format("'{}' is not supported: this server does not do tool calling", name), name);
+    }
+  }
+  if (const json* v = f.get("parallel_tool_calls")) as_bool(*v, "parallel_tool_calls");  // no tools: nothing to do
+  if (const json* v = f.get("response_format")) {
+    if (!v->is_object()) wrong_type(*v, "response_format", "an object");
+    const json& type = v->contains("type") ? (*v)["type"] : json();
+    if (!(type.is_string() && type.get<std::string>() == "text") || v->size() != 1) {
+      reject(fmt::format("'response_format' {} is not supported; only {{\"type\": \"text\"}}", v->dump()),
+             "response_format");
+    }
+  }
+}
+
+ParsedRequest parse_object(Endpoint endpoint, const json& body, const ParseLimits& limits) {
+  Fields f(body, allowed_fields(endpoint));
+  f.reject_unknown();
+  parse_model(f, limits);
+  ParsedRequest r;
+  r.endpoint = endpoint;
+  r.prompt = endpoint == Endpoint::Completions ? parse_prompt(f) : parse_messages(f);
+  parse_lengths(f, r);
+  if (const json* v = f.get("n")) {
+    const int64_t n = as_int(*v, "n");
+    check_range(n, int64_t{1}, int64_t{limits.max_n}, "n");
+    r.n = static_cast<int32_t>(n);
+  }
+  r.stop = parse_stop(f, limits);
+  parse_sampling(f, r);
+  parse_logprobs(f, r, limits);
+  parse_streaming(f, r);
+  if (const json* v = f.get("user")) r.user = as_string(*v, "user");
+  if (const json* v = f.get("ignore_eos")) r.ignore_eos = as_bool(*v, "ignore_eos");
+  parse_unsupported(f, r);
+  return r;
+}
+
+}  // namespace
+
+ApiError invalid(std::string message, std::string param) {
+  ApiError e;
+  e.http_status = 400;
+  e.message = std::move(message);
+  e.param = std::move(param);
+  return e;
+}
+
+ApiError error_from_status(const Status& status) {
+  ApiError e;
+  e.message = status.message();
+  switch (status.code()) {
+    case StatusCode::Ok:
+    case StatusCode::InvalidArgument:
+      e.http_status = 400;
+      break;
+    case StatusCode::NotFound:
+      e.http_status = 404;
+      e.code = "not_found";
+      break;
+    case StatusCode::ResourceExhausted:
+      e.http_status = 429;
+      e.type = "rate_limit_error";
+      e.code = "queue_full";
+      break;
+    case StatusCode::Unavailable:
+      e.http_status = 503;
+      e.type = "server_error";
+      e.code = "unavailable";
+      break;
+    case StatusCode::DeadlineExceeded:
+      e.http_status = 504;
+      e.type = "server_error";
+      e.code = "timeout";
+      break;
+    case StatusCode::Cancelled:
+    case StatusCode::Internal:
+      e.http_status = 500;
+      e.type = "server_error";
+      e.code = "internal_error";
+      break;
+  }
+  return e;
+}
+
+std::string error_body(const ApiError& error) {
+  json e = {{"message", error.message},
+            {"type", error.type},
+            {"param", error.param.empty() ? json() : json(error.param)},
+            {"code", error.code.empty() ? json() : json(error.code)}};
+  return json{{"error", e}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::string_view body,
+                                                    const ParseLimits& limits) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::parse_error& e) {
+    // nlohmann's message names the position and, for bad bytes, "ill-formed UTF-8".
+    return invalid(fmt::format("The request body is not valid JSON: {}", e.what()));
+  }
+  if (!j.is_object()) return invalid(fmt::format("The request body must be a JSON object, got {}", type_name(j)));
+  try {
+    return parse_object(endpoint, j, limits);
+  } catch (const Reject& r) {
+    return r.error;
+  }
+}
+
+std::optional<ApiError> resolve_max_tokens(ParsedRequest& request, int32_t prompt_tokens, int32_t context_length) {
+  const char* prompt_field = request.endpoint == Endpoint::Completions ? "prompt" : "messages";
+  if (prompt_tokens >= context_length) {
+    return invalid(fmt::format("This model's maximum context length is {} tokens, but the prompt has {} tokens; "
+                               "no room is left for the completion",
+                               context_length, prompt_tokens),
+                   prompt_field);
+  }
+  if (!request.max_tokens) {
+    request.max_tokens = request.endpoint == Endpoint::Completions ? 16 : context_length - prompt_tokens;
+  }
+  const int64_t total = prompt_tokens + *request.max_tokens;
+  if (total > context_length) {
+    return invalid(fmt::format("This model's maximum context length is {} tokens. However, you requested {} tokens "
+                               "({} in the prompt, {} for the completion). Please reduce the length of the prompt "
+                               "or the completion.",
+                               context_length, total, prompt_tokens, *request.max_tokens),
+                   "max_tokens");
+  }
+  return std::nullopt;
+}
+
+}  // namespace pagoda::server::openai

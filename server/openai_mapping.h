@@ -1,0 +1,65 @@
+#pragma once
+// OpenAI request mapping: the JSON body of POST /v1/completions or /v1/chat/completions becomes a
+// ParsedRequest (a PromptInput plus sampling, stop and streaming options), or an ApiError that names
+// the offending field and the rule it broke. Every field a client sends is either honoured or
+// rejected; unknown fields are rejected by name. Also the OpenAI error JSON and the Status -> HTTP map.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "engine/sampler.h"
+#include "engine/status.h"
+#include "server/inference_service.h"
+
+namespace pagoda::server::openai {
+
+// An error as OpenAI reports it: {"error": {"message", "type", "param", "code"}} with an HTTP status.
+struct ApiError {
+  int http_status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;  // empty -> null
+  std::string code;   // empty -> null
+};
+
+ApiError invalid(std::string message, std::string param = {});
+// Maps a Status from the service: InvalidArgument 400, NotFound 404, ResourceExhausted 429,
+// Unavailable 503, DeadlineExceeded 504, anything else 500.
+ApiError error_from_status(const Status& status);
+std::string error_body(const ApiError& error);  // the JSON text
+
+enum class Endpoint { Completions, ChatCompletions };
+
+struct ParsedRequest {
+  Endpoint endpoint = Endpoint::Completions;
+  PromptInput prompt;
+  std::optional<int64_t> max_tokens;  // none: the endpoint's default (16; chat: the rest of the context)
+  engine::SamplingParams sampling;    // sampling.logprobs: completions `logprobs`; chat `top_logprobs`
+  std::vector<std::string> stop;
+  int32_t n = 1;
+  bool ignore_eos = false;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  std::string user;
+};
+
+struct ParseLimits {
+  std::string served_model;  // `model` must equal it (or be omitted)
+  int32_t max_n = 16;
+  int32_t max_logprobs = 20;
+  int32_t max_stop = 4;
+};
+
+// Parses and validates a request body. Errors: malformed JSON or a non-object body, wrong JSON types,
+// values out of range, unsupported features, unknown fields (400); an unknown model (404).
+std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::string_view body,
+                                                    const ParseLimits& limits);
+
+// The prompt + completion length check against the context, with OpenAI's message; fills in the
+// default max_tokens. `prompt_tokens` is the tokenized prompt's length.
+std::optional<ApiError> resolve_max_tokens(ParsedRequest& request, int32_t prompt_tokens, int32_t context_length);
+
+}  // namespace pagoda::server::openai

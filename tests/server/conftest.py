@@ -1,0 +1,139 @@
+"""Fixtures for the daemon's integration tests: a real `pagodad` on free loopback ports with the real model.
+
+Environment: PAGODAD (the daemon binary, default <repo>/build/server/pagodad), PAGODA_MODEL (the GGUF),
+PAGODA_CLI (the `pagoda` tool, default <repo>/build/cli/pagoda).
+"""
+import http.client
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+PAGODAD = os.environ.get("PAGODAD", str(REPO / "build" / "server" / "pagodad"))
+PAGODA_CLI = os.environ.get("PAGODA_CLI", str(REPO / "build" / "cli" / "pagoda"))
+MODEL = os.environ.get("PAGODA_MODEL", "/root/.cache/pagoda/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+START_TIMEOUT_S = 180
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """A running pagodad: ports, the process, its log, and small raw-HTTP helpers."""
+
+    def __init__(self, extra_args=()):
+        if not os.path.exists(PAGODAD):
+            pytest.skip(f"pagodad not built at {PAGODAD} (set PAGODAD)")
+        if not os.path.exists(MODEL):
+            pytest.skip(f"model not found at {MODEL} (set PAGODA_MODEL)")
+        self.http_port = free_port()
+        self.grpc_port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.http_port}"
+        self.log = tempfile.NamedTemporaryFile(prefix="pagodad-", suffix=".log", delete=False)
+        args = [PAGODAD, "--model", MODEL, "--host", "127.0.0.1", "--grpc-port", str(self.grpc_port),
+                "--http-port", str(self.http_port), *extra_args]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait_healthy()
+        self.model_id = self.get_json("/v1/models")["data"][0]["id"]
+
+    def log_tail(self, n=40) -> str:
+        with open(self.log.name, "r", errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+
+    def _wait_healthy(self):
+        deadline = time.time() + START_TIMEOUT_S
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pagodad exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.base_url + "/health", timeout=1) as r:
+                    if r.status == 200:
+                        # /health answers as soon as HTTP listens; /ready once serving.
+                        with urllib.request.urlopen(self.base_url + "/ready", timeout=1) as rr:
+                            if rr.status == 200:
+                                return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"pagodad did not become healthy in {START_TIMEOUT_S} s:\n{self.log_tail()}")
+
+    def request(self, method, path, body=None, headers=None, timeout=60):
+        """One request on a fresh connection: (status, headers dict (lower-case), body bytes)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body).encode()
+            hdrs = {"Content-Type": "application/json"} if body is not None else {}
+            hdrs.update(headers or {})
+            conn.request(method, path, body=body, headers=hdrs)
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+    def get_json(self, path):
+        status, _, body = self.request("GET", path)
+        assert status == 200, (path, status, body)
+        return json.loads(body)
+
+    def post_json(self, path, obj, timeout=60):
+        status, _, body = self.request("POST", path, obj, timeout=timeout)
+        return status, json.loads(body) if body else None
+
+    def metric(self, name) -> float:
+        """The value of an unlabelled series from GET /metrics."""
+        status, _, body = self.request("GET", "/metrics")
+        assert status == 200
+        for line in body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise KeyError(name)
+
+    def openai_client(self, **kw):
+        import openai
+        return openai.OpenAI(base_url=self.base_url + "/v1", api_key="x", max_retries=0,
+                             timeout=kw.pop("timeout", 120), **kw)
+
+    def stop(self, sig_timeout=30):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=sig_timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def start_daemon(extra_args=()) -> Daemon:
+    return Daemon(extra_args)
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    d = start_daemon()
+    yield d
+    d.stop()
+
+
+def cli_generate(prompt: str, max_tokens: int) -> str:
+    """Greedy text from `pagoda generate` (no chat template): stdout up to the blank line before the stats."""
+    if not os.path.exists(PAGODA_CLI):
+        pytest.skip(f"pagoda CLI not built at {PAGODA_CLI} (set PAGODA_CLI)")
+    out = subprocess.run([PAGODA_CLI, "generate", "--model", MODEL, "--prompt", prompt, "--max-tokens", str(max_tokens)],
+                         check=True, capture_output=True, timeout=120).stdout.decode()
+    text, sep, _ = out.rpartition("\n\n[prompt tokens:")
+    assert sep, f"unexpected CLI output: {out!r}"
+    return text
