@@ -1,0 +1,122 @@
+#include "server/grpc_generate_reactor.h"
+
+#include <utility>
+
+#include "server/grpc_mapping.h"
+
+namespace pagoda::server {
+
+GenerateReactor::GenerateReactor(InferenceService& service, int32_t n, bool with_logprobs)
+    : service_(service), n_(n), with_logprobs_(with_logprobs) {}
+
+grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateReactor::start(InferenceService& service,
+                                                                       const v1::GenerateRequest& request) {
+  const auto make = [&service](int32_t n, bool with_logprobs) {
+    auto reactor = std::make_shared<GenerateReactor>(service, n, with_logprobs);
+    reactor->self_ = reactor;
+    return reactor;
+  };
+  const auto fail = [&make](const Status& status) {
+    std::shared_ptr<GenerateReactor> reactor = make(1, false);
+    reactor->end_with(to_grpc_status(status));
+    return reactor.get();  // gRPC's reference (self_) keeps it until OnDone
+  };
+  if (!service.serving()) {
+    return fail(Status::error(StatusCode::Unavailable, "the server is not serving (starting up or draining)"));
+  }
+  Result<scheduler::Request> mapped = to_request(request, service);
+  if (!mapped.ok()) return fail(mapped.status());
+
+  scheduler::Request& r = mapped.value();
+  std::shared_ptr<GenerateReactor> reactor = make(r.n, r.sampling.logprobs >= 0);
+  r.sink = [reactor](const scheduler::TokenEvent& ev) { reactor->on_event(ev); };
+  Result<scheduler::RequestId> id = service.submit(std::move(r), request.request_id());
+  if (!id.ok()) {
+    reactor->end_with(to_grpc_status(id.status()));
+  } else {
+    reactor->submitted(id.value());
+  }
+  return reactor.get();
+}
+
+void GenerateReactor::submitted(scheduler::RequestId id) {
+  bool cancel = false;
+  {
+    std::lock_guard lock(mu_);
+    id_ = id;
+    cancel = cancelled_ && choices_done_ < n_;
+  }
+  if (cancel) service_.cancel(id);
+}
+
+void GenerateReactor::on_event(const scheduler::TokenEvent& ev) {
+  std::unique_lock lock(mu_);
+  if (ev.finish != scheduler::FinishReason::None) ++choices_done_;
+  if (finished_ || cancelled_ || final_status_) return;
+  if (ev.finish == scheduler::FinishReason::Error) {
+    final_status_ = grpc::Status(grpc::StatusCode::INTERNAL, ev.error.empty() ? "generation failed" : ev.error);
+  } else {
+    to_response(ev, with_logprobs_, service_, queue_.emplace_back());
+    if (choices_done_ >= n_) final_status_ = grpc::Status::OK;
+  }
+  pump(lock);
+}
+
+void GenerateReactor::end_with(grpc::Status status) {
+  std::unique_lock lock(mu_);
+  if (!final_status_) final_status_ = std::move(status);
+  pump(lock);
+}
+
+void GenerateReactor::OnWriteDone(bool ok) {
+  std::unique_lock lock(mu_);
+  writing_ = false;
+  scheduler::RequestId cancel_id = 0;
+  if (!ok && !cancelled_) {  // the stream broke: nothing more can be delivered
+    cancelled_ = true;
+    if (id_ != 0 && choices_done_ < n_) cancel_id = id_;
+    if (!final_status_) final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the stream was closed");
+  }
+  pump(lock);
+  if (cancel_id != 0) service_.cancel(cancel_id);
+}
+
+void GenerateReactor::OnCancel() {
+  std::unique_lock lock(mu_);
+  cancelled_ = true;
+  const scheduler::RequestId cancel_id = (id_ != 0 && choices_done_ < n_) ? id_ : 0;
+  if (!final_status_ || final_status_->ok()) {
+    final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled or its deadline passed");
+  }
+  pump(lock);
+  if (cancel_id != 0) service_.cancel(cancel_id);
+}
+
+void GenerateReactor::OnDone() {
+  // gRPC's reference goes; the sink's copy (if the scheduler still holds it) keeps the object alive.
+  std::shared_ptr<GenerateReactor> keep = std::move(self_);
+}
+
+void GenerateReactor::pump(std::unique_lock<std::mutex>& lock) {
+  Action action = Action::None;
+  grpc::Status status;
+  if (!finished_ && !writing_) {
+    if (!cancelled_ && !queue_.empty()) {
+      current_ = std::move(queue_.front());
+      queue_.pop_front();
+      writing_ = true;
+      action = Action::Write;
+    } else if (final_status_) {
+      queue_.clear();
+      finished_ = true;
+      status = *final_status_;
+      action = Action::Finish;
+    }
+  }
+  lock.unlock();
+  // current_ is stable while writing_; Finish happens once, after the last write completed.
+  if (action == Action::Write) StartWrite(&current_);
+  if (action == Action::Finish) Finish(std::move(status));
+}
+
+}  // namespace pagoda::server

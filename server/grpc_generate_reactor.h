@@ -1,0 +1,59 @@
+#pragma once
+// One Generate call: a ServerWriteReactor fed by the request's stream sink on the engine thread.
+// Events are queued under a mutex and written one at a time (one outstanding write); the call finishes
+// with OK after every choice's final message, with the service's error code, or CANCELLED when the
+// client cancels or its deadline passes (which cancels the request in the engine). The reactor is
+// shared between gRPC (until OnDone) and the sink (until the scheduler drops the request), so it
+// lives until both are done; nothing is written after Finish.
+#include <grpcpp/grpcpp.h>
+
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "pagoda/v1/pagoda.pb.h"
+#include "scheduler/request.h"
+#include "server/inference_service.h"
+
+namespace pagoda::server {
+
+class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  // Validates, tokenizes and submits the request; the returned reactor is owned by gRPC and the
+  // engine together. Errors finish the call at once with the mapped code.
+  static grpc::ServerWriteReactor<v1::GenerateResponse>* start(InferenceService& service,
+                                                               const v1::GenerateRequest& request);
+
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+  GenerateReactor(InferenceService& service, int32_t n, bool with_logprobs);  // use start()
+
+ private:
+  enum class Action { None, Write, Finish };
+
+  void on_event(const scheduler::TokenEvent& ev);  // engine thread
+  void submitted(scheduler::RequestId id);
+  void end_with(grpc::Status status);  // finishes once no write is in flight
+  // Decides the next gRPC operation under the lock and runs it after releasing it.
+  void pump(std::unique_lock<std::mutex>& lock);
+
+  InferenceService& service_;
+  const int32_t n_;
+  const bool with_logprobs_;
+  std::shared_ptr<GenerateReactor> self_;  // gRPC's reference, dropped in OnDone
+
+  std::mutex mu_;
+  std::deque<v1::GenerateResponse> queue_;
+  v1::GenerateResponse current_;  // the message being written (touched only while writing_)
+  bool writing_ = false;
+  bool cancelled_ = false;                    // client cancel, deadline or broken stream
+  std::optional<grpc::Status> final_status_;  // set once the outcome is known
+  bool finished_ = false;                     // Finish was called (or is about to be)
+  int32_t choices_done_ = 0;
+  scheduler::RequestId id_ = 0;  // 0 until submitted
+};
+
+}  // namespace pagoda::server
