@@ -164,12 +164,11 @@ scheduler::EngineLoopConfig loop_config(int32_t budget, int32_t max_seqs, bool p
 Status warm_up(engine::LoadedModel& m) {
   Tracker tr(1);  // outlives the loop: its sinks point here
   EngineLoop loop(*m.backend, *m.tokenizer, loop_config(2048, 64, false, false));
-  loop.start();
   PromptMaker pm(m.tokenizer->vocab_size(), 99);
-  if (Status s = loop.submit(make_request(1, pm.make(64), 4, tr.sink(0))); !s.ok()) return s;
-  auto r = tr.wait_next();
-  loop.shutdown(true);
-  return r.status();
+  return loop.run_with_driver([&]() -> Status {
+    if (Status s = loop.submit(make_request(1, pm.make(64), 4, tr.sink(0))); !s.ok()) return s;
+    return tr.wait_next().status();
+  });
 }
 
 int32_t round_up(int32_t n, int32_t block) { return (n + block - 1) / block * block; }
@@ -187,14 +186,16 @@ Result<MixedPrefillRun> mixed_prefill_once(engine::LoadedModel& m, const MixedPr
     if (Status s = loop.submit(make_request(i + 1, prompts[i], 1, tr.sink(i))); !s.ok()) return s;
   }
   const Clock::time_point t0 = Clock::now();
-  loop.start();
   Clock::time_point end = t0;
-  for (size_t k = 0; k < prompts.size(); ++k) {
-    auto i = tr.wait_next();
-    if (!i.ok()) return i.status();
-    end = std::max(end, tr.trace(i.value()).finished);
-  }
-  loop.shutdown(true);
+  Status driven = loop.run_with_driver([&]() -> Status {
+    for (size_t k = 0; k < prompts.size(); ++k) {
+      auto i = tr.wait_next();
+      if (!i.ok()) return i.status();
+      end = std::max(end, tr.trace(i.value()).finished);
+    }
+    return {};
+  });
+  if (!driven.ok()) return driven;
   MixedPrefillRun run;
   run.padded = padded;
   run.wall_s = secs(end - t0);
@@ -220,28 +221,30 @@ Result<ConcurrencyRun> concurrency_once(engine::LoadedModel& m, const Concurrenc
   Tracker tr(total);  // outlives the loop: its sinks point here
   CountingBackend backend(*m.backend);
   EngineLoop loop(backend, *m.tokenizer, loop_config(o.budget, max_seqs, false, false));
-  loop.start();
   // Request k*streams + s is stream s's k-th request.
   auto submit = [&](size_t i) -> Status {
     tr.trace(i).submit = Clock::now();
     return loop.submit(make_request(i + 1, prompts[i], o.max_tokens, tr.sink(i)));
   };
   const Clock::time_point t0 = Clock::now();
-  for (int32_t s = 0; s < streams; ++s) {
-    if (Status st = submit(static_cast<size_t>(s)); !st.ok()) return st;
-  }
   Clock::time_point end = t0;
-  for (size_t done = 0; done < total; ++done) {
-    auto i = tr.wait_next();
-    if (!i.ok()) return i.status();
-    const Trace& t = tr.trace(i.value());
-    end = std::max(end, t.finished);
-    const size_t next = i.value() + static_cast<size_t>(streams);
-    if (next < total) {
-      if (Status st = submit(next); !st.ok()) return st;
+  Status driven = loop.run_with_driver([&]() -> Status {
+    for (int32_t s = 0; s < streams; ++s) {
+      if (Status st = submit(static_cast<size_t>(s)); !st.ok()) return st;
     }
-  }
-  loop.shutdown(true);
+    for (size_t done = 0; done < total; ++done) {
+      auto i = tr.wait_next();
+      if (!i.ok()) return i.status();
+      const Trace& t = tr.trace(i.value());
+      end = std::max(end, t.finished);
+      const size_t next = i.value() + static_cast<size_t>(streams);
+      if (next < total) {
+        if (Status st = submit(next); !st.ok()) return st;
+      }
+    }
+    return {};
+  });
+  if (!driven.ok()) return driven;
 
   ConcurrencyRun r;
   double tpot_sum = 0, ttft_sum = 0;
@@ -274,18 +277,20 @@ Result<SharedPrefixRun> shared_prefix_once(engine::LoadedModel& m, const std::ve
   Tracker tr(prompts.size());  // outlives the loop: its sinks point here
   CountingBackend backend(*m.backend);
   EngineLoop loop(backend, *m.tokenizer, loop_config(2048, 64, caching, false));
-  loop.start();
   SharedPrefixRun run;
-  for (size_t i = 0; i < prompts.size(); ++i) {  // one at a time: TTFT without queueing
-    tr.trace(i).submit = Clock::now();
-    if (Status s = loop.submit(make_request(i + 1, prompts[i], max_tokens, tr.sink(i))); !s.ok()) return s;
-    auto done = tr.wait_next();
-    if (!done.ok()) return done.status();
-    const Trace& t = tr.trace(i);
-    run.ttft_ms.push_back(ms(t.first - t.submit));
-    run.cached_prompt_tokens += t.cached_prompt_tokens;
-  }
-  loop.shutdown(true);
+  Status driven = loop.run_with_driver([&]() -> Status {
+    for (size_t i = 0; i < prompts.size(); ++i) {  // one at a time: TTFT without queueing
+      tr.trace(i).submit = Clock::now();
+      if (Status s = loop.submit(make_request(i + 1, prompts[i], max_tokens, tr.sink(i))); !s.ok()) return s;
+      auto done = tr.wait_next();
+      if (!done.ok()) return done.status();
+      const Trace& t = tr.trace(i);
+      run.ttft_ms.push_back(ms(t.first - t.submit));
+      run.cached_prompt_tokens += t.cached_prompt_tokens;
+    }
+    return {};
+  });
+  if (!driven.ok()) return driven;
   const scheduler::EngineLoopStats st = loop.stats();
   run.prefix_hits = st.prefix_hits;
   run.prefix_queries = st.prefix_queries;

@@ -46,10 +46,10 @@ void EngineLoop::cancel(RequestId id) {
 }
 
 void EngineLoop::start() {
-  if (!thread_.joinable()) thread_ = std::thread([this] { thread_main(); });
+  if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
 }
 
-void EngineLoop::shutdown(bool drain) {
+void EngineLoop::request_stop(bool drain) {
   accepting_ = false;
   {
     std::lock_guard lock(mu_);
@@ -57,7 +57,22 @@ void EngineLoop::shutdown(bool drain) {
     drain_ = drain;
   }
   cv_.notify_one();
+}
+
+void EngineLoop::shutdown(bool drain) {
+  request_stop(drain);
   if (thread_.joinable()) thread_.join();
+}
+
+Status EngineLoop::run_with_driver(const std::function<Status()>& driver) {
+  Status result;
+  std::thread helper([&] {
+    result = driver();
+    request_stop(/*drain=*/true);
+  });
+  run();
+  helper.join();
+  return result;
 }
 
 void EngineLoop::take_inbox() {
@@ -127,7 +142,7 @@ void EngineLoop::run_until_idle() {
   }
 }
 
-void EngineLoop::thread_main() {
+void EngineLoop::run() {
   while (true) {
     if (step()) continue;
     std::unique_lock lock(mu_);

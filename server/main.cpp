@@ -53,7 +53,6 @@ int main(int argc, char** argv) {
   server::InferenceService service(model, loop, metrics, config.model_id, config.engine.scheduler.max_model_len);
   server::GrpcServer grpc(service, config.grpc);
   server::HttpGateway http(service, config.http);
-  loop.start();
   if (Status s = grpc.start(); !s.ok()) {
     spdlog::error("{}", s.message());
     return 1;
@@ -67,21 +66,27 @@ int main(int argc, char** argv) {
   service.set_serving(true);
   grpc.set_serving(true);
 
-  int sig = 0;
-  sigwait(&signals, &sig);
-  spdlog::info("{} received: draining ({} requests in flight, grace period {} s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-               service.in_flight(), config.grace_period_s);
-  service.set_serving(false);
-  grpc.set_serving(false);
-  http.begin_drain();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config.grace_period_s);
-  while (service.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-  grpc.shutdown(std::max(left, std::chrono::milliseconds(0)));
-  http.shutdown(std::max(left, std::chrono::milliseconds(0)));
-  loop.shutdown(/*drain=*/false);
+  // A control thread waits for the signal and drains; the main thread, which loaded the model, runs
+  // the engine loop (see EngineLoop::run for why the engine must stay on this thread).
+  std::thread control([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("{} received: draining ({} requests in flight, grace period {} s)",
+                 sig == SIGTERM ? "SIGTERM" : "SIGINT", service.in_flight(), config.grace_period_s);
+    service.set_serving(false);
+    grpc.set_serving(false);
+    http.begin_drain();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config.grace_period_s);
+    while (service.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    grpc.shutdown(std::max(left, std::chrono::milliseconds(0)));
+    http.shutdown(std::max(left, std::chrono::milliseconds(0)));
+    loop.request_stop(/*drain=*/false);
+  });
+  loop.run();
+  control.join();
   spdlog::info("stopped");
   return 0;
 }
