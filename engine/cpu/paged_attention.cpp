@@ -28,10 +28,8 @@ void write_kv(const StepPlan& plan, const float* k, const float* v, const PagedK
       KvScalar* vd = kv.value(block, h) + off * kv.head_dim;
       const float* ks = k + t * row + h * kv.head_dim;
       const float* vs = v + t * row + h * kv.head_dim;
-      for (int32_t i = 0; i < kv.head_dim; ++i) {
-        kd[i] = static_cast<KvScalar>(ks[i]);
-        vd[i] = static_cast<KvScalar>(vs[i]);
-      }
+      store_f16(ks, kd, kv.head_dim);
+      store_f16(vs, vd, kv.head_dim);
     }
   }
 }

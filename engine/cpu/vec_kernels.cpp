@@ -97,6 +97,11 @@ PAGODA_CLONES void axpy_f16(float a, const _Float16* x, float* y, int n) {
   for (int i = 0; i < n; ++i) y[i] += a * static_cast<float>(x[i]);
 }
 
+PAGODA_CLONES void store_f16(const float* x, _Float16* out, int n) {
+#pragma omp simd
+  for (int i = 0; i < n; ++i) out[i] = static_cast<_Float16>(x[i]);
+}
+
 PAGODA_CLONES void round_to_f16(float* x, int n) {
 #pragma omp simd
   for (int i = 0; i < n; ++i) x[i] = static_cast<float>(static_cast<_Float16>(x[i]));

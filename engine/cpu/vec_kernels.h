@@ -28,5 +28,7 @@ float dot_f16(const float* a, const _Float16* b, int n);
 void axpy_f16(float a, const _Float16* x, float* y, int n);
 // x[i] = round_to_fp16(x[i]), kept in f32.
 void round_to_f16(float* x, int n);
+// out[i] = fp16(x[i]), round to nearest even (F16C where the CPU has it).
+void store_f16(const float* x, _Float16* out, int n);
 
 }  // namespace pagoda::engine::cpu
