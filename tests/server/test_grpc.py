@@ -1,7 +1,7 @@
 """Client tests of pagodad's gRPC front end with a real grpcio client generated from proto/ at test time:
 streaming Generate (text, token ids, chat, n > 1, logprobs), Tokenize / Detokenize / GetModelInfo,
 grpc.health.v1, server reflection, cancellation and deadlines (KV blocks return to idle), error codes
-for bad inputs, and 16 concurrent streams matching their sequential outputs.
+for bad inputs, and 32 concurrent streams matching their sequential outputs.
 
 The daemon comes from conftest.py's `daemon` fixture (PAGODAD / PAGODA_MODEL override the paths).
 Run: .venv/bin/python -m pytest tests/server/test_grpc.py
@@ -406,11 +406,11 @@ def test_tokenize_errors(stub, stubs):
 # ------------------------------------------------------------------------------------ 5. concurrency
 
 
-def test_16_concurrent_streams_match_sequential(stub, stubs):
+def test_32_concurrent_streams_match_sequential(stub, stubs):
     pb = stubs.pb
     subjects = ["cats", "the moon", "rivers", "bread", "music", "winter", "trains", "gardens", "the sea", "clocks",
                 "mountains", "bees", "libraries", "rain", "castles", "coffee"]
-    prompts = [f"Here is a short fact about {s}:" for s in subjects]
+    prompts = [f"Here is a short fact about {s}:" for s in subjects] + [f"My favourite thing about {s} is" for s in subjects]
     sequential = [greedy_text(stub, pb, p) for p in prompts]
     barrier = threading.Barrier(len(prompts))
 
