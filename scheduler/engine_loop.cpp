@@ -14,7 +14,8 @@ EngineLoop::EngineLoop(engine::Backend& backend, const engine::Tokenizer& tokeni
   kv.enable_prefix_caching = config.prefix_caching;
   kv_ = std::make_unique<engine::KvCacheManager>(kv);
   scheduler_ = std::make_unique<Scheduler>(config.scheduler, *kv_, tokenizer);
-  limits_.max_model_len = config.scheduler.max_model_len;
+  // A request must fit the pool on its own: prompt + max_tokens within the pool's tokens.
+  limits_.max_model_len = std::min<int64_t>(config.scheduler.max_model_len, int64_t{kv.num_blocks} * kv.block_size);
   limits_.vocab_size = tokenizer.vocab_size();
   publish_stats();
 }
@@ -109,9 +110,9 @@ bool EngineLoop::step() {
     return false;
   }
   ScheduledStep st = scheduler_->schedule();
-  if (st.empty()) {
+  if (st.empty()) {  // the scheduler freed blocks or failed a request that cannot fit: try again
     publish_stats();
-    return false;  // work exists but nothing can run now (should not happen without a pool too small)
+    return scheduler_->has_work();
   }
   if (!st.block_copies.empty()) {
     if (Status s = backend_.copy_blocks(st.block_copies); !s.ok()) {

@@ -165,33 +165,60 @@ ScheduledStep Scheduler::schedule() {
       by_id[s->id] = s;
     }
   }
+  // Waiting sequences are sized with a prefix-cache peek and pinned (start_sequence) only once placed,
+  // so the blocks of prompts that are merely considered never crowd out the one that runs.
   int32_t considered = 0;
   for (Sequence* s : waiting) {
     if (considered++ >= config_.max_num_seqs) break;  // bound the prefix lookups per step
-    if (!s->kv_started) {
-      const int32_t cached = kv_.start_sequence(s->id, s->tokens);
-      s->kv_started = true;
-      s->num_computed = cached;
-      if (s->output_len() == 0 && s->preemptions == 0) s->cached_tokens = cached;
-    }
-    cands.push_back({s->id, s->remaining(), arrival_key(s), s->waited_steps});
+    const int32_t cached = kv_.peek_cached_prefix(s->tokens);
+    cands.push_back({s->id, static_cast<int32_t>(s->tokens.size()) - cached, arrival_key(s), s->waited_steps});
     by_id[s->id] = s;
   }
   const PackLimits limits{budget, slots, config_.chunked_prefill, config_.starvation_steps};
   for (const Placement& p : pack_prefills(cands, limits)) {
     Sequence* s = by_id[p.id];
-    if (!kv_.allocate_slots(s->id, s->num_computed + p.tokens, s->num_computed)) continue;  // no room: wait
+    int32_t tokens = p.tokens;
+    if (s->status == SeqStatus::Waiting) {
+      const int32_t cached = kv_.start_sequence(s->id, s->tokens);
+      s->kv_started = true;
+      s->num_computed = cached;
+      if (s->output_len() == 0 && s->preemptions == 0) s->cached_tokens = cached;
+      tokens = std::min(tokens, s->remaining());
+    }
+    if (!kv_.allocate_slots(s->id, s->num_computed + tokens, s->num_computed)) {  // no room: wait
+      if (s->status == SeqStatus::Waiting) {
+        kv_.free(s->id);
+        s->kv_started = false;
+        s->num_computed = 0;
+      }
+      continue;
+    }
     s->status = SeqStatus::Running;
-    chosen.emplace_back(s, p.tokens);
+    chosen.emplace_back(s, tokens);
   }
   for (auto& [id, s] : by_id) {
     const bool ran = std::any_of(chosen.begin(), chosen.end(), [&](const auto& c) { return c.first == s; });
-    if (ran) continue;
-    ++s->waited_steps;
-    if (s->status == SeqStatus::Waiting && s->kv_started) {  // do not pin prefix blocks while waiting
-      kv_.free(s->id);
-      s->kv_started = false;
-      s->num_computed = 0;
+    if (!ran) ++s->waited_steps;
+  }
+
+  // Nothing could run: prompts part-way through a chunked prefill hold the pool. Free the newest running
+  // sequence so older ones progress next step; with nothing running, a prompt that does not fit even an
+  // empty pool can never run, so it ends with an error instead of waiting forever.
+  if (chosen.empty()) {
+    if (Sequence* victim = pick_victim(running, nullptr)) {
+      preempt(victim);
+    } else if (!waiting.empty() && kv_.stats().used_blocks == 0 &&
+               (static_cast<int64_t>(waiting.front()->tokens.size()) + kv_.block_size()) / kv_.block_size() >
+                   kv_.stats().num_blocks) {
+      Sequence* s = waiting.front();
+      const RequestId id = s->owner->request.id;
+      const std::string msg = fmt::format("request needs {} KV blocks for {} tokens, more than the pool's {} blocks",
+                                          (s->tokens.size() + kv_.block_size() - 1) / kv_.block_size(),
+                                          s->tokens.size(), kv_.stats().num_blocks);
+      for (auto& c : s->owner->seqs) {
+        if (c->status != SeqStatus::Finished) finish(*c, FinishReason::Error, {}, -1, {}, msg);
+      }
+      erase_if_done(id);
     }
   }
 

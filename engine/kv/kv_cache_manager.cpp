@@ -73,6 +73,20 @@ int32_t KvCacheManager::start_sequence(uint64_t seq, std::span<const int32_t> pr
   return hits * bs;
 }
 
+int32_t KvCacheManager::peek_cached_prefix(std::span<const int32_t> prompt) const {
+  if (!impl_->prefix_caching || prompt.empty()) return 0;
+  const int32_t bs = impl_->bs();
+  const int32_t eligible = (static_cast<int32_t>(prompt.size()) - 1) / bs;
+  PrefixKey parent;
+  int32_t hits = 0;
+  for (; hits < eligible; ++hits) {
+    PrefixKey key;
+    if (impl_->pool.find(parent, prompt.subspan(static_cast<size_t>(hits) * bs, bs), &key) < 0) break;
+    parent = key;
+  }
+  return hits * bs;
+}
+
 bool KvCacheManager::allocate_slots(uint64_t seq, int32_t num_tokens, int32_t first_write) {
   Sequence* s = impl_->find(seq);
   if (s == nullptr || num_tokens < 0) return false;

@@ -46,6 +46,10 @@ class KvCacheManager {
   // as committed. A sequence id already in use is freed first.
   int32_t start_sequence(uint64_t seq, std::span<const int32_t> prompt);
 
+  // The number of prompt tokens start_sequence would find cached now, without attaching anything or
+  // counting a query: the scheduler sizes waiting prompts with it before deciding whom to admit.
+  int32_t peek_cached_prefix(std::span<const int32_t> prompt) const;
+
   // Grows the sequence's block table to cover `num_tokens` tokens in total, and makes the blocks that
   // tokens [first_write, num_tokens) land in writable (copy-on-write of a shared block, reported by
   // take_pending_copies). False, with nothing changed, when the pool cannot supply the blocks.

@@ -112,3 +112,61 @@ TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) {
 
 }  // namespace
 }  // namespace pagoda::scheduler
+
+namespace pagoda::scheduler {
+namespace {
+
+// Several long prompts chunk-prefilling into a pool that cannot hold them all: when no step can run,
+// the newest sequence is preempted so the others progress; nothing stalls and every request finishes.
+// A request that cannot fit even an empty pool is refused at submit.
+TEST(SchedulerSoak, ChunkedPrefillIntoATinyPoolNeverStalls) {
+  auto spec = engine::random_model_preset("tiny");
+  ASSERT_TRUE(spec.has_value());
+  const std::string path = ::testing::TempDir() + "/pagoda_tiny_pool.gguf";
+  ASSERT_TRUE(engine::write_random_llama(*spec, path).ok());
+  engine::LoadOptions lo;
+  lo.kv_tokens = 512;
+  lo.backend.num_threads = 1;
+  auto loaded = engine::load_model(path, lo);
+  ASSERT_TRUE(loaded.ok()) << loaded.message();
+  engine::LoadedModel& m = loaded.value();
+
+  EngineLoopConfig config;
+  config.num_kv_blocks = 12;  // 192 tokens
+  config.scheduler.max_num_batched_tokens = 32;
+  config.scheduler.max_model_len = spec->context_length;
+  EngineLoop loop(*m.backend, *m.tokenizer, config);
+  int finished = 0, errors = 0;
+  for (int i = 0; i < 6; ++i) {
+    Request r;
+    r.id = static_cast<RequestId>(i);
+    for (int t = 0; t < 150; ++t) r.prompt.push_back((t * 7 + i) % 256);
+    r.stop.max_tokens = 8;
+    r.stop.ignore_eos = true;
+    r.sink = [&](const TokenEvent& e) {
+      if (e.finish == FinishReason::None) return;
+      ++finished;
+      errors += e.finish == FinishReason::Error;
+      if (e.finish == FinishReason::Error) ADD_FAILURE() << e.error;
+    };
+    ASSERT_TRUE(loop.submit(std::move(r)).ok());
+  }
+  loop.run_until_idle();
+  EXPECT_EQ(finished, 6);
+  EXPECT_EQ(errors, 0);
+  EXPECT_GT(loop.stats().preemptions, 0);
+  EXPECT_EQ(loop.kv().stats().used_blocks, 0);
+
+  Request too_big;
+  too_big.id = 99;
+  too_big.prompt.assign(190, 1);
+  too_big.stop.max_tokens = 8;  // 198 tokens > the pool's 192
+  too_big.sink = [](const TokenEvent&) {};
+  Status s = loop.submit(std::move(too_big));
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("192"), std::string::npos) << s.message();
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace pagoda::scheduler
