@@ -23,10 +23,11 @@ EngineLoop::EngineLoop(engine::Backend& backend, const engine::Tokenizer& tokeni
 EngineLoop::~EngineLoop() { shutdown(false); }
 
 Status EngineLoop::submit(Request r) {
-  if (!accepting_) return Status::error(StatusCode::Unavailable, "the server is shutting down and accepts no new requests");
   if (Status s = validate_request(r, limits_); !s.ok()) return s;
   {
     std::lock_guard lock(mu_);
+    // Checked under the lock that request_stop takes, so nothing lands in the inbox after run() ended.
+    if (stop_) return Status::error(StatusCode::Unavailable, "the server is shutting down and accepts no new requests");
     if (queued_.load() >= config_.scheduler.max_waiting) {
       return Status::error(StatusCode::ResourceExhausted, fmt::format("queue full: {} requests waiting (max_waiting {})",
                                                                       queued_.load(), config_.scheduler.max_waiting));
@@ -54,8 +55,8 @@ void EngineLoop::request_stop(bool drain) {
   accepting_ = false;
   {
     std::lock_guard lock(mu_);
+    drain_ = stop_ ? drain_ && drain : drain;  // a later drain request never revives a stop-now
     stop_ = true;
-    drain_ = drain;
   }
   cv_.notify_one();
 }
@@ -145,17 +146,19 @@ void EngineLoop::run_until_idle() {
 
 void EngineLoop::run() {
   while (true) {
+    {
+      std::unique_lock lock(mu_);
+      if (stop_ && !drain_) {  // stop now: everything left ends with a Cancelled event
+        lock.unlock();
+        take_inbox();
+        scheduler_->cancel_all();
+        break;
+      }
+    }
     if (step()) continue;
     std::unique_lock lock(mu_);
-    if (stop_ && inbox_.empty() && cancels_.empty()) {
-      if (!drain_ || !scheduler_->has_work()) break;
-    }
-    if (stop_ && !drain_) {  // everything left ends with a Cancelled event
-      lock.unlock();
-      take_inbox();
-      scheduler_->cancel_all();
-      break;
-    }
+    if (stop_ && inbox_.empty() && cancels_.empty() && !scheduler_->has_work()) break;  // drained
+    if (stop_ && !drain_) continue;
     cv_.wait(lock, [&] { return stop_ || !inbox_.empty() || !cancels_.empty(); });
   }
   publish_stats();

@@ -70,6 +70,8 @@ class EngineLoop {
   void run_until_idle();
 
   EngineLoopStats stats() const;
+  // The largest prompt + max_tokens a request may ask for: max_model_len, capped by the KV pool.
+  int32_t max_model_len() const { return limits_.max_model_len; }
   const engine::KvCacheManager& kv() const { return *kv_; }
 
  private:

@@ -46,11 +46,26 @@ Status validate_request(const Request& r, const RequestLimits& l) {
   if (s.logprobs > l.max_logprobs || s.logprobs < -1) {
     return Status::error(fmt::format("logprobs must be in 0..{}, got {}", l.max_logprobs, s.logprobs));
   }
+  if (static_cast<int64_t>(r.stop.stop_strings.size()) > l.max_stop_strings) {
+    return Status::error(fmt::format("at most {} stop strings are allowed, got {}", l.max_stop_strings,
+                                     r.stop.stop_strings.size()));
+  }
+  if (static_cast<int64_t>(r.stop.stop_token_ids.size()) > l.max_stop_token_ids) {
+    return Status::error(fmt::format("at most {} stop token ids are allowed, got {}", l.max_stop_token_ids,
+                                     r.stop.stop_token_ids.size()));
+  }
+  if (r.priority < -l.max_abs_priority || r.priority > l.max_abs_priority) {
+    return Status::error(fmt::format("priority must be in [{}, {}], got {}", -l.max_abs_priority, l.max_abs_priority,
+                                     r.priority));
+  }
   for (int32_t t : r.stop.stop_token_ids) {
     if (t < 0 || t >= l.vocab_size) return Status::error(fmt::format("stop token id {} is outside the vocabulary", t));
   }
   for (const std::string& st : r.stop.stop_strings) {
     if (st.empty()) return Status::error("stop strings must not be empty");
+    if (static_cast<int64_t>(st.size()) > l.max_stop_string_bytes) {
+      return Status::error(fmt::format("a stop string may be at most {} bytes, got {}", l.max_stop_string_bytes, st.size()));
+    }
   }
   if (!r.sink) return Status::error("request has no stream sink");
   return {};

@@ -55,6 +55,11 @@ struct RequestLimits {
   int32_t vocab_size = 0;
   int32_t max_n = 16;
   int32_t max_logprobs = 20;
+  // Untrusted input is bounded before it is copied per choice or scanned every token.
+  int32_t max_stop_strings = 16;
+  int32_t max_stop_string_bytes = 1024;
+  int32_t max_stop_token_ids = 64;
+  int32_t max_abs_priority = 1'000'000;
 };
 
 // Checks a request against the limits; the message names the field and the limit.

@@ -38,9 +38,13 @@ bool Scheduler::is_queued(const RequestState& r) {
 Status Scheduler::add_request(Request r) {
   if (requests_.contains(r.id)) return Status::error(fmt::format("request id {} is already in use", r.id));
   if (Status s = validate_request(r, limits_); !s.ok()) return s;
-  if (!config_.chunked_prefill && static_cast<int32_t>(r.prompt.size()) > config_.max_num_batched_tokens) {
-    return Status::error(fmt::format("prompt of {} tokens exceeds max_num_batched_tokens ({}) and chunked prefill is off",
-                                     r.prompt.size(), config_.max_num_batched_tokens));
+  // Without chunking a sequence is always prefilled in one step, including its recompute after a
+  // preemption (prompt + generated tokens), so all of it must fit one step's budget.
+  if (!config_.chunked_prefill &&
+      static_cast<int64_t>(r.prompt.size()) + r.stop.max_tokens > config_.max_num_batched_tokens) {
+    return Status::error(fmt::format("prompt ({} tokens) + max_tokens ({}) exceeds max_num_batched_tokens ({}) and "
+                                     "chunked prefill is off",
+                                     r.prompt.size(), r.stop.max_tokens, config_.max_num_batched_tokens));
   }
   int32_t waiting = 0;
   for (const auto& [id, st] : requests_) waiting += is_queued(*st);

@@ -54,8 +54,8 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
   void stop() override {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
       if (self->gen_ && self->gen_->submitted) self->ctx_.service.cancel(self->gen_->id);
+      self->do_close();  // first: no write may still use the generation's buffers after it ends
       self->end_generation();
-      self->do_close();
     });
   }
 
@@ -71,7 +71,7 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     std::unique_ptr<http::response<http::empty_body>> head;
     std::unique_ptr<http::response_serializer<http::empty_body>> serializer;
     bool head_sent = false, writing = false, ended = false, last_sent = false;
-    std::string pending, in_write;
+    std::string pending;
   };
 
   // ---- reading --------------------------------------------------------------------------------
@@ -371,7 +371,10 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
   void flush_stream() {
     Generation& g = *gen_;
     if (!g.head_sent || g.writing || closed_) return;
-    auto on_written = [self = shared_from_this(), seq = g.seq](error_code ec, size_t) {
+    // The bytes being written live in the handler, not in the Generation: a shutdown or disconnect
+    // may end the generation while the write is still in flight.
+    auto in_write = std::make_shared<std::string>();
+    auto on_written = [self = shared_from_this(), seq = g.seq, in_write](error_code ec, size_t) {
       if (!self->gen_ || self->gen_->seq != seq) return;
       self->gen_->writing = false;
       if (ec) return self->client_gone();
@@ -379,10 +382,9 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     };
     stream_.expires_after(std::chrono::seconds(ctx_.opt.idle_timeout_s));
     if (!g.pending.empty()) {
-      g.in_write.swap(g.pending);
-      g.pending.clear();
+      in_write->swap(g.pending);
       g.writing = true;
-      asio::async_write(stream_, http::make_chunk(asio::buffer(g.in_write)), std::move(on_written));
+      asio::async_write(stream_, http::make_chunk(asio::buffer(*in_write)), std::move(on_written));
     } else if (g.ended && !g.last_sent) {
       g.last_sent = true;
       g.writing = true;

@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
 
   scheduler::EngineLoop loop(*model.backend, *model.tokenizer, config.engine);
   server::MetricsRegistry metrics;
-  server::InferenceService service(model, loop, metrics, config.model_id, config.engine.scheduler.max_model_len);
+  server::InferenceService service(model, loop, metrics, config.model_id, loop.max_model_len());
   server::GrpcServer grpc(service, config.grpc);
   server::HttpGateway http(service, config.http);
   if (Status s = grpc.start(); !s.ok()) {
@@ -80,9 +80,12 @@ int main(int argc, char** argv) {
     while (service.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    grpc.shutdown(std::max(left, std::chrono::milliseconds(0)));
-    http.shutdown(std::max(left, std::chrono::milliseconds(0)));
+    auto left = [&] {
+      return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()),
+                      std::chrono::milliseconds(0));
+    };
+    grpc.shutdown(left());
+    http.shutdown(left());  // what is left of the same grace period, not a second one
     loop.request_stop(/*drain=*/false);
   });
   loop.run();

@@ -387,8 +387,7 @@ void parse_unsupported(const Fields& f, const ParsedRequest& r) {
     if (!v->is_object()) wrong_type(*v, "response_format", "an object");
     const json& type = v->contains("type") ? (*v)["type"] : json();
     if (!(type.is_string() && type.get<std::string>() == "text") || v->size() != 1) {
-      reject(fmt::format("'response_format' {} is not supported; only {{\"type\": \"text\"}}", v->dump()),
-             "response_format");
+      reject("'response_format' is not supported except {\"type\": \"text\"}", "response_format");
     }
   }
 }
@@ -473,12 +472,21 @@ std::string error_body(const ApiError& error) {
 
 std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::string_view body,
                                                     const ParseLimits& limits) {
+  // Deeply nested input is refused while parsing: later recursive walks (dump, destruction) of a
+  // 100,000-level document would overflow an I/O thread's stack.
+  constexpr int kMaxDepth = 64;
+  struct TooDeep {};
   json j;
   try {
-    j = json::parse(body);
+    j = json::parse(body, [](int depth, json::parse_event_t, json&) {
+      if (depth > kMaxDepth) throw TooDeep{};
+      return true;
+    });
   } catch (const json::parse_error& e) {
     // nlohmann's message names the position and, for bad bytes, "ill-formed UTF-8".
     return invalid(fmt::format("The request body is not valid JSON: {}", e.what()));
+  } catch (const TooDeep&) {
+    return invalid(fmt::format("The request body nests JSON deeper than {} levels", kMaxDepth));
   }
   if (!j.is_object()) return invalid(fmt::format("The request body must be a JSON object, got {}", type_name(j)));
   try {

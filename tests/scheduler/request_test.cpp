@@ -46,6 +46,10 @@ TEST(RequestValidation, RejectsEachBadField) {
       {"stop token", [](Request& r) { r.stop.stop_token_ids = {100}; }, "stop token id"},
       {"empty stop string", [](Request& r) { r.stop.stop_strings = {""}; }, "stop strings"},
       {"no sink", [](Request& r) { r.sink = nullptr; }, "sink"},
+      {"too many stop strings", [](Request& r) { r.stop.stop_strings.assign(17, "x"); }, "at most 16 stop strings"},
+      {"huge stop string", [](Request& r) { r.stop.stop_strings = {std::string(1025, 'x')}; }, "at most 1024 bytes"},
+      {"too many stop ids", [](Request& r) { r.stop.stop_token_ids.assign(65, 1); }, "at most 64 stop token ids"},
+      {"priority overflow", [](Request& r) { r.priority = 1 << 30; }, "priority"},
   };
   for (const Case& c : cases) {
     Request r = good();

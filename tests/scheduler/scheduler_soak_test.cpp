@@ -6,7 +6,9 @@
 
 #include <map>
 #include <random>
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include "engine/loaded_model.h"
 #include "engine/model/random_model.h"
@@ -165,6 +167,54 @@ TEST(SchedulerSoak, ChunkedPrefillIntoATinyPoolNeverStalls) {
   Status s = loop.submit(std::move(too_big));
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("192"), std::string::npos) << s.message();
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace pagoda::scheduler
+
+namespace pagoda::scheduler {
+namespace {
+
+// A stop without draining ends what is running at once: every request gets its Cancelled event and
+// run() returns, and a submit after the stop is refused rather than queued and forgotten.
+TEST(SchedulerSoak, StopWithoutDrainCancelsRunningRequests) {
+  auto spec = engine::random_model_preset("tiny");
+  ASSERT_TRUE(spec.has_value());
+  const std::string path = ::testing::TempDir() + "/pagoda_tiny_stop.gguf";
+  ASSERT_TRUE(engine::write_random_llama(*spec, path).ok());
+  engine::LoadOptions lo;
+  lo.kv_tokens = 1024;
+  lo.backend.num_threads = 1;
+  auto loaded = engine::load_model(path, lo);
+  ASSERT_TRUE(loaded.ok()) << loaded.message();
+  EngineLoop loop(*loaded.value().backend, *loaded.value().tokenizer, EngineLoopConfig{});
+  std::atomic<int> cancelled{0}, tokens{0};
+  for (int i = 0; i < 4; ++i) {
+    Request r;
+    r.id = static_cast<RequestId>(i);
+    r.prompt = {1, 2, 3, 4};
+    r.stop.max_tokens = 200;
+    r.stop.ignore_eos = true;
+    r.sink = [&](const TokenEvent& e) {
+      tokens += e.token >= 0;
+      cancelled += e.finish == FinishReason::Cancelled;
+    };
+    ASSERT_TRUE(loop.submit(std::move(r)).ok());
+  }
+  Status after = loop.run_with_driver([&]() -> Status {
+    while (tokens.load() < 8) std::this_thread::yield();
+    loop.request_stop(/*drain=*/false);
+    Request late;
+    late.id = 100;
+    late.prompt = {1};
+    late.sink = [](const TokenEvent&) {};
+    return loop.submit(std::move(late));
+  });
+  EXPECT_EQ(after.code(), StatusCode::Unavailable) << after.message();
+  EXPECT_EQ(cancelled.load(), 4);
+  EXPECT_LT(tokens.load(), 4 * 200);
+  EXPECT_EQ(loop.kv().stats().used_blocks, 0);
   std::remove(path.c_str());
 }
 

@@ -134,6 +134,16 @@ def test_bad_input(daemon, background, case):
         assert headers["allow"] in ("GET", "POST")
 
 
+def test_deeply_nested_json_is_refused_not_fatal(daemon, background):
+    # Nesting is refused past 64 levels while parsing (this fixture's 16 KB body limit allows ~8,000;
+    # the default 1 MiB allowed 100,000, which overflowed an I/O thread's stack before the limit).
+    nested = "[" * 5_000 + "]" * 5_000
+    body = '{"messages": [{"role": "user", "content": "hi"}], "response_format": {"x": ' + nested + "}}"
+    status, _, raw = daemon.request("POST", "/v1/chat/completions", body)
+    assert status == 400 and "deeper than" in json.loads(raw)["error"]["message"], raw
+    assert daemon.proc.poll() is None
+
+
 def test_chunked_body_over_limit(daemon, background):
     conn = http.client.HTTPConnection("127.0.0.1", daemon.http_port, timeout=30)
     try:
