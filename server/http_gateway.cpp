@@ -49,7 +49,7 @@ void HttpGateway::Impl::do_accept() {
     }
     // Out of descriptors or similar: retry shortly instead of spinning.
     spdlog::warn("http accept failed: {}", ec.message());
-    auto timer = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(100));
+    auto timer = std::make_shared<asio::steady_timer>(acceptor->get_executor(), std::chrono::milliseconds(100));
     timer->async_wait([this, timer](error_code) {
       if (acceptor->is_open()) do_accept();
     });
@@ -84,7 +84,7 @@ Status HttpGateway::start() {
     return Status::error(StatusCode::Unavailable, "cannot resolve the HTTP address " + where + ": " + ec.message());
   }
   const tcp::endpoint ep = endpoints.begin()->endpoint();
-  c.acceptor.emplace(c.ioc);
+  c.acceptor.emplace(asio::make_strand(c.ioc));  // its handlers and its close run one at a time
   if (c.acceptor->open(ep.protocol(), ec); !ec) c.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) c.acceptor->bind(ep, ec);
   if (!ec) c.acceptor->listen(asio::socket_base::max_listen_connections, ec);
@@ -119,10 +119,12 @@ void HttpGateway::shutdown(std::chrono::milliseconds grace) {
     std::lock_guard gate_lock(c.gate->mu);
     c.gate->open = false;
   }
-  asio::post(c.ioc, [&c] {
-    error_code ec;
-    if (c.acceptor) c.acceptor->close(ec);
-  });
+  if (c.acceptor) {
+    asio::post(c.acceptor->get_executor(), [&c] {
+      error_code ec;
+      c.acceptor->close(ec);
+    });
+  }
   c.close_sessions();
   c.work.reset();
   // Closed sockets finish their handlers quickly; a stuck one is not waited for beyond this.
