@@ -7,6 +7,8 @@
 #include <map>
 #include <random>
 #include <atomic>
+#include <cstdio>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -17,17 +19,37 @@
 namespace pagoda::scheduler {
 namespace {
 
-TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) {
+// The tiny random-weight model, written to a temp file and loaded with one compute thread. The file is
+// removed once mapped (the mapping outlives the name).
+struct TinyModel {
+  engine::RandomModelSpec spec;
+  engine::LoadedModel model;
+};
+
+std::unique_ptr<TinyModel> load_tiny(const std::string& file_name, int32_t kv_tokens) {
   auto spec = engine::random_model_preset("tiny");
-  ASSERT_TRUE(spec.has_value());
-  const std::string path = ::testing::TempDir() + "/pagoda_soak_tiny.gguf";
-  ASSERT_TRUE(engine::write_random_llama(*spec, path).ok());
+  if (!spec) return nullptr;
+  const std::string path = ::testing::TempDir() + "/" + file_name;
+  if (Status s = engine::write_random_llama(*spec, path); !s.ok()) {
+    ADD_FAILURE() << s.message();
+    return nullptr;
+  }
   engine::LoadOptions lo;
-  lo.kv_tokens = 1024;
+  lo.kv_tokens = kv_tokens;
   lo.backend.num_threads = 1;
   auto loaded = engine::load_model(path, lo);
-  ASSERT_TRUE(loaded.ok()) << loaded.message();
-  engine::LoadedModel& m = loaded.value();
+  if (!loaded.ok()) {
+    ADD_FAILURE() << loaded.message();
+    return nullptr;
+  }
+  return std::make_unique<TinyModel>(TinyModel{*spec, std::move(loaded.value())});
+}
+
+TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) {
+  auto tiny = load_tiny("pagoda_soak_tiny.gguf", 1024);
+  ASSERT_TRUE(tiny);
+  const engine::RandomModelSpec* spec = &tiny->spec;
+  engine::LoadedModel& m = tiny->model;
 
   EngineLoopConfig config;
   config.num_kv_blocks = 24;  // 384 tokens for up to 16 sequences of up to ~140 tokens
@@ -109,29 +131,17 @@ TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) {
   EXPECT_EQ(kv.used_blocks, 0) << "blocks still referenced after every request ended";
   EXPECT_EQ(loop.kv().num_available_blocks(), kv.num_blocks) << "every block is free or an evictable cached block";
   EXPECT_TRUE(loop.kv().check_consistency().ok()) << loop.kv().check_consistency().message();
-  std::remove(path.c_str());
 }
 
-}  // namespace
-}  // namespace pagoda::scheduler
-
-namespace pagoda::scheduler {
-namespace {
 
 // Several long prompts chunk-prefilling into a pool that cannot hold them all: when no step can run,
 // the newest sequence is preempted so the others progress; nothing stalls and every request finishes.
 // A request that cannot fit even an empty pool is refused at submit.
 TEST(SchedulerSoak, ChunkedPrefillIntoATinyPoolNeverStalls) {
-  auto spec = engine::random_model_preset("tiny");
-  ASSERT_TRUE(spec.has_value());
-  const std::string path = ::testing::TempDir() + "/pagoda_tiny_pool.gguf";
-  ASSERT_TRUE(engine::write_random_llama(*spec, path).ok());
-  engine::LoadOptions lo;
-  lo.kv_tokens = 512;
-  lo.backend.num_threads = 1;
-  auto loaded = engine::load_model(path, lo);
-  ASSERT_TRUE(loaded.ok()) << loaded.message();
-  engine::LoadedModel& m = loaded.value();
+  auto tiny = load_tiny("pagoda_tiny_pool.gguf", 512);
+  ASSERT_TRUE(tiny);
+  const engine::RandomModelSpec* spec = &tiny->spec;
+  engine::LoadedModel& m = tiny->model;
 
   EngineLoopConfig config;
   config.num_kv_blocks = 12;  // 192 tokens
@@ -167,28 +177,16 @@ TEST(SchedulerSoak, ChunkedPrefillIntoATinyPoolNeverStalls) {
   Status s = loop.submit(std::move(too_big));
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("192"), std::string::npos) << s.message();
-  std::remove(path.c_str());
 }
 
-}  // namespace
-}  // namespace pagoda::scheduler
-
-namespace pagoda::scheduler {
-namespace {
 
 // A stop without draining ends what is running at once: every request gets its Cancelled event and
 // run() returns, and a submit after the stop is refused rather than queued and forgotten.
 TEST(SchedulerSoak, StopWithoutDrainCancelsRunningRequests) {
-  auto spec = engine::random_model_preset("tiny");
-  ASSERT_TRUE(spec.has_value());
-  const std::string path = ::testing::TempDir() + "/pagoda_tiny_stop.gguf";
-  ASSERT_TRUE(engine::write_random_llama(*spec, path).ok());
-  engine::LoadOptions lo;
-  lo.kv_tokens = 1024;
-  lo.backend.num_threads = 1;
-  auto loaded = engine::load_model(path, lo);
-  ASSERT_TRUE(loaded.ok()) << loaded.message();
-  EngineLoop loop(*loaded.value().backend, *loaded.value().tokenizer, EngineLoopConfig{});
+  auto tiny = load_tiny("pagoda_tiny_stop.gguf", 1024);
+  ASSERT_TRUE(tiny);
+  engine::LoadedModel& m = tiny->model;
+  EngineLoop loop(*m.backend, *m.tokenizer, EngineLoopConfig{});
   std::atomic<int> cancelled{0}, tokens{0};
   for (int i = 0; i < 4; ++i) {
     Request r;
@@ -215,7 +213,6 @@ TEST(SchedulerSoak, StopWithoutDrainCancelsRunningRequests) {
   EXPECT_EQ(cancelled.load(), 4);
   EXPECT_LT(tokens.load(), 4 * 200);
   EXPECT_EQ(loop.kv().stats().used_blocks, 0);
-  std::remove(path.c_str());
 }
 
 }  // namespace
