@@ -52,7 +52,7 @@ std::string error_message(const std::string& body) {
 // lines matter.
 class SseState {
  public:
-  explicit SseState(RequestSample& s) : s_(s) {}
+  SseState(RequestSample& s, LoadProgress* progress) : s_(s), progress_(progress) {}
 
   // Feeds bytes received at time t (seconds from the run start).
   void feed(std::string_view bytes, double t) {
@@ -116,6 +116,7 @@ class SseState {
         if (c["text"].get_ref<const std::string&>().empty()) continue;
         if (s_.token_times_s.empty()) s_.first_token_s = t;
         s_.token_times_s.push_back(t);
+        if (progress_) ++progress_->tokens;
       }
     }
     if (j.contains("usage") && j["usage"].is_object()) {
@@ -127,6 +128,7 @@ class SseState {
   }
 
   RequestSample& s_;
+  LoadProgress* progress_;
   std::string buf_;
   std::string error_;
   bool done_ = false;
@@ -143,13 +145,21 @@ struct Run {
   int active = 0;
   asio::steady_timer slot_freed{io};
   std::vector<RequestSample> samples;
+  LoadProgress* progress = nullptr;
+
+  // Records the end of request i (ok or failed) in the progress counters.
+  void finished(size_t i) {
+    if (!progress) return;
+    ++progress->finished;
+    if (!samples[i].ok) ++progress->failed;
+  }
 
   double now_s() const { return std::chrono::duration<double>(Clock::now() - start).count(); }
 };
 
 std::string request_body(const HttpTarget& target, const LoadRequest& r) {
   json b = {{"prompt", r.prompt}, {"max_tokens", r.max_tokens},
-            {"temperature", 0},   {"ignore_eos", false},
+            {"temperature", 0},   {"ignore_eos", r.ignore_eos},
             {"stream", true},     {"stream_options", {{"include_usage", true}}}};
   if (!target.model.empty()) b["model"] = target.model;
   return b.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -184,6 +194,7 @@ asio::awaitable<void> one_request(Run& run, size_t index, std::string body) {
     req.body() = std::move(body);
     req.prepare_payload();
     s.submit_s = run.now_s();
+    if (run.progress) ++run.progress->sent;
     co_await http::async_write(stream, req, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       fail(s, err_text("write"), run.now_s());
@@ -198,7 +209,7 @@ asio::awaitable<void> one_request(Run& run, size_t index, std::string body) {
       break;
     }
     const unsigned status = parser.get().result_int();
-    SseState sse(s);
+    SseState sse(s, run.progress);
     std::string raw;  // the body of a non-200 response
     char chunk[16384];
     while (!parser.is_done()) {
@@ -238,6 +249,7 @@ asio::awaitable<void> one_request(Run& run, size_t index, std::string body) {
   } while (false);
   stream.socket().shutdown(tcp::socket::shutdown_both, ec);
   stream.close();
+  run.finished(index);
   --run.active;
   run.slot_freed.cancel();
 }
@@ -255,6 +267,7 @@ asio::awaitable<void> dispatch(Run& run, const std::vector<LoadRequest>& request
                                      std::chrono::duration<double>(std::max(0.0, requests[i].at_s)));
     if (due >= run.deadline) {
       fail(run.samples[i], kTimeLimit, run.now_s());
+      run.finished(i);
       continue;
     }
     timer.expires_at(due);
@@ -265,6 +278,7 @@ asio::awaitable<void> dispatch(Run& run, const std::vector<LoadRequest>& request
     }
     if (Clock::now() >= run.deadline) {
       fail(run.samples[i], kTimeLimit, run.now_s());
+      run.finished(i);
       continue;
     }
     ++run.active;
@@ -275,7 +289,8 @@ asio::awaitable<void> dispatch(Run& run, const std::vector<LoadRequest>& request
 }  // namespace
 
 Result<std::vector<RequestSample>> run_open_loop(const HttpTarget& target, const std::vector<LoadRequest>& requests,
-                                                 int max_connections, double time_limit_s) {
+                                                 int max_connections, double time_limit_s,
+                                                 LoadProgress* progress) {
   if (!is_loopback(target.host))
     return Status::error("load target host '" + target.host +
                          "' refused: only loopback targets (127.0.0.1, localhost, ::1) may be driven");
@@ -289,6 +304,7 @@ Result<std::vector<RequestSample>> run_open_loop(const HttpTarget& target, const
   Run run;
   run.target = target;
   run.max_connections = max_connections;
+  run.progress = progress;
   run.samples.resize(requests.size());
   for (RequestSample& s : run.samples) s.error = kTimeLimit;  // overwritten by every request that ends
   {

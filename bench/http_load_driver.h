@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/load_progress.h"
 #include "bench/loadgen_stats.h"
 #include "engine/status.h"
 
@@ -21,12 +22,14 @@ struct LoadRequest {
   std::string prompt;
   int32_t max_tokens = 16;
   double at_s = 0;  // scheduled send time, seconds from the run start (open loop)
+  bool ignore_eos = false;  // generate exactly max_tokens (fixed-length workloads)
 };
 
 // Runs the requests open loop on one thread (Boost.Beast HTTP/1.1 over an Asio io_context, one fresh
 // connection per request, at most max_connections open at once: a request due while all are busy waits
-// for a free one). Each request is `{"prompt", "max_tokens", "temperature": 0, "ignore_eos": false,
-// "stream": true, "stream_options": {"include_usage": true}}`; the SSE stream is parsed as it arrives.
+// for a free one; with every at_s = 0 this is a closed loop of max_connections streams). Each request is
+// `{"prompt", "max_tokens", "temperature": 0, "ignore_eos", "stream": true, "stream_options":
+// {"include_usage": true}}`; the SSE stream is parsed as it arrives.
 // Sample times (seconds from the run start):
 //   submit_s = when the request is written (>= at_s; later only when waiting for a connection slot),
 //   token_times_s = arrival of every chunk carrying non-empty text (bytes that arrive in one read share a
@@ -36,8 +39,10 @@ struct LoadRequest {
 // on a non-200 status (the body's error.message), an error event in the stream, a connection or protocol
 // error, a stream that ends without usage or [DONE], or when time_limit_s after the run start is reached
 // (before being sent or mid-response). Every request appears in the result exactly once, in input order.
+// `progress`, when given, is updated as requests are sent, stream tokens and end.
 // Returns an error (no run) for a non-loopback host, a bad port, max_connections < 1 or time_limit_s <= 0.
 Result<std::vector<RequestSample>> run_open_loop(const HttpTarget& target, const std::vector<LoadRequest>& requests,
-                                                 int max_connections, double time_limit_s);
+                                                 int max_connections, double time_limit_s,
+                                                 LoadProgress* progress = nullptr);
 
 }  // namespace pagoda::bench
