@@ -10,7 +10,7 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "debug logging");
   std::vector<std::pair<CLI::App*, pagoda::cli::Runner>> commands;
   for (auto add : {pagoda::cli::add_generate_command, pagoda::cli::add_tokenize_command, pagoda::cli::add_bench_command,
-                   pagoda::cli::add_bench_http_command, pagoda::cli::add_make_model_command}) {
+                   pagoda::cli::add_loadgen_command, pagoda::cli::add_make_model_command}) {
     pagoda::cli::Runner run = add(app);
     commands.emplace_back(app.get_subcommands({}).back(), std::move(run));
   }

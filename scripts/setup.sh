@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libdnnl-dev libspdlog-dev libfmt-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libpcre2-dev
+  fortunes gnuplot-nox  # load-test prompt text (English quotations) and benchmark plots
 )
 
 installed() {

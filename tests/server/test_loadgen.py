@@ -1,5 +1,6 @@
-"""`pagoda bench-http chat` against a real pagodad: every request is accounted for, the latencies are sane, and
-the output tokens the load generator counted match what the daemon reports having generated."""
+"""`pagoda loadgen` against a real pagodad, over HTTP and over gRPC: every request is accounted for, the
+latencies are sane, prompts have the drawn token lengths, and the output tokens the load generator counted
+match what the daemon reports having generated."""
 import json
 import math
 import os
@@ -8,59 +9,106 @@ import time
 
 import pytest
 
-from conftest import PAGODA_CLI
+from conftest import MODEL, PAGODA_CLI
 
 REQUESTS = 20
+FORTUNES = "/usr/share/games/fortunes"
 
 
-def test_bench_http_chat(daemon, tmp_path):
+def need_cli():
     if not os.path.exists(PAGODA_CLI):
         pytest.skip(f"pagoda CLI not built at {PAGODA_CLI} (set PAGODA_CLI)")
-    out_json = tmp_path / "chat.json"
-    before = daemon.metric("pagoda_generation_tokens_total")
-    t0 = time.monotonic()
-    proc = subprocess.run(
-        [PAGODA_CLI, "bench-http", "chat", "--port", str(daemon.http_port), "--requests", str(REQUESTS), "--rate", "4",
-         "--max-tokens", "16", "--seed", "7", "--time-limit-s", "50", "--json", str(out_json)],
-        capture_output=True, text=True, timeout=55)
-    elapsed = time.monotonic() - t0
-    after = daemon.metric("pagoda_generation_tokens_total")
-    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr, daemon.log_tail())
-    assert "TTFT" in proc.stdout and "goodput" in proc.stdout, proc.stdout
-    assert elapsed < 55
+    if not os.path.exists(os.path.join(FORTUNES, "literature")):
+        pytest.skip("the Debian package 'fortunes' is not installed (scripts/setup.sh installs it)")
 
-    result = json.loads(out_json.read_text())
-    summary = result["summary"]
-    assert summary["requests"] == REQUESTS
-    assert summary["errors"] == 0, result["per_request"]
-    per = result["per_request"]
-    assert len(per) == REQUESTS
+
+def loadgen(args, timeout=90):
+    return subprocess.run([PAGODA_CLI, "loadgen", *args, "--tokenizer-model", MODEL], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def check_point(point, requests, max_tokens):
+    summary = point["summary"]
+    assert summary["requests"] == requests
+    assert summary["errors"] == 0, point["per_request"]
+    per = point["per_request"]
+    assert len(per) == requests
     for r in per:
         assert r["ok"], r
-        assert 1 <= r["output_tokens"] <= 16, r
-        assert r["prompt_tokens"] >= 16, r
-        assert r["chunks"] >= 1, r
+        # ignore_eos: exactly max_tokens; at most one timed chunk per token (over HTTP a token whose text is
+        # an incomplete UTF-8 sequence arrives with the next one).
+        assert r["output_tokens"] == max_tokens, r
+        assert 1 <= r["chunks"] <= max_tokens, r
         assert math.isfinite(r["ttft_s"]) and r["ttft_s"] > 0, r
-        if r["output_tokens"] >= 2:
-            assert math.isfinite(r["tpot_s"]) and r["tpot_s"] > 0, r
+        assert math.isfinite(r["tpot_s"]) and r["tpot_s"] > 0, r
         assert r["submit_s"] >= r["at_s"] - 1e-6, r
         assert r["end_s"] >= r["submit_s"] + r["ttft_s"] - 1e-9, r
     for key in ("ttft", "tpot", "itl", "e2e"):
         for p in ("p50_s", "p90_s", "p99_s", "mean_s"):
             v = summary[key][p]
             assert v is not None and math.isfinite(v) and v > 0, (key, p, summary[key])
-    assert summary["ttft"]["n"] == REQUESTS
+    assert summary["ttft"]["n"] == requests
     assert summary["output_tok_s"] > 0 and summary["request_s"] > 0
+    return sum(r["output_tokens"] for r in per)
 
-    out_tokens = sum(r["output_tokens"] for r in per)
-    assert out_tokens >= REQUESTS
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_loadgen_chat(daemon, tmp_path, transport):
+    need_cli()
+    out_json, out_md = tmp_path / "chat.json", tmp_path / "chat.md"
+    port = daemon.http_port if transport == "http" else daemon.grpc_port
+    before = daemon.metric("pagoda_generation_tokens_total")
+    t0 = time.monotonic()
+    proc = loadgen(["chat", f"--{transport}-port", str(port), "--requests", str(REQUESTS), "--rates", "4",
+                    "--max-tokens", "8", "--prompt-tokens", "48", "--seed", "7", "--time-limit-s", "60",
+                    "--json", str(out_json), "--markdown", str(out_md)])
+    after = daemon.metric("pagoda_generation_tokens_total")
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr, daemon.log_tail())
+    assert "TTFT" in proc.stdout and "goodput" in proc.stdout, proc.stdout
+    assert time.monotonic() - t0 < 90
+
+    result = json.loads(out_json.read_text())
+    assert result["workload"] == "chat"
+    assert result["target"].startswith(transport)
+    assert len(result["points"]) == 1 and result["points"][0]["rate"] == 4
+    point = result["points"][0]
+    out_tokens = check_point(point, REQUESTS, 8)
     assert out_tokens == after - before, (out_tokens, before, after)
+    # Prompts are log-normal around the asked median and not all alike.
+    lengths = sorted(r["prompt_tokens"] for r in point["per_request"])
+    assert 16 <= lengths[0] and lengths[-1] <= 1024 + 2, lengths
+    assert 20 <= lengths[len(lengths) // 2] <= 120, lengths
+    assert len(set(lengths)) > REQUESTS // 3, lengths
+    assert "| rate 4 req/s | 20/20 |" in out_md.read_text()
 
 
-def test_bench_http_refuses_non_loopback():
-    if not os.path.exists(PAGODA_CLI):
-        pytest.skip(f"pagoda CLI not built at {PAGODA_CLI} (set PAGODA_CLI)")
-    proc = subprocess.run([PAGODA_CLI, "bench-http", "chat", "--host", "192.0.2.1", "--port", "80", "--requests", "1"],
-                          capture_output=True, text=True, timeout=20)
+def test_loadgen_concurrency_closed_loop_over_grpc(daemon, tmp_path):
+    need_cli()
+    out_json = tmp_path / "conc.json"
+    proc = loadgen(["concurrency", "--grpc-port", str(daemon.grpc_port), "--levels", "1,4", "--requests", "4",
+                    "--max-tokens", "6", "--prompt-tokens", "32", "--json", str(out_json)])
+    assert proc.returncode == 0, (proc.stdout, proc.stderr, daemon.log_tail())
+    points = json.loads(out_json.read_text())["points"]
+    assert [p["concurrency"] for p in points] == [1, 4]
+    for p in points:
+        check_point(p, 4, 6)
+    # One stream: each request starts after the previous one ended. Four streams: they overlap.
+    one = sorted(points[0]["per_request"], key=lambda r: r["submit_s"])
+    for a, b in zip(one, one[1:]):
+        assert b["submit_s"] >= a["end_s"] - 1e-6, (a, b)
+    four = points[1]["per_request"]
+    assert max(r["submit_s"] for r in four) < min(r["end_s"] for r in four), four
+
+
+def test_loadgen_refuses_bad_targets_and_workloads():
+    need_cli()
+    proc = loadgen(["chat", "--host", "192.0.2.1", "--http-port", "80", "--requests", "1"], timeout=30)
     assert proc.returncode != 0
     assert "loopback" in proc.stderr, proc.stderr
+    proc = loadgen(["chat", "--host", "192.0.2.1", "--grpc-port", "80", "--requests", "1"], timeout=30)
+    assert proc.returncode != 0
+    assert "loopback" in proc.stderr, proc.stderr
+    proc = loadgen(["chat", "--requests", "1"], timeout=30)
+    assert proc.returncode == 2 and "exactly one of --http-port and --grpc-port" in proc.stderr, proc.stderr
+    proc = loadgen(["nope", "--http-port", "1"], timeout=30)
+    assert proc.returncode != 0 and "nope" in proc.stderr, proc.stderr
