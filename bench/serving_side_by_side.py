@@ -2,8 +2,8 @@
 """BENCH.md workloads over HTTP against Pagoda and llama.cpp's llama-server, side by side in one run.
 
 Starts `pagodad` and `llama-server` on the same GGUF with the same thread count and comparable batching
-(llama-server: continuous batching, 64 slots, one unified KV pool; pagodad: 64 sequences per step; both a
-65,536-token KV pool), then runs every workload with `pagoda loadgen` against each server, ROUNDS times,
+(llama-server: continuous batching, 64 slots of 2,048 tokens each, its default per-slot KV streams for an
+explicit slot count; pagodad: 64 sequences per step, one paged 65,536-token KV pool), then runs every workload with `pagoda loadgen` against each server, ROUNDS times,
 alternating which server goes first. Every round uses its own seed (`--seed ROUND`), so no server can
 answer a round from a prefix cached in an earlier one. Writes <out>.json (every run, every request),
 <out>.md (one table: medians over rounds with min-max, and the ratio Pagoda / llama.cpp per round) and
@@ -29,8 +29,10 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOADS = ["single", "mixed-prefill", "chat", "concurrency", "shared-prefix", "copy"]
-KV_TOKENS = 65536
+KV_TOKENS = 65536  # pagodad's paged pool, shared by all sequences
 SLOTS = 64
+SLOT_CTX = 2048  # llama-server reserves this per slot: the longest prompt (1,024) + output fits
+
 
 
 def log(msg):
@@ -325,8 +327,8 @@ def main():
                   str(ports["pagoda"]), "--grpc-port", "0", "--kv-tokens", str(KV_TOKENS), "--max-num-seqs",
                   str(SLOTS), "--log-level", "warn"]
     llama_cmd = [os.path.join(llama_bin, "llama-server"), "-m", model, "-t", str(a.threads), "-tb", str(a.threads),
-                 "--host", "127.0.0.1", "--port", str(ports["llama.cpp"]), "-np", str(SLOTS), "-kvu", "-cb",
-                 "-c", str(KV_TOKENS), "--log-verbosity", "0", "--no-webui"]
+                 "--host", "127.0.0.1", "--port", str(ports["llama.cpp"]), "-np", str(SLOTS), "-cb",
+                 "-c", str(SLOTS * SLOT_CTX), "--log-verbosity", "0", "--no-webui"]
     servers = {"pagoda": Server("pagoda", pagoda_cmd, ports["pagoda"], "/ready", log_dir=tmp),
                "llama.cpp": Server("llama.cpp", llama_cmd, ports["llama.cpp"], "/health",
                                    env={"LD_LIBRARY_PATH": llama_bin}, log_dir=tmp)}
