@@ -58,6 +58,15 @@ PAGODA_AVX512 inline __m512 load_f16x16(const KvScalar* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
+// Asks for the `elems` fp16 values at p (a K or V block of one head, 2 KiB at head_dim 64) to be brought
+// into L1 while the current block is computed: paged blocks are not contiguous, so the hardware
+// prefetchers stall at every block boundary, and attention is bound by that latency (perf: the FMAs
+// that consume K and V rows took most of attend_one's samples).
+inline void prefetch_block(const KvScalar* p, int32_t elems) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (size_t off = 0; off < static_cast<size_t>(elems) * sizeof(KvScalar); off += 64) _mm_prefetch(c + off, _MM_HINT_T0);
+}
+
 // The same arithmetic as attend_one's portable loops, in AVX-512 registers: scores for a whole block
 // of keys per call and the PV accumulators updated in place, without a call per position.
 // head_dim must be a multiple of 64 (ggml's vec_dot step), e.g. 64 or 128.
@@ -73,6 +82,7 @@ PAGODA_AVX512 void attend_one_avx512(
   for (int32_t j0 = 0; j0 < n_ctx; j0 += bs) {
     const KvScalar* kb = kv.key(table[j0 / bs], kv_head);
     const int32_t n = std::min(bs, n_ctx - j0);
+    if (j0 + bs < n_ctx) prefetch_block(kv.key(table[j0 / bs + 1], kv_head), bs * hd);
     for (int32_t j = 0; j < n; ++j) {
       const KvScalar* k = kb + j * hd;
       float dot;
@@ -111,6 +121,7 @@ PAGODA_AVX512 void attend_one_avx512(
   for (int32_t j0 = 0; j0 < n_ctx; j0 += bs) {
     const KvScalar* vb = kv.value(table[j0 / bs], kv_head);
     const int32_t n = std::min(bs, n_ctx - j0);
+    if (j0 + bs < n_ctx) prefetch_block(kv.value(table[j0 / bs + 1], kv_head), bs * hd);
     for (int32_t j = 0; j < n; ++j) {
       const KvScalar* v = vb + j * hd;
       const __m512 p = _mm512_set1_ps(s.scores[j0 + j]);
