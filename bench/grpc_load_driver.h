@@ -1,5 +1,5 @@
 #pragma once
-// Open-loop gRPC load driver (BENCH.md Workloads): the twin of run_open_loop (http_load_driver.h) for
+// gRPC load driver (BENCH.md Workloads): the twin of run_http_load (http_load_driver.h) for
 // pagodad's native API. Sends `pagoda.v1.Generation/Generate` server-streaming calls at scheduled times
 // and records per-request TTFT / token times / usage as RequestSample. Loopback targets only.
 #include <string>
@@ -17,7 +17,7 @@ struct GrpcTarget {
   int port = 0;
 };
 
-// Runs the requests open loop over ONE insecure channel (one HTTP/2 connection, every call a stream on
+// Runs the requests (open or closed loop) over ONE insecure channel (one HTTP/2 connection, every call a stream on
 // it) with gRPC's callback API: no thread per call; the reactions run on gRPC's threads, the dispatching
 // on the calling thread. Requests are sent in order of at_s (stable for equal times; negative counts as
 // 0), each at max(at_s, when one of max_in_flight call slots frees): a request due while all are busy

@@ -288,7 +288,7 @@ asio::awaitable<void> dispatch(Run& run, const std::vector<LoadRequest>& request
 
 }  // namespace
 
-Result<std::vector<RequestSample>> run_open_loop(const HttpTarget& target, const std::vector<LoadRequest>& requests,
+Result<std::vector<RequestSample>> run_http_load(const HttpTarget& target, const std::vector<LoadRequest>& requests,
                                                  int max_connections, double time_limit_s,
                                                  LoadProgress* progress) {
   if (!is_loopback(target.host))

@@ -1,5 +1,5 @@
 #pragma once
-// Open-loop HTTP load driver (BENCH.md Workloads): sends streaming `POST /v1/completions` requests to an
+// HTTP load driver (BENCH.md Workloads): sends streaming `POST /v1/completions` requests to an
 // OpenAI-compatible server at scheduled times and records per-request TTFT / token times / usage as
 // RequestSample. Loopback targets only.
 #include <cstdint>
@@ -25,7 +25,7 @@ struct LoadRequest {
   bool ignore_eos = false;  // generate exactly max_tokens (fixed-length workloads)
 };
 
-// Runs the requests open loop on one thread (Boost.Beast HTTP/1.1 over an Asio io_context, one fresh
+// Runs the requests (open or closed loop) on one thread (Boost.Beast HTTP/1.1 over an Asio io_context, one fresh
 // connection per request, at most max_connections open at once: a request due while all are busy waits
 // for a free one; with every at_s = 0 this is a closed loop of max_connections streams). Each request is
 // `{"prompt", "max_tokens", "temperature": 0, "ignore_eos", "stream": true, "stream_options":
@@ -41,7 +41,7 @@ struct LoadRequest {
 // (before being sent or mid-response). Every request appears in the result exactly once, in input order.
 // `progress`, when given, is updated as requests are sent, stream tokens and end.
 // Returns an error (no run) for a non-loopback host, a bad port, max_connections < 1 or time_limit_s <= 0.
-Result<std::vector<RequestSample>> run_open_loop(const HttpTarget& target, const std::vector<LoadRequest>& requests,
+Result<std::vector<RequestSample>> run_http_load(const HttpTarget& target, const std::vector<LoadRequest>& requests,
                                                  int max_connections, double time_limit_s,
                                                  LoadProgress* progress = nullptr);
 

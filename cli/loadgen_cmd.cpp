@@ -91,7 +91,7 @@ Result<std::vector<bench::RequestSample>> drive(const LoadgenArgs& a, const benc
   t.host = a.host;
   t.port = a.http_port;
   t.model = a.model;
-  return bench::run_open_loop(t, p.requests, in_flight, a.time_limit_s, &progress);
+  return bench::run_http_load(t, p.requests, in_flight, a.time_limit_s, &progress);
 }
 
 bool write_file(const std::string& path, const std::string& text) {
