@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <filesystem>
+#include <map>
 
 namespace pagoda::server {
 
@@ -15,6 +16,14 @@ void add_server_flags(CLI::App& app, ServerConfig& c) {
   env(app.add_option("--grpc-port", c.grpc.port, "gRPC port (0 = any free port)")->check(CLI::Range(0, 65535))->capture_default_str(), "GRPC_PORT");
   env(app.add_option("--http-port", c.http.port, "HTTP port (0 = any free port)")->check(CLI::Range(0, 65535))->capture_default_str(), "HTTP_PORT");
   env(app.add_option("--threads", c.load.backend.num_threads, "compute threads (0 = all cores)")->check(CLI::NonNegativeNumber)->capture_default_str(), "THREADS");
+  static const std::map<std::string, engine::PrefillMatmul> matmuls = {{"int8", engine::PrefillMatmul::Int8},
+                                                                       {"bf16", engine::PrefillMatmul::OnednnBf16}};
+  env(app.add_option("--prefill-matmul", c.load.backend.prefill_matmul,
+                     "int8: the GGUF blocks, bit-identical to llama.cpp whatever the batching (default); bf16: oneDNN "
+                     "bf16 for steps of 16+ tokens (prompts, batched decode), faster but not bit-identical, and a "
+                     "sequence's numbers then depend on its step's size")
+          ->transform(CLI::CheckedTransformer(matmuls, CLI::ignore_case)),
+      "PREFILL_MATMUL");
   env(app.add_option("--http-threads", c.http.threads, "HTTP I/O threads")->check(CLI::Range(1, 64))->capture_default_str(), "HTTP_THREADS");
   env(app.add_option("--kv-tokens", c.load.kv_tokens, "KV-cache capacity in tokens")->check(CLI::Range(16, 1 << 26))->capture_default_str(), "KV_TOKENS");
   env(app.add_option("--kv-memory-mib", c.kv_memory_mib, "KV-cache memory in MiB (overrides --kv-tokens)")->check(CLI::NonNegativeNumber), "KV_MEMORY_MIB");
@@ -46,11 +55,12 @@ Status finalize_config(ServerConfig& c, const engine::ModelConfig& model) {
 std::string describe_config(const ServerConfig& c) {
   const auto& s = c.engine.scheduler;
   return fmt::format(
-      "model {} (served as '{}'); grpc {}:{}, http {}:{} ({} threads); compute threads {}; kv {}; "
+      "model {} (served as '{}'); grpc {}:{}, http {}:{} ({} threads); compute threads {}; matmul {}; kv {}; "
       "max_num_seqs {}, max_num_batched_tokens {}, max_model_len {}, max_queue {}, chunked prefill {}, prefix caching {}; "
       "max body {} bytes, header timeout {} s, idle timeout {} s, grace period {} s",
       c.model, c.model_id, c.grpc.host, c.grpc.port, c.http.host, c.http.port, c.http.threads,
       c.load.backend.num_threads == 0 ? std::string("all cores") : std::to_string(c.load.backend.num_threads),
+      c.load.backend.prefill_matmul == engine::PrefillMatmul::OnednnBf16 ? "bf16 for 16+ token steps" : "int8 exact",
       c.load.kv_memory_bytes > 0 ? fmt::format("{} MiB", c.load.kv_memory_bytes >> 20)
       : c.load.kv_memory_fraction > 0 ? fmt::format("{:.0f}% of available memory", c.load.kv_memory_fraction * 100)
                                      : fmt::format("{} tokens", c.load.kv_tokens),
