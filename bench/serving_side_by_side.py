@@ -165,11 +165,13 @@ def summarize(runs, rounds):
                 for a, b in zip(vals["pagoda"], vals["llama.cpp"]):
                     if a and b:
                         ratios.append(a / b if higher else b / a)
+                # A rate of 0 for the peer (e.g. no request within the SLO) has no finite ratio.
+                peer_zero = higher and any(v == 0 for v in vals["llama.cpp"])
                 errors = sum(r["points"][k]["summary"]["errors"] for s in ("pagoda", "llama.cpp") for r in runs[w][s]
                              if r and k < len(r["points"]))
                 rows.append({"workload": w, "point": point["label"], "figure": label, "higher_is_better": higher,
                              "pagoda": vals["pagoda"], "llama.cpp": vals["llama.cpp"], "advantage": ratios,
-                             "errors": errors})
+                             "peer_zero": peer_zero, "errors": errors})
     return rows
 
 
@@ -206,8 +208,11 @@ def write_markdown(path, meta, rows, roof_text, plots):
              "| workload | point | figure | Pagoda | llama.cpp | advantage | errors |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         digits = 3 if "req/s" in r["figure"] else (2 if r["figure"].startswith("wall") else 1)
+        adv = rng(r["advantage"], 2)
+        if r.get("peer_zero"):
+            adv = f"{adv} (llama.cpp 0 in some rounds)" if r["advantage"] else "unbounded (llama.cpp 0)"
         lines.append(f"| {r['workload']} | {r['point']} | {r['figure']} | {rng(r['pagoda'], digits)} | "
-                     f"{rng(r['llama.cpp'], digits)} | **{rng(r['advantage'], 2)}** | {r['errors']} |")
+                     f"{rng(r['llama.cpp'], digits)} | **{adv}** | {r['errors']} |")
     if roof_text:
         lines += ["", roof_text]
     if plots:
@@ -244,7 +249,7 @@ def plots(runs, out_prefix, tmp):
                         f.write(f"{p['summary']['output_tok_s']} {t['p50_s'] * 1e3} {t['p99_s'] * 1e3} {p['rate']}\n")
             data[s] = path
         png = out_prefix + "-chat-latency-throughput.png"
-        script = ("set title 'chat: TTFT vs output throughput (one point per arrival rate)'\n"
+        script = ("set title 'chat: TTFT vs output throughput (one point per arrival rate, last round)'\n"
                   "set xlabel 'output tok/s'\nset ylabel 'TTFT (ms)'\nset logscale y\nset key top left\nset grid\n"
                   "plot " + ", ".join(f"'{p}' using 1:{c} with linespoints title '{s} {n}'"
                                       for s, p in data.items() for c, n in ((2, "p50"), (3, "p99"))))
@@ -263,7 +268,7 @@ def plots(runs, out_prefix, tmp):
                     f.write(f"{v} {(i + 1) / len(ttfts)}\n")
             cdf[s] = (path, r["points"][-1]["label"])
         png = out_prefix + "-chat-ttft-cdf.png"
-        script = ("set title 'chat: TTFT CDF at the highest rate'\nset xlabel 'TTFT (ms)'\nset ylabel 'fraction of "
+        script = ("set title 'chat: TTFT CDF at the highest rate (last round)'\nset xlabel 'TTFT (ms)'\nset ylabel 'fraction of "
                   "requests'\nset logscale x\nset key bottom right\nset grid\nplot " +
                   ", ".join(f"'{p}' using 1:2 with steps title '{s} ({label})'" for s, (p, label) in cdf.items()))
         if cdf and gnuplot(script, png):
@@ -294,6 +299,25 @@ RATES = [1, 2, 4]
 CHAT_REQUESTS = 24
 
 
+def report(out, meta, runs):
+    """Writes <out>.json, <out>.md and the plots; returns the number of failed requests."""
+    rows = summarize(runs, meta["rounds"])
+    roof_doc, roof_text = roofline_line(runs)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    made = plots(runs, out, tempfile.mkdtemp(prefix="pagoda-sbs-plots-"))
+    json.dump({"meta": meta, "table": rows, "roofline": roof_doc, "runs": runs}, open(out + ".json", "w"), indent=1)
+    write_markdown(out + ".md", meta, rows, roof_text, made)
+    log(f"wrote {out}.md, {out}.json, {len(made)} plots")
+    print(open(out + ".md").read())
+    return sum(r["errors"] for r in rows if r["figure"] == FIGURES[r["workload"]][0][1])
+
+
+def render(path):
+    doc = json.load(open(path))
+    out = path[:-len(".json")] if path.endswith(".json") else path
+    return 0 if report(out, doc["meta"], doc["runs"]) == 0 else 1
+
+
 def main():
     global RATES, CHAT_REQUESTS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -307,7 +331,13 @@ def main():
     ap.add_argument("--model")
     ap.add_argument("--llama-bin")
     ap.add_argument("--pagoda-build", default="build")
+    ap.add_argument("--pagoda-arg", action="append", default=[], metavar="ARG",
+                    help="an extra pagodad flag, e.g. --pagoda-arg=--prefill-matmul=bf16 (repeatable)")
+    ap.add_argument("--render", metavar="JSON", help="only rewrite the table and plots of an earlier run's JSON "
+                    "(next to it)")
     a = ap.parse_args()
+    if a.render:
+        return render(a.render)
     RATES = [float(x) for x in a.rates.split(",")]
     CHAT_REQUESTS = a.chat_requests
     workloads = [w for w in a.workloads.split(",") if w]
@@ -325,7 +355,7 @@ def main():
     ports = {"pagoda": free_port(), "llama.cpp": free_port()}
     pagoda_cmd = [pagodad, "--model", model, "--threads", str(a.threads), "--host", "127.0.0.1", "--http-port",
                   str(ports["pagoda"]), "--grpc-port", "0", "--kv-tokens", str(KV_TOKENS), "--max-num-seqs",
-                  str(SLOTS), "--log-level", "warn"]
+                  str(SLOTS), "--log-level", "warn", *a.pagoda_arg]
     llama_cmd = [os.path.join(llama_bin, "llama-server"), "-m", model, "-t", str(a.threads), "-tb", str(a.threads),
                  "--host", "127.0.0.1", "--port", str(ports["llama.cpp"]), "-np", str(SLOTS), "-cb",
                  "-c", str(SLOTS * SLOT_CTX), "--log-verbosity", "0", "--no-webui"]
@@ -361,16 +391,8 @@ def main():
             "llama_cmd": " ".join(["llama-server"] + llama_cmd[1:]).replace(model, "MODEL"),
             "command": "python3 bench/serving_side_by_side.py " + " ".join(sys.argv[1:]),
             "chat_rates": RATES, "chat_requests_per_rate": CHAT_REQUESTS, "elapsed_s": round(elapsed)}
-    rows = summarize(runs, a.rounds)
-    roof_doc, roof_text = roofline_line(runs)
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    made = plots(runs, a.out, tmp)
-    json.dump({"meta": meta, "table": rows, "roofline": roof_doc, "runs": runs}, open(a.out + ".json", "w"), indent=1)
-    write_markdown(a.out + ".md", meta, rows, roof_text, made)
-    log(f"done in {elapsed:.0f} s: {a.out}.md, {a.out}.json, {len(made)} plots")
-    print(open(a.out + ".md").read())
-    errors = sum(r["errors"] for r in rows)
-    return 0 if errors == 0 else 1
+    log(f"done in {elapsed:.0f} s")
+    return 0 if report(a.out, meta, runs) == 0 else 1
 
 
 if __name__ == "__main__":
