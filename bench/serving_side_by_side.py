@@ -18,7 +18,6 @@ import datetime
 import json
 import os
 import platform
-import shutil
 import socket
 import statistics
 import subprocess
@@ -26,6 +25,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+from plots import plot_runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOADS = ["single", "mixed-prefill", "chat", "concurrency", "shared-prefix", "copy"]
@@ -220,81 +221,6 @@ def write_markdown(path, meta, rows, roof_text, plots):
     open(path, "w").write("\n".join(lines) + "\n")
 
 
-def gnuplot(script, out_png):
-    if not shutil.which("gnuplot"):
-        log("gnuplot not found (apt-get install gnuplot-nox): no plots")
-        return False
-    p = subprocess.run(["gnuplot"], input=f"set terminal pngcairo size 900,600\nset output '{out_png}'\n{script}",
-                       text=True, capture_output=True)
-    if p.returncode != 0:
-        log(f"gnuplot failed for {out_png}: {p.stderr.strip()}")
-    return p.returncode == 0
-
-
-def plots(runs, out_prefix, tmp):
-    made = []
-    chat = runs.get("chat", {})
-    if chat.get("pagoda") and chat.get("llama.cpp"):
-        # Latency vs throughput across rates: one line per server and percentile, the last round's run.
-        data = {}
-        for s in ("pagoda", "llama.cpp"):
-            r = next((x for x in reversed(chat[s]) if x), None)
-            if not r:
-                continue
-            path = os.path.join(tmp, f"chat_{s}.dat")
-            with open(path, "w") as f:
-                for p in r["points"]:
-                    t = p["summary"]["ttft"]
-                    if t["p50_s"] is not None:
-                        f.write(f"{p['summary']['output_tok_s']} {t['p50_s'] * 1e3} {t['p99_s'] * 1e3} {p['rate']}\n")
-            data[s] = path
-        png = out_prefix + "-chat-latency-throughput.png"
-        script = ("set title 'chat: TTFT vs output throughput (one point per arrival rate, last round)'\n"
-                  "set xlabel 'output tok/s'\nset ylabel 'TTFT (ms)'\nset logscale y\nset key top left\nset grid\n"
-                  "plot " + ", ".join(f"'{p}' using 1:{c} with linespoints title '{s} {n}'"
-                                      for s, p in data.items() for c, n in ((2, "p50"), (3, "p99"))))
-        if data and gnuplot(script, png):
-            made.append(("chat latency vs throughput", png))
-        # TTFT CDF at the highest rate.
-        cdf = {}
-        for s in ("pagoda", "llama.cpp"):
-            r = next((x for x in reversed(chat[s]) if x), None)
-            if not r:
-                continue
-            ttfts = sorted(q["ttft_s"] * 1e3 for q in r["points"][-1]["per_request"] if q.get("ttft_s") is not None)
-            path = os.path.join(tmp, f"cdf_{s}.dat")
-            with open(path, "w") as f:
-                for i, v in enumerate(ttfts):
-                    f.write(f"{v} {(i + 1) / len(ttfts)}\n")
-            cdf[s] = (path, r["points"][-1]["label"])
-        png = out_prefix + "-chat-ttft-cdf.png"
-        script = ("set title 'chat: TTFT CDF at the highest rate (last round)'\nset xlabel 'TTFT (ms)'\nset ylabel 'fraction of "
-                  "requests'\nset logscale x\nset key bottom right\nset grid\nplot " +
-                  ", ".join(f"'{p}' using 1:2 with steps title '{s} ({label})'" for s, (p, label) in cdf.items()))
-        if cdf and gnuplot(script, png):
-            made.append(("chat TTFT CDF", png))
-    conc = runs.get("concurrency", {})
-    if conc.get("pagoda") and conc.get("llama.cpp"):
-        data = {}
-        for s in ("pagoda", "llama.cpp"):
-            per_point = {}
-            for r in conc[s]:
-                for p in (r or {}).get("points", []):
-                    per_point.setdefault(p["concurrency"], []).append(p["summary"]["output_tok_s"] or 0)
-            path = os.path.join(tmp, f"conc_{s}.dat")
-            with open(path, "w") as f:
-                for c in sorted(per_point):
-                    f.write(f"{c} {statistics.median(per_point[c])}\n")
-            data[s] = path
-        png = out_prefix + "-concurrency.png"
-        script = ("set title 'concurrency: aggregate output tok/s (median over rounds)'\nset xlabel 'concurrent "
-                  "streams'\nset ylabel 'output tok/s'\nset logscale x 2\nset key top left\nset grid\nplot " +
-                  ", ".join(f"'{p}' using 1:2 with linespoints title '{s}'" for s, p in data.items()))
-        if gnuplot(script, png):
-            made.append(("concurrency throughput", png))
-    return made
-
-
 RATES = [1, 2, 4]
 CHAT_REQUESTS = 24
 
@@ -304,7 +230,7 @@ def report(out, meta, runs):
     rows = summarize(runs, meta["rounds"])
     roof_doc, roof_text = roofline_line(runs)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    made = plots(runs, out, tempfile.mkdtemp(prefix="pagoda-sbs-plots-"))
+    made = plot_runs(runs, out)
     json.dump({"meta": meta, "table": rows, "roofline": roof_doc, "runs": runs}, open(out + ".json", "w"), indent=1)
     write_markdown(out + ".md", meta, rows, roof_text, made)
     log(f"wrote {out}.md, {out}.json, {len(made)} plots")

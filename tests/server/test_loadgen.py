@@ -4,12 +4,14 @@ match what the daemon reports having generated."""
 import json
 import math
 import os
+import shutil
 import subprocess
+import sys
 import time
 
 import pytest
 
-from conftest import MODEL, PAGODA_CLI
+from conftest import MODEL, PAGODA_CLI, REPO
 
 REQUESTS = 20
 FORTUNES = "/usr/share/games/fortunes"
@@ -80,6 +82,13 @@ def test_loadgen_chat(daemon, tmp_path, transport):
     assert 20 <= lengths[len(lengths) // 2] <= 120, lengths
     assert len(set(lengths)) > REQUESTS // 3, lengths
     assert "| rate 4 req/s | 20/20 |" in out_md.read_text()
+    if transport == "http" and shutil.which("gnuplot"):  # bench/plots.py draws the run
+        plots = subprocess.run([sys.executable, str(REPO / "bench" / "plots.py"), str(out_json), "--out",
+                                str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+        assert plots.returncode == 0, plots.stderr
+        for name in ("run-chat-latency-throughput.png", "run-chat-ttft-cdf.png"):
+            png = (tmp_path / name).read_bytes()
+            assert png.startswith(b"\x89PNG") and len(png) > 1000, name
 
 
 def test_loadgen_concurrency_closed_loop_over_grpc(daemon, tmp_path):
