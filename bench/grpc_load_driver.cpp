@@ -140,7 +140,8 @@ struct Run {
 // ClientContext stays valid for TryCancel as long as the dispatcher can reach it.
 class GenerateCall final : public grpc::ClientReadReactor<v1::GenerateResponse> {
  public:
-  GenerateCall(Run& run, size_t index, const LoadRequest& r) : run_(run), index_(index), request_(generate_request(r)) {
+  GenerateCall(Run& run, size_t index, const LoadRequest& r)
+      : run_(run), index_(index), load_request_(r), request_(generate_request(r)) {
     // The server sees the run's end too; the dispatcher's TryCancel at the deadline is the backstop.
     const auto left = run.deadline - Clock::now();
     ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::duration_cast<std::chrono::microseconds>(left));
@@ -171,6 +172,7 @@ class GenerateCall final : public grpc::ClientReadReactor<v1::GenerateResponse> 
     s.end_s = end;
     s.error = outcome(status);
     s.ok = s.error.empty();
+    settle_sample(load_request_, s);
     run_.finished(index_);
     run_.ended.push_back(index_);
     --run_.active;
@@ -206,6 +208,7 @@ class GenerateCall final : public grpc::ClientReadReactor<v1::GenerateResponse> 
   Run& run_;
   const size_t index_;
   grpc::ClientContext ctx_;
+  const LoadRequest& load_request_;  // the caller's, alive until run_grpc_load returns
   const v1::GenerateRequest request_;
   v1::GenerateResponse response_;
   bool got_final_ = false;

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "bench/http_load_driver.h"  // LoadRequest
 #include "bench/load_progress.h"
+#include "bench/load_request.h"
 #include "bench/loadgen_stats.h"
 #include "engine/status.h"
 
@@ -31,16 +31,16 @@ struct GrpcTarget {
 //   response with k token ids gives k equal entries; responses without token ids give none),
 //   first_token_s = the first of those, end_s = when the call finished (its final status arrived).
 // prompt_tokens / output_tokens come from the usage of the final response (the one with finish_reason
-// set). A request fails (ok = false, error set) on a non-OK status (error "gRPC <CODE_NAME>: <message>",
-// e.g. "gRPC UNAVAILABLE: ..." when nothing listens), when the call ends OK without a response carrying
-// finish_reason and usage, or with "time limit reached" when time_limit_s after the run start is reached
-// before it was sent or while it streams (the call's deadline is the run's; in-flight calls are also
-// cancelled then). Every request appears in the result exactly once, in input order, and the function
-// returns only after every call it started has completed, so nothing it started outlives it.
-// `progress`, when given, is updated as calls are started (sent), tokens arrive (tokens) and requests
-// end (finished, and failed for those that failed; requests never sent count as finished and failed).
-// Returns an error (no run) for a non-loopback host (or localhost resolving to a non-loopback address),
-// a bad port, max_in_flight < 1 or time_limit_s not positive and finite.
+// set); settle_sample (load_request.h) then applies the checks both drivers share. A request fails (ok = false, error
+// set) on a non-OK status (error "gRPC <CODE_NAME>: <message>", e.g. "gRPC UNAVAILABLE: ..." when nothing listens),
+// when the call ends OK without a response carrying finish_reason and usage, or with "time limit reached" when
+// time_limit_s after the run start is reached before it was sent or while it streams (the call's deadline is the run's;
+// in-flight calls are also cancelled then). Every request appears in the result exactly once, in input order, and the
+// function returns only after every call it started has completed, so nothing it started outlives it. `progress`, when
+// given, is updated as calls are started (sent), tokens arrive (tokens) and requests end (finished, and failed for
+// those that failed; requests never sent count as finished and failed). Returns an error (no run) for a non-loopback
+// host (or localhost resolving to a non-loopback address), a bad port, max_in_flight < 1 or time_limit_s not positive
+// and finite.
 Result<std::vector<RequestSample>> run_grpc_load(const GrpcTarget& target, const std::vector<LoadRequest>& requests,
                                                  int max_in_flight, double time_limit_s,
                                                  LoadProgress* progress = nullptr);

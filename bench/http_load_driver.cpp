@@ -31,6 +31,7 @@ using Clock = std::chrono::steady_clock;
 using boost::system::error_code;
 
 constexpr const char* kTimeLimit = "time limit reached";
+constexpr double kMaxLimitS = 1e8;  // ~3 years; keeps the deadline far from the clock's range
 
 bool is_loopback(const std::string& host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
 
@@ -48,8 +49,8 @@ std::string error_message(const std::string& body) {
   return body.size() > 300 ? body.substr(0, 300) + "..." : body;
 }
 
-// Incremental SSE parser for one completion stream: events are separated by a blank line; only `data:`
-// lines matter.
+// Incremental SSE parser for one completion stream: events are separated by a blank line; `data:` lines
+// carry them (llama-server sends its errors as `error:` lines).
 class SseState {
  public:
   SseState(RequestSample& s, LoadProgress* progress) : s_(s), progress_(progress) {}
@@ -79,14 +80,17 @@ class SseState {
   void event(const std::string& ev, double t) {
     size_t pos = 0;
     std::string data;
+    bool error_event = false;  // llama-server streams its errors as `error: {...}`
     while (pos <= ev.size()) {
       size_t nl = ev.find('\n', pos);
       if (nl == std::string::npos) nl = ev.size();
       std::string line = ev.substr(pos, nl - pos);
       if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.rfind("data:", 0) == 0) {
+      const bool is_data = line.rfind("data:", 0) == 0, is_error = line.rfind("error:", 0) == 0;
+      if (is_data || is_error) {
+        error_event = error_event || is_error;
         std::string_view v(line);
-        v.remove_prefix(5);
+        v.remove_prefix(is_data ? 5 : 6);
         if (!v.empty() && v.front() == ' ') v.remove_prefix(1);
         if (!data.empty()) data += '\n';
         data.append(v);
@@ -94,6 +98,10 @@ class SseState {
       pos = nl + 1;
     }
     if (data.empty()) return;
+    if (error_event) {
+      if (error_.empty()) error_ = "stream error: " + error_message("{\"error\": " + data + "}");
+      return;
+    }
     if (data == "[DONE]") {
       done_ = true;
       return;
@@ -121,8 +129,18 @@ class SseState {
     }
     if (j.contains("usage") && j["usage"].is_object()) {
       const json& u = j["usage"];
-      s_.prompt_tokens = u.value("prompt_tokens", 0);
-      s_.output_tokens = u.value("completion_tokens", 0);
+      auto count = [&](const char* key) -> const json* {
+        const auto it = u.find(key);
+        return it != u.end() && it->is_number_integer() && it->get<int64_t>() >= 0 ? &*it : nullptr;
+      };
+      const json *prompt = count("prompt_tokens"), *completion = count("completion_tokens");
+      if (!prompt || !completion) {
+        if (error_.empty())
+          error_ = "malformed usage (prompt_tokens and completion_tokens must be counts): " + u.dump();
+        return;
+      }
+      s_.prompt_tokens = static_cast<int32_t>(std::min<int64_t>(prompt->get<int64_t>(), INT32_MAX));
+      s_.output_tokens = static_cast<int32_t>(std::min<int64_t>(completion->get<int64_t>(), INT32_MAX));
       got_usage_ = true;
     }
   }
@@ -141,6 +159,7 @@ struct Run {
   tcp::resolver::results_type endpoints;
   Clock::time_point start;
   Clock::time_point deadline;
+  double limit_s = 0;  // deadline - start, in seconds
   int max_connections = 1;
   int active = 0;
   asio::steady_timer slot_freed{io};
@@ -171,11 +190,11 @@ void fail(RequestSample& s, std::string message, double t) {
   s.end_s = t;
 }
 
-// One request on its own connection; the stream's expiry is the run deadline (beast::error::timeout).
-asio::awaitable<void> one_request(Run& run, size_t index, std::string body) {
+// One request on `stream`; the stream's expiry is the run deadline (beast::error::timeout). Sets the
+// sample's outcome; may throw (the caller turns that into a failed request).
+asio::awaitable<void> exchange(Run& run, size_t index, const LoadRequest& request, beast::tcp_stream& stream) {
   RequestSample& s = run.samples[index];
-  beast::tcp_stream stream(run.io);
-  stream.expires_at(run.deadline);
+  std::string body = request_body(run.target, request);
   error_code ec;
   auto err_text = [&](const char* what) {
     return ec == beast::error::timeout ? std::string(kTimeLimit) : std::string(what) + ": " + ec.message();
@@ -246,7 +265,21 @@ asio::awaitable<void> one_request(Run& run, size_t index, std::string body) {
     s.end_s = end;
     s.ok = true;
     s.error.clear();
+    settle_sample(request, s);
   } while (false);
+}
+
+// One request on its own connection. Whatever happens, the request ends with an outcome and frees its
+// slot (an exception escaping a detached coroutine would otherwise lose both and stall the run).
+asio::awaitable<void> one_request(Run& run, size_t index, const LoadRequest& request) {
+  beast::tcp_stream stream(run.io);
+  stream.expires_at(run.deadline);
+  try {
+    co_await exchange(run, index, request, stream);
+  } catch (const std::exception& e) {
+    fail(run.samples[index], std::string("load driver: ") + e.what(), run.now_s());
+  }
+  error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_both, ec);
   stream.close();
   run.finished(index);
@@ -258,19 +291,20 @@ asio::awaitable<void> one_request(Run& run, size_t index, std::string body) {
 asio::awaitable<void> dispatch(Run& run, const std::vector<LoadRequest>& requests) {
   std::vector<size_t> order(requests.size());
   std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return requests[a].at_s < requests[b].at_s; });
+  // Negative and NaN send times count as 0 (NaN would also break the sort).
+  auto at = [&](size_t i) { return requests[i].at_s > 0 ? requests[i].at_s : 0.0; };
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return at(a) < at(b); });
   asio::steady_timer timer(run.io);
   error_code ec;
   for (size_t k = 0; k < order.size(); ++k) {
     const size_t i = order[k];
-    const auto due = run.start + std::chrono::duration_cast<Clock::duration>(
-                                     std::chrono::duration<double>(std::max(0.0, requests[i].at_s)));
-    if (due >= run.deadline) {
+    // Compared in seconds first: a far-future at_s would overflow the clock's integer duration.
+    if (at(i) >= run.limit_s) {
       fail(run.samples[i], kTimeLimit, run.now_s());
       run.finished(i);
       continue;
     }
-    timer.expires_at(due);
+    timer.expires_at(run.start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(at(i))));
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     while (run.active >= run.max_connections && Clock::now() < run.deadline) {
       run.slot_freed.expires_at(run.deadline);
@@ -282,15 +316,14 @@ asio::awaitable<void> dispatch(Run& run, const std::vector<LoadRequest>& request
       continue;
     }
     ++run.active;
-    asio::co_spawn(run.io, one_request(run, i, request_body(run.target, requests[i])), asio::detached);
+    asio::co_spawn(run.io, one_request(run, i, requests[i]), asio::detached);
   }
 }
 
 }  // namespace
 
 Result<std::vector<RequestSample>> run_http_load(const HttpTarget& target, const std::vector<LoadRequest>& requests,
-                                                 int max_connections, double time_limit_s,
-                                                 LoadProgress* progress) {
+                                                 int max_connections, double time_limit_s, LoadProgress* progress) {
   if (!is_loopback(target.host))
     return Status::error("load target host '" + target.host +
                          "' refused: only loopback targets (127.0.0.1, localhost, ::1) may be driven");
@@ -319,8 +352,12 @@ Result<std::vector<RequestSample>> run_http_load(const HttpTarget& target, const
     }
   }
   run.start = Clock::now();
-  run.deadline = run.start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(time_limit_s));
-  asio::co_spawn(run.io, dispatch(run, requests), asio::detached);
+  run.limit_s = std::min(time_limit_s, kMaxLimitS);
+  run.deadline = run.start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(run.limit_s));
+  // An exception in the dispatcher ends the run with an error instead of vanishing in a detached coroutine.
+  asio::co_spawn(run.io, dispatch(run, requests), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
   try {
     run.io.run();
   } catch (const std::exception& e) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "bench/load_progress.h"
+#include "bench/load_request.h"
 #include "bench/loadgen_stats.h"
 #include "engine/status.h"
 
@@ -18,15 +19,8 @@ struct HttpTarget {
   std::string model;  // sent as "model" when not empty
 };
 
-struct LoadRequest {
-  std::string prompt;
-  int32_t max_tokens = 16;
-  double at_s = 0;  // scheduled send time, seconds from the run start (open loop)
-  bool ignore_eos = false;  // generate exactly max_tokens (fixed-length workloads)
-};
-
-// Runs the requests (open or closed loop) on one thread (Boost.Beast HTTP/1.1 over an Asio io_context, one fresh
-// connection per request, at most max_connections open at once: a request due while all are busy waits
+// Runs the requests (open or closed loop) on one thread (Boost.Beast HTTP/1.1 over an Asio io_context,
+// one fresh connection per request, at most max_connections open at once: a request due while all are busy waits
 // for a free one; with every at_s = 0 this is a closed loop of max_connections streams). Each request is
 // `{"prompt", "max_tokens", "temperature": 0, "ignore_eos", "stream": true, "stream_options":
 // {"include_usage": true}}`; the SSE stream is parsed as it arrives.
@@ -35,10 +29,13 @@ struct LoadRequest {
 //   token_times_s = arrival of every chunk carrying non-empty text (bytes that arrive in one read share a
 //   time; the server sends no chunk for a token whose text is still an incomplete UTF-8 sequence),
 //   first_token_s = the first of those, end_s = when the response is complete.
-// prompt_tokens / output_tokens come from the final usage chunk. A request fails (ok = false, error set)
-// on a non-200 status (the body's error.message), an error event in the stream, a connection or protocol
-// error, a stream that ends without usage or [DONE], or when time_limit_s after the run start is reached
-// (before being sent or mid-response). Every request appears in the result exactly once, in input order.
+// prompt_tokens / output_tokens come from the final usage chunk; settle_sample (load_request.h) then
+// applies the checks both drivers share. A request fails (ok = false, error set) on a non-200 status (the
+// body's error.message), an error in the stream (a `data:` event carrying "error", or llama-server's
+// `error:` event), a malformed usage, a connection or protocol error, a stream that ends without usage or
+// [DONE], a failed settle_sample check, or when time_limit_s (capped at 1e8 s) after the run start is
+// reached (before being sent or mid-response). Every request appears in the result exactly once, in input
+// order, also when handling it threw.
 // `progress`, when given, is updated as requests are sent, stream tokens and end.
 // Returns an error (no run) for a non-loopback host, a bad port, max_connections < 1 or time_limit_s <= 0.
 Result<std::vector<RequestSample>> run_http_load(const HttpTarget& target, const std::vector<LoadRequest>& requests,

@@ -50,9 +50,10 @@ RunSummary summarize_run(const std::vector<RequestSample>& samples, const Slo& s
     min_submit = std::min(min_submit, s.submit_s);
     max_end = std::max(max_end, s.end_s);
     output_tokens += s.output_tokens;
+    e2e.push_back(s.end_s - s.submit_s);
+    if (s.token_times_s.empty()) continue;  // no token: no TTFT, and it cannot meet the SLO
     const double t = s.first_token_s - s.submit_s;
     ttft.push_back(t);
-    e2e.push_back(s.end_s - s.submit_s);
     bool meets = t <= slo.max_ttft_s;
     if (s.output_tokens >= 2) {
       const double tp = (s.end_s - s.first_token_s) / static_cast<double>(s.output_tokens - 1);

@@ -10,9 +10,9 @@ namespace pagoda::bench {
 
 // One request as seen by the load generator. All times are seconds relative to the run start.
 struct RequestSample {
-  double submit_s = 0;       // request sent
-  double first_token_s = 0;  // first output token received
-  double end_s = 0;          // last byte of the response received
+  double submit_s = 0;                // request sent
+  double first_token_s = 0;           // first output token received
+  double end_s = 0;                   // last byte of the response received
   std::vector<double> token_times_s;  // arrival time of every output token, first token included
   int32_t prompt_tokens = 0;
   int32_t output_tokens = 0;
@@ -45,11 +45,11 @@ struct RunSummary {
 };
 
 // Summary of a run. Only ok requests contribute to latencies and rates; errors are counted.
-//   TTFT = first_token - submit; e2e = end - submit;
+//   TTFT = first_token - submit, for requests with at least one timed token; e2e = end - submit;
 //   TPOT = (end - first_token) / (output_tokens - 1), only for requests with >= 2 output tokens;
 //   ITL  = every gap between consecutive token_times_s (first-to-second token included);
 //   span = max end - min submit over ok requests; output tok/s = sum of output_tokens / span,
-//   request/s = ok requests / span, goodput = ok requests with TTFT <= max_ttft_s and (when TPOT is
+//   request/s = ok requests / span, goodput = ok requests with a TTFT <= max_ttft_s and (when TPOT is
 //   defined, i.e. >= 2 tokens) TPOT <= max_tpot_s, / span. Rates are 0 when there is no ok request or
 //   the span is not positive.
 RunSummary summarize_run(const std::vector<RequestSample>& samples, const Slo& slo);

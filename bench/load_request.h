@@ -1,0 +1,25 @@
+#pragma once
+// One request of a load run, and the checks both load drivers (HTTP, gRPC) apply when it ends.
+#include <cstdint>
+#include <string>
+
+#include "bench/loadgen_stats.h"
+
+namespace pagoda::bench {
+
+struct LoadRequest {
+  std::string prompt;
+  int32_t max_tokens = 16;
+  double at_s = 0;          // scheduled send time, seconds from the run start (open loop)
+  bool ignore_eos = false;  // generate exactly max_tokens (fixed-length workloads)
+};
+
+// Called when a request's response completed without a transport or protocol error (s.ok is true):
+//  - output tokens the stream never timed (a server sends no text chunk for a token that is an incomplete
+//    UTF-8 sequence, and may never flush it) are timed at the end of the response, so every ok request
+//    with output has a first token time;
+//  - a fixed-length request (ignore_eos) must report exactly max_tokens output tokens; otherwise it fails
+//    (a server that ignored ignore_eos would be compared on different token counts).
+void settle_sample(const LoadRequest& r, RequestSample& s);
+
+}  // namespace pagoda::bench
