@@ -15,9 +15,9 @@ struct LoadRequest {
 };
 
 // Called when a request's response completed without a transport or protocol error (s.ok is true):
-//  - output tokens the stream never timed (a server sends no text chunk for a token that is an incomplete
-//    UTF-8 sequence, and may never flush it) are timed at the end of the response, so every ok request
-//    with output has a first token time;
+//  - when output tokens arrived but none was timed (a server sends no text chunk for a token that is an
+//    incomplete UTF-8 sequence, and may never flush it), one is timed at the end of the response, so
+//    every ok request with output has a first token time;
 //  - a fixed-length request (ignore_eos) must report exactly max_tokens output tokens; otherwise it fails
 //    (a server that ignored ignore_eos would be compared on different token counts).
 void settle_sample(const LoadRequest& r, RequestSample& s);

@@ -3,6 +3,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/tokenizer/unicode_utf8.h"
+
 namespace pagoda::bench {
 
 const std::vector<std::string>& fortune_files() {
@@ -12,6 +14,20 @@ const std::vector<std::string>& fortune_files() {
 }
 
 namespace {
+
+// Text as a terminal shows it: some quotations are typeset with overstrikes ("_\bx" underlines x), so a
+// backspace drops the byte before it; other control bytes but whitespace are dropped.
+std::string resolve_overstrikes(const std::string& line) {
+  std::string out;
+  for (const char c : line) {
+    if (c == '\b') {
+      if (!out.empty() && static_cast<unsigned char>(out.back()) < 0x80) out.pop_back();
+    } else if (static_cast<unsigned char>(c) >= 0x20 || c == '\t' || c == '\n') {
+      if (c != 0x7F) out += c;
+    }
+  }
+  return out;
+}
 
 // Appends one quotation (its raw lines) as a single paragraph.
 void append_quotation(const std::string& raw, std::string& out) {
@@ -43,7 +59,7 @@ Result<std::string> load_fortunes_text(const std::string& dir) {
         append_quotation(raw, out);
         raw.clear();
       } else {
-        raw += line;
+        raw += resolve_overstrikes(line);
         raw += '\n';
       }
     }
@@ -62,7 +78,14 @@ std::string PromptCorpus::text_at(size_t offset, int32_t n) const {
   std::vector<int32_t> window;
   window.reserve(static_cast<size_t>(std::max(n, 0)));
   for (int32_t i = 0; i < n; ++i) window.push_back(ids_[(offset + static_cast<size_t>(i)) % ids_.size()]);
-  return tok_->decode(window);
+  std::string text = tok_->decode(window);
+  // A window may cut a multi-byte character whose bytes are separate tokens: drop the partial ends, as a
+  // prompt must be valid UTF-8 (gRPC refuses anything else).
+  size_t lead = 0;
+  while (lead < text.size() && (static_cast<unsigned char>(text[lead]) & 0xC0) == 0x80) ++lead;
+  text.erase(0, lead);
+  text.resize(text.size() - engine::tok::incomplete_utf8_suffix(text));
+  return engine::tok::sanitize_utf8(text);
 }
 
 std::string PromptCorpus::random_text(int32_t n, std::mt19937_64& rng) const {

@@ -31,7 +31,8 @@ class PromptCorpus {
   static Result<PromptCorpus> build(const std::string& text, const engine::Tokenizer& tokenizer);
 
   size_t size() const { return ids_.size(); }
-  // The text of tokens [offset, offset + n) of the corpus, wrapping around at its end.
+  // The text of tokens [offset, offset + n) of the corpus, wrapping around at its end, as valid UTF-8: a
+  // character whose bytes the window cuts at either end is dropped.
   std::string text_at(size_t offset, int32_t n) const;
   // text_at a uniformly drawn offset.
   std::string random_text(int32_t n, std::mt19937_64& rng) const;

@@ -44,6 +44,11 @@ nlohmann::json sample_json(const RequestSample& s, const LoadRequest& r) {
                       {"chunks", s.token_times_s.size()}};
   if (s.ok && !s.token_times_s.empty()) j["ttft_s"] = s.first_token_s - s.submit_s;
   if (s.ok && s.output_tokens >= 2) j["tpot_s"] = (s.end_s - s.first_token_s) / (s.output_tokens - 1);
+  if (s.ok) {
+    std::vector<double> itl;
+    for (size_t i = 1; i < s.token_times_s.size(); ++i) itl.push_back(s.token_times_s[i] - s.token_times_s[i - 1]);
+    j["itl_s"] = itl;
+  }
   if (!s.ok) j["error"] = s.error;
   return j;
 }
@@ -133,6 +138,7 @@ nlohmann::json wire_run_json(const WireRun& run) {
                       {"target", run.target},
                       {"slo", {{"ttft_ms", run.slo.max_ttft_s * 1e3}, {"tpot_ms", run.slo.max_tpot_s * 1e3}}},
                       {"points", points}};
+  if (!run.context.is_null()) j["context"] = run.context;
   if (run.has_roofline) {
     j["roofline"] = {{"read_bandwidth_gb_s", run.roofline.bandwidth_bytes_s / 1e9},
                      {"bytes_per_token", run.roofline.bytes_per_token},

@@ -43,9 +43,11 @@ struct WireRun {
   std::vector<PointResult> points;
   bool has_roofline = false;
   Roofline roofline;
+  nlohmann::json context;  // how the run was made (options, machine, date): written into the JSON as is
 };
 
 std::string wire_run_text(const WireRun& run);
+// Everything, down to every request's inter-token gaps (`itl_s`).
 nlohmann::json wire_run_json(const WireRun& run);
 // One row per point: the columns every workload shares plus the workload's own figures.
 std::string wire_run_markdown(const WireRun& run);

@@ -59,14 +59,18 @@ WireWorkload chat(const PromptCorpus& corpus, const WireOptions& o, std::mt19937
   const int32_t n = or_default(o.requests, 32), out = or_default(o.max_tokens, 128);
   const double median = or_default(o.prompt_tokens, 200);
   WireWorkload w{"chat",
-                 fmt::format("Poisson arrivals, {} requests per rate, prompt lengths log-normal (median {}, sigma 0.6, "
-                             "clamped 16..1024 tokens), {} output tokens",
-                             n, median, out),
+                 fmt::format("{} arrivals, {} requests per rate, prompt lengths log-normal (median {}, sigma 0.6, "
+                             "clamped 16..{} tokens), {} output tokens",
+                             o.constant_arrivals ? "evenly spaced" : "Poisson", n, median,
+                             std::max<int32_t>(1024, static_cast<int32_t>(2 * median)), out),
                  {}};
   for (size_t k = 0; k < rates.size(); ++k) {
     const uint64_t seed = o.seed * 1000 + k;
-    const std::vector<double> at = poisson_arrivals(rates[k], static_cast<size_t>(n), seed);
-    const std::vector<int32_t> lengths = lognormal_lengths(static_cast<size_t>(n), median, 0.6, 16, 1024, seed + 500);
+    const std::vector<double> at = o.constant_arrivals ? constant_arrivals(rates[k], static_cast<size_t>(n))
+                                                       : poisson_arrivals(rates[k], static_cast<size_t>(n), seed);
+    const int32_t longest = std::max<int32_t>(1024, static_cast<int32_t>(2 * median));
+    const std::vector<int32_t> lengths =
+        lognormal_lengths(static_cast<size_t>(n), median, 0.6, 16, longest, seed + 500);
     WirePoint p{fmt::format("rate {:g} req/s", rates[k]), rates[k], 1 << 16, {}};
     for (int32_t i = 0; i < n; ++i) {
       p.requests.push_back(fixed(corpus.random_text(lengths[static_cast<size_t>(i)], rng), out));

@@ -29,10 +29,13 @@ struct WireWorkload {
 // Knobs; a value <= 0 (or an empty list) means the workload's BENCH.md default, given with each workload:
 //   single         1 stream, 256-token prompt, 256 output tokens; `requests` (3) run one after another.
 //   mixed-prefill  64 prompts (`requests`) of uniform length in 8..1024, max_tokens 1, all sent at once.
-//   chat           Poisson arrivals at each of `rates` (0.5, 1, 2 req/s), `requests` (32) per rate, prompt
-//                  lengths log-normal (median 200, sigma 0.6, clamped 16..1024), 128 output tokens.
+//   chat           Poisson (or, with `constant_arrivals`, evenly spaced) arrivals at each of `rates`
+//                  (0.5, 1, 2 req/s), `requests` (32) per rate, prompt lengths log-normal (median 200,
+//                  sigma 0.6, clamped 16..1024), 128 output tokens.
 //   concurrency    closed loop at each of `levels` (1, 4, 16, 64) streams, max(streams, `requests` (4))
-//                  requests per level, 128-token prompts, 128 output tokens.
+//                  requests per level, 128-token prompts, 128 output tokens. With equal lengths the streams
+//                  move in step: N >= 4 streams are one wave of N requests that prefill, decode and finish
+//                  together, so aggregate tok/s includes the prompts' time (as a serving client sees it).
 //   shared-prefix  `requests` (16) one after another: a 512-token system prompt shared by all plus a
 //                  32-token user turn, 16 output tokens; a second point sends the same lengths with no
 //                  shared prefix, so TTFT with and without prefix reuse is compared on one server.
@@ -43,7 +46,9 @@ struct WireOptions {
   uint64_t seed = 1;
   int32_t requests = 0;
   int32_t max_tokens = 0;
-  int32_t prompt_tokens = 0;  // single, concurrency, copy: the prompt length; chat: the median
+  int32_t prompt_tokens = 0;       // single, concurrency, copy: the prompt length; chat: the median (lengths
+                                   // stay clamped to 16..max(1024, 2 x median)); shared-prefix: the prefix length
+  bool constant_arrivals = false;  // chat: evenly spaced instead of Poisson
   std::vector<double> rates;
   std::vector<int32_t> levels;
 };

@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "bench/grpc_load_driver.h"
 #include "bench/http_load_driver.h"
@@ -36,6 +38,7 @@ struct LoadgenArgs {
   double slo_tpot_ms = 200;
   int max_connections = 1024;
   double time_limit_s = 900;
+  std::string arrivals = "poisson";
   std::string json_out, markdown_out;
   bool no_progress = false;
   std::string roofline_model;
@@ -94,6 +97,40 @@ Result<std::vector<bench::RequestSample>> drive(const LoadgenArgs& a, const benc
   return bench::run_http_load(t, p.requests, in_flight, a.time_limit_s, &progress);
 }
 
+// This machine, for the report: CPU model and cores.
+nlohmann::json machine() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string cpu = "unknown";
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) != 0) continue;
+    cpu = line.substr(line.find(':') + 2);
+    break;
+  }
+  return {{"cpu", cpu}, {"cores", std::thread::hardware_concurrency()}};
+}
+
+// How the run was made: every option that shapes it, the machine and the time (BENCH.md Reporting).
+nlohmann::json run_context(const LoadgenArgs& a) {
+  const std::time_t now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return {{"date", date},
+          {"machine", machine()},
+          {"options",
+           {{"workload", a.workload},
+            {"seed", a.wire.seed},
+            {"requests", a.wire.requests},
+            {"max_tokens", a.wire.max_tokens},
+            {"prompt_tokens", a.wire.prompt_tokens},
+            {"rates", a.wire.rates},
+            {"levels", a.wire.levels},
+            {"arrivals", a.arrivals},
+            {"max_connections", a.max_connections},
+            {"time_limit_s_per_point", a.time_limit_s},
+            {"tokenizer_model", a.tokenizer_model},
+            {"prompt_text", "Debian package 'fortunes': " + a.corpus_dir}}}};
+}
+
 bool write_file(const std::string& path, const std::string& text) {
   std::ofstream f(path);
   f << text;
@@ -122,10 +159,19 @@ int run_loadgen(const LoadgenArgs& a) {
     std::fprintf(stderr, "error: %s\n", corpus.message().c_str());
     return 1;
   }
-  auto workload = bench::make_wire_workload(a.workload, corpus.value(), a.wire);
+  bench::WireOptions wire = a.wire;
+  wire.constant_arrivals = a.arrivals == "constant";
+  auto workload = bench::make_wire_workload(a.workload, corpus.value(), wire);
   if (!workload.ok()) {
     std::fprintf(stderr, "error: %s\n", workload.message().c_str());
     return 2;
+  }
+  for (const bench::WirePoint& p : workload.value().points) {
+    if (p.rate == 0 && p.concurrency > a.max_connections) {
+      std::fprintf(stderr, "error: %s needs %d requests in flight, more than --max-connections %d\n", p.label.c_str(),
+                   p.concurrency, a.max_connections);
+      return 2;
+    }
   }
 
   bench::WireRun run;
@@ -134,6 +180,7 @@ int run_loadgen(const LoadgenArgs& a) {
                                : fmt::format("http://{}:{}", a.host, a.http_port);
   run.workload = std::move(workload.value());
   run.slo = {a.slo_ttft_ms / 1e3, a.slo_tpot_ms / 1e3};
+  run.context = run_context(a);
   const bool progress_bar = !a.no_progress && isatty(STDERR_FILENO);
   size_t errors = 0;
   for (const bench::WirePoint& p : run.workload.points) {
@@ -204,12 +251,17 @@ Runner add_loadgen_command(CLI::App& app) {
       ->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--rates", a->wire.rates, "chat: arrival rates in req/s, comma-separated")->delimiter(',');
   cmd->add_option("--levels", a->wire.levels, "concurrency: stream counts, comma-separated")->delimiter(',');
+  cmd->add_option("--arrivals", a->arrivals, "chat: poisson or constant (evenly spaced)")
+      ->check(CLI::IsMember({"poisson", "constant"}))
+      ->capture_default_str();
   cmd->add_option("--slo-ttft-ms", a->slo_ttft_ms)->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--slo-tpot-ms", a->slo_tpot_ms)->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--max-connections", a->max_connections, "the most requests in flight at once (open loop)")
+  cmd->add_option("--max-connections", a->max_connections,
+                  "the most requests in flight at once (open loop; a closed-loop level above it is refused)")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
-  cmd->add_option("--time-limit-s", a->time_limit_s, "per point; unfinished requests count as errors")
+  cmd->add_option("--time-limit-s", a->time_limit_s,
+                  "per point (a chat rate, a concurrency level); requests unfinished by then count as errors")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--json", a->json_out, "write the results (every request included) as JSON here");

@@ -14,6 +14,7 @@
 #include "bench/prompt_corpus.h"
 #include "bench/wire_report.h"
 #include "engine/gguf/gguf_file.h"
+#include "engine/tokenizer/unicode_utf8.h"
 #include "tests/test_env.h"
 
 namespace pagoda::bench {
@@ -26,7 +27,8 @@ fs::path make_fortunes_dir() {
   const fs::path dir = fs::temp_directory_path() / ("pagoda_fortunes_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   for (const std::string& name : fortune_files()) {
-    std::ofstream(dir / name) << "First line of " << name << ",\n\tindented   second line.\n\t\t-- Someone\n%\n"
+    std::ofstream(dir / name) << "First line of " << name
+                              << ",\n\tindented   second _\bl_\bi_\bn_\be.\n\t\t-- Someone\n%\n"
                               << "Second quotation of " << name << ".\n%\n";
   }
   return dir;
@@ -94,6 +96,21 @@ TEST_F(WireWorkloads, WindowsHaveTheAskedTokenLength) {
   }
   EXPECT_EQ(corpus_->text_at(corpus_->size() - 3, 6),
             corpus_->text_at(corpus_->size() - 3, 3) + corpus_->text_at(0, 3));
+}
+
+TEST_F(WireWorkloads, WindowsAreValidUtf8WhereCharactersSpanTokens) {
+  // Multi-byte characters that byte-level BPE splits into several tokens, so windows can cut them.
+  auto corpus = PromptCorpus::build("Zoë said: über naïve café, 日本語のテキスト 🙂🙃 — ok. ", *tok_);
+  ASSERT_TRUE(corpus.ok());
+  size_t cut = 0;
+  for (size_t off = 0; off < corpus.value().size(); ++off) {
+    for (int32_t n = 1; n <= 6; ++n) {
+      const std::string w = corpus.value().text_at(off, n);
+      EXPECT_EQ(engine::tok::sanitize_utf8(w), w) << off << " " << n;
+      if (w.empty()) ++cut;  // a window inside one character has nothing whole to keep
+    }
+  }
+  EXPECT_GT(cut, 0u);  // the corpus does split characters, so the trimming was exercised
 }
 
 TEST_F(WireWorkloads, EveryWorkloadIsBuiltAndGreedyFixedLength) {

@@ -45,6 +45,7 @@ def check_point(point, requests, max_tokens):
         assert math.isfinite(r["tpot_s"]) and r["tpot_s"] > 0, r
         assert r["submit_s"] >= r["at_s"] - 1e-6, r
         assert r["end_s"] >= r["submit_s"] + r["ttft_s"] - 1e-9, r
+        assert len(r["itl_s"]) == r["chunks"] - 1 and all(x >= 0 for x in r["itl_s"]), r
     for key in ("ttft", "tpot", "itl", "e2e"):
         for p in ("p50_s", "p90_s", "p99_s", "mean_s"):
             v = summary[key][p]
@@ -71,6 +72,7 @@ def test_loadgen_chat(daemon, tmp_path, transport):
 
     result = json.loads(out_json.read_text())
     assert result["workload"] == "chat"
+    assert result["context"]["options"]["seed"] == 7 and result["context"]["machine"]["cores"] >= 1, result["context"]
     assert result["target"].startswith(transport)
     assert len(result["points"]) == 1 and result["points"][0]["rate"] == 4
     point = result["points"][0]
