@@ -104,7 +104,16 @@ def load_run(cli, workload, server, port, model, seed, out_json, roofline):
         sys.stderr.write(p.stderr)
         log(f"{workload} against {server} exited {p.returncode}")
     log(f"{workload} against {server}: {time.monotonic() - t0:.0f} s")
-    return json.load(open(out_json)) if os.path.exists(out_json) else None
+    try:
+        run = json.load(open(out_json))
+    except (OSError, ValueError) as e:  # no result: counted as a failed run, the other rounds stay
+        log(f"{workload} against {server}: no result ({e})")
+        return None
+    # Keep the committed JSON small: every request's inter-token gaps stay in loadgen's own file only.
+    for point in run.get("points", []):
+        for r in point.get("per_request", []):
+            r.pop("itl_s", None)
+    return run
 
 
 # Figures per workload: (key, label, path into a point's JSON, higher_is_better).
@@ -162,37 +171,51 @@ def summarize(runs, rounds):
                 for s in ("pagoda", "llama.cpp"):
                     vals[s] = [as_shown(label, fig(r["points"][k], path)) if r and k < len(r["points"]) else None
                                for r in runs[w][s]]
+                # Per round: Pagoda / llama.cpp for rates, llama.cpp / Pagoda for times. A round where Pagoda's
+                # rate is 0 counts as 0; one where the peer's is 0 has no finite ratio and is flagged.
                 ratios = []
                 for a, b in zip(vals["pagoda"], vals["llama.cpp"]):
-                    if a and b:
-                        ratios.append(a / b if higher else b / a)
-                # A rate of 0 for the peer (e.g. no request within the SLO) has no finite ratio.
+                    if a is None or b is None:
+                        continue
+                    if higher:
+                        if b > 0:
+                            ratios.append(a / b)
+                    elif a > 0:
+                        ratios.append(b / a)
                 peer_zero = higher and any(v == 0 for v in vals["llama.cpp"])
                 errors = sum(r["points"][k]["summary"]["errors"] for s in ("pagoda", "llama.cpp") for r in runs[w][s]
                              if r and k < len(r["points"]))
+                missing = sum(1 for s in ("pagoda", "llama.cpp") for r in runs[w][s] if not r or k >= len(r["points"]))
                 rows.append({"workload": w, "point": point["label"], "figure": label, "higher_is_better": higher,
                              "pagoda": vals["pagoda"], "llama.cpp": vals["llama.cpp"], "advantage": ratios,
-                             "peer_zero": peer_zero, "errors": errors})
+                             "peer_zero": peer_zero, "errors": errors, "missing_runs": missing})
     return rows
 
 
 def roofline_line(runs):
-    single = [r for r in runs.get("single", {}).get("pagoda", []) if r and "roofline" in r]
-    if not single:
+    # Round by round: each round's decode speeds against that round's roofline.
+    rounds = list(zip(runs.get("single", {}).get("pagoda", []), runs.get("single", {}).get("llama.cpp", [])))
+    rounds = [(p, l) for p, l in rounds if p and "roofline" in p]
+    if not rounds:
         return None, ""
-    roof = [r["roofline"]["tok_s"] for r in single]
-    bw = [r["roofline"]["read_bandwidth_gb_s"] for r in single]
-    mb = single[0]["roofline"]["bytes_per_token"] / 1e6
-    pd = [r["points"][0]["figures"]["decode_tok_s"] for r in single]
-    ld = [r["points"][0]["figures"]["decode_tok_s"] for r in runs["single"]["llama.cpp"] if r]
-    pct_p = [100 * d / t for d, t in zip(pd, roof) if d]
-    pct_l = [100 * d / t for d, t in zip(ld, roof) if d]
+    decode = lambda r: r["points"][0]["figures"]["decode_tok_s"] if r and r["points"] else None
+    roof = [p["roofline"]["tok_s"] for p, _ in rounds]
+    bw = [p["roofline"]["read_bandwidth_gb_s"] for p, _ in rounds]
+    mb = rounds[0][0]["roofline"]["bytes_per_token"] / 1e6
+    pct_p = [100 * decode(p) / t for (p, _), t in zip(rounds, roof) if decode(p)]
+    pct_l = [100 * decode(l) / t for (_, l), t in zip(rounds, roof) if decode(l)]
     doc = {"read_bandwidth_gb_s": bw, "bytes_per_token": mb * 1e6, "roofline_tok_s": roof,
            "pagoda_pct": pct_p, "llamacpp_pct": pct_l}
     text = (f"Decode roofline (`single`): read bandwidth {rng(bw, 1)} GB/s / {mb:.1f} MB per decode step (weights + "
             f"mean KV) = {rng(roof, 0)} tok/s. Pagoda's decode is at {rng(pct_p, 0)}% of it, llama.cpp's at "
             f"{rng(pct_l, 0)}%.")
     return doc, text
+
+
+def errors_cell(row):
+    """Failed requests, and runs that produced no result at all (a crashed server or loadgen)."""
+    missing = row.get("missing_runs", 0)
+    return f"{row['errors']}, {missing} runs missing" if missing else str(row["errors"])
 
 
 def write_markdown(path, meta, rows, roof_text, plots):
@@ -213,7 +236,7 @@ def write_markdown(path, meta, rows, roof_text, plots):
         if r.get("peer_zero"):
             adv = f"{adv} (llama.cpp 0 in some rounds)" if r["advantage"] else "unbounded (llama.cpp 0)"
         lines.append(f"| {r['workload']} | {r['point']} | {r['figure']} | {rng(r['pagoda'], digits)} | "
-                     f"{rng(r['llama.cpp'], digits)} | **{adv}** | {r['errors']} |")
+                     f"{rng(r['llama.cpp'], digits)} | **{adv}** | {errors_cell(r)} |")
     if roof_text:
         lines += ["", roof_text]
     if plots:
@@ -235,7 +258,8 @@ def report(out, meta, runs):
     write_markdown(out + ".md", meta, rows, roof_text, made)
     log(f"wrote {out}.md, {out}.json, {len(made)} plots")
     print(open(out + ".md").read())
-    return sum(r["errors"] for r in rows if r["figure"] == FIGURES[r["workload"]][0][1])
+    first = [r for r in rows if r["figure"] == FIGURES[r["workload"]][0][1]]  # one row per point
+    return sum(r["errors"] + r.get("missing_runs", 0) for r in first)
 
 
 def render(path):
