@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "pagoda/v1/pagoda.grpc.pb.h"
+#include "tests/bench/load_driver_checks.h"
 
 namespace pagoda::bench {
 namespace {
@@ -161,41 +162,10 @@ class GrpcLoadDriver : public ::testing::Test {
   std::unique_ptr<grpc::Server> server_;
 };
 
-LoadRequest req(std::string prompt, int32_t max_tokens, double at_s = 0, bool ignore_eos = false) {
-  LoadRequest r;
-  r.prompt = std::move(prompt);
-  r.max_tokens = max_tokens;
-  r.at_s = at_s;
-  r.ignore_eos = ignore_eos;
-  return r;
-}
-
-// Times of an ok sample are consistent: submit <= first token <= ... <= end, one time per token.
-void expect_consistent(const RequestSample& s, size_t i) {
-  SCOPED_TRACE("request " + std::to_string(i));
-  ASSERT_TRUE(s.ok) << s.error;
-  EXPECT_TRUE(s.error.empty());
-  ASSERT_EQ(s.token_times_s.size(), static_cast<size_t>(s.output_tokens));
-  ASSERT_FALSE(s.token_times_s.empty());
-  EXPECT_EQ(s.first_token_s, s.token_times_s.front());
-  EXPECT_LE(s.submit_s, s.first_token_s);
-  EXPECT_TRUE(std::is_sorted(s.token_times_s.begin(), s.token_times_s.end()));
-  EXPECT_LE(s.token_times_s.back(), s.end_s);
-}
-
-void expect_progress(const LoadProgress& p, const std::vector<RequestSample>& samples, size_t sent) {
-  const auto failed = static_cast<size_t>(std::count_if(samples.begin(), samples.end(), [](auto& s) { return !s.ok; }));
-  int64_t tokens = 0;
-  for (const RequestSample& s : samples) tokens += static_cast<int64_t>(s.token_times_s.size());
-  EXPECT_EQ(p.sent.load(), sent);
-  EXPECT_EQ(p.finished.load(), samples.size());
-  EXPECT_EQ(p.failed.load(), failed);
-  EXPECT_EQ(p.tokens.load(), tokens);
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
+using test::expect_consistent;
+using test::expect_progress;
+using test::req;
+using test::seconds_since;
 
 TEST_F(GrpcLoadDriver, EveryRequestAccountedInInputOrderAndSentInScheduleOrder) {
   // Scheduled in reverse input order; distinct lengths tell the samples apart.

@@ -22,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/bench/load_driver_checks.h"
+
 namespace pagoda::bench {
 namespace {
 
@@ -304,27 +306,10 @@ class HttpLoadDriver : public ::testing::Test {
   FakeOpenAiServer fake_;
 };
 
-LoadRequest req(std::string prompt, int32_t max_tokens, double at_s = 0, bool ignore_eos = false) {
-  LoadRequest r;
-  r.prompt = std::move(prompt);
-  r.max_tokens = max_tokens;
-  r.at_s = at_s;
-  r.ignore_eos = ignore_eos;
-  return r;
-}
-
-// Times of an ok sample are consistent: submit <= first token <= ... <= end, one time per token.
-void expect_consistent(const RequestSample& s, size_t i) {
-  SCOPED_TRACE("request " + std::to_string(i));
-  ASSERT_TRUE(s.ok) << s.error;
-  EXPECT_TRUE(s.error.empty());
-  ASSERT_EQ(s.token_times_s.size(), static_cast<size_t>(s.output_tokens));
-  ASSERT_FALSE(s.token_times_s.empty());
-  EXPECT_EQ(s.first_token_s, s.token_times_s.front());
-  EXPECT_LE(s.submit_s, s.first_token_s);
-  EXPECT_TRUE(std::is_sorted(s.token_times_s.begin(), s.token_times_s.end()));
-  EXPECT_LE(s.token_times_s.back(), s.end_s);
-}
+using test::expect_consistent;
+using test::expect_progress;
+using test::req;
+using test::seconds_since;
 
 // A failed sample carries `what` in its error and, when it was sent, submit <= end.
 void expect_failed(const RequestSample& s, const std::string& what, size_t i) {
@@ -332,23 +317,6 @@ void expect_failed(const RequestSample& s, const std::string& what, size_t i) {
   EXPECT_FALSE(s.ok);
   EXPECT_NE(s.error.find(what), std::string::npos) << s.error;
   EXPECT_LE(s.submit_s, s.end_s);
-}
-
-// The counters end at the totals. `tokens` counts streamed text chunks (load_progress.h), so the `untimed`
-// token times settle_sample adds at the end of a stream without text are not in it.
-void expect_progress(const LoadProgress& p, const std::vector<RequestSample>& samples, size_t sent,
-                     int64_t untimed = 0) {
-  const auto failed = static_cast<size_t>(std::count_if(samples.begin(), samples.end(), [](auto& s) { return !s.ok; }));
-  int64_t tokens = -untimed;
-  for (const RequestSample& s : samples) tokens += static_cast<int64_t>(s.token_times_s.size());
-  EXPECT_EQ(p.sent.load(), sent);
-  EXPECT_EQ(p.finished.load(), samples.size());
-  EXPECT_EQ(p.failed.load(), failed);
-  EXPECT_EQ(p.tokens.load(), tokens);
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 TEST_F(HttpLoadDriver, EveryRequestAccountedInInputOrderAndSentInScheduleOrder) {
