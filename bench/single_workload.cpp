@@ -12,6 +12,11 @@
 
 namespace pagoda::bench {
 
+double decode_bytes_per_step(const engine::Backend& b, double mean_context) {
+  const double kv_bytes_per_token = static_cast<double>(b.kv_bytes_per_block()) / b.kv_shape().block_size;
+  return static_cast<double>(b.decode_weight_bytes()) + kv_bytes_per_token * mean_context;
+}
+
 Result<SingleResult> run_single(engine::LoadedModel& m, const SingleOptions& o) {
   using clock = std::chrono::steady_clock;
   const engine::ModelConfig& c = m.config();
@@ -45,10 +50,7 @@ Result<SingleResult> run_single(engine::LoadedModel& m, const SingleOptions& o) 
   r.prefill_tok_s = summarize(prefill);
   r.decode_tok_s = summarize(decode);
   r.bandwidth_bytes_s = measure_read_bandwidth();
-  // Each decode step reads every weight once plus the KV of its context (mean context length).
-  const double kv_bytes_per_token = static_cast<double>(m.backend->kv_bytes_per_block()) / m.backend->kv_shape().block_size;
-  const double mean_ctx = o.prompt_tokens + o.gen_tokens / 2.0;
-  r.decode_bytes_per_token = static_cast<double>(m.backend->decode_weight_bytes()) + kv_bytes_per_token * mean_ctx;
+  r.decode_bytes_per_token = decode_bytes_per_step(*m.backend, o.prompt_tokens + o.gen_tokens / 2.0);
   r.roofline_tok_s = r.bandwidth_bytes_s / r.decode_bytes_per_token;
   return r;
 }
@@ -64,7 +66,9 @@ std::string SingleResult::to_text() const {
 }
 
 std::string SingleResult::to_json(const SingleOptions& o, const std::string& model_path) const {
-  auto summary = [](const Summary& s) { return nlohmann::json{{"median", s.median}, {"min", s.min}, {"max", s.max}, {"n", s.n}}; };
+  auto summary = [](const Summary& s) {
+    return nlohmann::json{{"median", s.median}, {"min", s.min}, {"max", s.max}, {"n", s.n}};
+  };
   nlohmann::json j{{"workload", "single"},
                    {"model", model_path},
                    {"prompt_tokens", o.prompt_tokens},

@@ -25,6 +25,9 @@ struct SingleResult {
   std::string to_text() const;
 };
 
+// Bytes one decode step reads: every weight once, plus the KV of `mean_context` tokens.
+double decode_bytes_per_step(const engine::Backend& backend, double mean_context);
+
 Result<SingleResult> run_single(engine::LoadedModel& model, const SingleOptions& options);
 
 }  // namespace pagoda::bench

@@ -15,9 +15,9 @@
 #include "bench/http_load_driver.h"
 #include "bench/memory_bandwidth.h"
 #include "bench/progress_printer.h"
+#include "bench/single_workload.h"
 #include "bench/wire_report.h"
 #include "cli/commands.h"
-#include "engine/gguf/gguf_file.h"
 #include "engine/loaded_model.h"
 
 namespace pagoda::cli {
@@ -45,14 +45,6 @@ struct LoadgenArgs {
   int32_t roofline_context = 0;
 };
 
-Result<std::unique_ptr<engine::Tokenizer>> load_tokenizer(const std::string& path) {
-  auto file = engine::GgufFile::open(path);
-  if (!file.ok()) return file.status();
-  auto spec = engine::tokenizer_spec_from_gguf(*file.value());
-  if (!spec.ok()) return spec.status();
-  return engine::Tokenizer::create(std::move(spec.value()));
-}
-
 // Bytes one decode step reads on Pagoda's CPU backend (every weight once, plus the KV of `context`
 // tokens), and this machine's read bandwidth on the same threads.
 Result<bench::Roofline> measure_roofline(const std::string& model_path, int32_t context) {
@@ -60,10 +52,8 @@ Result<bench::Roofline> measure_roofline(const std::string& model_path, int32_t 
   lo.kv_tokens = 64;
   auto m = engine::load_model(model_path, lo);
   if (!m.ok()) return m.status();
-  const engine::Backend& b = *m.value().backend;
-  const double kv_per_token = static_cast<double>(b.kv_bytes_per_block()) / b.kv_shape().block_size;
   bench::Roofline r;
-  r.bytes_per_token = static_cast<double>(b.decode_weight_bytes()) + kv_per_token * context;
+  r.bytes_per_token = bench::decode_bytes_per_step(*m.value().backend, context);
   r.bandwidth_bytes_s = bench::measure_read_bandwidth();
   r.tok_s = r.bandwidth_bytes_s / r.bytes_per_token;
   return r;
@@ -144,7 +134,7 @@ int run_loadgen(const LoadgenArgs& a) {
     std::fprintf(stderr, "error: give exactly one of --http-port and --grpc-port\n");
     return 2;
   }
-  auto tok = load_tokenizer(a.tokenizer_model);
+  auto tok = engine::load_tokenizer(a.tokenizer_model);
   if (!tok.ok()) {
     std::fprintf(stderr, "error: tokenizer: %s\n", tok.message().c_str());
     return 1;

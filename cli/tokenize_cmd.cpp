@@ -3,7 +3,6 @@
 #include <memory>
 
 #include "cli/commands.h"
-#include "engine/gguf/gguf_file.h"
 #include "engine/loaded_model.h"
 #include "engine/tokenizer/tokenizer.h"
 
@@ -21,17 +20,7 @@ struct TokenizeArgs {
 
 int run_tokenize(const TokenizeArgs& a) {
   // Only the tokenizer is needed: read the metadata, skip the weights and the backend.
-  auto file = engine::GgufFile::open(a.model);
-  if (!file.ok()) {
-    std::fprintf(stderr, "error: %s\n", file.message().c_str());
-    return 1;
-  }
-  auto spec = engine::tokenizer_spec_from_gguf(*file.value());
-  if (!spec.ok()) {
-    std::fprintf(stderr, "error: %s\n", spec.message().c_str());
-    return 1;
-  }
-  auto tok = engine::Tokenizer::create(std::move(spec.value()));
+  auto tok = engine::load_tokenizer(a.model);
   if (!tok.ok()) {
     std::fprintf(stderr, "error: %s\n", tok.message().c_str());
     return 1;

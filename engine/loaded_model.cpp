@@ -7,6 +7,14 @@
 
 namespace pagoda::engine {
 
+Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& path) {
+  auto file = GgufFile::open(path);
+  if (!file.ok()) return file.status();
+  auto spec = tokenizer_spec_from_gguf(*file.value());
+  if (!spec.ok()) return spec.status();
+  return Tokenizer::create(std::move(spec.value()));
+}
+
 std::string default_model_path() {
   if (const char* p = std::getenv("PAGODA_MODEL"); p && *p) return p;
   std::string cache;
@@ -46,8 +54,10 @@ Result<int32_t> kv_blocks_for(const LoadOptions& o, int64_t bytes_per_block) {
     if (o.kv_tokens <= 0) return Status::error(fmt::format("kv tokens must be positive, got {}", o.kv_tokens));
     blocks = (static_cast<int64_t>(o.kv_tokens) + o.block_size - 1) / o.block_size;
   }
-  if (blocks < 1) return Status::error(fmt::format("kv cache: the requested memory holds no block of {} bytes", bytes_per_block));
-  if (blocks > (int64_t{1} << 30)) return Status::error(fmt::format("kv cache: {} blocks is above the limit of 2^30", blocks));
+  if (blocks < 1)
+    return Status::error(fmt::format("kv cache: the requested memory holds no block of {} bytes", bytes_per_block));
+  if (blocks > (int64_t{1} << 30))
+    return Status::error(fmt::format("kv cache: {} blocks is above the limit of 2^30", blocks));
   return static_cast<int32_t>(blocks);
 }
 

@@ -30,6 +30,9 @@ struct LoadedModel {
 
 Result<LoadedModel> load_model(const std::string& path, const LoadOptions& options);
 
+// Only the tokenizer of a GGUF file: its metadata is read, the weights are not touched.
+Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& path);
+
 // The default model path: $PAGODA_MODEL, else the cache location scripts/fetch_model.sh writes to.
 std::string default_model_path();
 

@@ -13,7 +13,7 @@
 
 #include "bench/prompt_corpus.h"
 #include "bench/wire_report.h"
-#include "engine/gguf/gguf_file.h"
+#include "engine/loaded_model.h"
 #include "engine/tokenizer/unicode_utf8.h"
 #include "tests/test_env.h"
 
@@ -56,11 +56,7 @@ class WireWorkloads : public ::testing::Test {
  protected:
   void SetUp() override {
     PAGODA_REQUIRE_MODEL_OR_SKIP();
-    auto file = engine::GgufFile::open(test::model_path());
-    ASSERT_TRUE(file.ok()) << file.message();
-    auto spec = engine::tokenizer_spec_from_gguf(*file.value());
-    ASSERT_TRUE(spec.ok()) << spec.message();
-    auto tok = engine::Tokenizer::create(std::move(spec.value()));
+    auto tok = engine::load_tokenizer(test::model_path());
     ASSERT_TRUE(tok.ok()) << tok.message();
     tok_ = std::move(tok.value());
     // Plain English, long enough that windows rarely overlap.
