@@ -12,6 +12,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git python3 python3-venv
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libdnnl-dev libspdlog-dev libfmt-dev libboost-dev
+  ocl-icd-opencl-dev opencl-headers  # oneDNN's CMake config finds OpenCL; libdnnl-dev only recommends them
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libpcre2-dev
   fortunes gnuplot-nox  # load-test prompt text (English quotations) and benchmark plots
