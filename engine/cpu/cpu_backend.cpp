@@ -61,6 +61,12 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
 
   Status load(std::shared_ptr<const ModelWeights> weights) override {
+    if (bf16_enabled() && !cpu::cpu_features().avx512) {
+      // oneDNN 2.6 has bf16 matmul kernels for AVX-512 only; on AVX2 it finds no implementation.
+      return Status::error(fmt::format("the oneDNN bf16 prefill matmul is not available on this CPU: oneDNN needs "
+                                       "AVX-512 for it, this CPU has {} (use the int8 path)",
+                                       cpu::cpu_features().describe()));
+    }
     w_ = std::move(weights);
     const ModelConfig& c = w_->config;
     layers_.clear();
