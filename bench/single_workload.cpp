@@ -7,7 +7,7 @@
 #include <random>
 
 #include "bench/memory_bandwidth.h"
-#include "engine/sampler.h"
+#include "engine/sampling/sampler.h"
 #include "engine/single_sequence.h"
 
 namespace pagoda::bench {

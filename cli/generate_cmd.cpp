@@ -7,9 +7,10 @@
 
 #include "cli/commands.h"
 #include "engine/loaded_model.h"
-#include "engine/sampler.h"
+#include "engine/sampling/sampler.h"
 #include "engine/single_sequence.h"
 #include "engine/tokenizer/chat_template.h"
+#include "engine/tokenizer/incremental_detokenizer.h"
 
 namespace pagoda::cli {
 

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "engine/sampling/sampling_params.h"
+
 namespace pagoda::engine {
 
 Status StepPlan::validate(int32_t num_blocks, int32_t block_size, int32_t vocab_size) const {
@@ -66,6 +68,21 @@ Status StepPlan::validate(int32_t num_blocks, int32_t block_size, int32_t vocab_
       return Status::error(fmt::format("step plan: logits index {} is outside 0..{}", li, T - 1));
     }
   }
+  const size_t S = sample_seq_ids.size();
+  if (sample_rows.size() != S) {
+    return Status::error(fmt::format("step plan: {} samples but {} sample rows", S, sample_rows.size()));
+  }
+  for (int32_t row : sample_rows) {
+    if (row < 0 || static_cast<size_t>(row) >= logits_indices.size()) {
+      return Status::error(fmt::format("step plan: sample row {} is outside the {} logits rows", row,
+                                       logits_indices.size()));
+    }
+  }
+  const size_t words = static_cast<size_t>(token_mask_words(vocab_size));
+  if (!token_masks.empty() && token_masks.size() != S * words) {
+    return Status::error(fmt::format("step plan: token_masks has {} words, want {} samples x {} words", token_masks.size(),
+                                     S, words));
+  }
   return {};
 }
 
@@ -96,6 +113,11 @@ void StepPlanBuilder::add_sequence(uint64_t seq_id, std::span<const int32_t> tok
 void StepPlanBuilder::set_prefill_order_end(int32_t end) {
   plan_.prefill_order_end.resize(plan_.seq_ids.size(), -1);
   plan_.prefill_order_end.back() = end;
+}
+
+void StepPlanBuilder::sample_last_row(uint64_t seq_id) {
+  plan_.sample_seq_ids.push_back(seq_id);
+  plan_.sample_rows.push_back(static_cast<int32_t>(plan_.logits_indices.size()) - 1);
 }
 
 StepPlan StepPlanBuilder::build() {

@@ -30,9 +30,18 @@ struct StepPlan {
   // step was packed (chunked prefill, batch-mates, recompute after preemption). Empty: by the
   // sequence's token count in this step (several tokens -> prefill order), as llama.cpp.
   std::vector<int32_t> prefill_order_end;
+  // Sampling, [S]: sequence sample_seq_ids[s] draws its next token from logits row sample_rows[s] (an
+  // index into logits_indices). Rows may be shared (n > 1 choices all draw from their prompt's last row)
+  // or drawn by nobody (a caller that only wants logits). Speculation will add rows per drafted position.
+  std::vector<uint64_t> sample_seq_ids;
+  std::vector<int32_t> sample_rows;
+  // Optional, empty or [S][token_mask_words(vocab)]: sample s may only draw tokens whose bit is set (a
+  // grammar's allowed set; engine/sampling/logits_processors.h stage 3).
+  std::vector<uint32_t> token_masks;
 
   int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
   int32_t num_seqs() const { return static_cast<int32_t>(seq_ids.size()); }
+  int32_t num_samples() const { return static_cast<int32_t>(sample_seq_ids.size()); }
   std::span<const int32_t> block_table(int32_t b) const {
     return {block_tables.data() + static_cast<size_t>(b) * max_blocks_per_seq, static_cast<size_t>(max_blocks_per_seq)};
   }
@@ -57,6 +66,8 @@ class StepPlanBuilder {
                     bool want_last = true);
   // Sets prefill_order_end for the sequence added last.
   void set_prefill_order_end(int32_t end);
+  // Sequence seq_id draws a token from the logits row added last (call after add_sequence with logits).
+  void sample_last_row(uint64_t seq_id);
   StepPlan build();
 
  private:

@@ -6,24 +6,25 @@
 namespace pagoda::scheduler {
 
 EngineLoop::EngineLoop(engine::Backend& backend, const engine::Tokenizer& tokenizer, const EngineLoopConfig& config)
-    : backend_(backend), tokenizer_(tokenizer), config_(config) {
+    : backend_(backend), config_(config), runner_(backend, tokenizer.vocab_size()) {
   const engine::KvCacheShape shape = backend.kv_shape();
   engine::KvCacheOptions kv;
   kv.num_blocks = config.num_kv_blocks > 0 ? std::min(config.num_kv_blocks, shape.num_blocks) : shape.num_blocks;
   kv.block_size = shape.block_size;
   kv.enable_prefix_caching = config.prefix_caching;
   kv_ = std::make_unique<engine::KvCacheManager>(kv);
-  scheduler_ = std::make_unique<Scheduler>(config.scheduler, *kv_, tokenizer);
   // A request must fit the pool on its own: prompt + max_tokens within the pool's tokens.
-  limits_.max_model_len = std::min<int64_t>(config.scheduler.max_model_len, int64_t{kv.num_blocks} * kv.block_size);
-  limits_.vocab_size = tokenizer.vocab_size();
+  SchedulerConfig sc = config.scheduler;
+  sc.max_model_len = static_cast<int32_t>(std::min<int64_t>(sc.max_model_len, int64_t{kv.num_blocks} * kv.block_size));
+  scheduler_ = std::make_unique<Scheduler>(sc, *kv_, tokenizer);
   publish_stats();
 }
 
 EngineLoop::~EngineLoop() { shutdown(false); }
 
 Status EngineLoop::submit(Request r) {
-  if (Status s = validate_request(r, limits_); !s.ok()) return s;
+  if (!r.sink) return Status::error("request has no stream sink");
+  if (Status s = scheduler_->check(r); !s.ok()) return s;
   {
     std::lock_guard lock(mu_);
     // Checked under the lock that request_stop takes, so nothing lands in the inbox after run() ended.
@@ -43,6 +44,14 @@ void EngineLoop::cancel(RequestId id) {
   {
     std::lock_guard lock(mu_);
     cancels_.push_back(id);
+  }
+  cv_.notify_one();
+}
+
+void EngineLoop::stop_choice(RequestId id, int32_t index) {
+  {
+    std::lock_guard lock(mu_);
+    stop_choices_.emplace_back(id, index);
   }
   cv_.notify_one();
 }
@@ -80,15 +89,17 @@ Status EngineLoop::run_with_driver(const std::function<Status()>& driver) {
 void EngineLoop::take_inbox() {
   std::deque<Request> inbox;
   std::vector<RequestId> cancels;
+  std::vector<std::pair<RequestId, int32_t>> stops;
   {
     std::lock_guard lock(mu_);
     inbox.swap(inbox_);
     cancels.swap(cancels_);
+    stops.swap(stop_choices_);
   }
   for (Request& r : inbox) {
     const RequestId id = r.id;
     const int32_t n = r.n;
-    StreamSink sink = r.sink;
+    StreamSink sink = std::move(r.sink);
     if (Status s = scheduler_->add_request(std::move(r)); !s.ok()) {
       --queued_;
       for (int32_t i = 0; i < n; ++i) {  // every choice ends, so callers counting finishes are not left waiting
@@ -99,38 +110,56 @@ void EngineLoop::take_inbox() {
         ev.error = s.message();
         sink(ev);
       }
+      continue;
     }
+    routes_[id] = Route{std::move(sink), n};
   }
   for (RequestId id : cancels) scheduler_->cancel(id);
+  for (auto [id, index] : stops) scheduler_->stop_choice(id, index);
+  deliver_events();
+}
+
+void EngineLoop::deliver_events() {
+  for (const TokenEvent& ev : scheduler_->take_events()) {
+    auto it = routes_.find(ev.request);
+    if (it == routes_.end()) continue;
+    if (ev.token >= 0) ++generated_tokens_;
+    it->second.sink(ev);
+    if (ev.finish != FinishReason::None && --it->second.open_choices == 0) routes_.erase(it);
+  }
+}
+
+void EngineLoop::sync_samplers() {
+  SamplerChanges changes = scheduler_->take_sampler_changes();
+  for (const engine::SequenceSampling& s : changes.opened) runner_.open(s);  // before closes: a request
+  for (uint64_t id : changes.closed) runner_.close(id);                     // may end as it arrives
 }
 
 bool EngineLoop::step() {
   take_inbox();
   if (!scheduler_->has_work()) {
+    sync_samplers();
     publish_stats();  // cancellations just freed blocks: /metrics must show it while idle
     return false;
   }
   ScheduledStep st = scheduler_->schedule();
+  deliver_events();  // requests that can never fit end here
+  sync_samplers();
   if (st.empty()) {  // the scheduler freed blocks or failed a request that cannot fit: try again
     publish_stats();
     return scheduler_->has_work();
   }
-  if (!st.block_copies.empty()) {
-    if (Status s = backend_.copy_blocks(st.block_copies); !s.ok()) {
-      scheduler_->fail(st, s.message());
-      publish_stats();
-      return true;
-    }
-  }
-  logits_.resize(st.plan.logits_indices.size() * static_cast<size_t>(tokenizer_.vocab_size()));
-  if (Status s = backend_.execute(st.plan, logits_); !s.ok()) {
-    spdlog::error("step failed: {}", s.message());
+  if (Status s = runner_.copy_blocks(st.block_copies); !s.ok()) {
     scheduler_->fail(st, s.message());
+  } else if (Result<engine::StepResult> r = runner_.execute(st.plan); !r.ok()) {
+    spdlog::error("step failed: {}", r.status().message());
+    scheduler_->fail(st, r.status().message());
   } else {
     prompt_tokens_ += st.prefill_tokens;
-    for (const ScheduledSeq& x : st.seqs) generated_tokens_ += x.samples;
-    scheduler_->update(st, logits_);
+    scheduler_->update(st, r.value());
   }
+  deliver_events();
+  sync_samplers();
   publish_stats();
   return true;
 }
@@ -139,7 +168,7 @@ void EngineLoop::run_until_idle() {
   while (true) {
     if (!step()) {
       std::lock_guard lock(mu_);
-      if (inbox_.empty() && cancels_.empty()) break;
+      if (inbox_.empty() && cancels_.empty() && stop_choices_.empty()) break;
     }
   }
 }
@@ -152,6 +181,8 @@ void EngineLoop::run() {
         lock.unlock();
         take_inbox();
         scheduler_->cancel_all();
+        deliver_events();
+        sync_samplers();
         break;
       }
     }
@@ -159,7 +190,7 @@ void EngineLoop::run() {
     std::unique_lock lock(mu_);
     if (stop_ && inbox_.empty() && cancels_.empty() && !scheduler_->has_work()) break;  // drained
     if (stop_ && !drain_) continue;
-    cv_.wait(lock, [&] { return stop_ || !inbox_.empty() || !cancels_.empty(); });
+    cv_.wait(lock, [&] { return stop_ || !inbox_.empty() || !cancels_.empty() || !stop_choices_.empty(); });
   }
   publish_stats();
 }

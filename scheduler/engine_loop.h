@@ -1,8 +1,10 @@
 #pragma once
-// The engine thread (DESIGN.md "The flow of one request"): loops schedule -> backend.execute ->
-// update, and is the only thread that touches the Scheduler, the KV manager and the backend. Other
-// threads submit and cancel through a mutex-protected inbox (the one lock on the hot path), and read
-// a stats snapshot the loop publishes after each step.
+// The engine thread (DESIGN.md "The flow of one request"): loops plan = scheduler.schedule() ->
+// result = runner.execute(plan) -> scheduler.update(result) -> events to the requests' sinks, and is
+// the only thread that touches the Scheduler, the KV manager, the model runner and the backend. Other
+// threads submit, cancel and stop choices through a mutex-protected inbox (the one lock on the hot
+// path), and read a stats snapshot the loop publishes after each step. Sinks get token ids; text and
+// stop strings are the output stage's (server/output_processor.h), which wraps a request's sink.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -11,10 +13,13 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "engine/backend.h"
 #include "engine/kv/kv_cache_manager.h"
+#include "engine/model_runner.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "scheduler/scheduler.h"
 
@@ -47,6 +52,9 @@ class EngineLoop {
   Status submit(Request request);
   // Any thread. The request ends with a Cancelled event at the next step boundary.
   void cancel(RequestId id);
+  // Any thread (the output stage, on a stop string). Choice `index` ends at the next step boundary; its
+  // sink gets a Stop finish event, which the output stage that asked has already sent on its own.
+  void stop_choice(RequestId id, int32_t index);
 
   // Runs the engine loop on the calling thread until a stop is requested (and, when draining, every
   // request finished). Run it on the thread that loaded the model: OpenMP keeps a worker pool per
@@ -71,26 +79,33 @@ class EngineLoop {
 
   EngineLoopStats stats() const;
   // The largest prompt + max_tokens a request may ask for: max_model_len, capped by the KV pool.
-  int32_t max_model_len() const { return limits_.max_model_len; }
+  int32_t max_model_len() const { return scheduler_->config().max_model_len; }
   const engine::KvCacheManager& kv() const { return *kv_; }
 
  private:
+  // Where a request's events go until its last choice finished (engine thread only).
+  struct Route {
+    StreamSink sink;
+    int32_t open_choices = 0;
+  };
   void take_inbox();
   bool step();  // one schedule/execute/update; false when there was nothing to do
+  void deliver_events();  // the scheduler's events to their sinks
+  void sync_samplers();   // the scheduler's sampler opens / closes to the runner
   void publish_stats();
 
   engine::Backend& backend_;
-  const engine::Tokenizer& tokenizer_;
   EngineLoopConfig config_;
-  RequestLimits limits_;
   std::unique_ptr<engine::KvCacheManager> kv_;
   std::unique_ptr<Scheduler> scheduler_;
-  std::vector<float> logits_;
+  engine::ModelRunner runner_;
+  std::unordered_map<RequestId, Route> routes_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Request> inbox_;
   std::vector<RequestId> cancels_;
+  std::vector<std::pair<RequestId, int32_t>> stop_choices_;
   bool stop_ = false;
   bool drain_ = false;
   std::atomic<bool> accepting_{true};

@@ -46,6 +46,18 @@ Status validate_request(const Request& r, const RequestLimits& l) {
   if (s.logprobs > l.max_logprobs || s.logprobs < -1) {
     return Status::error(fmt::format("logprobs must be in 0..{}, got {}", l.max_logprobs, s.logprobs));
   }
+  if (static_cast<int64_t>(s.logit_bias.size()) > l.max_logit_bias) {
+    return Status::error(fmt::format("logit_bias may have at most {} entries, got {}", l.max_logit_bias,
+                                     s.logit_bias.size()));
+  }
+  for (auto [token, bias] : s.logit_bias) {
+    if (token < 0 || token >= l.vocab_size) {
+      return Status::error(fmt::format("logit_bias token id {} is outside the vocabulary (0..{})", token, l.vocab_size - 1));
+    }
+    if (!(bias >= -100.0f && bias <= 100.0f)) {
+      return Status::error(fmt::format("logit_bias for token {} must be in [-100, 100], got {}", token, bias));
+    }
+  }
   if (static_cast<int64_t>(r.stop.stop_strings.size()) > l.max_stop_strings) {
     return Status::error(fmt::format("at most {} stop strings are allowed, got {}", l.max_stop_strings,
                                      r.stop.stop_strings.size()));
@@ -67,7 +79,6 @@ Status validate_request(const Request& r, const RequestLimits& l) {
       return Status::error(fmt::format("a stop string may be at most {} bytes, got {}", l.max_stop_string_bytes, st.size()));
     }
   }
-  if (!r.sink) return Status::error("request has no stream sink");
   return {};
 }
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/sampler.h"
+#include "engine/sampling/sampling_params.h"
 #include "engine/status.h"
 
 namespace pagoda::scheduler {
@@ -16,7 +16,9 @@ using RequestId = uint64_t;
 struct StopCriteria {
   int32_t max_tokens = 16;
   std::vector<int32_t> stop_token_ids;    // in addition to the model's end-of-generation tokens
-  std::vector<std::string> stop_strings;  // matched on the text across token boundaries, never emitted
+  // Matched on the text across token boundaries and never emitted, by the output stage
+  // (server/output_processor.h), which then ends the choice (EngineLoop::stop_choice).
+  std::vector<std::string> stop_strings;
   bool ignore_eos = false;                // keep going past end-of-generation tokens
 };
 
@@ -28,12 +30,14 @@ struct TokenEvent {
   RequestId request = 0;
   int32_t index = 0;          // choice index, 0..n-1
   int32_t token = -1;         // -1 on a pure finish event
-  std::string text;           // text that became final with this token (stop strings held back)
+  // Text that became final with this token (stop strings held back): filled in by the output stage
+  // (server/output_processor.h); the engine loop emits token ids only.
+  std::string text;
   engine::SampleResult sample;  // logprob / top alternatives when asked for
   FinishReason finish = FinishReason::None;
   std::string error;          // with FinishReason::Error
-  int32_t prompt_tokens = 0;      // usage, on the finish event
-  int32_t completion_tokens = 0;  // usage, on the finish event (this choice)
+  int32_t prompt_tokens = 0;      // usage so far, on every event
+  int32_t completion_tokens = 0;  // (this choice)
   int32_t cached_prompt_tokens = 0;
 };
 
@@ -59,6 +63,7 @@ struct RequestLimits {
   int32_t max_stop_strings = 16;
   int32_t max_stop_string_bytes = 1024;
   int32_t max_stop_token_ids = 64;
+  int32_t max_logit_bias = 300;  // entries (OpenAI's limit)
   int32_t max_abs_priority = 1'000'000;
 };
 

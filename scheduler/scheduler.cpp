@@ -35,8 +35,7 @@ bool Scheduler::is_queued(const RequestState& r) {
   return r.seqs[0]->status == SeqStatus::Waiting && r.seqs[0]->output_len() == 0 && r.seqs[0]->preemptions == 0;
 }
 
-Status Scheduler::add_request(Request r) {
-  if (requests_.contains(r.id)) return Status::error(fmt::format("request id {} is already in use", r.id));
+Status Scheduler::check(const Request& r) const {
   if (Status s = validate_request(r, limits_); !s.ok()) return s;
   // Without chunking a sequence is always prefilled in one step, including its recompute after a
   // preemption (prompt + generated tokens), so all of it must fit one step's budget.
@@ -46,20 +45,19 @@ Status Scheduler::add_request(Request r) {
                                      "chunked prefill is off",
                                      r.prompt.size(), r.stop.max_tokens, config_.max_num_batched_tokens));
   }
-  int32_t waiting = 0;
-  for (const auto& [id, st] : requests_) waiting += is_queued(*st);
-  if (waiting >= config_.max_waiting) {
-    return Status::error(StatusCode::ResourceExhausted,
-                         fmt::format("queue full: {} requests waiting (max_waiting {})", waiting, config_.max_waiting));
-  }
+  return {};
+}
+
+Status Scheduler::add_request(Request r) {
+  if (requests_.contains(r.id)) return Status::error(fmt::format("request id {} is already in use", r.id));
   auto st = std::make_unique<RequestState>();
   st->request = std::move(r);
   st->arrival = next_arrival_++;
   const Request& req = st->request;
   for (int32_t i = 0; i < req.n; ++i) {
-    auto seq = std::make_unique<Sequence>(next_seq_id_++, st.get(), i, choice_sampling(req.sampling, i), req.prompt,
-                                          tokenizer_, req.stop.stop_strings);
+    auto seq = std::make_unique<Sequence>(next_seq_id_++, st.get(), i, req.prompt);
     seq->awaits_fork = i > 0;
+    sampler_changes_.opened.push_back({seq->id, choice_sampling(req.sampling, i), req.prompt});
     st->seqs.push_back(std::move(seq));
   }
   const RequestId id = req.id;
@@ -72,9 +70,18 @@ void Scheduler::cancel(RequestId id) {
   if (it == requests_.end()) return;
   it->second->cancelled = true;
   for (auto& s : it->second->seqs) {
-    if (s->status != SeqStatus::Finished) finish(*s, FinishReason::Cancelled, {}, -1, {});
+    if (s->status != SeqStatus::Finished) finish(*s, FinishReason::Cancelled, -1, {});
   }
   requests_.erase(it);
+}
+
+void Scheduler::stop_choice(RequestId id, int32_t index) {
+  auto it = requests_.find(id);
+  if (it == requests_.end() || index < 0 || index >= static_cast<int32_t>(it->second->seqs.size())) return;
+  Sequence& s = *it->second->seqs[index];
+  if (s.status == SeqStatus::Finished) return;
+  finish(s, FinishReason::Stop, -1, {});
+  erase_if_done(id);
 }
 
 void Scheduler::cancel_all() {
@@ -109,40 +116,63 @@ void Scheduler::preempt(Sequence* victim) {
   ++preemptions_;
 }
 
-ScheduledStep Scheduler::schedule() {
-  ScheduledStep step;
-  ++steps_;
-  std::vector<Sequence*> running, waiting;
-  for (auto& [id, r] : requests_) {
-    for (auto& s : r->seqs) {
-      if (s->awaits_fork || s->status == SeqStatus::Finished) continue;
-      (s->status == SeqStatus::Running ? running : waiting).push_back(s.get());
-    }
-  }
-  auto order = [this](const Sequence* a, const Sequence* b) { return runs_before(a, b); };
-  std::sort(running.begin(), running.end(), order);
-  std::sort(waiting.begin(), waiting.end(), order);
+// One step being planned: the budget left and the sequences placed so far, in plan order.
+struct Scheduler::StepBuilder {
+  int32_t budget = 0, slots = 0;
+  std::vector<Sequence*> running;
+  std::vector<std::pair<Sequence*, int32_t>> chosen;  // (sequence, tokens this step)
 
-  int32_t budget = config_.max_num_batched_tokens, slots = config_.max_num_seqs;
-  std::vector<std::pair<Sequence*, int32_t>> chosen;
-  auto unchoose = [&](Sequence* s) {
+  bool has(const Sequence* s) const {
+    return std::any_of(chosen.begin(), chosen.end(), [&](const auto& c) { return c.first == s; });
+  }
+  void choose(Sequence* s, int32_t tokens) {
+    chosen.emplace_back(s, tokens);
+    budget -= tokens;
+    --slots;
+  }
+  void unchoose(Sequence* s) {
     auto it = std::find_if(chosen.begin(), chosen.end(), [&](const auto& c) { return c.first == s; });
     if (it == chosen.end()) return;
     budget += it->second;
     ++slots;
     chosen.erase(it);
-  };
+  }
+};
 
-  // 1. Running decodes first, in priority/arrival order; when the pool is out of blocks, the newest
-  //    running sequence gives its blocks up (or this one, if it is the newest).
-  for (Sequence* s : running) {
+ScheduledStep Scheduler::schedule() {
+  ScheduledStep step;
+  ++steps_;
+  StepBuilder b;
+  b.budget = config_.max_num_batched_tokens;
+  b.slots = config_.max_num_seqs;
+  std::vector<Sequence*> waiting;
+  for (auto& [id, r] : requests_) {
+    for (auto& s : r->seqs) {
+      if (s->awaits_fork || s->status == SeqStatus::Finished) continue;
+      (s->status == SeqStatus::Running ? b.running : waiting).push_back(s.get());
+    }
+  }
+  auto order = [this](const Sequence* a, const Sequence* c) { return runs_before(a, c); };
+  std::sort(b.running.begin(), b.running.end(), order);
+  place_decodes(b, waiting);
+  std::sort(waiting.begin(), waiting.end(), order);
+  place_prompts(b, waiting);
+  if (b.chosen.empty()) unblock_empty_step(b, waiting);
+  build_plan(b, step);
+  return step;
+}
+
+// 1. Running decodes first, in priority/arrival order; when the pool is out of blocks, the newest
+//    running sequence gives its blocks up (or this one, if it is the newest).
+void Scheduler::place_decodes(StepBuilder& b, std::vector<Sequence*>& waiting) {
+  for (Sequence* s : b.running) {
     if (s->status != SeqStatus::Running || s->remaining() != 1) continue;
-    if (budget < 1 || slots < 1) break;
+    if (b.budget < 1 || b.slots < 1) break;
     bool ok = kv_.allocate_slots(s->id, s->num_computed + 1, s->num_computed);
     while (!ok) {
-      Sequence* victim = pick_victim(running, s);
+      Sequence* victim = pick_victim(b.running, s);
       if (!victim || !runs_before(s, victim)) break;
-      unchoose(victim);
+      b.unchoose(victim);
       preempt(victim);
       ok = kv_.allocate_slots(s->id, s->num_computed + 1, s->num_computed);
     }
@@ -151,19 +181,18 @@ ScheduledStep Scheduler::schedule() {
       waiting.push_back(s);
       continue;
     }
-    chosen.emplace_back(s, 1);
-    --budget;
-    --slots;
+    b.choose(s, 1);
   }
-  std::sort(waiting.begin(), waiting.end(), order);
+}
 
-  // 2. Prompts: chunks of running prefills and waiting sequences, packed into what is left.
+// 2. Prompts: chunks of running prefills and waiting sequences, packed into what is left.
+void Scheduler::place_prompts(StepBuilder& b, const std::vector<Sequence*>& waiting) {
   std::vector<PackCandidate> cands;
   std::map<uint64_t, Sequence*> by_id;
   auto arrival_key = [](const Sequence* s) {
     return static_cast<int64_t>(s->owner->request.priority) * (int64_t{1} << 40) + s->owner->arrival * 64 + s->index;
   };
-  for (Sequence* s : running) {
+  for (Sequence* s : b.running) {
     if (s->status == SeqStatus::Running && s->remaining() > 1) {
       cands.push_back({s->id, s->remaining(), arrival_key(s), s->waited_steps});
       by_id[s->id] = s;
@@ -178,7 +207,7 @@ ScheduledStep Scheduler::schedule() {
     cands.push_back({s->id, static_cast<int32_t>(s->tokens.size()) - cached, arrival_key(s), s->waited_steps});
     by_id[s->id] = s;
   }
-  const PackLimits limits{budget, slots, config_.chunked_prefill, config_.starvation_steps};
+  const PackLimits limits{b.budget, b.slots, config_.chunked_prefill, config_.starvation_steps};
   for (const Placement& p : pack_prefills(cands, limits)) {
     Sequence* s = by_id[p.id];
     int32_t tokens = p.tokens;
@@ -198,42 +227,51 @@ ScheduledStep Scheduler::schedule() {
       continue;
     }
     s->status = SeqStatus::Running;
-    chosen.emplace_back(s, tokens);
+    b.choose(s, tokens);
   }
   for (auto& [id, s] : by_id) {
-    const bool ran = std::any_of(chosen.begin(), chosen.end(), [&](const auto& c) { return c.first == s; });
-    if (!ran) ++s->waited_steps;
+    if (!b.has(s)) ++s->waited_steps;
   }
+}
 
-  // Nothing could run: prompts part-way through a chunked prefill hold the pool. Free the newest running
-  // sequence so older ones progress next step; with nothing running, a prompt that does not fit even an
-  // empty pool can never run, so it ends with an error instead of waiting forever.
-  if (chosen.empty()) {
-    if (Sequence* victim = pick_victim(running, nullptr)) {
-      preempt(victim);
-    } else if (!waiting.empty() && kv_.stats().used_blocks == 0 &&
-               (static_cast<int64_t>(waiting.front()->tokens.size()) + kv_.block_size()) / kv_.block_size() >
-                   kv_.stats().num_blocks) {
-      Sequence* s = waiting.front();
-      const RequestId id = s->owner->request.id;
-      const std::string msg = fmt::format("request needs {} KV blocks for {} tokens, more than the pool's {} blocks",
-                                          (s->tokens.size() + kv_.block_size() - 1) / kv_.block_size(),
-                                          s->tokens.size(), kv_.stats().num_blocks);
-      for (auto& c : s->owner->seqs) {
-        if (c->status != SeqStatus::Finished) finish(*c, FinishReason::Error, {}, -1, {}, msg);
-      }
-      erase_if_done(id);
-    }
+// Nothing could run: prompts part-way through a chunked prefill hold the pool. Free the newest running
+// sequence so older ones progress next step; with nothing running, a prompt that does not fit even an
+// empty pool can never run, so it ends with an error instead of waiting forever.
+void Scheduler::unblock_empty_step(const StepBuilder& b, const std::vector<Sequence*>& waiting) {
+  if (Sequence* victim = pick_victim(b.running, nullptr)) {
+    preempt(victim);
+    return;
   }
+  if (waiting.empty() || kv_.stats().used_blocks != 0) return;
+  Sequence* s = waiting.front();
+  const int64_t blocks = (static_cast<int64_t>(s->tokens.size()) + kv_.block_size() - 1) / kv_.block_size();
+  if ((static_cast<int64_t>(s->tokens.size()) + kv_.block_size()) / kv_.block_size() <= kv_.stats().num_blocks) return;
+  const RequestId id = s->owner->request.id;
+  const std::string msg = fmt::format("request needs {} KV blocks for {} tokens, more than the pool's {} blocks",
+                                      blocks, s->tokens.size(), kv_.stats().num_blocks);
+  for (auto& c : s->owner->seqs) {
+    if (c->status != SeqStatus::Finished) finish(*c, FinishReason::Error, -1, {}, msg);
+  }
+  erase_if_done(id);
+}
 
-  // 3. The padding-free plan: each sequence's new tokens at their own positions and blocks.
+// 3. The padding-free plan: each sequence's new tokens at their own positions and blocks, and who draws
+//    from which logits row (a prompt's last row feeds all n choices of a request that forks here).
+void Scheduler::build_plan(StepBuilder& b, ScheduledStep& step) {
   engine::StepPlanBuilder builder(kv_.block_size());
   int32_t longest_prefill = 0;
-  for (auto& [s, n] : chosen) {
+  for (auto& [s, n] : b.chosen) {
     const bool reaches_end = s->num_computed + n == static_cast<int32_t>(s->tokens.size());
     builder.add_sequence(s->id, std::span(s->tokens).subspan(s->num_computed, n), s->num_computed,
                          kv_.block_table(s->id), {}, reaches_end);
     builder.set_prefill_order_end(s->prompt_len >= 2 ? s->prompt_len : 0);
+    if (reaches_end) {
+      const RequestState& r = *s->owner;
+      const bool forks_here = r.request.n > 1 && !r.forked && s->index == 0;
+      for (const auto& c : r.seqs) {
+        if (c.get() == s || (forks_here && c->status != SeqStatus::Finished)) builder.sample_last_row(c->id);
+      }
+    }
     step.seqs.push_back({s, n, reaches_end});
     if (n > 1 || s->num_computed < s->prompt_len) {
       step.prefill_tokens += n;
@@ -262,13 +300,12 @@ ScheduledStep Scheduler::schedule() {
   }
   step.plan = builder.build();
   step.block_copies = kv_.take_pending_copies();
-  return step;
 }
 
-void Scheduler::update(const ScheduledStep& step, std::span<const float> logits) {
-  const size_t vocab = static_cast<size_t>(tokenizer_.vocab_size());
-  size_t row = 0;
+void Scheduler::update(const ScheduledStep& step, const engine::StepResult& result) {
   std::vector<RequestId> touched;
+  std::map<uint64_t, const engine::SeqStepOutput*> produced;
+  for (const engine::SeqStepOutput& out : result.seqs) produced[out.seq_id] = &out;
   for (const ScheduledSeq& x : step.seqs) {
     Sequence& s = *x.seq;
     s.num_computed += x.num_tokens;
@@ -276,13 +313,18 @@ void Scheduler::update(const ScheduledStep& step, std::span<const float> logits)
     kv_.commit_tokens(s.id, std::span(s.tokens).first(s.num_computed));
     touched.push_back(s.owner->request.id);
     if (!x.samples) continue;
-    const std::span<const float> row_logits = logits.subspan(row++ * vocab, vocab);
+    // A prompt that forks here feeds all n choices from its last row; otherwise only s draws.
     RequestState& r = *s.owner;
-    if (r.request.n > 1 && !r.forked && s.index == 0) {
-      fork_choices(r);
-      for (auto& c : r.seqs) sample_and_emit(*c, row_logits);
-    } else {
-      sample_and_emit(s, row_logits);
+    const bool forks = r.request.n > 1 && !r.forked && s.index == 0;
+    if (forks) fork_choices(r);
+    for (auto& c : r.seqs) {
+      if (c.get() != &s && !forks) continue;
+      auto it = produced.find(c->id);
+      if (it == produced.end()) continue;
+      for (const engine::SampleResult& t : it->second->tokens) {
+        if (c->status == SeqStatus::Finished) break;
+        commit_token(*c, t);
+      }
     }
   }
   for (uint64_t pad : step.pad_seqs) kv_.free(pad);
@@ -300,7 +342,7 @@ void Scheduler::fail(const ScheduledStep& step, const std::string& message) {
     auto it = requests_.find(id);
     if (it == requests_.end()) continue;
     for (auto& s : it->second->seqs) {
-      if (s->status != SeqStatus::Finished) finish(*s, FinishReason::Error, {}, -1, {}, message);
+      if (s->status != SeqStatus::Finished) finish(*s, FinishReason::Error, -1, {}, message);
     }
     erase_if_done(id);
   }
@@ -311,6 +353,7 @@ void Scheduler::fork_choices(RequestState& r) {
   const Sequence& first = *r.seqs[0];
   for (size_t i = 1; i < r.seqs.size(); ++i) {
     Sequence& c = *r.seqs[i];
+    if (c.status == SeqStatus::Finished) continue;
     kv_.fork(first.id, c.id);
     c.tokens = first.tokens;
     c.num_computed = first.num_computed;
@@ -322,62 +365,49 @@ void Scheduler::fork_choices(RequestState& r) {
   r.forked = true;
 }
 
-void Scheduler::sample_and_emit(Sequence& s, std::span<const float> logits) {
-  const engine::SampleResult res = s.sampler.sample(logits);
-  s.sampler.accept(res.token);
-  s.tokens.push_back(res.token);
+// The token-level stop criteria; text (stop strings, UTF-8) is the output stage's.
+void Scheduler::commit_token(Sequence& s, const engine::SampleResult& sample) {
+  s.tokens.push_back(sample.token);
   const StopCriteria& stop = s.owner->request.stop;
-  const bool eog = !stop.ignore_eos && tokenizer_.is_end_of_generation(res.token);
-  const bool stop_token = std::find(stop.stop_token_ids.begin(), stop.stop_token_ids.end(), res.token) !=
+  const bool eog = !stop.ignore_eos && tokenizer_.is_end_of_generation(sample.token);
+  const bool stop_token = std::find(stop.stop_token_ids.begin(), stop.stop_token_ids.end(), sample.token) !=
                           stop.stop_token_ids.end();
-  if (eog || stop_token) {  // the stop token's own text is not part of the output
-    auto tail = s.stops.push(s.detokenizer.flush());
-    finish(s, FinishReason::Stop, tail.text + (tail.stop_index ? std::string() : s.stops.flush()), res.token, res);
-    return;
+  if (eog || stop_token) {  // the output stage leaves the stop token's own text out
+    finish(s, FinishReason::Stop, sample.token, sample);
+  } else if (s.output_len() >= stop.max_tokens) {
+    finish(s, FinishReason::Length, sample.token, sample);
+  } else {
+    TokenEvent ev = event_for(s);
+    ev.token = sample.token;
+    ev.sample = sample;
+    events_.push_back(std::move(ev));
   }
-  auto out = s.stops.push(s.detokenizer.push(res.token));
-  if (out.stop_index) {
-    finish(s, FinishReason::Stop, std::move(out.text), res.token, res);
-    return;
-  }
-  if (s.output_len() >= stop.max_tokens) {
-    auto tail = s.stops.push(s.detokenizer.flush());
-    std::string text = out.text + tail.text;
-    if (tail.stop_index) {
-      finish(s, FinishReason::Stop, std::move(text), res.token, res);
-    } else {
-      finish(s, FinishReason::Length, text + s.stops.flush(), res.token, res);
-    }
-    return;
-  }
-  TokenEvent ev;
-  ev.request = s.owner->request.id;
-  ev.index = s.index;
-  ev.token = res.token;
-  ev.text = std::move(out.text);
-  ev.sample = res;
-  s.owner->request.sink(ev);
 }
 
-void Scheduler::finish(Sequence& s, FinishReason reason, std::string text, int32_t token,
-                       const engine::SampleResult& sample, std::string error) {
+TokenEvent Scheduler::event_for(const Sequence& s) const {
   TokenEvent ev;
   ev.request = s.owner->request.id;
   ev.index = s.index;
-  ev.token = token;
-  ev.text = std::move(text);
-  ev.sample = sample;
-  ev.finish = reason;
-  ev.error = std::move(error);
   ev.prompt_tokens = s.prompt_len;
   ev.completion_tokens = std::max(0, s.output_len());
   ev.cached_prompt_tokens = s.cached_tokens;
+  return ev;
+}
+
+void Scheduler::finish(Sequence& s, FinishReason reason, int32_t token, const engine::SampleResult& sample,
+                       std::string error) {
+  TokenEvent ev = event_for(s);
+  ev.token = token;
+  ev.sample = sample;
+  ev.finish = reason;
+  ev.error = std::move(error);
   release(s);
-  s.owner->request.sink(ev);
+  events_.push_back(std::move(ev));
 }
 
 void Scheduler::release(Sequence& s) {
   if (s.kv_started) kv_.free(s.id);
+  sampler_changes_.closed.push_back(s.id);
   s.kv_started = false;
   s.status = SeqStatus::Finished;
   ++s.owner->finished;

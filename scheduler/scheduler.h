@@ -2,19 +2,26 @@
 // The scheduler (DESIGN.md): request lifecycle and the step planner. Each step it decides which
 // sequences run how many tokens — running decodes first, then prompts (or their next chunks) packed
 // into the remaining token budget (prefill_packer.h) — allocates their KV slots, preempting the
-// newest running sequence when the pool runs out, and emits a padding-free StepPlan. After the
-// backend ran it, update() samples the next tokens, applies the stop criteria and streams events.
-// Single-threaded: the EngineLoop owns it and calls it from the engine thread only.
+// newest running sequence when the pool runs out, and emits a padding-free StepPlan that also says which
+// sequence draws from which logits row. After the engine ran it, update() commits the StepResult's
+// tokens, applies the token-level stop criteria (end of generation, stop ids, max_tokens) and frees
+// finished sequences. It only plans and commits: sampling is the engine's (engine/model_runner.h),
+// text and stop strings the output stage's; events and sampler changes are queued for the EngineLoop
+// to hand on (take_events, take_sampler_changes). Single-threaded: the EngineLoop owns it and calls it
+// from the engine thread only.
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "engine/kv/kv_cache_manager.h"
+#include "engine/sampling/sampling_params.h"
 #include "engine/step_plan.h"
+#include "engine/step_result.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "scheduler/request.h"
 #include "scheduler/sequence.h"
@@ -25,7 +32,7 @@ struct SchedulerConfig {
   int32_t max_num_seqs = 64;              // sequences in one step
   int32_t max_num_batched_tokens = 2048;  // tokens in one step
   int32_t max_model_len = 8192;           // prompt + max_tokens
-  int32_t max_waiting = 1024;             // requests queued before add_request refuses
+  int32_t max_waiting = 1024;             // requests queued before EngineLoop::submit refuses
   bool chunked_prefill = true;
   bool padded_prefill = false;            // ablation for benchmarks: pad prompts of a step to the longest
   int32_t starvation_steps = 8;
@@ -47,6 +54,13 @@ struct ScheduledStep {
   bool empty() const { return plan.token_ids.empty(); }
 };
 
+// Samplers the engine must open (new sequences) or close (finished ones) before the next step.
+struct SamplerChanges {
+  std::vector<engine::SequenceSampling> opened;
+  std::vector<uint64_t> closed;
+  bool empty() const { return opened.empty() && closed.empty(); }
+};
+
 struct SchedulerStats {
   int32_t waiting = 0;   // sequences (preempted ones included, choices awaiting their fork not)
   int32_t running = 0;   // sequences
@@ -60,19 +74,29 @@ class Scheduler {
   Scheduler(const SchedulerConfig& config, engine::KvCacheManager& kv, const engine::Tokenizer& tokenizer);
   ~Scheduler();
 
-  // Queues a request (validated against the limits). Errors: invalid request, queue full.
+  // Whether a request may be queued: its fields against the limits (validate_request) and this
+  // configuration. Reads only immutable state, so any thread may call it (EngineLoop::submit does).
+  Status check(const Request& request) const;
+  // Queues a request that passed check(); the queue bound is the EngineLoop's. Its sink is not used
+  // here: events go out through take_events().
   Status add_request(Request request);
   // Ends a request: its sequences are freed now and its sink gets a Cancelled finish event.
   void cancel(RequestId id);
   void cancel_all();
+  // Choice `index` of the request ends with Stop now (the output stage matched a stop string).
+  void stop_choice(RequestId id, int32_t index);
   bool has_request(RequestId id) const { return requests_.contains(id); }
   bool has_work() const { return !requests_.empty(); }
 
   ScheduledStep schedule();
-  // logits: [plan.logits_indices.size()][vocab] from the backend for step.plan.
-  void update(const ScheduledStep& step, std::span<const float> logits);
+  // Commits what the engine produced for step.plan (result.seqs in plan.sample_seq_ids order).
+  void update(const ScheduledStep& step, const engine::StepResult& result);
   // The backend failed on this step: every request in it ends with an error event.
   void fail(const ScheduledStep& step, const std::string& message);
+
+  // Token and finish events since the last call, in order (token ids only; usage on every event).
+  std::vector<TokenEvent> take_events() { return std::exchange(events_, {}); }
+  SamplerChanges take_sampler_changes() { return std::exchange(sampler_changes_, {}); }
 
   SchedulerStats stats() const;
   const SchedulerConfig& config() const { return config_; }
@@ -82,10 +106,17 @@ class Scheduler {
   bool runs_before(const Sequence* a, const Sequence* b) const;
   void preempt(Sequence* victim);
   Sequence* pick_victim(const std::vector<Sequence*>& running, const Sequence* keep) const;
+  // schedule()'s phases (the step's budget and choices travel in StepBuilder, see scheduler.cpp).
+  struct StepBuilder;
+  void place_decodes(StepBuilder& b, std::vector<Sequence*>& waiting);
+  void place_prompts(StepBuilder& b, const std::vector<Sequence*>& waiting);
+  void unblock_empty_step(const StepBuilder& b, const std::vector<Sequence*>& waiting);
+  void build_plan(StepBuilder& b, ScheduledStep& step);
   void fork_choices(RequestState& r);
-  void sample_and_emit(Sequence& s, std::span<const float> logits);
-  void finish(Sequence& s, FinishReason reason, std::string text, int32_t token,
-              const engine::SampleResult& sample, std::string error = {});
+  void commit_token(Sequence& s, const engine::SampleResult& sample);
+  TokenEvent event_for(const Sequence& s) const;
+  void finish(Sequence& s, FinishReason reason, int32_t token, const engine::SampleResult& sample,
+              std::string error = {});
   void release(Sequence& s);
   void erase_if_done(RequestId id);
 
@@ -93,6 +124,8 @@ class Scheduler {
   engine::KvCacheManager& kv_;
   const engine::Tokenizer& tokenizer_;
   RequestLimits limits_;
+  std::vector<TokenEvent> events_;
+  SamplerChanges sampler_changes_;
   std::map<RequestId, std::unique_ptr<RequestState>> requests_;
   uint64_t next_seq_id_ = 1;
   int64_t next_arrival_ = 0;

@@ -1,14 +1,12 @@
 #pragma once
-// What the scheduler tracks per request and per choice (sequence). Owned by the Scheduler, touched
-// only on the engine thread.
+// What the scheduler tracks per request and per choice (sequence): token ids and KV progress only.
+// Sampling state lives with the engine (engine/model_runner.h), text with the output stage. Owned by
+// the Scheduler, touched only on the engine thread.
 #include <cstdint>
 #include <memory>
 #include <vector>
 
-#include "engine/sampler.h"
-#include "engine/tokenizer/tokenizer.h"
 #include "scheduler/request.h"
-#include "scheduler/stop_strings.h"
 
 namespace pagoda::scheduler {
 
@@ -17,11 +15,8 @@ struct RequestState;
 enum class SeqStatus { Waiting, Running, Finished };
 
 struct Sequence {
-  Sequence(uint64_t id, RequestState* owner, int32_t index, const engine::SamplingParams& sampling,
-           const std::vector<int32_t>& prompt, const engine::Tokenizer& tokenizer,
-           const std::vector<std::string>& stop_strings)
-      : id(id), owner(owner), index(index), tokens(prompt), prompt_len(static_cast<int32_t>(prompt.size())),
-        sampler(sampling, prompt), detokenizer(tokenizer), stops(stop_strings) {}
+  Sequence(uint64_t id, RequestState* owner, int32_t index, const std::vector<int32_t>& prompt)
+      : id(id), owner(owner), index(index), tokens(prompt), prompt_len(static_cast<int32_t>(prompt.size())) {}
 
   uint64_t id;            // unique across the scheduler's lifetime (also the KV manager's key)
   RequestState* owner;
@@ -35,9 +30,6 @@ struct Sequence {
   int32_t preemptions = 0;
   bool kv_started = false;      // registered with the KV manager
   bool awaits_fork = false;     // choice 1..n-1: starts when choice 0's prompt is computed
-  engine::Sampler sampler;
-  engine::IncrementalDetokenizer detokenizer;
-  StopStringMatcher stops;
 
   int32_t output_len() const { return static_cast<int32_t>(tokens.size()) - prompt_len; }
   int32_t remaining() const { return static_cast<int32_t>(tokens.size()) - num_computed; }

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "engine/gguf/gguf_file.h"
+#include "server/output_processor.h"
 
 namespace pagoda::server {
 
@@ -183,6 +184,13 @@ Result<scheduler::RequestId> InferenceService::submit(scheduler::Request request
                  total_s, trace->last_finish);
     --in_flight_;
   };
+  // The engine's token events go through the output stage (text, stop strings) before the metrics and
+  // the front end see them.
+  OutputOptions out;
+  out.n = request.n;
+  out.stop_strings = request.stop.stop_strings;
+  out.stop_choice = [this, id](int32_t index) { loop_.stop_choice(id, index); };
+  request.sink = make_output_processor(*model_.tokenizer, std::move(out), std::move(request.sink));
   ++in_flight_;
   if (Status s = loop_.submit(std::move(request)); !s.ok()) {
     --in_flight_;

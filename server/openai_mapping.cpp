@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -283,6 +284,21 @@ void parse_sampling(const Fields& f, ParsedRequest& r) {
     s.frequency_penalty = static_cast<float>(p);
   }
   if (const json* v = f.get("seed")) s.seed = static_cast<uint64_t>(as_int(*v, "seed"));
+  if (const json* v = f.get("logit_bias"); v && !v->is_null()) {
+    // {"token id": bias}: ids are checked against the vocabulary with the rest of the request.
+    if (!v->is_object()) wrong_type(*v, "logit_bias", "an object");
+    if (v->size() > 300) reject(fmt::format("'logit_bias' may have at most 300 entries, got {}", v->size()), "logit_bias");
+    for (const auto& [key, value] : v->items()) {
+      int32_t id = -1;
+      const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+      if (ec != std::errc() || end != key.data() + key.size() || id < 0) {
+        reject(fmt::format("'logit_bias' keys must be token ids, got '{}'", key), "logit_bias");
+      }
+      const double b = as_number(value, "logit_bias." + key);
+      check_range(b, -100.0, 100.0, "logit_bias." + key);
+      s.logit_bias.emplace_back(id, static_cast<float>(b));
+    }
+  }
   if (const json* v = f.get("top_k")) {
     const int64_t k = as_int(*v, "top_k");
     check_range(k, int64_t{-1}, int64_t{1} << 30, "top_k");
@@ -356,10 +372,6 @@ void parse_streaming(const Fields& f, ParsedRequest& r) {
 
 // Fields OpenAI defines that Pagoda cannot honour: accepted only at their no-op values.
 void parse_unsupported(const Fields& f, const ParsedRequest& r) {
-  if (const json* v = f.get("logit_bias")) {
-    if (!v->is_object()) wrong_type(*v, "logit_bias", "an object");
-    if (!v->empty()) reject("'logit_bias' is not supported", "logit_bias");
-  }
   if (r.endpoint == Endpoint::Completions) {
     if (const json* v = f.get("echo"); v && as_bool(*v, "echo")) reject("'echo' is not supported", "echo");
     if (const json* v = f.get("best_of")) {

@@ -10,7 +10,7 @@
 #include <variant>
 #include <vector>
 
-#include "engine/sampler.h"
+#include "engine/sampling/sampling_params.h"
 #include "engine/status.h"
 #include "server/inference_service.h"
 

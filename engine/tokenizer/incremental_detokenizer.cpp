@@ -1,6 +1,6 @@
 // IncrementalDetokenizer: streams the text of a growing id list, holding back the bytes of a code point
 // that a later token may still complete, so no chunk ever ends inside a UTF-8 sequence.
-#include "engine/tokenizer/tokenizer.h"
+#include "engine/tokenizer/incremental_detokenizer.h"
 #include "engine/tokenizer/unicode_utf8.h"
 
 namespace pagoda::engine {

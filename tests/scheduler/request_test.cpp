@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace pagoda::scheduler {
 namespace {
 
@@ -45,7 +47,6 @@ TEST(RequestValidation, RejectsEachBadField) {
       {"logprobs", [](Request& r) { r.sampling.logprobs = 21; }, "logprobs"},
       {"stop token", [](Request& r) { r.stop.stop_token_ids = {100}; }, "stop token id"},
       {"empty stop string", [](Request& r) { r.stop.stop_strings = {""}; }, "stop strings"},
-      {"no sink", [](Request& r) { r.sink = nullptr; }, "sink"},
       {"too many stop strings", [](Request& r) { r.stop.stop_strings.assign(17, "x"); }, "at most 16 stop strings"},
       {"huge stop string", [](Request& r) { r.stop.stop_strings = {std::string(1025, 'x')}; }, "at most 1024 bytes"},
       {"too many stop ids", [](Request& r) { r.stop.stop_token_ids.assign(65, 1); }, "at most 64 stop token ids"},

@@ -68,6 +68,7 @@ TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) {
   struct Expect {
     int32_t n = 1;
     std::set<int32_t> finished;  // choice indices that got their finish event
+    std::set<int32_t> stopped;   // choice indices stopped from the sink
   };
   std::map<RequestId, Expect> live;
   std::map<RequestId, Expect> done;
@@ -87,15 +88,19 @@ TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) {
       r.n = rng() % 5 == 0 ? 2 + static_cast<int32_t>(rng() % 2) : 1;
       r.sampling.temperature = r.n > 1 || rng() % 2 ? 0.9f : 0.0f;
       r.sampling.seed = rng();
-      if (rng() % 6 == 0) r.stop.stop_strings = {"e", "th"};
-      r.sink = [&, id = r.id](const TokenEvent& e) {
+      // As the output stage does on a stop string: the choice is stopped from the sink, mid-flight.
+      const bool stops_early = rng() % 6 == 0;
+      r.sink = [&, id = r.id, stops_early](const TokenEvent& e) {
         auto it = live.find(id);
         if (it == live.end()) {
           ++events_after_finish;
           return;
         }
         EXPECT_NE(e.finish, FinishReason::Error) << e.error;
-        if (e.finish == FinishReason::None) return;
+        if (e.finish == FinishReason::None) {
+          if (stops_early && it->second.stopped.insert(e.index).second) loop.stop_choice(id, e.index);
+          return;
+        }
         EXPECT_TRUE(it->second.finished.insert(e.index).second) << "choice " << e.index << " of " << id << " finished twice";
         if (static_cast<int32_t>(it->second.finished.size()) == it->second.n) {
           done[id] = it->second;
@@ -177,6 +182,13 @@ TEST(SchedulerSoak, ChunkedPrefillIntoATinyPoolNeverStalls) {
   Status s = loop.submit(std::move(too_big));
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("192"), std::string::npos) << s.message();
+
+  Request no_sink;  // nowhere to send its tokens: refused at submit, never queued
+  no_sink.id = 1001;
+  no_sink.prompt = {1, 2};
+  s = loop.submit(std::move(no_sink));
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("no stream sink"), std::string::npos) << s.message();
 }
 
 

@@ -111,6 +111,18 @@ def test_n_and_stop_and_seed(daemon):
     assert a.choices[0].text == b.choices[0].text
 
 
+def test_logit_bias(daemon):
+    client = daemon.openai_client()
+    base = client.completions.create(model=daemon.model_id, prompt=PROMPTS[0], max_tokens=4, temperature=0).choices[0].text
+    # +100 on one token makes greedy decoding repeat it; its one-token text is the unit of the answer.
+    bias = {"504": 100}
+    one = client.completions.create(model=daemon.model_id, prompt=PROMPTS[0], max_tokens=1, temperature=0,
+                                    logit_bias=bias).choices[0].text
+    four = client.completions.create(model=daemon.model_id, prompt=PROMPTS[0], max_tokens=4, temperature=0,
+                                     logit_bias=bias).choices[0].text
+    assert one and four == one * 4 and four != base, (one, four, base)
+
+
 def test_logprobs(daemon):
     client = daemon.openai_client()
     r = client.completions.create(model=daemon.model_id, prompt=PROMPTS[0], max_tokens=4, temperature=0, logprobs=2)

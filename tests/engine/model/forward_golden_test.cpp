@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/loaded_model.h"
-#include "engine/sampler.h"
+#include "engine/sampling/sampler.h"
 #include "engine/single_sequence.h"
 #include "tests/test_env.h"
 

@@ -13,7 +13,7 @@
 #include "engine/loaded_model.h"
 #include "engine/model/model_weights.h"
 #include "engine/model/random_model.h"
-#include "engine/sampler.h"
+#include "engine/sampling/sampler.h"
 #include "engine/single_sequence.h"
 
 namespace pagoda::engine {

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engine/gguf/gguf_file.h"
+#include "engine/tokenizer/incremental_detokenizer.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "tests/test_env.h"
 

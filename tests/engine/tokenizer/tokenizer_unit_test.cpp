@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/tokenizer/pretokenizer.h"
+#include "engine/tokenizer/incremental_detokenizer.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "engine/tokenizer/unicode_utf8.h"
 

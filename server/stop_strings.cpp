@@ -1,11 +1,11 @@
 // Stop strings over streamed text. Invariant: no released byte can be the start of a stop string, because
 // before releasing we hold back the longest suffix of the pending text that is a prefix of some stop string.
 // So every match lies inside held_, and one search of held_ per delta finds it.
-#include "scheduler/stop_strings.h"
+#include "server/stop_strings.h"
 
 #include <algorithm>
 
-namespace pagoda::scheduler {
+namespace pagoda::server {
 namespace {
 
 bool is_continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
@@ -91,4 +91,4 @@ std::string StopStringMatcher::flush() {
   return out;
 }
 
-}  // namespace pagoda::scheduler
+}  // namespace pagoda::server

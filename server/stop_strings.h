@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-namespace pagoda::scheduler {
+namespace pagoda::server {
 
 class StopStringMatcher {
  public:
@@ -28,4 +28,4 @@ class StopStringMatcher {
   size_t max_len_ = 0;
 };
 
-}  // namespace pagoda::scheduler
+}  // namespace pagoda::server

@@ -1,6 +1,6 @@
 // Sampler: greedy ties, seeded reproducibility, top-k / top-p / min-p masks against a naive full-sort
 // reference (membership and frequencies), penalties through crafted logits, raw logprobs.
-#include "engine/sampler.h"
+#include "engine/sampling/sampler.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Stop strings across streamed deltas: held-back prefixes, release on divergence, earliest/longest match,
 // UTF-8 code points never split, flush.
-#include "scheduler/stop_strings.h"
+#include "server/stop_strings.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace pagoda::scheduler {
+namespace pagoda::server {
 namespace {
 
 // Feeds deltas; returns everything emitted (flushed at the end when no stop matched) and the stop index.
@@ -164,4 +164,4 @@ TEST(StopStrings, EmptyStopStringsAreIgnored) {
 }
 
 }  // namespace
-}  // namespace pagoda::scheduler
+}  // namespace pagoda::server
