@@ -10,7 +10,7 @@
 # 4. runs the run command there: `bash scripts/run.sh` until /health answers and one completion
 #    succeeds, then SIGTERM, which must drain and exit 0.
 # Nothing of this machine's packages, virtual environment, build or model cache reaches the chroot:
-# only its network settings (resolv.conf, apt sources, the CA bundle it trusts). A step that fails
+# only its network settings (resolv.conf, hosts, apt sources, the CA bundle it trusts). A step that fails
 # ends the check with "FAILED at step '...'" and a non-zero exit. Needs root (chroot, mounts).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -100,7 +100,10 @@ SRC=/src/pagoda
 mkdir -p "$R$SRC"
 git archive --format=tar "$REV" | tar -x -C "$R$SRC"
 
+# Name resolution as on this machine: a minbase root file system has no /etc/hosts (an installer or a
+# container runtime writes it), and without one 'localhost' does not resolve.
 cp -L /etc/resolv.conf "$R/etc/resolv.conf"
+cp -L /etc/hosts "$R/etc/hosts"
 # The CA bundle this machine trusts (a proxy's CA, where there is one): kept apart from the chroot's
 # own /etc/ssl so installing ca-certificates there does not replace it.
 HOST_CA=/etc/pagoda-fresh/host-ca-certificates.crt
