@@ -31,6 +31,7 @@ Status ModelRunner::copy_blocks(std::span<const std::pair<int32_t, int32_t>> src
 
 Result<StepResult> ModelRunner::execute(const StepPlan& plan) {
   StepResult result;
+  if (Status s = plan.validate_samples(vocab_); !s.ok()) return Status::error(StatusCode::Internal, s.message());
   const size_t vocab = static_cast<size_t>(vocab_);
   logits_.resize(plan.logits_indices.size() * vocab);
   auto t0 = std::chrono::steady_clock::now();

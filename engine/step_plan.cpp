@@ -68,6 +68,10 @@ Status StepPlan::validate(int32_t num_blocks, int32_t block_size, int32_t vocab_
       return Status::error(fmt::format("step plan: logits index {} is outside 0..{}", li, T - 1));
     }
   }
+  return validate_samples(vocab_size);
+}
+
+Status StepPlan::validate_samples(int32_t vocab_size) const {
   const size_t S = sample_seq_ids.size();
   if (sample_rows.size() != S) {
     return Status::error(fmt::format("step plan: {} samples but {} sample rows", S, sample_rows.size()));
@@ -78,10 +82,22 @@ Status StepPlan::validate(int32_t num_blocks, int32_t block_size, int32_t vocab_
                                        logits_indices.size()));
     }
   }
+  // One draw per sequence per step (speculation will add rows, not repeat the sequence).
+  std::vector<uint64_t> ids(sample_seq_ids);
+  std::sort(ids.begin(), ids.end());
+  if (auto dup = std::adjacent_find(ids.begin(), ids.end()); dup != ids.end()) {
+    return Status::error(fmt::format("step plan: sequence {} samples twice in one step", *dup));
+  }
   const size_t words = static_cast<size_t>(token_mask_words(vocab_size));
   if (!token_masks.empty() && token_masks.size() != S * words) {
     return Status::error(fmt::format("step plan: token_masks has {} words, want {} samples x {} words", token_masks.size(),
                                      S, words));
+  }
+  for (size_t i = 0; i < (token_masks.empty() ? 0 : S); ++i) {
+    const auto row = std::span(token_masks).subspan(i * words, words);
+    if (std::all_of(row.begin(), row.end(), [](uint32_t w) { return w == 0; })) {
+      return Status::error(fmt::format("step plan: the token mask of sequence {} allows no token", sample_seq_ids[i]));
+    }
   }
   return {};
 }

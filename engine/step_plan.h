@@ -50,6 +50,9 @@ struct StepPlan {
   // sequence's blocks); a backend calls this before touching memory. num_blocks/block_size describe
   // the KV pool the plan targets.
   Status validate(int32_t num_blocks, int32_t block_size, int32_t vocab_size) const;
+  // The sampling fields alone (rows in range, one draw per sequence, mask sizes, no empty mask), for
+  // whoever samples (engine/model_runner.h); validate() includes it.
+  Status validate_samples(int32_t vocab_size) const;
 };
 
 // Builds a StepPlan one sequence at a time. The scheduler (and tests, and the CLI) use it so the flat

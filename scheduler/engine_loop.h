@@ -81,6 +81,8 @@ class EngineLoop {
   // The largest prompt + max_tokens a request may ask for: max_model_len, capped by the KV pool.
   int32_t max_model_len() const { return scheduler_->config().max_model_len; }
   const engine::KvCacheManager& kv() const { return *kv_; }
+  // Samplers the model runner holds (engine thread; tests check that finished sequences close theirs).
+  int32_t open_samplers() const { return runner_.num_open(); }
 
  private:
   // Where a request's events go until its last choice finished (engine thread only).

@@ -294,6 +294,9 @@ void parse_sampling(const Fields& f, ParsedRequest& r) {
       if (ec != std::errc() || end != key.data() + key.size() || id < 0) {
         reject(fmt::format("'logit_bias' keys must be token ids, got '{}'", key), "logit_bias");
       }
+      for (const auto& [seen, bias] : s.logit_bias) {
+        if (seen == id) reject(fmt::format("'logit_bias' names token {} twice", id), "logit_bias");
+      }
       const double b = as_number(value, "logit_bias." + key);
       check_range(b, -100.0, 100.0, "logit_bias." + key);
       s.logit_bias.emplace_back(id, static_cast<float>(b));

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/sampling/sampling_params.h"
+
 namespace pagoda::engine {
 namespace {
 
@@ -11,7 +13,10 @@ StepPlan two_sequences() {
   const std::vector<int32_t> prompt = {5, 6, 7, 8, 9}, decode = {3};
   const std::vector<int32_t> table_a = {7, 2}, table_b = {0, 1, 3};
   b.add_sequence(10, prompt, 0, table_a);
+  b.sample_last_row(10);
   b.add_sequence(11, decode, 9, table_b);
+  b.sample_last_row(11);
+  b.sample_last_row(12);  // a forked choice drawing from its parent's row
   return b.build();
 }
 
@@ -26,6 +31,8 @@ TEST(StepPlan, BuilderFlattensRaggedSequences) {
   EXPECT_EQ(p.max_blocks_per_seq, 3);
   EXPECT_EQ(p.block_tables, (std::vector<int32_t>{7, 2, -1, 0, 1, 3}));
   EXPECT_EQ(p.logits_indices, (std::vector<int32_t>{4, 5}));
+  EXPECT_EQ(p.sample_seq_ids, (std::vector<uint64_t>{10, 11, 12}));
+  EXPECT_EQ(p.sample_rows, (std::vector<int32_t>{0, 1, 1}));
   EXPECT_TRUE(p.validate(8, 4, 100).ok()) << p.validate(8, 4, 100).message();
 }
 
@@ -45,6 +52,11 @@ TEST(StepPlan, ValidateRejectsBrokenPlans) {
       {"bad cu_seqlens", [](StepPlan& p) { p.cu_seqlens[2] = 7; }, "cu_seqlens"},
       {"logits index", [](StepPlan& p) { p.logits_indices[0] = 6; }, "logits index"},
       {"short positions", [](StepPlan& p) { p.positions.pop_back(); }, "positions"},
+      {"sample row", [](StepPlan& p) { p.sample_rows[2] = 2; }, "sample row 2 is outside"},
+      {"sample rows size", [](StepPlan& p) { p.sample_rows.pop_back(); }, "sample rows"},
+      {"sampled twice", [](StepPlan& p) { p.sample_seq_ids[2] = 10; }, "sequence 10 samples twice"},
+      {"mask size", [](StepPlan& p) { p.token_masks.assign(5, ~0u); }, "token_masks has 5 words"},
+      {"empty mask", [](StepPlan& p) { p.token_masks.assign(12, ~0u); p.token_masks[4] = p.token_masks[5] = p.token_masks[6] = p.token_masks[7] = 0; }, "sequence 11 allows no token"},
   };
   for (const Case& c : cases) {
     StepPlan p = two_sequences();
@@ -53,6 +65,13 @@ TEST(StepPlan, ValidateRejectsBrokenPlans) {
     EXPECT_FALSE(s.ok()) << c.what;
     EXPECT_NE(s.message().find(c.message_part), std::string::npos) << c.what << ": " << s.message();
   }
+}
+
+TEST(StepPlan, MasksOfTheRightSizeAreValid) {
+  StepPlan p = two_sequences();
+  p.token_masks.assign(3 * static_cast<size_t>(token_mask_words(100)), 0u);
+  for (size_t i = 0; i < 3; ++i) p.token_masks[i * 4] = 1u;  // each sample allows token 0
+  EXPECT_TRUE(p.validate(8, 4, 100).ok()) << p.validate(8, 4, 100).message();
 }
 
 }  // namespace

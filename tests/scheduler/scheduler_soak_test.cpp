@@ -72,7 +72,7 @@ TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) {
   };
   std::map<RequestId, Expect> live;
   std::map<RequestId, Expect> done;
-  int64_t cancelled = 0, events_after_finish = 0;
+  int64_t cancelled = 0, events_after_finish = 0, stopped_finishes = 0;
 
   const int total = 1000;
   int submitted = 0;
@@ -100,6 +100,11 @@ TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) {
         if (e.finish == FinishReason::None) {
           if (stops_early && it->second.stopped.insert(e.index).second) loop.stop_choice(id, e.index);
           return;
+        }
+        if (it->second.stopped.contains(e.index)) {  // ends by the stop (or a cancel that came first)
+          EXPECT_TRUE(e.finish == FinishReason::Stop || e.finish == FinishReason::Cancelled) << e.index;
+          EXPECT_EQ(e.token, -1) << "a stopped choice draws no further token";
+          ++stopped_finishes;
         }
         EXPECT_TRUE(it->second.finished.insert(e.index).second) << "choice " << e.index << " of " << id << " finished twice";
         if (static_cast<int32_t>(it->second.finished.size()) == it->second.n) {
@@ -129,6 +134,8 @@ TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) {
   EXPECT_EQ(done.size(), static_cast<size_t>(total));
   EXPECT_EQ(events_after_finish, 0);
   EXPECT_GT(cancelled, 0);
+  EXPECT_GT(stopped_finishes, 0) << "choices stopped mid-flight from their sinks";
+  EXPECT_EQ(loop.open_samplers(), 0) << "every finished sequence closed its sampler";
   const EngineLoopStats st = loop.stats();
   EXPECT_GT(st.preemptions, 0) << "the pool was sized to force preemption";
   EXPECT_GT(st.prefix_hits, 0) << "requests share prefixes";

@@ -95,10 +95,24 @@ TEST_F(OutputProcessorTest, PartialStopStringIsHeldBackThenReleased) {
   auto sink = make({"two four"});
   for (int32_t id : ids) sink(token(id));
   EXPECT_EQ(text_of(), "one two three") << "the prefix 'two' was held while it could match, then released";
+  ASSERT_GE(got_.size(), 3u);
+  ASSERT_EQ(tok_->token_to_piece(ids[1], false), " two");
+  EXPECT_EQ(got_[0].text + got_[1].text, "one ") << "'two' may still start 'two four': held back";
   sink(finish(FinishReason::Length, tok_->encode(" end", false, false).at(0)));
   EXPECT_EQ(text_of(), "one two three end");
   EXPECT_EQ(got_.back().finish, FinishReason::Length);
   EXPECT_TRUE(stop_requests_.empty());
+}
+
+TEST_F(OutputProcessorTest, ALastTokenThatCompletesAStopStringFinishesWithStop) {
+  const std::vector<int32_t> ids = tok_->encode("go to the end", false, false);
+  auto sink = make({"the end"});
+  for (size_t i = 0; i + 1 < ids.size(); ++i) sink(token(ids[i]));
+  sink(finish(FinishReason::Length, ids.back()));  // max_tokens reached on the token that completes it
+  EXPECT_EQ(text_of(), "go to ");
+  ASSERT_EQ(finishes(), 1);
+  EXPECT_EQ(got_.back().finish, FinishReason::Stop);
+  EXPECT_TRUE(stop_requests_.empty()) << "the engine already ended the choice";
 }
 
 TEST_F(OutputProcessorTest, Utf8IsHeldBackUntilTheCharacterIsWhole) {

@@ -92,6 +92,7 @@ CASES = [
     ("suffix", "POST", C, {"prompt": "hi", "suffix": "end"}, 400, "'suffix' is not supported"),
     ("logit-bias-key", "POST", C, {"prompt": "hi", "logit_bias": {"abc": -100}}, 400, "'logit_bias' keys must be token ids, got 'abc'"),
     ("logit-bias-range", "POST", C, {"prompt": "hi", "logit_bias": {"5": 101}}, 400, "'logit_bias.5' must be between -100 and 100"),
+    ("logit-bias-twice", "POST", C, {"prompt": "hi", "logit_bias": {"7": 1, "07": 1}}, 400, "'logit_bias' names token 7 twice"),
     ("logit-bias-vocab", "POST", C, {"prompt": "hi", "logit_bias": {"5000000": 1}}, 400, "logit_bias token id 5000000 is outside the vocabulary"),
     ("n-zero", "POST", C, {"prompt": "hi", "n": 0}, 400, "'n' must be between 1 and 16, got 0"),
     ("n-100", "POST", CHAT, {"messages": MSG, "n": 100}, 400, "'n' must be between 1 and 16, got 100"),

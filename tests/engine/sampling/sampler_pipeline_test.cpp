@@ -1,6 +1,7 @@
 // The sampler pipeline's fixed order (logits_processors.h): penalties -> logit bias -> token mask ->
 // temperature / top-k / top-p / min-p. Each test builds logits where another order would pick another
-// token, so a reordering fails here. Also: accept() reaches the stages, log-probabilities stay the model's.
+// token, so a reordering of the finite stages fails here; the mask is checked to win over any bias and to
+// come before top-k. Also: accept() reaches the stages, log-probabilities stay the model's.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -33,7 +34,7 @@ TEST(SamplerPipeline, PenaltiesRunBeforeLogitBias) {
   EXPECT_EQ(s.sample(logits).token, 1);
 }
 
-TEST(SamplerPipeline, MaskAfterBiasForbidsEvenAHugeBias) {
+TEST(SamplerPipeline, MaskForbidsEvenAHugeBias) {
   std::vector<float> logits(100, 0.0f);
   logits[7] = 9.0f;
   SamplingParams p;
@@ -102,13 +103,20 @@ TEST(LogitsProcessors, OnlyStagesWithWorkAreBuiltInOrder) {
   EXPECT_STREQ(stages[1]->name(), "logit_bias");
 }
 
-TEST(LogitsProcessors, TokenMaskClearsDisallowedAndPastTheMask) {
+TEST(LogitsProcessors, TokenMaskClearsDisallowedTokens) {
   std::vector<float> z(70, 1.0f);
   const auto mask = mask_allowing(70, {0, 33, 69});
   apply_token_mask(z, mask);
   for (int32_t t = 0; t < 70; ++t) {
     EXPECT_EQ(std::isinf(z[t]), !(t == 0 || t == 33 || t == 69)) << t;
   }
+}
+
+TEST(LogitsProcessors, AShortMaskAllowsNothingPastItsEnd) {
+  std::vector<float> z(70, 1.0f);
+  const std::vector<uint32_t> one_word = {0x5u};  // tokens 0 and 2; nothing said about 32..69
+  apply_token_mask(z, one_word);
+  for (int32_t t = 0; t < 70; ++t) EXPECT_EQ(std::isinf(z[t]), !(t == 0 || t == 2)) << t;
 }
 
 }  // namespace
