@@ -10,6 +10,7 @@
 
 #include "engine/loaded_model.h"
 #include "tests/test_env.h"
+#include "tests/test_utf8.h"
 
 namespace pagoda::server {
 namespace {
@@ -63,18 +64,7 @@ class OutputProcessorTest : public ::testing::Test {
   std::vector<int32_t> stop_requests_;
 };
 
-bool valid_utf8(const std::string& s) {
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    const size_t len = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
-    if (len == 0 || i + len > s.size()) return false;
-    for (size_t k = 1; k < len; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    }
-    i += len;
-  }
-  return true;
-}
+using test::valid_utf8;
 
 TEST_F(OutputProcessorTest, StopStringAcrossTokenBoundariesEndsTheChoiceOnce) {
   const std::vector<int32_t> ids = tok_->encode("Hello world, the end of it", false, false);

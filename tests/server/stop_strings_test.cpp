@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_utf8.h"
+
 namespace pagoda::server {
 namespace {
 
@@ -33,18 +35,7 @@ Run feed(std::vector<std::string> stops, const std::vector<std::string>& deltas)
   return r;
 }
 
-bool valid_utf8(const std::string& s) {
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    const size_t len = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
-    if (len == 0 || i + len > s.size()) return false;
-    for (size_t k = 1; k < len; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    }
-    i += len;
-  }
-  return true;
-}
+using test::valid_utf8;
 
 TEST(StopStrings, NoStopsPassThrough) {
   StopStringMatcher m({});
