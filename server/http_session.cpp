@@ -8,6 +8,7 @@
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
+#include <array>
 #include <boost/beast/http.hpp>
 #include <cerrno>
 #include <ctime>
@@ -230,8 +231,29 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
   }
 
   void exchange_done(bool close) {
-    if (close || closed_) return do_close();
+    if (closed_) return;
+    if (close) return linger_close();
     read_next();
+  }
+
+  // After a response that ends the connection (413, a malformed request, draining), the client may still be
+  // sending its body. Closing with unread bytes makes the kernel reset the connection, and the client can
+  // lose the response it was sent. So the send side is shut and what still arrives is read and dropped,
+  // for at most 2 s and 1 MiB, before the close (nginx's lingering close).
+  void linger_close(size_t drained = 0) {
+    if (closed_) return;
+    if (drained == 0) {
+      error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      if (ec) return do_close();
+      stream_.expires_after(std::chrono::seconds(2));
+    }
+    if (drained >= (size_t{1} << 20)) return do_close();
+    stream_.async_read_some(asio::buffer(linger_buf_),
+                            [self = shared_from_this(), drained](error_code ec, size_t n) {
+                              if (ec) return self->do_close();  // EOF, reset, or the 2 s are up
+                              self->linger_close(drained + std::max<size_t>(n, 1));
+                            });
   }
 
   // ---- generation -----------------------------------------------------------------------------
@@ -444,6 +466,7 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
   std::optional<http::request_parser<http::string_body>> parser_;
   bool first_ = true;
   bool closed_ = false;
+  std::array<char, 16384> linger_buf_{};
   bool keep_alive_ = true;
   bool counted_ = false;  // holds one count of ctx_.active
   std::unique_ptr<Generation> gen_;
