@@ -1,6 +1,6 @@
 // The tiny random Llama (engine/model/random_model.h): it loads (weights, tokenizer, CPU backend),
 // broken variants give errors naming what is wrong, and the CPU forward pass matches a naive
-// double-precision reference forward written here from the dequantized weights.
+// double-precision reference forward (tests/reference_forward.h) from the dequantized weights.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,6 +15,7 @@
 #include "engine/model/random_model.h"
 #include "engine/sampling/sampler.h"
 #include "engine/single_sequence.h"
+#include "tests/reference_forward.h"
 
 namespace pagoda::engine {
 namespace {
@@ -98,114 +99,8 @@ TEST(TinyModelWeights, HeadCountNotAMultipleOfKvHeads) {
 
 // ---- the naive reference forward (double precision, from dequantized weights) ----
 
-struct Matrix {
-  int64_t rows = 0, cols = 0;
-  std::vector<float> w;  // [rows][cols]
-  std::vector<double> apply(const std::vector<double>& x) const {
-    std::vector<double> y(static_cast<size_t>(rows), 0.0);
-    for (int64_t r = 0; r < rows; ++r) {
-      double acc = 0.0;
-      for (int64_t c = 0; c < cols; ++c) acc += static_cast<double>(w[r * cols + c]) * x[c];
-      y[r] = acc;
-    }
-    return y;
-  }
-};
+using reference::reference_logits;
 
-Matrix dequant(const GgufTensorInfo* t) {
-  Matrix m;
-  m.cols = t->dims[0];
-  m.rows = t->dims.size() > 1 ? t->dims[1] : 1;
-  m.w.resize(static_cast<size_t>(m.rows * m.cols));
-  for (int64_t r = 0; r < m.rows; ++r) EXPECT_TRUE(tensor_row_to_f32(*t, r, m.w.data() + r * m.cols).ok());
-  return m;
-}
-
-std::vector<double> vec(const GgufTensorInfo* t) {
-  auto v = tensor_to_f32(*t);
-  EXPECT_TRUE(v.ok()) << v.message();
-  return std::vector<double>(v.value().begin(), v.value().end());
-}
-
-std::vector<double> rms_norm(const std::vector<double>& x, const std::vector<double>& g, double eps) {
-  double ss = 0.0;
-  for (double v : x) ss += v * v;
-  const double s = 1.0 / std::sqrt(ss / static_cast<double>(x.size()) + eps);
-  std::vector<double> y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * s * g[i];
-  return y;
-}
-
-// RoPE, normal mode: pairs (2i, 2i+1) of each head rotated by pos * base^(-2i/head_dim).
-void rope(std::vector<double>& x, int heads, int hd, int pos, double base) {
-  for (int h = 0; h < heads; ++h) {
-    for (int i = 0; i < hd / 2; ++i) {
-      const double a = pos * std::pow(base, -2.0 * i / hd);
-      double& x0 = x[h * hd + 2 * i];
-      double& x1 = x[h * hd + 2 * i + 1];
-      const double r0 = x0 * std::cos(a) - x1 * std::sin(a), r1 = x0 * std::sin(a) + x1 * std::cos(a);
-      x0 = r0;
-      x1 = r1;
-    }
-  }
-}
-
-std::vector<std::vector<double>> reference_logits(const ModelWeights& W, const std::vector<int32_t>& tokens) {
-  const ModelConfig& c = W.config;
-  const int hd = c.head_dim, nh = c.n_heads, nkv = c.n_kv_heads, group = nh / nkv;
-  const Matrix emb = dequant(W.token_embd), out = dequant(W.output);
-  struct Layer {
-    std::vector<double> attn_norm, ffn_norm;
-    Matrix q, k, v, o, gate, up, down;
-  };
-  std::vector<Layer> layers;
-  for (const LayerWeights& L : W.layers) {
-    layers.push_back({vec(L.attn_norm), vec(L.ffn_norm), dequant(L.wq), dequant(L.wk), dequant(L.wv), dequant(L.wo),
-                      dequant(L.w_gate), dequant(L.w_up), dequant(L.w_down)});
-  }
-  const std::vector<double> out_norm = vec(W.output_norm);
-  std::vector<std::vector<std::vector<double>>> kcache(layers.size()), vcache(layers.size());
-  std::vector<std::vector<double>> logits;
-  for (size_t pos = 0; pos < tokens.size(); ++pos) {
-    std::vector<double> x(emb.w.begin() + tokens[pos] * emb.cols, emb.w.begin() + (tokens[pos] + 1) * emb.cols);
-    for (size_t l = 0; l < layers.size(); ++l) {
-      const Layer& L = layers[l];
-      const std::vector<double> h = rms_norm(x, L.attn_norm, c.rms_eps);
-      std::vector<double> q = L.q.apply(h), k = L.k.apply(h), v = L.v.apply(h);
-      rope(q, nh, hd, static_cast<int>(pos), c.rope_theta);
-      rope(k, nkv, hd, static_cast<int>(pos), c.rope_theta);
-      kcache[l].push_back(k);
-      vcache[l].push_back(v);
-      std::vector<double> attn(static_cast<size_t>(nh * hd), 0.0);
-      for (int head = 0; head < nh; ++head) {
-        const int kvh = head / group;
-        std::vector<double> s(pos + 1);
-        double mx = -1e300;
-        for (size_t j = 0; j <= pos; ++j) {
-          double d = 0.0;
-          for (int i = 0; i < hd; ++i) d += q[head * hd + i] * kcache[l][j][kvh * hd + i];
-          s[j] = d / std::sqrt(static_cast<double>(hd));
-          mx = std::max(mx, s[j]);
-        }
-        double sum = 0.0;
-        for (double& e : s) sum += (e = std::exp(e - mx));
-        for (size_t j = 0; j <= pos; ++j) {
-          for (int i = 0; i < hd; ++i) attn[head * hd + i] += s[j] / sum * vcache[l][j][kvh * hd + i];
-        }
-      }
-      const std::vector<double> o = L.o.apply(attn);
-      for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
-      const std::vector<double> h2 = rms_norm(x, L.ffn_norm, c.rms_eps);
-      const std::vector<double> g = L.gate.apply(h2), u = L.up.apply(h2);
-      std::vector<double> a(g.size());
-      for (size_t i = 0; i < g.size(); ++i) a[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
-      const std::vector<double> dn = L.down.apply(a);
-      for (size_t i = 0; i < x.size(); ++i) x[i] += dn[i];
-    }
-    logits.push_back(out.apply(rms_norm(x, out_norm, c.rms_eps)));
-  }
-  return logits;
-}
 
 std::string tiny_path(const RandomModelSpec& s) {
   return ::testing::TempDir() + "/pagoda_tiny_" + ggml_type_name(static_cast<uint32_t>(s.weight_type)) +

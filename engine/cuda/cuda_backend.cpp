@@ -1,0 +1,290 @@
+// The CUDA backend (cuda_backend.h): a Llama forward pass over a ragged StepPlan. Per layer:
+//   h = rmsnorm(x)                      (fused with the residual add of the previous block)
+//   qkv = h Wqkv^T;  rope(q, k);  K, V -> paged pool by slot mapping
+//   attn = paged_attention(q)           (causal, over the sequence's blocks, split when long)
+//   x += attn Wo^T;  h = rmsnorm(x)     (one kernel)
+//   x += (silu(h Wgate^T) * h Wup^T) Wdown^T
+// then the LM head on the logits rows only. Every call's error becomes the step's Status.
+#include "engine/cuda/cuda_backend.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <vector>
+
+#include "engine/cuda/attention.h"
+#include "engine/cuda/cuda_status.h"
+#include "engine/cuda/device_weights.h"
+#include "engine/cuda/gemm.h"
+#include "engine/cuda/kernels.h"
+#include "engine/cuda/launch_plan.h"
+
+namespace pagoda::engine::cuda {
+
+std::string CudaDeviceInfo::describe() const {
+  return fmt::format("{} (device {}, sm_{}{}, {} SMs, {:.1f} GiB, {:.1f} GiB free)", name, index, major, minor, sm_count,
+                     static_cast<double>(total_bytes) / (1 << 30), static_cast<double>(free_bytes) / (1 << 30));
+}
+
+Result<int32_t> cuda_device_count() {
+  int n = 0;
+  if (cudaError_t err = cudaGetDeviceCount(&n); err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return Status::error(StatusCode::Unavailable, fmt::format("no usable CUDA device: {} ({})", cudaGetErrorName(err),
+                                                              cudaGetErrorString(err)));
+  }
+  if (n == 0) return Status::error(StatusCode::Unavailable, "no CUDA device is visible");
+  return n;
+}
+
+Result<CudaDeviceInfo> cuda_device_info(int32_t device) {
+  auto n = cuda_device_count();
+  if (!n.ok()) return n.status();
+  if (device < 0 || device >= n.value()) {
+    return Status::error(fmt::format("--device {} does not exist: {} CUDA device(s) visible", device, n.value()));
+  }
+  cudaDeviceProp prop{};
+  PAGODA_CUDA_TRY(cudaGetDeviceProperties(&prop, device));
+  PAGODA_CUDA_TRY(cudaSetDevice(device));
+  size_t free_b = 0, total_b = 0;
+  PAGODA_CUDA_TRY(cudaMemGetInfo(&free_b, &total_b));
+  CudaDeviceInfo info;
+  info.index = device;
+  info.name = prop.name;
+  info.major = prop.major;
+  info.minor = prop.minor;
+  info.sm_count = prop.multiProcessorCount;
+  info.total_bytes = static_cast<int64_t>(total_b);
+  info.free_bytes = static_cast<int64_t>(free_b);
+  return info;
+}
+
+namespace {
+
+// Device scratch for one step, grown to the largest step seen.
+struct StepBuffers {
+  DeviceBuffer<int32_t> ints;  // the PackedStep
+  DeviceBuffer<float> x, qkv, attn, out, gate_up, attn_ws, logits;
+  DeviceBuffer<uint16_t> h, attn_bf16, act, head_in;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const CudaBackendOptions& o) : opts_(o) {}
+  ~CudaBackend() override {
+    weights_ = {};
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+  std::string name() const override { return "cuda"; }
+
+  Status load(std::shared_ptr<const ModelWeights> weights) override {
+    auto info = cuda_device_info(opts_.device);
+    if (!info.ok()) return info.status();
+    info_ = info.value();
+    const ModelConfig& c = weights->config;
+    if (c.head_dim > kMaxHeadDim || c.head_dim % 2 != 0) {
+      return Status::error(fmt::format("the CUDA backend supports head_dim up to {} (even); the model has {}",
+                                       kMaxHeadDim, c.head_dim));
+    }
+    if (!stream_) PAGODA_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    if (!gemm_) {
+      auto g = Gemm::create();
+      if (!g.ok()) return g.status();
+      gemm_ = std::move(g.value());
+    }
+    auto dw = upload_weights(*weights);
+    if (!dw.ok()) return dw.status();
+    weights_ = std::move(dw.value());
+    w_ = std::move(weights);
+    rope_.head_dim = c.head_dim;
+    rope_.rope_dim = c.head_dim;
+    rope_.theta_scale = std::pow(c.rope_theta, -2.0f / static_cast<float>(c.head_dim));
+    rope_.freq_factors = weights_.rope_freq_factors.size() ? weights_.rope_freq_factors.get() : nullptr;
+    spdlog::info("cuda: {}; weights {:.2f} GiB in bf16", info_.describe(),
+                 static_cast<double>(weights_.bytes) / (1 << 30));
+    return {};
+  }
+
+  Status allocate_kv(const KvCacheShape& shape) override {
+    if (!w_) return Status::error("allocate_kv: load() the model first");
+    if (shape.num_blocks <= 0 || shape.block_size <= 0 || shape.block_size > 1024) {
+      return Status::error(fmt::format("allocate_kv: {} blocks of {} tokens is not a valid pool (blocks >= 1, "
+                                       "block size 1..1024)",
+                                       shape.num_blocks, shape.block_size));
+    }
+    kv_shape_ = shape;
+    layer_elems_ = static_cast<int64_t>(shape.num_blocks) * block_elems();
+    if (Status s = kv_.allocate(static_cast<size_t>(layer_elems_ * w_->config.n_layers), "the KV pool"); !s.ok()) {
+      kv_shape_ = {};
+      return s;
+    }
+    PAGODA_CUDA_TRY(cudaMemsetAsync(kv_.get(), 0, kv_.bytes(), stream_));
+    PAGODA_CUDA_TRY(cudaStreamSynchronize(stream_));
+    spdlog::info("cuda: KV pool {} blocks of {} tokens, {:.2f} GiB", shape.num_blocks, shape.block_size,
+                 static_cast<double>(kv_.bytes()) / (1 << 30));
+    return {};
+  }
+  KvCacheShape kv_shape() const override { return kv_shape_; }
+  int64_t kv_bytes_per_block() const override { return w_ ? block_elems() * w_->config.n_layers * 2 : 0; }
+
+  Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override {
+    if (src_dst.empty()) return {};
+    std::vector<int32_t> flat;
+    flat.reserve(src_dst.size() * 2);
+    for (auto [src, dst] : src_dst) {
+      if (src < 0 || dst < 0 || src >= kv_shape_.num_blocks || dst >= kv_shape_.num_blocks) {
+        return Status::error(fmt::format("copy_blocks: block pair ({}, {}) outside the pool of {}", src, dst,
+                                         kv_shape_.num_blocks));
+      }
+      flat.push_back(src);
+      flat.push_back(dst);
+    }
+    if (Status s = pairs_.reserve(flat.size(), "copy_blocks pairs"); !s.ok()) return s;
+    PAGODA_CUDA_TRY(cudaMemcpyAsync(pairs_.get(), flat.data(), flat.size() * 4, cudaMemcpyHostToDevice, stream_));
+    PAGODA_CUDA_TRY(copy_kv_blocks(kv_.get(), layer_elems_, w_->config.n_layers, block_elems(), pairs_.get(),
+                                   static_cast<int32_t>(src_dst.size()), stream_));
+    PAGODA_CUDA_TRY(cudaStreamSynchronize(stream_));
+    return {};
+  }
+
+  int64_t decode_weight_bytes() const override {
+    int64_t bytes = weights_.lm_head.bytes();
+    for (const DeviceLayer& L : weights_.layers) bytes += L.qkv.bytes() + L.wo.bytes() + L.gate_up.bytes() + L.down.bytes();
+    return bytes;
+  }
+
+  std::string describe() const override {
+    return fmt::format("cuda: {}; bf16 weights, cuBLASLt GEMMs (fp32 accumulate), fp16 paged KV", info_.describe());
+  }
+
+  Status execute(const StepPlan& plan, std::span<float> logits) override {
+    if (!w_ || kv_.size() == 0) return Status::error("execute: the backend has no model or no KV cache");
+    const ModelConfig& c = w_->config;
+    if (Status s = plan.validate(kv_shape_.num_blocks, kv_shape_.block_size, c.vocab_size); !s.ok()) return s;
+    const size_t want = plan.logits_indices.size() * static_cast<size_t>(c.vocab_size);
+    if (logits.size() < want) {
+      return Status::error(fmt::format("execute: logits buffer holds {} floats, the plan needs {}", logits.size(), want));
+    }
+    if (plan.num_tokens() == 0) return {};
+    if (Status s = forward(plan); !s.ok()) return s;
+    if (want > 0) {
+      PAGODA_CUDA_TRY(cudaMemcpyAsync(logits.data(), buf_.logits.get(), want * sizeof(float), cudaMemcpyDeviceToHost,
+                                      stream_));
+    }
+    PAGODA_CUDA_TRY(cudaStreamSynchronize(stream_));
+    return {};
+  }
+
+ private:
+  int64_t block_elems() const {
+    const ModelConfig& c = w_->config;
+    return 2LL * c.n_kv_heads * kv_shape_.block_size * c.head_dim;
+  }
+
+  Status reserve(const PackedStep& p, const AttentionSplit& split) {
+    const ModelConfig& c = w_->config;
+    const size_t T = static_cast<size_t>(p.num_tokens), R = static_cast<size_t>(p.num_logits);
+    const size_t d = c.d_model, qkv = c.q_dim() + 2 * c.kv_dim(), ff = c.ffn_dim;
+    for (Status s : {buf_.ints.reserve(p.data.size(), "step indices"), buf_.x.reserve(T * d, "activations"),
+                     buf_.qkv.reserve(T * qkv, "q|k|v"), buf_.attn.reserve(T * c.q_dim(), "attention output"),
+                     buf_.out.reserve(T * d, "block output"), buf_.gate_up.reserve(T * 2 * ff, "gate|up"),
+                     buf_.attn_ws.reserve(attention_workspace_floats(p.num_tokens, c.n_heads, c.head_dim, split),
+                                          "attention splits"),
+                     buf_.logits.reserve(R * c.vocab_size, "logits"), buf_.h.reserve(T * d, "normed activations"),
+                     buf_.attn_bf16.reserve(T * c.q_dim(), "attention output (bf16)"),
+                     buf_.act.reserve(T * ff, "feed-forward activations"), buf_.head_in.reserve(R * d, "LM head input")}) {
+      if (!s.ok()) return s;
+    }
+    return {};
+  }
+
+  Status forward(const StepPlan& plan) {
+    const ModelConfig& c = w_->config;
+    const PackedStep p = pack_step(plan);
+    const AttentionSplit split =
+        choose_attention_split(p.max_context, static_cast<int64_t>(p.num_tokens) * c.n_heads, info_.sm_count,
+                               kv_shape_.block_size);
+    if (Status s = reserve(p, split); !s.ok()) return s;
+    PAGODA_CUDA_TRY(cudaMemcpyAsync(buf_.ints.get(), p.data.data(), p.data.size() * sizeof(int32_t),
+                                    cudaMemcpyHostToDevice, stream_));
+    const int32_t* ints = buf_.ints.get();
+    const int32_t T = p.num_tokens, d = c.d_model, qd = c.q_dim(), kvd = c.kv_dim(), ff = c.ffn_dim;
+    const int64_t stride = qd + 2 * kvd;
+    float* x = buf_.x.get();
+    float* qkv = buf_.qkv.get();
+    float* out = buf_.out.get();
+    uint16_t* h = buf_.h.get();
+
+    PAGODA_CUDA_TRY(embed_tokens(weights_.token_embd.data, ints + p.token_ids, T, d, x, stream_));
+    PagedAttentionArgs attn;
+    attn.q = qkv;
+    attn.q_stride = stride;
+    attn.out = buf_.attn.get();
+    attn.positions = ints + p.positions;
+    attn.token_seq = ints + p.token_seq;
+    attn.block_tables = ints + p.block_tables;
+    attn.max_blocks_per_seq = p.max_blocks_per_seq;
+    attn.num_tokens = T;
+    attn.n_heads = c.n_heads;
+    attn.n_kv_heads = c.n_kv_heads;
+    attn.head_dim = c.head_dim;
+    attn.block_size = kv_shape_.block_size;
+    attn.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+
+    for (int l = 0; l < c.n_layers; ++l) {
+      const DeviceLayer& L = weights_.layers[l];
+      uint16_t* kv_layer = kv_.get() + l * layer_elems_;
+      // x += previous block's output (none before layer 0); h = rmsnorm(x) * attn_norm.
+      PAGODA_CUDA_TRY(add_rms_norm(x, l == 0 ? nullptr : out, L.attn_norm.get(), nullptr, T, d, c.rms_eps, h, nullptr,
+                                   stream_));
+      if (Status s = gemm_->run(h, L.qkv.data, qkv, T, L.qkv.rows, d, stream_); !s.ok()) return s;
+      PAGODA_CUDA_TRY(rope(qkv, stride, ints + p.positions, T, c.n_heads, rope_, stream_));
+      PAGODA_CUDA_TRY(rope(qkv + qd, stride, ints + p.positions, T, c.n_kv_heads, rope_, stream_));
+      PAGODA_CUDA_TRY(write_kv(qkv + qd, qkv + qd + kvd, stride, ints + p.slot_mapping, T, kv_layer,
+                               kv_shape_.block_size, c.n_kv_heads, c.head_dim, stream_));
+      attn.kv = kv_layer;
+      PAGODA_CUDA_TRY(paged_attention(attn, split, buf_.attn_ws.get(), stream_));
+      PAGODA_CUDA_TRY(f32_to_bf16(buf_.attn.get(), static_cast<int64_t>(T) * qd, buf_.attn_bf16.get(), stream_));
+      if (Status s = gemm_->run(buf_.attn_bf16.get(), L.wo.data, out, T, d, qd, stream_); !s.ok()) return s;
+      PAGODA_CUDA_TRY(add_rms_norm(x, out, L.ffn_norm.get(), nullptr, T, d, c.rms_eps, h, nullptr, stream_));
+      if (Status s = gemm_->run(h, L.gate_up.data, buf_.gate_up.get(), T, 2 * ff, d, stream_); !s.ok()) return s;
+      PAGODA_CUDA_TRY(silu_mul(buf_.gate_up.get(), T, ff, buf_.act.get(), stream_));
+      if (Status s = gemm_->run(buf_.act.get(), L.down.data, out, T, d, ff, stream_); !s.ok()) return s;
+    }
+    // The last residual add and the output norm, on the logits rows only; then the LM head.
+    // (The add covers every row: a logits index may repeat, and a fused gather would add it twice.)
+    if (p.num_logits > 0) {
+      PAGODA_CUDA_TRY(add_inplace(x, out, static_cast<int64_t>(T) * d, stream_));
+      PAGODA_CUDA_TRY(add_rms_norm(x, nullptr, weights_.output_norm.get(), ints + p.logits_indices, p.num_logits, d,
+                                   c.rms_eps, buf_.head_in.get(), nullptr, stream_));
+      if (Status s = gemm_->run(buf_.head_in.get(), weights_.lm_head.data, buf_.logits.get(), p.num_logits,
+                                c.vocab_size, d, stream_);
+          !s.ok()) {
+        return s;
+      }
+    }
+    return {};
+  }
+
+  CudaBackendOptions opts_;
+  CudaDeviceInfo info_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<Gemm> gemm_;
+  std::shared_ptr<const ModelWeights> w_;
+  DeviceWeights weights_;
+  RopeParams rope_;
+  KvCacheShape kv_shape_;
+  int64_t layer_elems_ = 0;
+  DeviceBuffer<uint16_t> kv_;
+  DeviceBuffer<int32_t> pairs_;
+  StepBuffers buf_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options) {
+  return std::make_unique<CudaBackend>(options);
+}
+
+}  // namespace pagoda::engine::cuda

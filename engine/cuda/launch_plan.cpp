@@ -1,0 +1,68 @@
+#include "engine/cuda/launch_plan.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+
+namespace pagoda::engine::cuda {
+
+PackedStep pack_step(const StepPlan& plan) {
+  PackedStep p;
+  p.num_tokens = plan.num_tokens();
+  p.num_seqs = plan.num_seqs();
+  p.num_logits = static_cast<int32_t>(plan.logits_indices.size());
+  p.max_blocks_per_seq = plan.max_blocks_per_seq;
+  const int64_t T = p.num_tokens;
+  auto append = [&p](auto begin, auto end) {
+    const int64_t at = static_cast<int64_t>(p.data.size());
+    p.data.insert(p.data.end(), begin, end);
+    return at;
+  };
+  p.data.reserve(static_cast<size_t>(4 * T + plan.block_tables.size() + plan.logits_indices.size()));
+  p.token_ids = append(plan.token_ids.begin(), plan.token_ids.end());
+  p.positions = append(plan.positions.begin(), plan.positions.end());
+  p.slot_mapping = append(plan.slot_mapping.begin(), plan.slot_mapping.end());
+  p.token_seq = static_cast<int64_t>(p.data.size());
+  p.data.resize(static_cast<size_t>(p.token_seq + T));
+  for (int32_t b = 0; b < p.num_seqs; ++b) {
+    for (int32_t t = plan.cu_seqlens[b]; t < plan.cu_seqlens[b + 1]; ++t) p.data[p.token_seq + t] = b;
+  }
+  p.block_tables = append(plan.block_tables.begin(), plan.block_tables.end());
+  p.logits_indices = append(plan.logits_indices.begin(), plan.logits_indices.end());
+  for (int32_t pos : plan.positions) p.max_context = std::max(p.max_context, pos + 1);
+  return p;
+}
+
+AttentionSplit choose_attention_split(int32_t max_context, int64_t rows, int32_t sm_count, int32_t block_size) {
+  AttentionSplit s;
+  const int32_t bs = std::max(block_size, 1);
+  const int32_t ctx = std::max(max_context, 1);
+  // One warp per (row, split); about 16 resident warps per multiprocessor keeps loads in flight.
+  const int64_t target_warps = static_cast<int64_t>(std::max(sm_count, 1)) * 16;
+  int64_t splits = rows >= target_warps ? 1 : (target_warps + rows - 1) / std::max<int64_t>(rows, 1);
+  splits = std::min<int64_t>({splits, kMaxSplits, (ctx + kMinSplitKeys - 1) / kMinSplitKeys});
+  splits = std::max<int64_t>(splits, 1);
+  int32_t len = static_cast<int32_t>((ctx + splits - 1) / splits);
+  len = (len + bs - 1) / bs * bs;  // whole blocks: a split never shares a block with its neighbour
+  s.split_len = len;
+  s.num_splits = (ctx + len - 1) / len;
+  return s;
+}
+
+Result<int32_t> kv_blocks_for_device(int64_t free_bytes, double fraction, int64_t reserve_bytes, int64_t bytes_per_block) {
+  if (!(fraction > 0.0 && fraction <= 0.95)) {
+    return Status::error(fmt::format("--kv-memory-fraction {} is outside (0, 0.95]", fraction));
+  }
+  if (bytes_per_block <= 0) return Status::error("KV pool sizing: a KV block must take at least one byte");
+  const int64_t usable = static_cast<int64_t>(static_cast<double>(free_bytes) * fraction) - reserve_bytes;
+  const int64_t blocks = usable > 0 ? usable / bytes_per_block : 0;
+  if (blocks < 1) {
+    return Status::error(StatusCode::ResourceExhausted,
+                         fmt::format("KV pool sizing: {} of the GPU's {} MiB free, less {} MiB of step scratch, "
+                                     "leaves no room for one KV block of {} KiB",
+                                     fraction, free_bytes >> 20, reserve_bytes >> 20, bytes_per_block >> 10));
+  }
+  return static_cast<int32_t>(std::min<int64_t>(blocks, INT32_MAX));
+}
+
+}  // namespace pagoda::engine::cuda
