@@ -303,7 +303,7 @@ def main():
         subprocess.run(["bash", "scripts/build.sh"], check=True, cwd=ROOT)
     tmp = tempfile.mkdtemp(prefix="pagoda-sbs-")
     ports = {"pagoda": free_port(), "llama.cpp": free_port()}
-    pagoda_cmd = [pagodad, "--model", model, "--threads", str(a.threads), "--host", "127.0.0.1", "--http-port",
+    pagoda_cmd = [pagodad, "--backend", "cpu", "--model", model, "--threads", str(a.threads), "--host", "127.0.0.1", "--http-port",
                   str(ports["pagoda"]), "--grpc-port", "0", "--kv-tokens", str(KV_TOKENS), "--max-num-seqs",
                   str(SLOTS), "--log-level", "warn", *a.pagoda_arg]
     llama_cmd = [os.path.join(llama_bin, "llama-server"), "-m", model, "-t", str(a.threads), "-tb", str(a.threads),

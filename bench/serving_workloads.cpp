@@ -40,6 +40,7 @@ class CountingBackend final : public engine::Backend {
   Status allocate_kv(const engine::KvCacheShape& shape) override { return inner_.allocate_kv(shape); }
   engine::KvCacheShape kv_shape() const override { return inner_.kv_shape(); }
   int64_t kv_bytes_per_block() const override { return inner_.kv_bytes_per_block(); }
+  int64_t kv_memory_available() const override { return inner_.kv_memory_available(); }
   Status execute(const engine::StepPlan& plan, std::span<float> logits) override {
     tokens += plan.num_tokens();
     ++steps;

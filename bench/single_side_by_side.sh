@@ -22,7 +22,7 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 for r in $(seq 1 "$ROUNDS"); do
   echo "[single] round $r/$ROUNDS: pagoda" >&2
-  "$PAGODA" bench single --model "$MODEL" --threads "$THREADS" --repeats 1 --json "$tmp/pagoda_$r.json" >&2
+  "$PAGODA" bench single --backend cpu --model "$MODEL" --threads "$THREADS" --repeats 1 --json "$tmp/pagoda_$r.json" >&2
   echo "[single] round $r/$ROUNDS: llama.cpp" >&2
   LD_LIBRARY_PATH="$LLAMA_BIN${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$LLAMA_BIN/llama-bench" -m "$MODEL" \
     -t "$THREADS" -p 256 -n 256 -r 1 -o json > "$tmp/llama_$r.json"

@@ -49,20 +49,29 @@ Result<SingleResult> run_single(engine::LoadedModel& m, const SingleOptions& o) 
   }
   r.prefill_tok_s = summarize(prefill);
   r.decode_tok_s = summarize(decode);
-  r.bandwidth_bytes_s = measure_read_bandwidth();
   r.decode_bytes_per_token = decode_bytes_per_step(*m.backend, o.prompt_tokens + o.gen_tokens / 2.0);
-  r.roofline_tok_s = r.bandwidth_bytes_s / r.decode_bytes_per_token;
+  // The roofline is host memory bandwidth: it bounds the CPU backend only. (A GPU's comes with the
+  // CUDA benchmarks.)
+  if (m.backend->name() == "cpu") {
+    r.bandwidth_bytes_s = measure_read_bandwidth();
+    r.roofline_tok_s = r.bandwidth_bytes_s / r.decode_bytes_per_token;
+  }
   return r;
 }
 
 std::string SingleResult::to_text() const {
-  return fmt::format(
-      "backend: {}\n"
-      "prefill: {} tok/s\n"
-      "decode:  {} tok/s\n"
-      "roofline: read bandwidth {:.1f} GB/s / {:.1f} MB per decode step = {:.0f} tok/s; decode at {:.0f}% of it\n",
-      backend, prefill_tok_s.format(), decode_tok_s.format(), bandwidth_bytes_s / 1e9, decode_bytes_per_token / 1e6,
-      roofline_tok_s, 100.0 * decode_tok_s.median / roofline_tok_s);
+  std::string text = fmt::format("backend: {}\nprefill: {} tok/s\ndecode:  {} tok/s\n", backend,
+                                 prefill_tok_s.format(), decode_tok_s.format());
+  if (roofline_tok_s > 0) {
+    text += fmt::format(
+        "roofline: read bandwidth {:.1f} GB/s / {:.1f} MB per decode step = {:.0f} tok/s; decode at {:.0f}% of it\n",
+        bandwidth_bytes_s / 1e9, decode_bytes_per_token / 1e6, roofline_tok_s,
+        100.0 * decode_tok_s.median / roofline_tok_s);
+  } else {
+    text += fmt::format("decode reads {:.1f} MB per step (no host-bandwidth roofline for this backend)\n",
+                        decode_bytes_per_token / 1e6);
+  }
+  return text;
 }
 
 std::string SingleResult::to_json(const SingleOptions& o, const std::string& model_path) const {
@@ -76,9 +85,11 @@ std::string SingleResult::to_json(const SingleOptions& o, const std::string& mod
                    {"backend", backend},
                    {"prefill_tok_s", summary(prefill_tok_s)},
                    {"decode_tok_s", summary(decode_tok_s)},
-                   {"read_bandwidth_gb_s", bandwidth_bytes_s / 1e9},
-                   {"decode_bytes_per_token", decode_bytes_per_token},
-                   {"roofline_tok_s", roofline_tok_s}};
+                   {"decode_bytes_per_token", decode_bytes_per_token}};
+  if (roofline_tok_s > 0) {
+    j["read_bandwidth_gb_s"] = bandwidth_bytes_s / 1e9;
+    j["roofline_tok_s"] = roofline_tok_s;
+  }
   return j.dump(2);
 }
 

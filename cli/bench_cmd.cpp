@@ -22,6 +22,8 @@ struct BenchArgs {
   int32_t threads = 0;
   std::string json_out;
   engine::PrefillMatmul prefill_matmul = engine::PrefillMatmul::Int8;
+  engine::BackendKind backend = engine::BackendKind::Auto;
+  int32_t device = 0;
   bench::MixedPrefillOptions mixed;
   bench::ConcurrencyOptions concurrency;
   bench::SharedPrefixOptions shared;
@@ -32,6 +34,8 @@ std::optional<engine::LoadedModel> load_for_serving(const BenchArgs& a, int32_t 
   engine::LoadOptions lo;
   lo.backend.num_threads = a.threads;
   lo.backend.prefill_matmul = a.prefill_matmul;
+  lo.backend.kind = a.backend;
+  lo.backend.device = a.device;
   lo.kv_tokens = kv_tokens;
   auto loaded = engine::load_model(a.model, lo);
   if (!loaded.ok()) {
@@ -90,12 +94,13 @@ int run_bench_shared_prefix(const BenchArgs& a) {
   return run_serving(a, title.c_str(), o, bench::shared_prefix_kv_tokens(o), bench::run_shared_prefix);
 }
 
-// --model, --threads, --json and --prefill-matmul, as `single` has them.
+// --model, --threads, --json, --prefill-matmul and --backend/--device, as `single` has them.
 void add_common_options(CLI::App* cmd, BenchArgs& a) {
   cmd->add_option("--model", a.model, "GGUF model file")->capture_default_str();
   cmd->add_option("--threads", a.threads, "compute threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--json", a.json_out, "also write the result as JSON here");
   add_prefill_matmul_option(cmd, a.prefill_matmul);
+  add_backend_options(cmd, a.backend, a.device);
 }
 
 int run_bench_single(const BenchArgs& a) {
@@ -103,6 +108,8 @@ int run_bench_single(const BenchArgs& a) {
   lo.backend.num_threads = a.threads;
   lo.kv_tokens = a.single.prompt_tokens + a.single.gen_tokens;
   lo.backend.prefill_matmul = a.prefill_matmul;
+  lo.backend.kind = a.backend;
+  lo.backend.device = a.device;
   auto loaded = engine::load_model(a.model, lo);
   if (!loaded.ok()) {
     std::fprintf(stderr, "error: %s\n", loaded.message().c_str());
@@ -135,6 +142,7 @@ Runner add_bench_command(CLI::App& app) {
   single->add_option("--threads", args->threads, "compute threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   single->add_option("--json", args->json_out, "also write the result as JSON here");
   add_prefill_matmul_option(single, args->prefill_matmul);
+  add_backend_options(single, args->backend, args->device);
 
   CLI::App* mixed = cmd->add_subcommand("mixed-prefill", "prompts of mixed lengths at once: packed vs padded prefill");
   mixed->add_option("--prompts", args->mixed.prompts)->check(CLI::Range(1, 1024))->capture_default_str();

@@ -29,4 +29,14 @@ inline void add_prefill_matmul_option(CLI::App* cmd, engine::PrefillMatmul& targ
       ->transform(CLI::CheckedTransformer(kinds, CLI::ignore_case));
 }
 
+// --backend auto|cpu|cuda and --device N, shared by the commands that run the model.
+inline void add_backend_options(CLI::App* cmd, engine::BackendKind& kind, int32_t& device) {
+  static const std::map<std::string, engine::BackendKind> kinds = {
+      {"auto", engine::BackendKind::Auto}, {"cpu", engine::BackendKind::Cpu}, {"cuda", engine::BackendKind::Cuda}};
+  cmd->add_option("--backend", kind, "auto (cuda when a GPU is visible, else cpu), cpu or cuda")
+      ->transform(CLI::CheckedTransformer(kinds, CLI::ignore_case))
+      ->capture_default_str();
+  cmd->add_option("--device", device, "cuda: which GPU")->check(CLI::NonNegativeNumber)->capture_default_str();
+}
+
 }  // namespace pagoda::cli

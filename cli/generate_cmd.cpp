@@ -25,6 +25,8 @@ struct GenerateArgs {
   int32_t threads = 0;
   int32_t ctx = 4096;
   engine::PrefillMatmul prefill_matmul = engine::PrefillMatmul::Int8;
+  engine::BackendKind backend = engine::BackendKind::Auto;
+  int32_t device = 0;
 };
 
 int run_generate(const GenerateArgs& a) {
@@ -33,6 +35,8 @@ int run_generate(const GenerateArgs& a) {
   lo.backend.num_threads = a.threads;
   lo.kv_tokens = a.ctx;
   lo.backend.prefill_matmul = a.prefill_matmul;
+  lo.backend.kind = a.backend;
+  lo.backend.device = a.device;
   auto loaded = engine::load_model(a.model, lo);
   if (!loaded.ok()) {
     std::fprintf(stderr, "error: %s\n", loaded.message().c_str());
@@ -118,6 +122,7 @@ Runner add_generate_command(CLI::App& app) {
   cmd->add_option("--threads", args->threads, "compute threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--ctx", args->ctx, "context / KV capacity in tokens")->check(CLI::Range(16, 1 << 20))->capture_default_str();
   add_prefill_matmul_option(cmd, args->prefill_matmul);
+  add_backend_options(cmd, args->backend, args->device);
   return [args] { return run_generate(*args); };
 }
 

@@ -24,7 +24,12 @@ enum class PrefillMatmul {
   OnednnBf16,  // oneDNN bf16 matmul on dequantized weights: closer to exact math, not to llama.cpp
 };
 
+// Which backend runs the model. Auto: cuda when this build has it and a GPU is visible, else cpu.
+enum class BackendKind { Auto, Cpu, Cuda };
+
 struct BackendOptions {
+  BackendKind kind = BackendKind::Cpu;  // the daemon and the CLI default to Auto
+  int32_t device = 0;                   // cuda: which GPU
   int32_t num_threads = 0;  // 0 = all cores
   PrefillMatmul prefill_matmul = PrefillMatmul::Int8;
   // With OnednnBf16: steps of at least this many tokens use it (smaller ones stay on int8).
@@ -40,6 +45,9 @@ class Backend {
   virtual KvCacheShape kv_shape() const = 0;
   // Bytes of KV memory one block takes (all layers, K and V).
   virtual int64_t kv_bytes_per_block() const = 0;
+  // Memory a KV pool could take now (after the weights): what --kv-memory-fraction is a fraction
+  // of. Host memory available for cpu, free device memory less the step scratch for cuda.
+  virtual int64_t kv_memory_available() const = 0;
   // Runs the plan; writes logits for plan.logits_indices, row-major [logits_indices.size()][vocab].
   virtual Status execute(const StepPlan& plan, std::span<float> logits) = 0;
   // Copies whole KV blocks (copy-on-write for forked sequences): pairs of (src, dst).
@@ -51,5 +59,13 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options);
+
+// The backend options.kind names (Auto resolved as above); errors say why the kind is unavailable
+// (a build without CUDA, no usable GPU, a --device that does not exist).
+Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options);
+// Auto -> Cpu or Cuda, with the reason in one line for the start-up log.
+BackendKind resolve_backend_kind(BackendKind requested, std::string* why = nullptr);
+const char* backend_kind_name(BackendKind kind);
+bool cuda_backend_built();
 
 }  // namespace pagoda::engine

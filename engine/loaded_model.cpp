@@ -1,9 +1,9 @@
 #include "engine/loaded_model.h"
 
 #include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
 
 #include <cstdlib>
-#include <fstream>
 
 namespace pagoda::engine {
 
@@ -27,20 +27,7 @@ std::string default_model_path() {
   return cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 }
 
-namespace {
-int64_t mem_available_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  int64_t kib = 0;
-  std::string unit;
-  while (in >> key >> kib >> unit) {
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  return 0;
-}
-}  // namespace
-
-Result<int32_t> kv_blocks_for(const LoadOptions& o, int64_t bytes_per_block) {
+Result<int32_t> kv_blocks_for(const LoadOptions& o, int64_t bytes_per_block, int64_t available_bytes) {
   if (bytes_per_block <= 0) return Status::error("kv cache: the backend reports 0 bytes per block");
   int64_t blocks = 0;
   if (o.kv_memory_bytes > 0) {
@@ -49,7 +36,7 @@ Result<int32_t> kv_blocks_for(const LoadOptions& o, int64_t bytes_per_block) {
     if (o.kv_memory_fraction > 0.95) {
       return Status::error(fmt::format("kv memory fraction {} is above the limit of 0.95", o.kv_memory_fraction));
     }
-    blocks = static_cast<int64_t>(static_cast<double>(mem_available_bytes()) * o.kv_memory_fraction) / bytes_per_block;
+    blocks = static_cast<int64_t>(static_cast<double>(available_bytes) * o.kv_memory_fraction) / bytes_per_block;
   } else {
     if (o.kv_tokens <= 0) return Status::error(fmt::format("kv tokens must be positive, got {}", o.kv_tokens));
     blocks = (static_cast<int64_t>(o.kv_tokens) + o.block_size - 1) / o.block_size;
@@ -75,11 +62,18 @@ Result<LoadedModel> load_model(const std::string& path, const LoadOptions& optio
     return Status::error(fmt::format("{}: tokenizer has {} tokens but the embedding has {} rows", path,
                                      m.tokenizer->vocab_size(), m.weights->config.vocab_size));
   }
-  m.backend = make_cpu_backend(options.backend);
+  std::string why;
+  const BackendKind kind = resolve_backend_kind(options.backend.kind, &why);
+  spdlog::info("backend: {} ({})", backend_kind_name(kind), why);
+  BackendOptions bo = options.backend;
+  bo.kind = kind;
+  auto backend = make_backend(bo);
+  if (!backend.ok()) return backend.status();
+  m.backend = std::move(backend.value());
   if (Status s = m.backend->load(m.weights); !s.ok()) return s;
   // kv_bytes_per_block is known once the model is loaded; the block size decides it.
   if (Status s = m.backend->allocate_kv({1, options.block_size}); !s.ok()) return s;
-  auto blocks = kv_blocks_for(options, m.backend->kv_bytes_per_block());
+  auto blocks = kv_blocks_for(options, m.backend->kv_bytes_per_block(), m.backend->kv_memory_available());
   if (!blocks.ok()) return blocks.status();
   if (Status s = m.backend->allocate_kv({blocks.value(), options.block_size}); !s.ok()) return s;
   return m;

@@ -13,13 +13,14 @@ struct LoadOptions {
   BackendOptions backend;
   // KV capacity, first that is set: bytes, a fraction of the memory available at start-up, tokens.
   int64_t kv_memory_bytes = 0;
-  double kv_memory_fraction = 0.0;  // (0, 0.95]
+  double kv_memory_fraction = 0.0;  // (0, 0.95] of the backend's kv_memory_available()
   int32_t kv_tokens = 4096;         // rounded up to whole blocks
   int32_t block_size = 16;
 };
 
-// Blocks of KV cache the options ask for, given the bytes one block takes. Errors name the option.
-Result<int32_t> kv_blocks_for(const LoadOptions& options, int64_t bytes_per_block);
+// Blocks of KV cache the options ask for, given the bytes one block takes and the memory a pool may
+// take (Backend::kv_memory_available: what a fraction applies to). Errors name the option.
+Result<int32_t> kv_blocks_for(const LoadOptions& options, int64_t bytes_per_block, int64_t available_bytes);
 
 struct LoadedModel {
   std::shared_ptr<ModelWeights> weights;

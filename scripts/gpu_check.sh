@@ -2,10 +2,16 @@
 # The GPU check: runs on a GPU machine from the folder scripts/gpu_bundle.sh made, in <= 8 minutes.
 #   nvidia-smi; the CUDA suites (kernels vs CPU references, the backend suite on cpu and cuda,
 #   teacher-forced parity on random-weight smollm2-135m and llama3-8b shapes, batch invariance of
-#   32 greedy sequences); the kernel and backend suites again under compute-sanitizer memcheck.
-# Writes under $OUT (default: ./gpu-out): nvidia-smi.txt, tests.log, gtest.json, results.jsonl
-# (one JSON object per measured check), sanitizer.log, summary.txt. (memcheck skips the test that
-# asks for 128 TiB on purpose: the sanitizer counts that failed cudaMalloc as an error.)
+#   32 greedy sequences); the kernel and backend suites again under compute-sanitizer memcheck (and
+#   racecheck on the block reductions); the scheduler's soak tests with the CUDA backend (forced
+#   preemption, cancellation, every KV block returned); a first `pagoda bench single` on random
+#   smollm2-135m and llama3-8b models made there; then, when run from a checkout (tests/server beside
+#   the bundle) whose Python has the test packages (or wheels for them in .whl/), the daemon's HTTP
+#   and gRPC suites against `pagodad --backend cuda` on the random smollm2-135m-shaped model.
+# Writes under $OUT (default: ./gpu-out) the 8 files a lent machine returns: summary.txt (nvidia-smi
+# first), tests.log, results.jsonl (one JSON object per measured check), sanitizer.log, scheduler.log,
+# bench-single.json (smollm2-135m shape), bench-single-llama3-8b.json, server-suites.log. memcheck
+# skips the test that asks for 128 TiB on purpose: the sanitizer counts that failed cudaMalloc.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$PWD/gpu-out}
@@ -18,31 +24,93 @@ find_cublas() {
   done
   python3 -c 'import nvidia.cublas, os; print(os.path.join(os.path.dirname(nvidia.cublas.__file__), "lib"))' 2>/dev/null
 }
-export LD_LIBRARY_PATH="$here/lib:$(find_cublas):${LD_LIBRARY_PATH:-}"
+for z in "$here"/lib/*.xz; do [ -e "$z" ] && xz -d -k -f "$z"; done
+# Our binaries see the bundled libraries; Python and the machine's tools keep their own.
+libs="$here/lib:$(find_cublas)"
 bin=$here/bin/pagoda_cuda_tests
-if ! "$bin" --gtest_list_tests >/dev/null 2>&1; then  # this machine's libstdc++ is older than ours
-  export LD_LIBRARY_PATH="$here/lib/fallback:$LD_LIBRARY_PATH"
+if ! LD_LIBRARY_PATH=$libs "$bin" --gtest_list_tests >/dev/null 2>&1; then  # this machine's libstdc++ is older
+  libs="$here/lib/fallback:$libs"
 fi
+wrap=$(mktemp -d)
+for b in pagoda_cuda_tests pagoda_scheduler_tests pagodad pagoda; do
+  printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "$libs" "$here/bin/$b" >"$wrap/$b"
+  chmod +x "$wrap/$b"
+done
+bin=$wrap/pagoda_cuda_tests
 
-{ nvidia-smi; nvidia-smi -q -d CLOCK,MEMORY | head -60; } >"$OUT/nvidia-smi.txt" 2>&1
-head -12 "$OUT/nvidia-smi.txt"
+{ nvidia-smi; nvidia-smi -q -d CLOCK,MEMORY | head -60; } >"$OUT/summary.txt" 2>&1
+head -12 "$OUT/summary.txt"
 rm -f "$OUT/results.jsonl"
 start=$(date +%s)
-PAGODA_GPU_BIG=1 PAGODA_GPU_REPORT="$OUT/results.jsonl" timeout 360 "$bin" --gtest_output="json:$OUT/gtest.json" \
-  >"$OUT/tests.log" 2>&1
+PAGODA_GPU_BIG=1 PAGODA_GPU_REPORT="$OUT/results.jsonl" timeout 360 "$bin" >"$OUT/tests.log" 2>&1
 rc=$?
-echo "pagoda_cuda_tests: exit $rc in $(( $(date +%s) - start )) s" | tee "$OUT/summary.txt"
+echo "pagoda_cuda_tests: exit $rc in $(( $(date +%s) - start )) s" | tee -a "$OUT/summary.txt"
 grep -E '^\[  (FAILED|SKIPPED|PASSED) |^REPORT|Failure|error' "$OUT/tests.log" | head -60 | tee -a "$OUT/summary.txt"
 
 if command -v compute-sanitizer >/dev/null; then
   start=$(date +%s)
-  timeout 150 compute-sanitizer --tool memcheck --leak-check no "$bin" \
+  timeout 150 env LD_LIBRARY_PATH="$libs" compute-sanitizer --tool memcheck --leak-check no "$here/bin/pagoda_cuda_tests" \
     --gtest_filter='CudaKernels.*:Backends/BackendSuite.*/cuda:-CudaKernels.BadArguments*' >"$OUT/sanitizer.log" 2>&1
   echo "memcheck: exit $? in $(( $(date +%s) - start )) s; $(grep -c '^========= Invalid' "$OUT/sanitizer.log") invalid accesses" \
     | tee -a "$OUT/summary.txt"
   tail -3 "$OUT/sanitizer.log" | tee -a "$OUT/summary.txt"
   # racecheck: shared-memory hazards in the block reductions.
-  timeout 60 compute-sanitizer --tool racecheck "$bin" --gtest_filter='CudaKernels.AddRmsNorm*' >"$OUT/racecheck.log" 2>&1
-  echo "racecheck: exit $?; $(grep 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/racecheck.log" | head -2 | tr '\n' ' ')" | tee -a "$OUT/summary.txt"
+  timeout 60 env LD_LIBRARY_PATH="$libs" compute-sanitizer --tool racecheck "$here/bin/pagoda_cuda_tests" \
+    --gtest_filter='CudaKernels.AddRmsNorm*' >"$OUT/racecheck.tmp" 2>&1
+  echo "racecheck: exit $?; $(grep 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/racecheck.tmp" | head -2 | tr '\n' ' ')" | tee -a "$OUT/summary.txt"
+  cat "$OUT/racecheck.tmp" >>"$OUT/sanitizer.log" && rm -f "$OUT/racecheck.tmp"
+fi
+
+# The scheduler's soak tests (1,000 random requests, forced preemption, cancellations; every KV block
+# back in the pool at the end) with the CUDA backend under the engine loop.
+start=$(date +%s)
+PAGODA_TEST_BACKEND=cuda timeout 240 "$wrap/pagoda_scheduler_tests" --gtest_filter='SchedulerSoak.*' >"$OUT/scheduler.log" 2>&1
+src=$?
+echo "scheduler soak (cuda): exit $src in $(( $(date +%s) - start )) s; $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/scheduler.log" | tr '\n' ' ')" \
+  | tee -a "$OUT/summary.txt"
+[ $rc -eq 0 ] && rc=$src
+
+# The daemon's suites on the GPU (needs the checkout's tests/ and the Python test packages).
+repo=$(cd "$here/.." && pwd)
+if [ -d "$repo/tests/server" ]; then
+  if [ -d "$repo/.whl" ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/pagoda-site \
+      "$repo"/.whl/*.whl && export PYTHONPATH=/tmp/pagoda-site${PYTHONPATH:+:$PYTHONPATH}
+  fi
+  if python3 -c 'import openai, grpc_tools, pytest' 2>/dev/null; then
+    model=$OUT/random-smollm2-135m.gguf
+    "$wrap/pagoda" make-model --preset smollm2-135m --out "$model" >/dev/null 2>&1 || echo "make-model failed" >>"$OUT/summary.txt"
+    # A first decode/prefill timing on that model (the CUDA performance issue builds the real benchmarks).
+    timeout 120 "$wrap/pagoda" bench single --backend ${GPU_CHECK_SERVER_BACKEND:-cuda} --model "$model" \
+      --prompt-tokens 512 --gen-tokens 128 --repeats 3 --json "$OUT/bench-single.json" >"$wrap/bench-single.log" 2>&1
+    echo "bench single: exit $?" | tee -a "$OUT/summary.txt"
+    tail -6 "$wrap/bench-single.log" | tee -a "$OUT/summary.txt"
+    start=$(date +%s)
+    (cd "$repo" && PAGODAD="$wrap/pagodad" PAGODA_CLI="$wrap/pagoda" PAGODA_MODEL="$model" \
+      PAGODA_BACKEND=${GPU_CHECK_SERVER_BACKEND:-cuda} timeout 300 python3 -m pytest tests/server -q -rs -p no:cacheprovider \
+      -k 'not prefill_matmul' >"$OUT/server-suites.log" 2>&1)
+    src=$?
+    echo "server suites (pagodad --backend ${GPU_CHECK_SERVER_BACKEND:-cuda}): exit $src in $(( $(date +%s) - start )) s" | tee -a "$OUT/summary.txt"
+    grep -E '^(SKIPPED|FAILED|ERROR)|passed|failed' "$OUT/server-suites.log" | tail -15 | tee -a "$OUT/summary.txt"
+    rm -f "$model"
+    [ $rc -eq 0 ] && rc=$src
+  else
+    echo "server suites: skipped (python3 lacks openai / grpc_tools / pytest)" | tee -a "$OUT/summary.txt"
+  fi
+fi
+
+# The same timing at the llama3-8b shape (all 32 layers, random q4_0 weights, 16 GB in bf16 on the GPU).
+if [ "${GPU_CHECK_BIG_BENCH:-1}" = 1 ]; then
+  big=$wrap/random-llama3-8b.gguf
+  start=$(date +%s)
+  if timeout 120 "$wrap/pagoda" make-model --preset llama3-8b --out "$big" >/dev/null 2>&1; then
+    timeout 180 "$wrap/pagoda" bench single --backend ${GPU_CHECK_SERVER_BACKEND:-cuda} --model "$big" \
+      --prompt-tokens 512 --gen-tokens 64 --repeats 2 --json "$OUT/bench-single-llama3-8b.json" >"$wrap/big.log" 2>&1
+    echo "bench single llama3-8b: exit $? in $(( $(date +%s) - start )) s (model made there included)" | tee -a "$OUT/summary.txt"
+    tail -5 "$wrap/big.log" | tee -a "$OUT/summary.txt"
+  else
+    echo "bench single llama3-8b: make-model failed or timed out" | tee -a "$OUT/summary.txt"
+  fi
+  rm -f "$big"
 fi
 exit $rc

@@ -24,10 +24,17 @@ void add_server_flags(CLI::App& app, ServerConfig& c) {
                      "sequence's numbers then depend on its step's size")
           ->transform(CLI::CheckedTransformer(matmuls, CLI::ignore_case)),
       "PREFILL_MATMUL");
+  static const std::map<std::string, engine::BackendKind> backends = {
+      {"auto", engine::BackendKind::Auto}, {"cpu", engine::BackendKind::Cpu}, {"cuda", engine::BackendKind::Cuda}};
+  env(app.add_option("--backend", c.load.backend.kind, "auto (cuda when a GPU is visible, else cpu), cpu or cuda")
+          ->transform(CLI::CheckedTransformer(backends, CLI::ignore_case))
+          ->capture_default_str(),
+      "BACKEND");
+  env(app.add_option("--device", c.load.backend.device, "cuda: which GPU")->check(CLI::NonNegativeNumber)->capture_default_str(), "DEVICE");
   env(app.add_option("--http-threads", c.http.threads, "HTTP I/O threads")->check(CLI::Range(1, 64))->capture_default_str(), "HTTP_THREADS");
   env(app.add_option("--kv-tokens", c.load.kv_tokens, "KV-cache capacity in tokens")->check(CLI::Range(16, 1 << 26))->capture_default_str(), "KV_TOKENS");
   env(app.add_option("--kv-memory-mib", c.kv_memory_mib, "KV-cache memory in MiB (overrides --kv-tokens)")->check(CLI::NonNegativeNumber), "KV_MEMORY_MIB");
-  env(app.add_option("--kv-memory-fraction", c.load.kv_memory_fraction, "KV-cache memory as a fraction of available memory")->check(CLI::Range(0.0, 0.95)), "KV_MEMORY_FRACTION");
+  env(app.add_option("--kv-memory-fraction", c.load.kv_memory_fraction, "KV-cache memory as a fraction of the backend's free memory (host RAM for cpu, GPU memory for cuda)")->check(CLI::Range(0.0, 0.95)), "KV_MEMORY_FRACTION");
   env(app.add_option("--max-num-seqs", c.engine.scheduler.max_num_seqs, "sequences per engine step")->check(CLI::Range(1, 4096))->capture_default_str(), "MAX_NUM_SEQS");
   env(app.add_option("--max-num-batched-tokens", c.engine.scheduler.max_num_batched_tokens, "tokens per engine step")->check(CLI::Range(16, 1 << 20))->capture_default_str(), "MAX_NUM_BATCHED_TOKENS");
   env(app.add_option("--max-model-len", c.engine.scheduler.max_model_len, "prompt + max_tokens limit (capped at the model's context)")->check(CLI::Range(16, 1 << 24))->capture_default_str(), "MAX_MODEL_LEN");
@@ -55,14 +62,16 @@ Status finalize_config(ServerConfig& c, const engine::ModelConfig& model) {
 std::string describe_config(const ServerConfig& c) {
   const auto& s = c.engine.scheduler;
   return fmt::format(
-      "model {} (served as '{}'); grpc {}:{}, http {}:{} ({} threads); compute threads {}; matmul {}; kv {}; "
+      "model {} (served as '{}'); grpc {}:{}, http {}:{} ({} threads); backend {} (device {}); compute threads {}; "
+      "matmul {}; kv {}; "
       "max_num_seqs {}, max_num_batched_tokens {}, max_model_len {}, max_queue {}, chunked prefill {}, prefix caching {}; "
       "max body {} bytes, header timeout {} s, idle timeout {} s, grace period {} s",
       c.model, c.model_id, c.grpc.host, c.grpc.port, c.http.host, c.http.port, c.http.threads,
+      engine::backend_kind_name(c.load.backend.kind), c.load.backend.device,
       c.load.backend.num_threads == 0 ? std::string("all cores") : std::to_string(c.load.backend.num_threads),
       c.load.backend.prefill_matmul == engine::PrefillMatmul::OnednnBf16 ? "bf16 for 16+ token steps" : "int8 exact",
       c.load.kv_memory_bytes > 0 ? fmt::format("{} MiB", c.load.kv_memory_bytes >> 20)
-      : c.load.kv_memory_fraction > 0 ? fmt::format("{:.0f}% of available memory", c.load.kv_memory_fraction * 100)
+      : c.load.kv_memory_fraction > 0 ? fmt::format("{:.0f}% of the backend's free memory", c.load.kv_memory_fraction * 100)
                                      : fmt::format("{} tokens", c.load.kv_tokens),
       s.max_num_seqs, s.max_num_batched_tokens, s.max_model_len, s.max_waiting, s.chunked_prefill ? "on" : "off",
       c.engine.prefix_caching ? "on" : "off", c.http.max_body_bytes, c.http.header_timeout_s, c.http.idle_timeout_s,

@@ -13,7 +13,10 @@
 namespace pagoda::server {
 
 struct ServerConfig {
-  ServerConfig() { load.kv_tokens = 16384; }  // a server holds many sequences: 16k tokens (360 MiB for SmolLM2)
+  ServerConfig() {
+    load.kv_tokens = 16384;  // a server holds many sequences: 16k tokens (360 MiB for SmolLM2)
+    load.backend.kind = engine::BackendKind::Auto;
+  }
   std::string model = engine::default_model_path();
   std::string model_id;  // served name; default: the file name without .gguf
   engine::LoadOptions load;

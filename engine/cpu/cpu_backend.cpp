@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
 
 #include "engine/backend.h"
 #include "engine/cpu/cpu_features.h"
@@ -22,6 +23,17 @@ namespace pagoda::engine {
 namespace {
 
 using cpu::OnednnMatmul;
+
+// MemAvailable of /proc/meminfo: what the host can give a KV pool without swapping.
+int64_t host_memory_available() {
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  int64_t kib = 0;
+  while (in >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return 0;
+}
 using cpu::QuantActs;
 using cpu::QuantMatrix;
 
@@ -119,6 +131,7 @@ class CpuBackend final : public Backend {
     return {};
   }
   KvCacheShape kv_shape() const override { return kv_shape_; }
+  int64_t kv_memory_available() const override { return host_memory_available(); }
   int64_t kv_bytes_per_block() const override {
     return w_ ? block_elems() * w_->config.n_layers * static_cast<int64_t>(sizeof(cpu::KvScalar)) : 0;
   }

@@ -126,6 +126,15 @@ class CudaBackend final : public Backend {
     return {};
   }
   KvCacheShape kv_shape() const override { return kv_shape_; }
+  int64_t kv_memory_available() const override {
+    size_t free_b = 0, total_b = 0;
+    if (cudaSetDevice(info_.index) != cudaSuccess || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 0;
+    }
+    // The pool being replaced (load_model sizes it after a one-block probe) is free memory too.
+    return kv_memory_available_on_device(static_cast<int64_t>(free_b + kv_.bytes()), static_cast<int64_t>(total_b));
+  }
   int64_t kv_bytes_per_block() const override { return w_ ? block_elems() * w_->config.n_layers * 2 : 0; }
 
   Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override {

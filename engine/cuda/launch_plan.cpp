@@ -1,7 +1,5 @@
 #include "engine/cuda/launch_plan.h"
 
-#include <spdlog/fmt/fmt.h>
-
 #include <algorithm>
 
 namespace pagoda::engine::cuda {
@@ -49,20 +47,10 @@ AttentionSplit choose_attention_split(int32_t max_context, int64_t rows, int32_t
   return s;
 }
 
-Result<int32_t> kv_blocks_for_device(int64_t free_bytes, double fraction, int64_t reserve_bytes, int64_t bytes_per_block) {
-  if (!(fraction > 0.0 && fraction <= 0.95)) {
-    return Status::error(fmt::format("--kv-memory-fraction {} is outside (0, 0.95]", fraction));
-  }
-  if (bytes_per_block <= 0) return Status::error("KV pool sizing: a KV block must take at least one byte");
-  const int64_t usable = static_cast<int64_t>(static_cast<double>(free_bytes) * fraction) - reserve_bytes;
-  const int64_t blocks = usable > 0 ? usable / bytes_per_block : 0;
-  if (blocks < 1) {
-    return Status::error(StatusCode::ResourceExhausted,
-                         fmt::format("KV pool sizing: {} of the GPU's {} MiB free, less {} MiB of step scratch, "
-                                     "leaves no room for one KV block of {} KiB",
-                                     fraction, free_bytes >> 20, reserve_bytes >> 20, bytes_per_block >> 10));
-  }
-  return static_cast<int32_t>(std::min<int64_t>(blocks, INT32_MAX));
+int64_t kv_memory_available_on_device(int64_t free_bytes, int64_t total_bytes) {
+  const int64_t reserve =
+      std::max(kStepReserveBytes, static_cast<int64_t>(static_cast<double>(total_bytes) * kStepReserveFraction));
+  return std::max<int64_t>(0, free_bytes - reserve);
 }
 
 }  // namespace pagoda::engine::cuda

@@ -30,8 +30,11 @@ inline constexpr int32_t kMinSplitKeys = 256;
 inline constexpr int32_t kMaxSplits = 64;
 AttentionSplit choose_attention_split(int32_t max_context, int64_t rows, int32_t sm_count, int32_t block_size);
 
-// KV blocks for the pool: `fraction` of the device's free memory after the step scratch is set
-// aside. Errors name the option, the memory and what one block takes.
-Result<int32_t> kv_blocks_for_device(int64_t free_bytes, double fraction, int64_t reserve_bytes, int64_t bytes_per_block);
+// Device memory a KV pool may take: the free memory after the weights, less what steps need besides
+// (activations, logits, the cuBLASLt workspace, the CUDA context's own growth): kStepReserveBytes
+// or kStepReserveFraction of the card, the larger. --kv-memory-fraction applies to the rest.
+inline constexpr int64_t kStepReserveBytes = int64_t(1) << 30;
+inline constexpr double kStepReserveFraction = 0.04;
+int64_t kv_memory_available_on_device(int64_t free_bytes, int64_t total_bytes);
 
 }  // namespace pagoda::engine::cuda

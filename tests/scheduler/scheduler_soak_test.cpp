@@ -4,6 +4,7 @@
 // end every block is back in the pool with the prefix cache consistent.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <map>
 #include <random>
 #include <atomic>
@@ -18,6 +19,13 @@
 
 namespace pagoda::scheduler {
 namespace {
+
+// The backend the soak runs on: cpu, or the one PAGODA_TEST_BACKEND names (scripts/gpu_check.sh runs
+// these tests again with cuda).
+engine::BackendKind test_backend() {
+  const char* b = std::getenv("PAGODA_TEST_BACKEND");
+  return b && std::string(b) == "cuda" ? engine::BackendKind::Cuda : engine::BackendKind::Cpu;
+}
 
 // The tiny random-weight model, written to a temp file and loaded with one compute thread. The file is
 // removed once mapped (the mapping outlives the name).
@@ -37,6 +45,7 @@ std::unique_ptr<TinyModel> load_tiny(const std::string& file_name, int32_t kv_to
   engine::LoadOptions lo;
   lo.kv_tokens = kv_tokens;
   lo.backend.num_threads = 1;
+  lo.backend.kind = test_backend();
   auto loaded = engine::load_model(path, lo);
   if (!loaded.ok()) {
     ADD_FAILURE() << loaded.message();

@@ -48,18 +48,14 @@ TEST(CudaLaunchPlan, AttentionSplitsOnlyLongContextsOfFewRows) {
   }
 }
 
-TEST(CudaLaunchPlan, KvPoolTakesTheFractionOfFreeMemoryLessScratch) {
+TEST(CudaLaunchPlan, KvMemoryIsTheFreeMemoryLessTheStepReserve) {
   const int64_t gib = int64_t(1) << 30;
-  auto n = kv_blocks_for_device(80 * gib, 0.5, 2 * gib, 1 << 20);
-  ASSERT_TRUE(n.ok()) << n.message();
-  EXPECT_EQ(n.value(), (40 - 2) * 1024);
-  auto none = kv_blocks_for_device(gib, 0.5, gib, 1 << 20);
-  ASSERT_FALSE(none.ok());
-  EXPECT_EQ(none.status().code(), StatusCode::ResourceExhausted);
-  EXPECT_NE(none.message().find("no room for one KV block"), std::string::npos) << none.message();
-  auto bad = kv_blocks_for_device(gib, 1.5, 0, 1 << 20);
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.message().find("--kv-memory-fraction"), std::string::npos) << bad.message();
+  // An 80 GiB card with 60 GiB free after the weights: 4% of the card (3.2 GiB) stays for steps.
+  EXPECT_EQ(kv_memory_available_on_device(60 * gib, 80 * gib), 60 * gib - static_cast<int64_t>(80 * gib * 0.04));
+  // A small card keeps at least 1 GiB back.
+  EXPECT_EQ(kv_memory_available_on_device(6 * gib, 8 * gib), 5 * gib);
+  // Less free than the reserve: nothing, never negative.
+  EXPECT_EQ(kv_memory_available_on_device(gib / 2, 8 * gib), 0);
 }
 
 }  // namespace

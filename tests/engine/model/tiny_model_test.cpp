@@ -239,18 +239,19 @@ TEST(TinyModelKvCapacity, BytesFractionOrTokens) {
   LoadOptions o;
   o.kv_tokens = 100;
   o.block_size = 16;
-  EXPECT_EQ(kv_blocks_for(o, 1000).value(), 7);  // ceil(100 / 16)
+  EXPECT_EQ(kv_blocks_for(o, 1000, 0).value(), 7);  // ceil(100 / 16)
   o.kv_memory_bytes = 10'000;
-  EXPECT_EQ(kv_blocks_for(o, 1000).value(), 10);  // bytes win over tokens
+  EXPECT_EQ(kv_blocks_for(o, 1000, 0).value(), 10);  // bytes win over tokens
   o.kv_memory_bytes = 500;
-  EXPECT_FALSE(kv_blocks_for(o, 1000).ok());  // not even one block
+  EXPECT_FALSE(kv_blocks_for(o, 1000, 0).ok());  // not even one block
   o.kv_memory_bytes = 0;
   o.kv_memory_fraction = 0.99;
-  auto too_much = kv_blocks_for(o, 1000);
+  auto too_much = kv_blocks_for(o, 1000, 0);
   ASSERT_FALSE(too_much.ok());
   EXPECT_NE(too_much.message().find("0.95"), std::string::npos) << too_much.message();
   o.kv_memory_fraction = 0.01;
-  EXPECT_GT(kv_blocks_for(o, 1 << 20).value(), 0);  // 1% of this machine's free memory holds some MiB blocks
+  EXPECT_EQ(kv_blocks_for(o, 1 << 20, int64_t(1) << 34).value(), 163);  // 1% of 16 GiB in 1 MiB blocks
+  EXPECT_FALSE(kv_blocks_for(o, 1 << 20, 0).ok());                   // no memory available: an error
 }
 
 }  // namespace

@@ -1,0 +1,73 @@
+// make_backend: the one place that knows which backends this build has. The CUDA backend exists
+// only where PAGODA_CUDA was on at build time; asking for it elsewhere is a clear error.
+#include <spdlog/fmt/fmt.h>
+
+#include "engine/backend.h"
+#ifdef PAGODA_HAS_CUDA
+#include "engine/cuda/cuda_backend.h"
+#endif
+
+namespace pagoda::engine {
+
+const char* backend_kind_name(BackendKind kind) {
+  switch (kind) {
+    case BackendKind::Auto: return "auto";
+    case BackendKind::Cpu: return "cpu";
+    case BackendKind::Cuda: return "cuda";
+  }
+  return "?";
+}
+
+bool cuda_backend_built() {
+#ifdef PAGODA_HAS_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+BackendKind resolve_backend_kind(BackendKind requested, std::string* why) {
+  if (requested != BackendKind::Auto) {
+    if (why) *why = "requested";
+    return requested;
+  }
+#ifdef PAGODA_HAS_CUDA
+  auto n = cuda::cuda_device_count();
+  if (n.ok()) {
+    if (why) *why = fmt::format("auto: {} CUDA device(s) visible", n.value());
+    return BackendKind::Cuda;
+  }
+  if (why) *why = fmt::format("auto: {}", n.message());
+#else
+  if (why) *why = "auto: this build has no CUDA backend";
+#endif
+  return BackendKind::Cpu;
+}
+
+Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
+  switch (resolve_backend_kind(options.kind)) {
+    case BackendKind::Cuda: {
+#ifdef PAGODA_HAS_CUDA
+      auto n = cuda::cuda_device_count();
+      if (!n.ok()) return Status::error(StatusCode::Unavailable, "--backend cuda: " + n.message());
+      if (options.device < 0 || options.device >= n.value()) {
+        return Status::error(fmt::format("--device {} does not exist: {} CUDA device(s) visible", options.device,
+                                         n.value()));
+      }
+      cuda::CudaBackendOptions o;
+      o.device = options.device;
+      return cuda::make_cuda_backend(o);
+#else
+      return Status::error(StatusCode::Unavailable,
+                           "--backend cuda: this build has no CUDA backend (built without nvcc, or with "
+                           "-DPAGODA_CUDA=OFF)");
+#endif
+    }
+    case BackendKind::Cpu:
+    case BackendKind::Auto:
+      break;
+  }
+  return make_cpu_backend(options);
+}
+
+}  // namespace pagoda::engine
