@@ -11,10 +11,11 @@ namespace pagoda::engine::cuda {
 
 namespace {
 
-constexpr int kWarps = 4;  // warps (query rows) per block
+constexpr int kWarps = 4;   // warps (query rows) per block
+constexpr int kUnroll = 4;  // keys per loop iteration
 constexpr float kLog2e = 1.4426950408889634f;
 
-__device__ inline float warp_sum(float v) {
+__device__ inline float warp_sum(float v) {  // (the combine kernel's)
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
@@ -49,24 +50,56 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(PagedAttentionAr
   const int32_t* table = a.block_tables + static_cast<int64_t>(a.token_seq[t]) * a.max_blocks_per_seq;
   const __half* kv = reinterpret_cast<const __half*>(a.kv);
 
+  // kUnroll keys per iteration: their K and V loads are all issued before the first is used and their
+  // warp reductions interleave, so the loop is not one global-memory latency per key.
   float m = -INFINITY, l = 0.0f;
-  for (int32_t j = begin; j < end; ++j) {
-    const int64_t base = table[j / a.block_size] * block_stride + static_cast<int64_t>(j % a.block_size) * hd;
-    const __half* k = kv + base + kv_head * head_stride + lane * EPL;
-    const __half* v = kv + base + (a.n_kv_heads + kv_head) * head_stride + lane * EPL;
-    float dot = 0.0f;
+  for (int32_t j0 = begin; j0 < end; j0 += kUnroll) {
+    const int32_t n = min(kUnroll, end - j0);
+    float kf[kUnroll][EPL], vf[kUnroll][EPL];
 #pragma unroll
-    for (int e = 0; e < EPL; ++e) {
-      if (lane * EPL + e < hd) dot += q[e] * __half2float(k[e]);
+    for (int u = 0; u < kUnroll; ++u) {
+      const int32_t j = j0 + min(u, n - 1);  // past the end: reload the last key, weighted 0 below
+      const int64_t base = table[j / a.block_size] * block_stride + static_cast<int64_t>(j % a.block_size) * hd;
+      const __half* k = kv + base + kv_head * head_stride + lane * EPL;
+      const __half* v = kv + base + (a.n_kv_heads + kv_head) * head_stride + lane * EPL;
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) {
+        const bool in = lane * EPL + e < hd;
+        kf[u][e] = in ? __half2float(k[e]) : 0.0f;
+        vf[u][e] = in ? __half2float(v[e]) : 0.0f;
+      }
     }
-    const float s = warp_sum(dot);
-    const float m_new = fmaxf(m, s);
-    const float corr = exp2f(m - m_new), p = exp2f(s - m_new);
-    l = l * corr + p;
+    float s[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      s[u] = 0.0f;
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) s[u] += q[e] * kf[u][e];
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) s[u] += __shfl_xor_sync(0xffffffffu, s[u], o);
+    }
+    float m_new = m;
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      if (u < n) m_new = fmaxf(m_new, s[u]);
+    }
+    const float corr = exp2f(m - m_new);
+    float p[kUnroll];
+    l *= corr;
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      p[u] = u < n ? exp2f(s[u] - m_new) : 0.0f;
+      l += p[u];
+    }
 #pragma unroll
     for (int e = 0; e < EPL; ++e) {
-      const float ve = lane * EPL + e < hd ? __half2float(v[e]) : 0.0f;
-      acc[e] = acc[e] * corr + p * ve;
+      float x = acc[e] * corr;
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) x += p[u] * vf[u][e];
+      acc[e] = x;
     }
     m = m_new;
   }

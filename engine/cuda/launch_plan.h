@@ -26,7 +26,7 @@ PackedStep pack_step(const StepPlan& plan);
 
 // Splits a context only when the rows alone (query tokens x heads) would leave the GPU's
 // multiprocessors idle, and never into pieces shorter than kMinSplitKeys keys.
-inline constexpr int32_t kMinSplitKeys = 256;
+inline constexpr int32_t kMinSplitKeys = 64;
 inline constexpr int32_t kMaxSplits = 64;
 AttentionSplit choose_attention_split(int32_t max_context, int64_t rows, int32_t sm_count, int32_t block_size);
 

@@ -30,7 +30,7 @@ TEST(CudaLaunchPlan, AttentionSplitsOnlyLongContextsOfFewRows) {
   // Many rows (a big prefill) fill the GPU alone: no split.
   EXPECT_EQ(choose_attention_split(4096, 512 * 32, 132, 16).num_splits, 1);
   // A short context is never split below kMinSplitKeys.
-  EXPECT_EQ(choose_attention_split(200, 32, 132, 16).num_splits, 1);
+  EXPECT_EQ(choose_attention_split(kMinSplitKeys - 1, 32, 132, 16).num_splits, 1);
   // One decode row of 32 heads over 32k keys: split, in whole blocks, covering every key.
   const AttentionSplit s = choose_attention_split(32768, 32, 132, 16);
   EXPECT_GT(s.num_splits, 1);
