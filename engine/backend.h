@@ -34,6 +34,10 @@ struct BackendOptions {
   PrefillMatmul prefill_matmul = PrefillMatmul::Int8;
   // With OnednnBf16: steps of at least this many tokens use it (smaller ones stay on int8).
   int32_t bf16_min_tokens = 16;
+  // The largest step the caller will run (the scheduler's token budget and sequence count): a backend
+  // that preallocates step memory (cuda) sets it aside before the KV pool takes the rest.
+  int32_t max_step_tokens = 2048;
+  int32_t max_step_logits = 256;
 };
 
 class Backend {
@@ -50,7 +54,8 @@ class Backend {
   virtual int64_t kv_memory_available() const = 0;
   // Runs the plan; writes logits for plan.logits_indices, row-major [logits_indices.size()][vocab].
   virtual Status execute(const StepPlan& plan, std::span<float> logits) = 0;
-  // Copies whole KV blocks (copy-on-write for forked sequences): pairs of (src, dst).
+  // Copies whole KV blocks (copy-on-write for forked sequences): pairs of (src, dst), applied in order
+  // (a pair may read a block an earlier pair wrote).
   virtual Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) = 0;
   // Weight bytes one small-batch (decode) step reads: the numerator of the bandwidth roofline.
   virtual int64_t decode_weight_bytes() const = 0;

@@ -56,6 +56,8 @@ Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
       }
       cuda::CudaBackendOptions o;
       o.device = options.device;
+      o.max_step_tokens = options.max_step_tokens;
+      o.max_step_logits = options.max_step_logits;
       return cuda::make_cuda_backend(o);
 #else
       return Status::error(StatusCode::Unavailable,

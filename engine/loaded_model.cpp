@@ -70,7 +70,15 @@ Result<LoadedModel> load_model(const std::string& path, const LoadOptions& optio
   auto backend = make_backend(bo);
   if (!backend.ok()) return backend.status();
   m.backend = std::move(backend.value());
-  if (Status s = m.backend->load(m.weights); !s.ok()) return s;
+  Status loaded = m.backend->load(m.weights);
+  if (!loaded.ok() && options.backend.kind == BackendKind::Auto && kind != BackendKind::Cpu) {
+    // Auto chose a GPU that cannot run this model: the CPU can. (An explicit --backend stays an error.)
+    spdlog::warn("backend: {} cannot run {} ({}); falling back to cpu", backend_kind_name(kind), path, loaded.message());
+    bo.kind = BackendKind::Cpu;
+    m.backend = make_cpu_backend(bo);
+    loaded = m.backend->load(m.weights);
+  }
+  if (!loaded.ok()) return loaded;
   // kv_bytes_per_block is known once the model is loaded; the block size decides it.
   if (Status s = m.backend->allocate_kv({1, options.block_size}); !s.ok()) return s;
   auto blocks = kv_blocks_for(options, m.backend->kv_bytes_per_block(), m.backend->kv_memory_available());

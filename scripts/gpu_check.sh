@@ -25,18 +25,28 @@ find_cublas() {
   python3 -c 'import nvidia.cublas, os; print(os.path.join(os.path.dirname(nvidia.cublas.__file__), "lib"))' 2>/dev/null
 }
 for z in "$here"/lib/*.xz; do [ -e "$z" ] && xz -d -k -f "$z"; done
-# Our binaries see the bundled libraries; Python and the machine's tools keep their own.
-libs="$here/lib:$(find_cublas)"
+# Our binaries see the bundled libraries (before the machine's own path, which may be where the driver's
+# libcuda lives); Python and the machine's tools keep theirs.
+cublas_dir=$(find_cublas)
+if [ -z "$cublas_dir" ]; then
+  echo "gpu check: libcublasLt.so.13 not found on this machine (CUDA 13 is needed)" | tee "$OUT/summary.txt"
+  exit 1
+fi
+libs="$here/lib:$cublas_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 bin=$here/bin/pagoda_cuda_tests
 if ! LD_LIBRARY_PATH=$libs "$bin" --gtest_list_tests >/dev/null 2>&1; then  # this machine's libstdc++ is older
   libs="$here/lib/fallback:$libs"
 fi
 wrap=$(mktemp -d)
+trap 'rm -rf "$wrap"' EXIT
 for b in pagoda_cuda_tests pagoda_scheduler_tests pagodad pagoda; do
   printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "$libs" "$here/bin/$b" >"$wrap/$b"
   chmod +x "$wrap/$b"
 done
 bin=$wrap/pagoda_cuda_tests
+# Every stage's failure fails the check; a GPU test that would skip fails instead.
+export PAGODA_REQUIRE_GPU=1
+fail() { [ "$rc" -eq 0 ] && rc=$1; }
 
 { nvidia-smi; nvidia-smi -q -d CLOCK,MEMORY | head -60; } >"$OUT/summary.txt" 2>&1
 head -12 "$OUT/summary.txt"
@@ -49,15 +59,20 @@ grep -E '^\[  (FAILED|SKIPPED|PASSED) |^REPORT|Failure|error' "$OUT/tests.log" |
 
 if command -v compute-sanitizer >/dev/null; then
   start=$(date +%s)
-  timeout 150 env LD_LIBRARY_PATH="$libs" compute-sanitizer --tool memcheck --leak-check no "$here/bin/pagoda_cuda_tests" \
+  timeout 150 env LD_LIBRARY_PATH="$libs" compute-sanitizer --tool memcheck --leak-check no --error-exitcode 1 \
+    "$here/bin/pagoda_cuda_tests" \
     --gtest_filter='CudaKernels.*:Backends/BackendSuite.*/cuda:-CudaKernels.BadArguments*' >"$OUT/sanitizer.log" 2>&1
-  echo "memcheck: exit $? in $(( $(date +%s) - start )) s; $(grep -c '^========= Invalid' "$OUT/sanitizer.log") invalid accesses" \
+  src=$?
+  fail $src
+  echo "memcheck: exit $src in $(( $(date +%s) - start )) s; $(grep -c '^========= Invalid' "$OUT/sanitizer.log") invalid accesses" \
     | tee -a "$OUT/summary.txt"
   tail -3 "$OUT/sanitizer.log" | tee -a "$OUT/summary.txt"
   # racecheck: shared-memory hazards in the block reductions.
-  timeout 60 env LD_LIBRARY_PATH="$libs" compute-sanitizer --tool racecheck "$here/bin/pagoda_cuda_tests" \
+  timeout 60 env LD_LIBRARY_PATH="$libs" compute-sanitizer --tool racecheck --error-exitcode 1 "$here/bin/pagoda_cuda_tests" \
     --gtest_filter='CudaKernels.AddRmsNorm*' >"$OUT/racecheck.tmp" 2>&1
-  echo "racecheck: exit $?; $(grep 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/racecheck.tmp" | head -2 | tr '\n' ' ')" | tee -a "$OUT/summary.txt"
+  src=$?
+  fail $src
+  echo "racecheck: exit $src; $(grep 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/racecheck.tmp" | head -2 | tr '\n' ' ')" | tee -a "$OUT/summary.txt"
   cat "$OUT/racecheck.tmp" >>"$OUT/sanitizer.log" && rm -f "$OUT/racecheck.tmp"
 fi
 
@@ -66,9 +81,9 @@ fi
 start=$(date +%s)
 PAGODA_TEST_BACKEND=cuda timeout 240 "$wrap/pagoda_scheduler_tests" --gtest_filter='SchedulerSoak.*' >"$OUT/scheduler.log" 2>&1
 src=$?
+fail $src
 echo "scheduler soak (cuda): exit $src in $(( $(date +%s) - start )) s; $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/scheduler.log" | tr '\n' ' ')" \
   | tee -a "$OUT/summary.txt"
-[ $rc -eq 0 ] && rc=$src
 
 # The daemon's suites on the GPU (needs the checkout's tests/ and the Python test packages).
 repo=$(cd "$here/.." && pwd)
@@ -83,7 +98,9 @@ if [ -d "$repo/tests/server" ]; then
     # A first decode/prefill timing on that model (the CUDA performance issue builds the real benchmarks).
     timeout 120 "$wrap/pagoda" bench single --backend ${GPU_CHECK_SERVER_BACKEND:-cuda} --model "$model" \
       --prompt-tokens 512 --gen-tokens 128 --repeats 3 --json "$OUT/bench-single.json" >"$wrap/bench-single.log" 2>&1
-    echo "bench single: exit $?" | tee -a "$OUT/summary.txt"
+    src=$?
+    fail $src
+    echo "bench single: exit $src" | tee -a "$OUT/summary.txt"
     tail -6 "$wrap/bench-single.log" | tee -a "$OUT/summary.txt"
     start=$(date +%s)
     (cd "$repo" && PAGODAD="$wrap/pagodad" PAGODA_CLI="$wrap/pagoda" PAGODA_MODEL="$model" \
@@ -93,9 +110,10 @@ if [ -d "$repo/tests/server" ]; then
     echo "server suites (pagodad --backend ${GPU_CHECK_SERVER_BACKEND:-cuda}): exit $src in $(( $(date +%s) - start )) s" | tee -a "$OUT/summary.txt"
     grep -E '^(SKIPPED|FAILED|ERROR)|passed|failed' "$OUT/server-suites.log" | tail -15 | tee -a "$OUT/summary.txt"
     rm -f "$model"
-    [ $rc -eq 0 ] && rc=$src
+    fail $src
   else
-    echo "server suites: skipped (python3 lacks openai / grpc_tools / pytest)" | tee -a "$OUT/summary.txt"
+    echo "server suites: NOT RUN (python3 lacks openai / grpc_tools / pytest)" | tee -a "$OUT/summary.txt"
+    fail 1
   fi
 fi
 
@@ -106,10 +124,13 @@ if [ "${GPU_CHECK_BIG_BENCH:-1}" = 1 ]; then
   if timeout 120 "$wrap/pagoda" make-model --preset llama3-8b --out "$big" >/dev/null 2>&1; then
     timeout 180 "$wrap/pagoda" bench single --backend ${GPU_CHECK_SERVER_BACKEND:-cuda} --model "$big" \
       --prompt-tokens 512 --gen-tokens 64 --repeats 2 --json "$OUT/bench-single-llama3-8b.json" >"$wrap/big.log" 2>&1
-    echo "bench single llama3-8b: exit $? in $(( $(date +%s) - start )) s (model made there included)" | tee -a "$OUT/summary.txt"
+    src=$?
+    fail $src
+    echo "bench single llama3-8b: exit $src in $(( $(date +%s) - start )) s (model made there included)" | tee -a "$OUT/summary.txt"
     tail -5 "$wrap/big.log" | tee -a "$OUT/summary.txt"
   else
     echo "bench single llama3-8b: make-model failed or timed out" | tee -a "$OUT/summary.txt"
+    fail 1
   fi
   rm -f "$big"
 fi

@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   spdlog::info("loading {}", config.model);
+  // The backend sets aside step memory for the scheduler's largest step before sizing the KV pool.
+  config.load.backend.max_step_tokens = config.engine.scheduler.max_num_batched_tokens;
+  config.load.backend.max_step_logits = config.engine.scheduler.max_num_seqs;
   auto loaded = engine::load_model(config.model, config.load);
   if (!loaded.ok()) {
     spdlog::error("{}", loaded.message());

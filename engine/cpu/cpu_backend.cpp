@@ -23,6 +23,8 @@ namespace pagoda::engine {
 namespace {
 
 using cpu::OnednnMatmul;
+using cpu::QuantActs;
+using cpu::QuantMatrix;
 
 // MemAvailable of /proc/meminfo: what the host can give a KV pool without swapping.
 int64_t host_memory_available() {
@@ -34,8 +36,6 @@ int64_t host_memory_available() {
   }
   return 0;
 }
-using cpu::QuantActs;
-using cpu::QuantMatrix;
 
 // One linear layer: the int8 form always, the oneDNN bf16 one when that prefill path is on.
 struct Linear {

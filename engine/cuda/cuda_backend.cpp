@@ -73,7 +73,11 @@ class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const CudaBackendOptions& o) : opts_(o) {}
   ~CudaBackend() override {
+    if (!info_.name.empty()) cudaSetDevice(info_.index);
     weights_ = {};
+    kv_.reset();
+    buf_ = {};
+    gemm_.reset();
     if (stream_) cudaStreamDestroy(stream_);
   }
   std::string name() const override { return "cuda"; }
@@ -108,6 +112,7 @@ class CudaBackend final : public Backend {
 
   Status allocate_kv(const KvCacheShape& shape) override {
     if (!w_) return Status::error("allocate_kv: load() the model first");
+    if (Status s = use_device(); !s.ok()) return s;
     if (shape.num_blocks <= 0 || shape.block_size <= 0 || shape.block_size > 1024) {
       return Status::error(fmt::format("allocate_kv: {} blocks of {} tokens is not a valid pool (blocks >= 1, "
                                        "block size 1..1024)",
@@ -121,40 +126,46 @@ class CudaBackend final : public Backend {
     }
     PAGODA_CUDA_TRY(cudaMemsetAsync(kv_.get(), 0, kv_.bytes(), stream_));
     PAGODA_CUDA_TRY(cudaStreamSynchronize(stream_));
-    spdlog::info("cuda: KV pool {} blocks of {} tokens, {:.2f} GiB", shape.num_blocks, shape.block_size,
-                 static_cast<double>(kv_.bytes()) / (1 << 30));
+    // The largest step's scratch now, so it cannot fail for memory the pool took.
+    if (Status s = reserve_step(opts_.max_step_tokens, opts_.max_step_logits, 0, 0); !s.ok()) return s;
+    spdlog::info("cuda: KV pool {} blocks of {} tokens, {:.2f} GiB; step scratch {:.2f} GiB", shape.num_blocks,
+                 shape.block_size, static_cast<double>(kv_.bytes()) / (1 << 30),
+                 static_cast<double>(scratch_bytes()) / (1 << 30));
     return {};
   }
   KvCacheShape kv_shape() const override { return kv_shape_; }
   int64_t kv_memory_available() const override {
     size_t free_b = 0, total_b = 0;
-    if (cudaSetDevice(info_.index) != cudaSuccess || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    if (!w_ || cudaSetDevice(info_.index) != cudaSuccess || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
       (void)cudaGetLastError();
       return 0;
     }
-    // The pool being replaced (load_model sizes it after a one-block probe) is free memory too.
-    return kv_memory_available_on_device(static_cast<int64_t>(free_b + kv_.bytes()), static_cast<int64_t>(total_b));
+    // The pool and scratch being replaced (load_model sizes the pool after a one-block probe) are free
+    // memory too; the largest step's scratch is set aside.
+    const int64_t held = static_cast<int64_t>(kv_.bytes()) + scratch_bytes();
+    return kv_memory_available_on_device(static_cast<int64_t>(free_b) + held, static_cast<int64_t>(total_b),
+                                         step_scratch_bytes(w_->config, opts_.max_step_tokens, opts_.max_step_logits));
   }
   int64_t kv_bytes_per_block() const override { return w_ ? block_elems() * w_->config.n_layers * 2 : 0; }
 
   Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override {
     if (src_dst.empty()) return {};
+    if (Status s = usable(); !s.ok()) return s;
     std::vector<int32_t> flat;
     flat.reserve(src_dst.size() * 2);
+    std::vector<bool> written(static_cast<size_t>(kv_shape_.num_blocks), false);
+    bool in_order = false;  // a pair reads or rewrites a block an earlier pair wrote
     for (auto [src, dst] : src_dst) {
       if (src < 0 || dst < 0 || src >= kv_shape_.num_blocks || dst >= kv_shape_.num_blocks) {
         return Status::error(fmt::format("copy_blocks: block pair ({}, {}) outside the pool of {}", src, dst,
                                          kv_shape_.num_blocks));
       }
+      in_order = in_order || written[src] || written[dst];
+      written[dst] = true;
       flat.push_back(src);
       flat.push_back(dst);
     }
-    if (Status s = pairs_.reserve(flat.size(), "copy_blocks pairs"); !s.ok()) return s;
-    PAGODA_CUDA_TRY(cudaMemcpyAsync(pairs_.get(), flat.data(), flat.size() * 4, cudaMemcpyHostToDevice, stream_));
-    PAGODA_CUDA_TRY(copy_kv_blocks(kv_.get(), layer_elems_, w_->config.n_layers, block_elems(), pairs_.get(),
-                                   static_cast<int32_t>(src_dst.size()), stream_));
-    PAGODA_CUDA_TRY(cudaStreamSynchronize(stream_));
-    return {};
+    return check_sticky(copy_pairs(flat, in_order));
   }
 
   int64_t decode_weight_bytes() const override {
@@ -169,6 +180,7 @@ class CudaBackend final : public Backend {
 
   Status execute(const StepPlan& plan, std::span<float> logits) override {
     if (!w_ || kv_.size() == 0) return Status::error("execute: the backend has no model or no KV cache");
+    if (Status s = usable(); !s.ok()) return s;
     const ModelConfig& c = w_->config;
     if (Status s = plan.validate(kv_shape_.num_blocks, kv_shape_.block_size, c.vocab_size); !s.ok()) return s;
     const size_t want = plan.logits_indices.size() * static_cast<size_t>(c.vocab_size);
@@ -176,45 +188,106 @@ class CudaBackend final : public Backend {
       return Status::error(fmt::format("execute: logits buffer holds {} floats, the plan needs {}", logits.size(), want));
     }
     if (plan.num_tokens() == 0) return {};
+    return check_sticky(run_step(plan, logits.first(want)));
+  }
+
+ private:
+  // Every call that touches the GPU makes this backend's device current first: the engine loop calls
+  // from its own thread, where another device (0) may be current.
+  Status use_device() const {
+    PAGODA_CUDA_TRY(cudaSetDevice(info_.index));
+    return {};
+  }
+  Status usable() const {
+    if (!broken_.empty()) return Status::error(StatusCode::Unavailable, broken_);
+    return use_device();
+  }
+  // A kernel fault (illegal address, a trap ...) leaves the CUDA context unusable: every later call fails
+  // the same way. Such an error marks the backend broken: later steps fail at once with Unavailable,
+  // naming the first error, instead of each failing obscurely.
+  Status check_sticky(Status s) {
+    if (s.ok()) return s;
+    const cudaError_t err = cudaDeviceSynchronize();
+    if (err == cudaErrorIllegalAddress || err == cudaErrorLaunchFailure || err == cudaErrorIllegalInstruction ||
+        err == cudaErrorMisalignedAddress || err == cudaErrorHardwareStackError || err == cudaErrorAssert ||
+        err == cudaErrorInvalidPc || err == cudaErrorECCUncorrectable || err == cudaErrorInvalidAddressSpace) {
+      broken_ = fmt::format("the GPU context is lost ({}: {}); restart the server. First failure: {}",
+                            cudaGetErrorName(err), cudaGetErrorString(err), s.message());
+      spdlog::error("cuda: {}", broken_);
+      return Status::error(StatusCode::Unavailable, broken_);
+    }
+    (void)cudaGetLastError();
+    return s;
+  }
+
+  Status run_step(const StepPlan& plan, std::span<float> logits) {
     if (Status s = forward(plan); !s.ok()) return s;
-    if (want > 0) {
-      PAGODA_CUDA_TRY(cudaMemcpyAsync(logits.data(), buf_.logits.get(), want * sizeof(float), cudaMemcpyDeviceToHost,
+    if (!logits.empty()) {
+      PAGODA_CUDA_TRY(cudaMemcpyAsync(logits.data(), buf_.logits.get(), logits.size_bytes(), cudaMemcpyDeviceToHost,
                                       stream_));
     }
     PAGODA_CUDA_TRY(cudaStreamSynchronize(stream_));
     return {};
   }
 
- private:
+  // One launch for all pairs, or one per pair (the stream orders them) when a pair depends on an
+  // earlier one: the kernel copies its pairs concurrently.
+  Status copy_pairs(const std::vector<int32_t>& flat, bool in_order) {
+    if (Status s = pairs_.reserve(flat.size(), "copy_blocks pairs"); !s.ok()) return s;
+    PAGODA_CUDA_TRY(cudaMemcpyAsync(pairs_.get(), flat.data(), flat.size() * 4, cudaMemcpyHostToDevice, stream_));
+    const int32_t n = static_cast<int32_t>(flat.size() / 2);
+    for (int32_t p = 0; p < (in_order ? n : 1); ++p) {
+      PAGODA_CUDA_TRY(copy_kv_blocks(kv_.get(), layer_elems_, w_->config.n_layers, block_elems(),
+                                     pairs_.get() + (in_order ? 2 * p : 0), in_order ? 1 : n, stream_));
+    }
+    PAGODA_CUDA_TRY(cudaStreamSynchronize(stream_));  // `flat` may go once this returns
+    return {};
+  }
+
   int64_t block_elems() const {
     const ModelConfig& c = w_->config;
     return 2LL * c.n_kv_heads * kv_shape_.block_size * c.head_dim;
   }
 
-  Status reserve(const PackedStep& p, const AttentionSplit& split) {
+  // Grows the step buffers to T tokens and R logits rows (and the packed indices and attention
+  // partials to the given sizes).
+  Status reserve_step(int64_t T, int64_t R, size_t ints, size_t attn_ws) {
     const ModelConfig& c = w_->config;
-    const size_t T = static_cast<size_t>(p.num_tokens), R = static_cast<size_t>(p.num_logits);
+    const size_t t = static_cast<size_t>(T), r = static_cast<size_t>(R);
     const size_t d = c.d_model, qkv = c.q_dim() + 2 * c.kv_dim(), ff = c.ffn_dim;
-    for (Status s : {buf_.ints.reserve(p.data.size(), "step indices"), buf_.x.reserve(T * d, "activations"),
-                     buf_.qkv.reserve(T * qkv, "q|k|v"), buf_.attn.reserve(T * c.q_dim(), "attention output"),
-                     buf_.out.reserve(T * d, "block output"), buf_.gate_up.reserve(T * 2 * ff, "gate|up"),
-                     buf_.attn_ws.reserve(attention_workspace_floats(p.num_tokens, c.n_heads, c.head_dim, split),
-                                          "attention splits"),
-                     buf_.logits.reserve(R * c.vocab_size, "logits"), buf_.h.reserve(T * d, "normed activations"),
-                     buf_.attn_bf16.reserve(T * c.q_dim(), "attention output (bf16)"),
-                     buf_.act.reserve(T * ff, "feed-forward activations"), buf_.head_in.reserve(R * d, "LM head input")}) {
+    for (Status s : {buf_.ints.reserve(ints, "step indices"), buf_.x.reserve(t * d, "activations"),
+                     buf_.qkv.reserve(t * qkv, "q|k|v"), buf_.attn.reserve(t * c.q_dim(), "attention output"),
+                     buf_.out.reserve(t * d, "block output"), buf_.gate_up.reserve(t * 2 * ff, "gate|up"),
+                     buf_.attn_ws.reserve(attn_ws, "attention splits"), buf_.logits.reserve(r * c.vocab_size, "logits"),
+                     buf_.h.reserve(t * d, "normed activations"),
+                     buf_.attn_bf16.reserve(t * c.q_dim(), "attention output (bf16)"),
+                     buf_.act.reserve(t * ff, "feed-forward activations"), buf_.head_in.reserve(r * d, "LM head input")}) {
       if (!s.ok()) return s;
     }
     return {};
   }
+  int64_t scratch_bytes() const {
+    int64_t n = 0;
+    for (size_t b : {buf_.ints.bytes(), buf_.x.bytes(), buf_.qkv.bytes(), buf_.attn.bytes(), buf_.out.bytes(),
+                     buf_.gate_up.bytes(), buf_.attn_ws.bytes(), buf_.logits.bytes(), buf_.h.bytes(),
+                     buf_.attn_bf16.bytes(), buf_.act.bytes(), buf_.head_in.bytes()}) {
+      n += static_cast<int64_t>(b);
+    }
+    return n;
+  }
 
   Status forward(const StepPlan& plan) {
     const ModelConfig& c = w_->config;
-    const PackedStep p = pack_step(plan);
+    packed_ = pack_step(plan);  // a member: the upload below may still read it after forward() returns
+    const PackedStep& p = packed_;
     const AttentionSplit split =
         choose_attention_split(p.max_context, static_cast<int64_t>(p.num_tokens) * c.n_heads, info_.sm_count,
                                kv_shape_.block_size);
-    if (Status s = reserve(p, split); !s.ok()) return s;
+    if (Status s = reserve_step(p.num_tokens, p.num_logits, p.data.size(),
+                                attention_workspace_floats(p.num_tokens, c.n_heads, c.head_dim, split));
+        !s.ok()) {
+      return s;
+    }
     PAGODA_CUDA_TRY(cudaMemcpyAsync(buf_.ints.get(), p.data.data(), p.data.size() * sizeof(int32_t),
                                     cudaMemcpyHostToDevice, stream_));
     const int32_t* ints = buf_.ints.get();
@@ -288,6 +361,8 @@ class CudaBackend final : public Backend {
   DeviceBuffer<uint16_t> kv_;
   DeviceBuffer<int32_t> pairs_;
   StepBuffers buf_;
+  PackedStep packed_;
+  std::string broken_;  // set once the CUDA context is lost: every later call fails with it
 };
 
 }  // namespace

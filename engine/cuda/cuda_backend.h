@@ -13,6 +13,10 @@ namespace pagoda::engine::cuda {
 
 struct CudaBackendOptions {
   int32_t device = 0;
+  // The largest step (BackendOptions::max_step_tokens / max_step_logits): its scratch is allocated
+  // with the KV pool and kept out of the pool's share of memory.
+  int32_t max_step_tokens = 2048;
+  int32_t max_step_logits = 256;
 };
 
 struct CudaDeviceInfo {
@@ -21,7 +25,7 @@ struct CudaDeviceInfo {
   int32_t major = 0, minor = 0;  // compute capability
   int32_t sm_count = 0;
   int64_t total_bytes = 0, free_bytes = 0;
-  std::string describe() const;  // "NVIDIA H200 (sm_90, 132 SMs, 139.8 GiB, 139.2 GiB free)"
+  std::string describe() const;  // "NVIDIA H200 (device 0, sm_90, 132 SMs, 139.8 GiB, 139.3 GiB free)"
 };
 
 // The visible devices, or an error saying why there are none (no driver, no device, a driver too

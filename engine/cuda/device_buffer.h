@@ -2,6 +2,7 @@
 // DeviceBuffer: one cudaMalloc'd allocation, freed with its owner. Sizes are in elements of T.
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <utility>
@@ -42,8 +43,9 @@ class DeviceBuffer {
     size_ = n;
     return {};
   }
-  // Grows to at least n elements (contents lost when it grows).
-  Status reserve(size_t n, const char* what) { return n <= size_ ? Status{} : allocate(n, what); }
+  // Grows to at least n elements, by half again at least so a slowly growing step size does not
+  // free and allocate (each a device-wide synchronization) every time. Contents are lost.
+  Status reserve(size_t n, const char* what) { return n <= size_ ? Status{} : allocate(std::max(n, size_ + size_ / 2), what); }
   void reset() {
     if (ptr_) cudaFree(ptr_);
     ptr_ = nullptr;

@@ -100,6 +100,9 @@ Result<DeviceWeights> upload_weights(const ModelWeights& w) {
       if (!s.ok()) return s;
     }
   }
+  // cudaMemcpy from pageable memory may return before the copy lands, and on the legacy stream, which
+  // the backend's non-blocking stream does not wait for.
+  PAGODA_CUDA_TRY(cudaDeviceSynchronize());
   return d;
 }
 

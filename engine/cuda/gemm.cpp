@@ -13,22 +13,22 @@ Result<std::unique_ptr<Gemm>> Gemm::create(size_t workspace_bytes) {
   return g;
 }
 
+void Gemm::destroy(Plan& p) {
+  if (p.a) cublasLtMatrixLayoutDestroy(p.a);
+  if (p.b) cublasLtMatrixLayoutDestroy(p.b);
+  if (p.c) cublasLtMatrixLayoutDestroy(p.c);
+  if (p.op) cublasLtMatmulDescDestroy(p.op);
+  p = Plan{};
+}
+
 Gemm::~Gemm() {
-  for (auto& [shape, p] : plans_) {
-    cublasLtMatrixLayoutDestroy(p.a);
-    cublasLtMatrixLayoutDestroy(p.b);
-    cublasLtMatrixLayoutDestroy(p.c);
-    cublasLtMatmulDescDestroy(p.op);
-  }
+  for (auto& [shape, p] : plans_) destroy(p);
   if (handle_) cublasLtDestroy(handle_);
 }
 
 // Row-major y = x w^T is, in cuBLAS's column-major terms, y^T (N x M) = w (stored K x N, transposed)
 // times x^T (stored K x M): A = w with op T, B = x, C = D = y with leading dimension N.
-Result<const Gemm::Plan*> Gemm::plan_for(int32_t M, int32_t N, int32_t K) {
-  const auto key = std::make_tuple(M, N, K);
-  if (auto it = plans_.find(key); it != plans_.end()) return &it->second;
-  Plan p;
+Status Gemm::make_plan(int32_t M, int32_t N, int32_t K, Plan& p) {
   PAGODA_CUBLAS_TRY(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t trans = CUBLAS_OP_T, none = CUBLAS_OP_N;
   PAGODA_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof(trans)));
@@ -40,22 +40,34 @@ Result<const Gemm::Plan*> Gemm::plan_for(int32_t M, int32_t N, int32_t K) {
   cublasLtMatmulPreference_t pref = nullptr;
   PAGODA_CUBLAS_TRY(cublasLtMatmulPreferenceCreate(&pref));
   const size_t ws = workspace_.bytes();
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+  cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  const cublasStatus_t st =
-      cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  if (st == CUBLAS_STATUS_SUCCESS) {
+    st = cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  }
   cublasLtMatmulPreferenceDestroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
-    cublasLtMatrixLayoutDestroy(p.a);
-    cublasLtMatrixLayoutDestroy(p.b);
-    cublasLtMatrixLayoutDestroy(p.c);
-    cublasLtMatmulDescDestroy(p.op);
-    return Status::error(StatusCode::Internal,
-                         fmt::format("cuBLASLt: no bf16 matmul algorithm for M={} N={} K={} ({})", M, N, K,
-                                     cublasLtGetStatusString(st)));
+    return Status::error(StatusCode::Internal, fmt::format("cuBLASLt: no bf16 matmul algorithm for M={} N={} K={} ({})",
+                                                           M, N, K, cublasLtGetStatusString(st)));
   }
   p.algo = result.algo;
+  return {};
+}
+
+Result<const Gemm::Plan*> Gemm::plan_for(int32_t M, int32_t N, int32_t K) {
+  const auto key = std::make_tuple(M, N, K);
+  if (auto it = plans_.find(key); it != plans_.end()) return &it->second;
+  // Steps of every token count would grow the cache without end: start over past kMaxPlans.
+  if (plans_.size() >= kMaxPlans) {
+    for (auto& [shape, old] : plans_) destroy(old);
+    plans_.clear();
+  }
+  Plan p;
+  if (Status s = make_plan(M, N, K, p); !s.ok()) {
+    destroy(p);
+    return s;
+  }
   return &plans_.emplace(key, p).first->second;
 }
 

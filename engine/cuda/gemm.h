@@ -1,7 +1,7 @@
 #pragma once
 // Linear layers through cuBLASLt: y[M][N] (f32) = x[M][K] (bf16) . w[N][K]^T (bf16), fp32 accumulate.
 // One handle and one workspace for the backend's life; the layouts and the algorithm cuBLASLt's
-// heuristic picks are cached per (M, N, K), so a steady decode loop asks it nothing.
+// heuristic picks are cached per (M, N, K) (at most kMaxPlans), so a steady decode loop asks it nothing.
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
@@ -31,7 +31,10 @@ class Gemm {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
+  static constexpr size_t kMaxPlans = 1024;
   Result<const Plan*> plan_for(int32_t M, int32_t N, int32_t K);
+  Status make_plan(int32_t M, int32_t N, int32_t K, Plan& p);  // on error p holds what was made
+  static void destroy(Plan& p);
 
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer<uint8_t> workspace_;

@@ -14,7 +14,8 @@ cudaError_t embed_tokens(const uint16_t* table, const int32_t* ids, int32_t T, i
 
 // For each output row r, from source row i = rows[r] (or r when rows is null): when y is set,
 // x[i] += y[i] first (the residual add, written back); then out[r] = rmsnorm(x[i]) * w, as bf16
-// (out_bf16) and/or f32 (out_f32), either may be null.
+// (out_bf16) and/or f32 (out_f32), either may be null. With y set, rows must not repeat (a repeated
+// row would get the residual twice).
 cudaError_t add_rms_norm(float* x, const float* y, const float* w, const int32_t* rows, int32_t n_rows, int32_t d,
                          float eps, uint16_t* out_bf16, float* out_f32, cudaStream_t s);
 

@@ -47,10 +47,19 @@ AttentionSplit choose_attention_split(int32_t max_context, int64_t rows, int32_t
   return s;
 }
 
-int64_t kv_memory_available_on_device(int64_t free_bytes, int64_t total_bytes) {
-  const int64_t reserve =
+int64_t step_scratch_bytes(const ModelConfig& c, int64_t tokens, int64_t logit_rows) {
+  const int64_t T = tokens, R = logit_rows;
+  const int64_t f32 = 4 * T * (2LL * c.d_model + c.q_dim() + 2LL * c.kv_dim() + c.q_dim() + 2LL * c.ffn_dim) +
+                      4 * R * c.vocab_size;
+  const int64_t bf16 = 2 * T * (c.d_model + c.q_dim() + c.ffn_dim) + 2 * R * c.d_model;
+  const int64_t ints = 4 * (4 * T + R);  // block tables come on top: a few KiB
+  return f32 + bf16 + ints;
+}
+
+int64_t kv_memory_available_on_device(int64_t free_bytes, int64_t total_bytes, int64_t step_scratch) {
+  const int64_t margin =
       std::max(kStepReserveBytes, static_cast<int64_t>(static_cast<double>(total_bytes) * kStepReserveFraction));
-  return std::max<int64_t>(0, free_bytes - reserve);
+  return std::max<int64_t>(0, free_bytes - margin - step_scratch);
 }
 
 }  // namespace pagoda::engine::cuda

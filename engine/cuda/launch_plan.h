@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/cuda/attention_split.h"
+#include "engine/model/model_config.h"
 #include "engine/status.h"
 #include "engine/step_plan.h"
 
@@ -30,11 +31,17 @@ inline constexpr int32_t kMinSplitKeys = 64;
 inline constexpr int32_t kMaxSplits = 64;
 AttentionSplit choose_attention_split(int32_t max_context, int64_t rows, int32_t sm_count, int32_t block_size);
 
-// Device memory a KV pool may take: the free memory after the weights, less what steps need besides
-// (activations, logits, the cuBLASLt workspace, the CUDA context's own growth): kStepReserveBytes
-// or kStepReserveFraction of the card, the larger. --kv-memory-fraction applies to the rest.
+// Device bytes of a step's scratch buffers (activations, q|k|v, gate|up, logits, ...) for `tokens`
+// tokens of which `logit_rows` want logits, with attention unsplit (splits only happen for steps of
+// few rows, whose partial results are far smaller).
+int64_t step_scratch_bytes(const ModelConfig& c, int64_t tokens, int64_t logit_rows);
+
+// Device memory a KV pool may take: the free memory after the weights, less the scratch of the
+// largest step (step_scratch_bytes) and a margin for the cuBLASLt workspace and the CUDA context's
+// own growth (kStepReserveBytes or kStepReserveFraction of the card, the larger).
+// --kv-memory-fraction applies to the rest.
 inline constexpr int64_t kStepReserveBytes = int64_t(1) << 30;
 inline constexpr double kStepReserveFraction = 0.04;
-int64_t kv_memory_available_on_device(int64_t free_bytes, int64_t total_bytes);
+int64_t kv_memory_available_on_device(int64_t free_bytes, int64_t total_bytes, int64_t step_scratch);
 
 }  // namespace pagoda::engine::cuda

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "engine/cpu/cpu_features.h"
 #include "engine/model/random_model.h"
@@ -62,7 +63,7 @@ std::unique_ptr<MemoryModel> memory_model(const RandomModelSpec& spec) {
   return m;
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& name, const MemoryModel& m, int32_t num_blocks) {
+std::unique_ptr<Backend> loaded_backend(const std::string& name, const MemoryModel& m, int32_t num_blocks) {
   std::unique_ptr<Backend> b = name == "cuda" ? make_cuda_backend({}) : make_cpu_backend({});
   Status s = b->load(m.weights);
   EXPECT_TRUE(s.ok()) << s.message();
@@ -85,7 +86,7 @@ class BackendSuite : public ::testing::TestWithParam<std::string> {
     if (GetParam() == "cuda") PAGODA_REQUIRE_GPU_OR_SKIP();
     model_ = memory_model(*random_model_preset("tiny"));
     ASSERT_NE(model_, nullptr);
-    backend_ = make_backend(GetParam(), *model_, 64);
+    backend_ = loaded_backend(GetParam(), *model_, 64);
     ASSERT_NE(backend_, nullptr);
     vocab_ = model_->weights->config.vocab_size;
   }
@@ -166,10 +167,37 @@ TEST_P(BackendSuite, CopiedBlocksContinueAForkIdentically) {
     next.push_back(logits);
   }
   EXPECT_EQ(next[0], next[1]) << "the fork reads the copied blocks";
+  // Pairs apply in order: 3 -> 11, then 11 -> 12 copies what the first pair wrote (and 4 -> 13).
+  const std::vector<std::pair<int32_t, int32_t>> chain = {{3, 11}, {11, 12}, {4, 13}};
+  ASSERT_TRUE(backend_->copy_blocks(chain).ok());
+  StepPlanBuilder b(16);
+  b.add_sequence(1, std::vector<int32_t>{5}, 20, std::vector<int32_t>{12, 13});
+  const StepPlan step = b.build();
+  ASSERT_TRUE(backend_->execute(step, logits).ok());
+  EXPECT_EQ(logits, next[0]) << "a chained copy reads what the earlier pair wrote";
   const std::vector<std::pair<int32_t, int32_t>> outside = {{3, 64}};
   Status s = backend_->copy_blocks(outside);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("outside the pool"), std::string::npos) << s.message();
+}
+
+// The engine loop runs steps on its own thread, not the one that loaded the model.
+TEST_P(BackendSuite, StepsRunFromAnotherThread) {
+  const auto tokens = random_tokens(9, vocab_, 4);
+  SingleSequence here(*backend_, vocab_, 16);
+  auto r = here.run(tokens);
+  ASSERT_TRUE(r.ok()) << r.message();
+  const std::vector<float> want(r.value().begin(), r.value().end());
+  std::vector<float> got;
+  Status status;
+  std::thread([&] {
+    SingleSequence there(*backend_, vocab_, 16);
+    auto t = there.run(tokens);
+    status = t.status();
+    if (t.ok()) got.assign(t.value().begin(), t.value().end());
+  }).join();
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(got, want);
 }
 
 TEST_P(BackendSuite, InvalidPlansAreErrorsAndTheBackendKeepsWorking) {
@@ -331,7 +359,7 @@ TEST(CudaParity, ThirtyTwoConcurrentGreedySequencesEqualTheirAloneOutputs) {
   ASSERT_NE(model, nullptr);
   const int32_t vocab = model->weights->config.vocab_size;
   constexpr int kSeqs = 32, kSteps = 16, kBlocksPerSeq = 4;
-  auto backend = make_backend("cuda", *model, kSeqs * kBlocksPerSeq + 8);
+  auto backend = loaded_backend("cuda", *model, kSeqs * kBlocksPerSeq + 8);
   ASSERT_NE(backend, nullptr);
   std::vector<std::vector<int32_t>> prompts, alone(kSeqs), together(kSeqs);
   for (int i = 0; i < kSeqs; ++i) prompts.push_back(random_tokens(8 + (i * 7) % 33, vocab, 500 + i));

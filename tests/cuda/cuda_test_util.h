@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -11,9 +13,13 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/device_buffer.h"
 
+// PAGODA_REQUIRE_GPU=1 (scripts/gpu_check.sh) turns the skip into a failure: on the GPU machine a
+// test that silently skipped would make the check pass having tested nothing.
 #define PAGODA_REQUIRE_GPU_OR_SKIP()                                                   \
   do {                                                                                 \
     if (auto n_ = ::pagoda::engine::cuda::cuda_device_count(); !n_.ok()) {             \
+      const char* req_ = std::getenv("PAGODA_REQUIRE_GPU");                            \
+      if (req_ && std::string(req_) == "1") FAIL() << "no GPU: " << n_.message();      \
       GTEST_SKIP() << "no GPU: " << n_.message();                                      \
     }                                                                                  \
   } while (0)

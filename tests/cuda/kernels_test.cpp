@@ -197,7 +197,7 @@ AttnCase make_attn_case(int head_dim) {
 
 TEST(CudaKernels, WriteKvStoresTheCpuLayoutAndAttentionMatchesADoubleReference) {
   PAGODA_REQUIRE_GPU_OR_SKIP();
-  for (const int hd : {64, 128, 16}) {
+  for (const int hd : {64, 128, 16, 80, 96}) {  // 80 and 96: lanes with partly idle elements
     AttnCase c = make_attn_case(hd);
     const int kvd = c.n_kv_heads * hd, qd = c.n_heads * hd;
     const int64_t pool_elems = int64_t(c.num_blocks) * 2 * kvd * c.block_size;
@@ -287,21 +287,23 @@ TEST(CudaKernels, WriteKvStoresTheCpuLayoutAndAttentionMatchesADoubleReference) 
 TEST(CudaKernels, CopyKvBlocksCopiesEveryLayer) {
   PAGODA_REQUIRE_GPU_OR_SKIP();
   const int layers = 3, blocks = 10;
-  const int64_t block_elems = 2 * 2 * 16 * 64;
-  std::vector<uint16_t> host(layers * blocks * block_elems);
-  std::mt19937 rng(3);
-  for (auto& x : host) x = static_cast<uint16_t>(rng());
-  auto pool = to_device(host);
   const std::vector<int32_t> pairs = {2, 7, 5, 0, 9, 3};
   auto dp = to_device(pairs);
-  ASSERT_EQ(copy_kv_blocks(pool.get(), blocks * block_elems, layers, block_elems, dp.get(), 3, nullptr), cudaSuccess);
-  auto want = host;
-  for (int l = 0; l < layers; ++l) {
-    for (size_t p = 0; p < pairs.size(); p += 2) {
-      std::copy_n(&host[(l * blocks + pairs[p]) * block_elems], block_elems, &want[(l * blocks + pairs[p + 1]) * block_elems]);
+  for (const int64_t block_elems : {int64_t(2 * 2 * 16 * 64), int64_t(2 * 1 * 3 * 5)}) {  // 16-byte and odd sizes
+    std::vector<uint16_t> host(layers * blocks * block_elems);
+    std::mt19937 rng(3);
+    for (auto& x : host) x = static_cast<uint16_t>(rng());
+    auto pool = to_device(host);
+    ASSERT_EQ(copy_kv_blocks(pool.get(), blocks * block_elems, layers, block_elems, dp.get(), 3, nullptr), cudaSuccess);
+    auto want = host;
+    for (int l = 0; l < layers; ++l) {
+      for (size_t p = 0; p < pairs.size(); p += 2) {
+        std::copy_n(&host[(l * blocks + pairs[p]) * block_elems], block_elems,
+                    &want[(l * blocks + pairs[p + 1]) * block_elems]);
+      }
     }
+    EXPECT_EQ(to_host(pool, host.size()), want) << "block of " << block_elems << " elements";
   }
-  EXPECT_EQ(to_host(pool, host.size()), want);
 }
 
 TEST(CudaKernels, BadArgumentsAndHugeAllocationsAreErrorsNotCrashes) {

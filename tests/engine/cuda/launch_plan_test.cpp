@@ -48,14 +48,27 @@ TEST(CudaLaunchPlan, AttentionSplitsOnlyLongContextsOfFewRows) {
   }
 }
 
-TEST(CudaLaunchPlan, KvMemoryIsTheFreeMemoryLessTheStepReserve) {
+TEST(CudaLaunchPlan, KvMemoryIsTheFreeMemoryLessTheLargestStepAndAMargin) {
   const int64_t gib = int64_t(1) << 30;
-  // An 80 GiB card with 60 GiB free after the weights: 4% of the card (3.2 GiB) stays for steps.
-  EXPECT_EQ(kv_memory_available_on_device(60 * gib, 80 * gib), 60 * gib - static_cast<int64_t>(80 * gib * 0.04));
+  // An 80 GiB card with 60 GiB free after the weights: 4% of the card (3.2 GiB) and the step's scratch stay.
+  EXPECT_EQ(kv_memory_available_on_device(60 * gib, 80 * gib, 2 * gib),
+            58 * gib - static_cast<int64_t>(80 * gib * 0.04));
   // A small card keeps at least 1 GiB back.
-  EXPECT_EQ(kv_memory_available_on_device(6 * gib, 8 * gib), 5 * gib);
+  EXPECT_EQ(kv_memory_available_on_device(6 * gib, 8 * gib, 0), 5 * gib);
   // Less free than the reserve: nothing, never negative.
-  EXPECT_EQ(kv_memory_available_on_device(gib / 2, 8 * gib), 0);
+  EXPECT_EQ(kv_memory_available_on_device(gib / 2, 8 * gib, 0), 0);
+}
+
+TEST(CudaLaunchPlan, StepScratchCountsEveryBufferOfTheStep) {
+  ModelConfig c;  // the llama3-8b shape
+  c.d_model = 4096, c.n_heads = 32, c.n_kv_heads = 8, c.head_dim = 128, c.ffn_dim = 14336, c.vocab_size = 128256;
+  const int64_t T = 2048, R = 256;
+  const int64_t want = 4 * T * (2 * 4096 + 4096 + 2 * 1024 + 4096 + 2 * 14336)  // x, out, qkv, attn, gate|up (f32)
+                       + 4 * R * 128256                                         // logits
+                       + 2 * T * (4096 + 4096 + 14336) + 2 * R * 4096           // bf16 GEMM inputs
+                       + 4 * (4 * T + R);                                       // step indices
+  EXPECT_EQ(step_scratch_bytes(c, T, R), want);
+  EXPECT_GT(step_scratch_bytes(c, 8192, R), 4 * step_scratch_bytes(c, 2048, 0) - 1);
 }
 
 }  // namespace
