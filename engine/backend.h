@@ -17,6 +17,8 @@ struct KvCacheShape {
   int32_t num_blocks = 0;
   int32_t block_size = 16;  // tokens per block
 };
+// What every backend's allocate_kv accepts: blocks >= 1, block size 1..1024.
+Status check_kv_shape(const KvCacheShape& shape);
 
 // How matmuls of many rows (prefill) are computed. Decode always uses the int8 path.
 enum class PrefillMatmul {

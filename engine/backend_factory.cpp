@@ -1,4 +1,5 @@
-// make_backend: the one place that knows which backends this build has. The CUDA backend exists
+// make_backend: the one place that knows which backends this build has (and what every backend
+// checks alike). The CUDA backend exists
 // only where PAGODA_CUDA was on at build time; asking for it elsewhere is a clear error.
 #include <spdlog/fmt/fmt.h>
 
@@ -8,6 +9,15 @@
 #endif
 
 namespace pagoda::engine {
+
+Status check_kv_shape(const KvCacheShape& shape) {
+  if (shape.num_blocks <= 0 || shape.block_size <= 0 || shape.block_size > 1024) {
+    return Status::error(fmt::format("allocate_kv: {} blocks of {} tokens is not a valid pool (blocks >= 1, "
+                                     "block size 1..1024)",
+                                     shape.num_blocks, shape.block_size));
+  }
+  return {};
+}
 
 const char* backend_kind_name(BackendKind kind) {
   switch (kind) {

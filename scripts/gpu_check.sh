@@ -47,6 +47,16 @@ bin=$wrap/pagoda_cuda_tests
 # Every stage's failure fails the check; a GPU test that would skip fails instead.
 export PAGODA_REQUIRE_GPU=1
 fail() { [ "$rc" -eq 0 ] && rc=$1; }
+# bench_single LABEL MODEL PROMPT GEN REPEATS JSON: one `pagoda bench single` on the GPU, its result
+# line in the summary.
+bench_single() {
+  timeout 180 "$wrap/pagoda" bench single --backend "${GPU_CHECK_SERVER_BACKEND:-cuda}" --model "$2" \
+    --prompt-tokens "$3" --gen-tokens "$4" --repeats "$5" --json "$6" >"$wrap/bench.log" 2>&1
+  local src=$?
+  fail $src
+  echo "bench single $1: exit $src" | tee -a "$OUT/summary.txt"
+  tail -5 "$wrap/bench.log" | tee -a "$OUT/summary.txt"
+}
 
 { nvidia-smi; nvidia-smi -q -d CLOCK,MEMORY | head -60; } >"$OUT/summary.txt" 2>&1
 head -12 "$OUT/summary.txt"
@@ -96,12 +106,7 @@ if [ -d "$repo/tests/server" ]; then
     model=$OUT/random-smollm2-135m.gguf
     "$wrap/pagoda" make-model --preset smollm2-135m --out "$model" >/dev/null 2>&1 || echo "make-model failed" >>"$OUT/summary.txt"
     # A first decode/prefill timing on that model (the CUDA performance issue builds the real benchmarks).
-    timeout 120 "$wrap/pagoda" bench single --backend ${GPU_CHECK_SERVER_BACKEND:-cuda} --model "$model" \
-      --prompt-tokens 512 --gen-tokens 128 --repeats 3 --json "$OUT/bench-single.json" >"$wrap/bench-single.log" 2>&1
-    src=$?
-    fail $src
-    echo "bench single: exit $src" | tee -a "$OUT/summary.txt"
-    tail -6 "$wrap/bench-single.log" | tee -a "$OUT/summary.txt"
+    bench_single smollm2-135m "$model" 512 128 3 "$OUT/bench-single.json"
     start=$(date +%s)
     (cd "$repo" && PAGODAD="$wrap/pagodad" PAGODA_CLI="$wrap/pagoda" PAGODA_MODEL="$model" \
       PAGODA_BACKEND=${GPU_CHECK_SERVER_BACKEND:-cuda} timeout 300 python3 -m pytest tests/server -q -rs -p no:cacheprovider \
@@ -120,14 +125,8 @@ fi
 # The same timing at the llama3-8b shape (all 32 layers, random q4_0 weights, 16 GB in bf16 on the GPU).
 if [ "${GPU_CHECK_BIG_BENCH:-1}" = 1 ]; then
   big=$wrap/random-llama3-8b.gguf
-  start=$(date +%s)
   if timeout 120 "$wrap/pagoda" make-model --preset llama3-8b --out "$big" >/dev/null 2>&1; then
-    timeout 180 "$wrap/pagoda" bench single --backend ${GPU_CHECK_SERVER_BACKEND:-cuda} --model "$big" \
-      --prompt-tokens 512 --gen-tokens 64 --repeats 2 --json "$OUT/bench-single-llama3-8b.json" >"$wrap/big.log" 2>&1
-    src=$?
-    fail $src
-    echo "bench single llama3-8b: exit $src in $(( $(date +%s) - start )) s (model made there included)" | tee -a "$OUT/summary.txt"
-    tail -5 "$wrap/big.log" | tee -a "$OUT/summary.txt"
+    bench_single llama3-8b "$big" 512 64 2 "$OUT/bench-single-llama3-8b.json"
   else
     echo "bench single llama3-8b: make-model failed or timed out" | tee -a "$OUT/summary.txt"
     fail 1

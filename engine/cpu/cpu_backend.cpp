@@ -115,11 +115,7 @@ class CpuBackend final : public Backend {
 
   Status allocate_kv(const KvCacheShape& shape) override {
     if (!w_) return Status::error("allocate_kv: load() the model first");
-    if (shape.num_blocks <= 0 || shape.block_size <= 0 || shape.block_size > 1024) {
-      return Status::error(fmt::format("allocate_kv: {} blocks of {} tokens is not a valid pool (blocks >= 1, "
-                                       "block size 1..1024)",
-                                       shape.num_blocks, shape.block_size));
-    }
+    if (Status s = check_kv_shape(shape); !s.ok()) return s;
     kv_shape_ = shape;
     layer_elems_ = static_cast<int64_t>(shape.num_blocks) * block_elems();
     try {

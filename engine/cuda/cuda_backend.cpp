@@ -113,11 +113,7 @@ class CudaBackend final : public Backend {
   Status allocate_kv(const KvCacheShape& shape) override {
     if (!w_) return Status::error("allocate_kv: load() the model first");
     if (Status s = use_device(); !s.ok()) return s;
-    if (shape.num_blocks <= 0 || shape.block_size <= 0 || shape.block_size > 1024) {
-      return Status::error(fmt::format("allocate_kv: {} blocks of {} tokens is not a valid pool (blocks >= 1, "
-                                       "block size 1..1024)",
-                                       shape.num_blocks, shape.block_size));
-    }
+    if (Status s = check_kv_shape(shape); !s.ok()) return s;
     kv_shape_ = shape;
     layer_elems_ = static_cast<int64_t>(shape.num_blocks) * block_elems();
     if (Status s = kv_.allocate(static_cast<size_t>(layer_elems_ * w_->config.n_layers), "the KV pool"); !s.ok()) {
