@@ -32,8 +32,8 @@ struct BenchArgs {
 // Loads the model with a KV pool of kv_tokens for a serving workload; prints the error on failure.
 std::optional<engine::LoadedModel> load_for_serving(const BenchArgs& a, int32_t kv_tokens) {
   engine::LoadOptions lo;
-  lo.backend.num_threads = a.threads;
-  lo.backend.prefill_matmul = a.prefill_matmul;
+  lo.backend.cpu.num_threads = a.threads;
+  lo.backend.cpu.prefill_matmul = a.prefill_matmul;
   lo.backend.kind = a.backend;
   lo.backend.device = a.device;
   lo.kv_tokens = kv_tokens;
@@ -105,9 +105,9 @@ void add_common_options(CLI::App* cmd, BenchArgs& a) {
 
 int run_bench_single(const BenchArgs& a) {
   engine::LoadOptions lo;
-  lo.backend.num_threads = a.threads;
+  lo.backend.cpu.num_threads = a.threads;
   lo.kv_tokens = a.single.prompt_tokens + a.single.gen_tokens;
-  lo.backend.prefill_matmul = a.prefill_matmul;
+  lo.backend.cpu.prefill_matmul = a.prefill_matmul;
   lo.backend.kind = a.backend;
   lo.backend.device = a.device;
   auto loaded = engine::load_model(a.model, lo);

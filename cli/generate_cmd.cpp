@@ -32,9 +32,9 @@ struct GenerateArgs {
 int run_generate(const GenerateArgs& a) {
   using clock = std::chrono::steady_clock;
   engine::LoadOptions lo;
-  lo.backend.num_threads = a.threads;
+  lo.backend.cpu.num_threads = a.threads;
   lo.kv_tokens = a.ctx;
-  lo.backend.prefill_matmul = a.prefill_matmul;
+  lo.backend.cpu.prefill_matmul = a.prefill_matmul;
   lo.backend.kind = a.backend;
   lo.backend.device = a.device;
   auto loaded = engine::load_model(a.model, lo);

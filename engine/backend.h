@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "engine/cpu/cpu_options.h"
 #include "engine/model/model_weights.h"
 #include "engine/status.h"
 #include "engine/step_plan.h"
@@ -20,26 +21,19 @@ struct KvCacheShape {
 // What every backend's allocate_kv accepts: blocks >= 1, block size 1..1024.
 Status check_kv_shape(const KvCacheShape& shape);
 
-// How matmuls of many rows (prefill) are computed. Decode always uses the int8 path.
-enum class PrefillMatmul {
-  Int8,        // the GGUF's own blocks with ggml's exact arithmetic: logits identical to llama.cpp's
-  OnednnBf16,  // oneDNN bf16 matmul on dequantized weights: closer to exact math, not to llama.cpp
-};
-
 // Which backend runs the model. Auto: cuda when this build has it and a GPU is visible, else cpu.
 enum class BackendKind { Auto, Cpu, Cuda };
 
+// What the caller decides for any backend; what one backend alone reads sits in its own struct
+// (engine/cpu/cpu_options.h), which the others ignore.
 struct BackendOptions {
   BackendKind kind = BackendKind::Cpu;  // the daemon and the CLI default to Auto
   int32_t device = 0;                   // cuda: which GPU
-  int32_t num_threads = 0;  // 0 = all cores
-  PrefillMatmul prefill_matmul = PrefillMatmul::Int8;
-  // With OnednnBf16: steps of at least this many tokens use it (smaller ones stay on int8).
-  int32_t bf16_min_tokens = 16;
   // The largest step the caller will run (the scheduler's token budget and sequence count): a backend
   // that preallocates step memory (cuda) sets it aside before the KV pool takes the rest.
   int32_t max_step_tokens = 2048;
   int32_t max_step_logits = 256;
+  CpuBackendOptions cpu;
 };
 
 class Backend {
@@ -65,7 +59,7 @@ class Backend {
   virtual std::string describe() const = 0;
 };
 
-std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options);
+std::unique_ptr<Backend> make_cpu_backend(const CpuBackendOptions& options);
 
 // The backend options.kind names (Auto resolved as above); errors say why the kind is unavailable
 // (a build without CUDA, no usable GPU, a --device that does not exist).

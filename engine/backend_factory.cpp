@@ -79,7 +79,7 @@ Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
     case BackendKind::Auto:
       break;
   }
-  return make_cpu_backend(options);
+  return make_cpu_backend(options.cpu);
 }
 
 }  // namespace pagoda::engine

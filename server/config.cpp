@@ -15,10 +15,10 @@ void add_server_flags(CLI::App& app, ServerConfig& c) {
   env(app.add_option("--host", c.grpc.host, "address both front ends bind to")->capture_default_str(), "HOST");
   env(app.add_option("--grpc-port", c.grpc.port, "gRPC port (0 = any free port)")->check(CLI::Range(0, 65535))->capture_default_str(), "GRPC_PORT");
   env(app.add_option("--http-port", c.http.port, "HTTP port (0 = any free port)")->check(CLI::Range(0, 65535))->capture_default_str(), "HTTP_PORT");
-  env(app.add_option("--threads", c.load.backend.num_threads, "compute threads (0 = all cores)")->check(CLI::NonNegativeNumber)->capture_default_str(), "THREADS");
+  env(app.add_option("--threads", c.load.backend.cpu.num_threads, "compute threads (0 = all cores)")->check(CLI::NonNegativeNumber)->capture_default_str(), "THREADS");
   static const std::map<std::string, engine::PrefillMatmul> matmuls = {{"int8", engine::PrefillMatmul::Int8},
                                                                        {"bf16", engine::PrefillMatmul::OnednnBf16}};
-  env(app.add_option("--prefill-matmul", c.load.backend.prefill_matmul,
+  env(app.add_option("--prefill-matmul", c.load.backend.cpu.prefill_matmul,
                      "int8: the GGUF blocks, bit-identical to llama.cpp whatever the batching (default); bf16: oneDNN "
                      "bf16 for steps of 16+ tokens (prompts, batched decode), faster but not bit-identical, and a "
                      "sequence's numbers then depend on its step's size")
@@ -68,8 +68,8 @@ std::string describe_config(const ServerConfig& c) {
       "max body {} bytes, header timeout {} s, idle timeout {} s, grace period {} s",
       c.model, c.model_id, c.grpc.host, c.grpc.port, c.http.host, c.http.port, c.http.threads,
       engine::backend_kind_name(c.load.backend.kind), c.load.backend.device,
-      c.load.backend.num_threads == 0 ? std::string("all cores") : std::to_string(c.load.backend.num_threads),
-      c.load.backend.prefill_matmul == engine::PrefillMatmul::OnednnBf16 ? "bf16 for 16+ token steps" : "int8 exact",
+      c.load.backend.cpu.num_threads == 0 ? std::string("all cores") : std::to_string(c.load.backend.cpu.num_threads),
+      c.load.backend.cpu.prefill_matmul == engine::PrefillMatmul::OnednnBf16 ? "bf16 for 16+ token steps" : "int8 exact",
       c.load.kv_memory_bytes > 0 ? fmt::format("{} MiB", c.load.kv_memory_bytes >> 20)
       : c.load.kv_memory_fraction > 0 ? fmt::format("{:.0f}% of the backend's free memory", c.load.kv_memory_fraction * 100)
                                      : fmt::format("{} tokens", c.load.kv_tokens),

@@ -1,7 +1,8 @@
-// The CPU backend: a Llama forward pass over a ragged StepPlan, with a paged fp16 KV cache.
+// The CPU backend: the decoder forward pass ModelConfig::ops describes (engine/model/architecture.h)
+// over a ragged StepPlan, with a paged fp16 KV cache.
 // Matmuls run on the GGUF's own 4/8-bit blocks with int8 activations (quant_matrix.h): a decode
 // step reads as few bytes as llama.cpp's, and every rounding is ggml's, so the logits are
-// llama.cpp's bit for bit. Optionally (BackendOptions::prefill_matmul) large steps use oneDNN's
+// llama.cpp's bit for bit. Optionally (CpuBackendOptions::prefill_matmul) large steps use oneDNN's
 // bf16 matmul instead.
 #include <omp.h>
 #include <spdlog/fmt/fmt.h>
@@ -67,7 +68,7 @@ struct Layer {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(const BackendOptions& o) : opts_(o) {
+  explicit CpuBackend(const CpuBackendOptions& o) : opts_(o) {
     if (opts_.num_threads > 0) omp_set_num_threads(opts_.num_threads);
   }
   std::string name() const override { return "cpu"; }
@@ -227,8 +228,9 @@ class CpuBackend final : public Backend {
         float cos_sin[256];  // head_dim <= 256 (checked at load)
         cpu::rope_cache(plan.positions[t], c.head_dim, rope_theta_scale_,
                         w_->rope_freq_factors.empty() ? nullptr : w_->rope_freq_factors.data(), cos_sin);
-        cpu::rope_apply(&q_[t * qd], c.n_heads, c.head_dim, cos_sin);
-        cpu::rope_apply(&k_[t * kvd], c.n_kv_heads, c.head_dim, cos_sin);
+        const auto rope = c.ops.rope == RopeStyle::HalfSplit ? cpu::rope_apply_half_split : cpu::rope_apply;
+        rope(&q_[t * qd], c.n_heads, c.head_dim, cos_sin);
+        rope(&k_[t * kvd], c.n_kv_heads, c.head_dim, cos_sin);
       }
       cpu::write_kv(plan, k_.data(), v_.data(), kv);
       cpu::paged_attention(plan, q_.data(), kv, c.n_heads, scale, attn_.data());
@@ -253,7 +255,7 @@ class CpuBackend final : public Backend {
     linear(lm_head_, h_.data(), R, logits);
   }
 
-  BackendOptions opts_;
+  CpuBackendOptions opts_;
   std::shared_ptr<const ModelWeights> w_;
   std::vector<Layer> layers_;
   std::vector<float> output_norm_;
@@ -270,7 +272,7 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options) {
+std::unique_ptr<Backend> make_cpu_backend(const CpuBackendOptions& options) {
   return std::make_unique<CpuBackend>(options);
 }
 

@@ -63,6 +63,20 @@ PAGODA_CLONES void rope_apply(float* x, int n_heads, int head_dim, const float* 
   }
 }
 
+PAGODA_CLONES void rope_apply_half_split(float* x, int n_heads, int head_dim, const float* cos_sin) {
+  const int half = head_dim / 2;
+  for (int h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+#pragma omp simd
+    for (int i = 0; i < half; ++i) {
+      const float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
+      const float x0 = v[i], x1 = v[i + half];
+      v[i] = std::fma(x0, c, -(x1 * s));
+      v[i + half] = std::fma(x0, s, x1 * c);
+    }
+  }
+}
+
 PAGODA_CLONES void f32_to_bf16(const float* x, uint16_t* out, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {

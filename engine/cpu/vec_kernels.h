@@ -18,6 +18,8 @@ void add_inplace(float* x, const float* y, int64_t n);
 // rope_cache fills cos/sin pairs [head_dim] for one position; freq_factors may be null.
 void rope_cache(int pos, int head_dim, float theta_scale, const float* freq_factors, float* cos_sin);
 void rope_apply(float* x, int n_heads, int head_dim, const float* cos_sin);
+// The same angles in llama.cpp's "neox" mode (RopeStyle::HalfSplit): pair i is (i, i + head_dim/2).
+void rope_apply_half_split(float* x, int n_heads, int head_dim, const float* cos_sin);
 // f32 -> bf16, round to nearest even.
 void f32_to_bf16(const float* x, uint16_t* out, int64_t n);
 float dot_f32(const float* a, const float* b, int n);

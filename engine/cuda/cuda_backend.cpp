@@ -1,4 +1,5 @@
-// The CUDA backend (cuda_backend.h): a Llama forward pass over a ragged StepPlan. Per layer:
+// The CUDA backend (cuda_backend.h): the decoder forward pass ModelConfig::ops describes, over a
+// ragged StepPlan. Per layer:
 //   h = rmsnorm(x)                      (fused with the residual add of the previous block)
 //   qkv = h Wqkv^T;  rope(q, k);  K, V -> paged pool by slot mapping
 //   attn = paged_attention(q)           (causal, over the sequence's blocks, split when long)
@@ -105,6 +106,7 @@ class CudaBackend final : public Backend {
     rope_.rope_dim = c.head_dim;
     rope_.theta_scale = std::pow(c.rope_theta, -2.0f / static_cast<float>(c.head_dim));
     rope_.freq_factors = weights_.rope_freq_factors.size() ? weights_.rope_freq_factors.get() : nullptr;
+    rope_.neox = c.ops.rope == RopeStyle::HalfSplit;
     spdlog::info("cuda: {}; weights {:.2f} GiB in bf16", info_.describe(),
                  static_cast<double>(weights_.bytes) / (1 << 30));
     return {};

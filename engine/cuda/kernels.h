@@ -24,10 +24,10 @@ cudaError_t add_inplace(float* x, const float* y, int64_t n, cudaStream_t s);
 
 struct RopeParams {
   int32_t head_dim = 0;
-  int32_t rope_dim = 0;         // leading dims of each head that turn (== head_dim for llama)
+  int32_t rope_dim = 0;         // leading dims of each head that turn (== head_dim today)
   float theta_scale = 1.0f;     // base^(-2 / rope_dim): pair i turns by pos * theta_scale^i
   const float* freq_factors = nullptr;  // device, [rope_dim / 2] or null: theta_i / freq_factors[i]
-  bool neox = false;            // pairs (i, i + rope_dim/2) instead of (2i, 2i + 1)
+  bool neox = false;            // pairs (i, i + rope_dim/2) instead of (2i, 2i + 1): RopeStyle::HalfSplit
 };
 // Rotates the first n_heads heads of each row (row t starts at x + t * row_stride) by positions[t].
 cudaError_t rope(float* x, int64_t row_stride, const int32_t* positions, int32_t T, int32_t n_heads,

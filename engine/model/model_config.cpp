@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "engine/gguf/gguf_file.h"
+#include "engine/model/architecture.h"
 
 namespace pagoda::engine {
 
@@ -41,11 +42,12 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
   if (!arch.ok()) return arch.status();
   if (!arch.value()) return Status::error(fmt::format("{}: missing 'general.architecture'", f.path()));
   c.architecture = *arch.value();
-  // Architectures whose tensors and math are the llama graph (RMSNorm, RoPE, GQA, SwiGLU).
-  if (c.architecture != "llama" && c.architecture != "mistral") {
-    return Status::error(fmt::format("{}: unsupported architecture '{}' (supported: llama, mistral)", f.path(),
-                                     c.architecture));
+  const Architecture* family = find_architecture(c.architecture);
+  if (!family) {
+    return Status::error(fmt::format("{}: unsupported architecture '{}' (supported: {})", f.path(), c.architecture,
+                                     architecture_names()));
   }
+  c.ops = family->ops;
   auto name = f.get_string("general.name");
   if (name.ok() && name.value()) c.name = *name.value();
 

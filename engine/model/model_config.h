@@ -1,8 +1,10 @@
 #pragma once
-// Hyper-parameters of a Llama-family model, read from GGUF metadata (`<arch>.*` keys).
+// Hyper-parameters of a model, read from GGUF metadata (`<arch>.*` keys), and what its layers
+// compute (the family's LayerOps, engine/model/architecture.h).
 #include <cstdint>
 #include <string>
 
+#include "engine/model/architecture.h"
 #include "engine/status.h"
 
 namespace pagoda::engine {
@@ -19,7 +21,8 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  std::string architecture;  // "llama"
+  std::string architecture;  // general.architecture: "llama", "mistral"
+  LayerOps ops;              // how the family's decoder layer computes
   std::string name;
   int32_t n_layers = 0;
   int32_t d_model = 0;

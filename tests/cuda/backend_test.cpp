@@ -303,7 +303,7 @@ void check_parity(const ParityCase& pc) {
                      ggml_type_name(static_cast<uint32_t>(spec.weight_type)) + "\",\"positions\":64," +
                      json("cuda_vs_cpu_int8", vs_cpu);
   if (cpu::cpu_features().avx512) {
-    BackendOptions o;
+    CpuBackendOptions o;
     o.prefill_matmul = PrefillMatmul::OnednnBf16;
     const std::vector<float> bf16 = run(make_cpu_backend(o), "cpu bf16");
     if (bf16.size() == gpu.size()) {

@@ -44,7 +44,7 @@ std::unique_ptr<TinyModel> load_tiny(const std::string& file_name, int32_t kv_to
   }
   engine::LoadOptions lo;
   lo.kv_tokens = kv_tokens;
-  lo.backend.num_threads = 1;
+  lo.backend.cpu.num_threads = 1;
   lo.backend.kind = test_backend();
   auto loaded = engine::load_model(path, lo);
   if (!loaded.ok()) {
