@@ -168,13 +168,13 @@ void Scheduler::place_decodes(StepBuilder& b, std::vector<Sequence*>& waiting) {
   for (Sequence* s : b.running) {
     if (s->status != SeqStatus::Running || s->remaining() != 1) continue;
     if (b.budget < 1 || b.slots < 1) break;
-    bool ok = kv_.allocate_slots(s->id, s->num_computed + 1, s->num_computed);
+    bool ok = kv_.allocate_slots(s->id, s->num_computed + 1);
     while (!ok) {
       Sequence* victim = pick_victim(b.running, s);
       if (!victim || !runs_before(s, victim)) break;
       b.unchoose(victim);
       preempt(victim);
-      ok = kv_.allocate_slots(s->id, s->num_computed + 1, s->num_computed);
+      ok = kv_.allocate_slots(s->id, s->num_computed + 1);
     }
     if (!ok) {
       preempt(s);
@@ -218,7 +218,7 @@ void Scheduler::place_prompts(StepBuilder& b, const std::vector<Sequence*>& wait
       if (s->output_len() == 0 && s->preemptions == 0) s->cached_tokens = cached;
       tokens = std::min(tokens, s->remaining());
     }
-    if (!kv_.allocate_slots(s->id, s->num_computed + tokens, s->num_computed)) {  // no room: wait
+    if (!kv_.allocate_slots(s->id, s->num_computed + tokens)) {  // no room: wait
       if (s->status == SeqStatus::Waiting) {
         kv_.free(s->id);
         s->kv_started = false;
@@ -288,7 +288,7 @@ void Scheduler::build_plan(StepBuilder& b, ScheduledStep& step) {
       if (x.num_tokens < 2 || pad <= 0) continue;
       const uint64_t pad_id = kPadSeqBase + step.pad_seqs.size();
       kv_.start_sequence(pad_id, {});
-      if (!kv_.allocate_slots(pad_id, pad, 0)) {
+      if (!kv_.allocate_slots(pad_id, pad)) {
         kv_.free(pad_id);
         continue;
       }

@@ -87,16 +87,17 @@ int32_t KvCacheManager::peek_cached_prefix(std::span<const int32_t> prompt) cons
   return hits * bs;
 }
 
-bool KvCacheManager::allocate_slots(uint64_t seq, int32_t num_tokens, int32_t first_write) {
+bool KvCacheManager::allocate_slots(uint64_t seq, int32_t num_tokens) {
   Sequence* s = impl_->find(seq);
   if (s == nullptr || num_tokens < 0) return false;
   BlockPool& pool = impl_->pool;
   const int32_t bs = impl_->bs();
   const int32_t have = static_cast<int32_t>(s->blocks.size());
   const int32_t need = (num_tokens + bs - 1) / bs;
-  const bool writes = first_write < num_tokens;
-  const int32_t write_begin = std::max(first_write, 0) / bs;  // first block written
-  const int32_t write_end = std::min(need, have);            // existing blocks written: [write_begin, write_end)
+  const int32_t committed = static_cast<int32_t>(s->tokens.size());
+  const bool writes = committed < num_tokens;
+  const int32_t write_begin = committed / bs;          // first block written
+  const int32_t write_end = std::min(need, have);      // existing blocks written: [write_begin, write_end)
 
   // Count first, act after: all-or-nothing. A shared block costs one fresh block (its source keeps
   // another reference, so releasing ours frees nothing).
@@ -107,10 +108,6 @@ bool KvCacheManager::allocate_slots(uint64_t seq, int32_t num_tokens, int32_t fi
   if (wanted > pool.num_available()) return false;
 
   if (writes) {
-    // Positions >= first_write are about to be overwritten: they are no longer committed, and a full
-    // block among them no longer holds the prefix it was keyed by.
-    if (static_cast<int32_t>(s->tokens.size()) > first_write) s->tokens.resize(std::max(first_write, 0));
-    if (static_cast<int32_t>(s->prefix.size()) > write_begin) s->prefix.resize(write_begin);
     for (int32_t i = write_begin; i < write_end; ++i) {
       const int32_t src = s->blocks[i];
       if (pool.refcount(src) > 1) {
@@ -128,13 +125,21 @@ bool KvCacheManager::allocate_slots(uint64_t seq, int32_t num_tokens, int32_t fi
   return true;
 }
 
+void KvCacheManager::truncate(uint64_t seq, int32_t num_tokens) {
+  Sequence* s = impl_->find(seq);
+  if (s == nullptr || num_tokens < 0 || static_cast<int32_t>(s->tokens.size()) <= num_tokens) return;
+  s->tokens.resize(static_cast<size_t>(num_tokens));
+  const size_t full = static_cast<size_t>(num_tokens / impl_->bs());
+  if (s->prefix.size() > full) s->prefix.resize(full);
+}
+
 void KvCacheManager::commit_tokens(uint64_t seq, std::span<const int32_t> tokens) {
   Sequence* s = impl_->find(seq);
   if (s == nullptr) return;
   // Incremental: positions already committed are taken as unchanged (the caller passes the whole
   // sequence each step; copying it again would make a long decode quadratic).
   if (tokens.size() < s->tokens.size()) {
-    s->tokens.resize(tokens.size());
+    truncate(seq, static_cast<int32_t>(tokens.size()));
   } else {
     s->tokens.insert(s->tokens.end(), tokens.begin() + static_cast<std::ptrdiff_t>(s->tokens.size()), tokens.end());
   }

@@ -3,7 +3,8 @@
 // hold each sequence's keys and values. Backend-independent: the backend owns the memory, this class
 // owns the bookkeeping. The scheduler talks to it through a few verbs (vLLM v1's kv_cache_manager
 // shape): start a sequence (reusing cached prefix blocks), allocate slots for the next tokens, commit
-// computed tokens (full blocks become prefix-cache entries), fork (n > 1, copy-on-write), free.
+// computed tokens (full blocks become prefix-cache entries), truncate (roll back), fork (n > 1,
+// copy-on-write), free.
 //
 // Blocks: a pool with refcounts. A full block whose tokens are committed is keyed by a hash chained over
 // (parent block's hash, its token ids); when its last reference goes it stays findable in the prefix
@@ -51,16 +52,20 @@ class KvCacheManager {
   int32_t peek_cached_prefix(std::span<const int32_t> prompt) const;
 
   // Grows the sequence's block table to cover `num_tokens` tokens in total, and makes the blocks that
-  // tokens [first_write, num_tokens) land in writable (copy-on-write of a shared block, reported by
-  // take_pending_copies). False, with nothing changed, when the pool cannot supply the blocks.
-  // Positions >= first_write are being (re)written: they stop counting as committed, and a full block
-  // among them that was ours alone leaves the prefix cache (normally first_write is the committed
-  // length and this changes nothing).
-  bool allocate_slots(uint64_t seq, int32_t num_tokens, int32_t first_write);
+  // the tokens after its committed ones land in writable: a shared block is copied (copy-on-write,
+  // reported by take_pending_copies), a full block of ours alone leaves the prefix cache (its contents
+  // are about to change). False, with nothing changed, when the pool cannot supply the blocks.
+  bool allocate_slots(uint64_t seq, int32_t num_tokens);
+
+  // Rolls the sequence back to its first `num_tokens` tokens (rejected speculative tokens, an undone
+  // step): later positions stop counting as committed and their blocks leave its prefix chain. The
+  // blocks stay with the sequence; the next allocate_slots rewrites from `num_tokens` (copying or
+  // uncaching as above). Nothing changes when no more than `num_tokens` are committed.
+  void truncate(uint64_t seq, int32_t num_tokens);
 
   // The sequence's KV now holds `tokens` (all its token ids, in order) for positions [0, tokens.size()).
   // Blocks that became full are added to the prefix cache. Incremental: positions committed before are
-  // taken as unchanged, only the new tail is read (fewer tokens than before rolls the commit back).
+  // taken as unchanged, only the new tail is read (fewer tokens than before is a truncate).
   void commit_tokens(uint64_t seq, std::span<const int32_t> tokens);
 
   // n > 1: `child` starts with the parent's blocks, shared (refcount + 1), and its committed tokens.

@@ -30,8 +30,8 @@ std::vector<int32_t> iota(int32_t n, int32_t first) {
 
 // Prefill the whole prompt in one step, the way the scheduler does without chunking.
 void prefill(KvCacheManager& kv, uint64_t seq, const std::vector<int32_t>& prompt) {
-  const int32_t cached = kv.start_sequence(seq, prompt);
-  ASSERT_TRUE(kv.allocate_slots(seq, static_cast<int32_t>(prompt.size()), cached));
+  kv.start_sequence(seq, prompt);  // a cached prefix counts as committed: allocation writes after it
+  ASSERT_TRUE(kv.allocate_slots(seq, static_cast<int32_t>(prompt.size())));
   kv.commit_tokens(seq, prompt);
 }
 
@@ -41,13 +41,13 @@ TEST(KvCacheManager, GrowsAcrossBlockBoundaries) {
   EXPECT_EQ(kv.start_sequence(1, iota(6, 0)), 0);  // nothing cached yet
   EXPECT_TRUE(kv.has_sequence(1));
   EXPECT_TRUE(kv.block_table(1).empty());
-  ASSERT_TRUE(kv.allocate_slots(1, 6, 0));
+  ASSERT_TRUE(kv.allocate_slots(1, 6));
   EXPECT_EQ(table(kv, 1), (Table{0, 1}));
-  ASSERT_TRUE(kv.allocate_slots(1, 8, 6));  // still inside block 1
+  ASSERT_TRUE(kv.allocate_slots(1, 8));  // still inside block 1
   EXPECT_EQ(table(kv, 1), (Table{0, 1}));
-  ASSERT_TRUE(kv.allocate_slots(1, 9, 8));  // crosses into a third block
+  ASSERT_TRUE(kv.allocate_slots(1, 9));  // crosses into a third block
   EXPECT_EQ(table(kv, 1), (Table{0, 1, 2}));
-  ASSERT_TRUE(kv.allocate_slots(1, 17, 9));  // several at once
+  ASSERT_TRUE(kv.allocate_slots(1, 17));  // several at once
   EXPECT_EQ(kv.block_table(1).size(), 5u);
   EXPECT_EQ(kv.num_available_blocks(), 3);
   EXPECT_EQ(kv.stats().used_blocks, 5);
@@ -62,15 +62,15 @@ TEST(KvCacheManager, GrowsAcrossBlockBoundaries) {
 TEST(KvCacheManager, OutOfBlocksReturnsFalseAndChangesNothing) {
   KvCacheManager kv({.num_blocks = 4, .block_size = 4});
   kv.start_sequence(1, iota(12, 0));
-  ASSERT_TRUE(kv.allocate_slots(1, 12, 0));
+  ASSERT_TRUE(kv.allocate_slots(1, 12));
   kv.start_sequence(2, iota(8, 100));
-  EXPECT_FALSE(kv.allocate_slots(2, 8, 0));  // needs 2, 1 left
+  EXPECT_FALSE(kv.allocate_slots(2, 8));  // needs 2, 1 left
   EXPECT_TRUE(kv.block_table(2).empty());
   EXPECT_EQ(kv.num_available_blocks(), 1);
   EXPECT_EQ(kv.stats().used_blocks, 3);
   EXPECT_CONSISTENT(kv);
-  EXPECT_TRUE(kv.allocate_slots(2, 4, 0));  // what fits still works
-  EXPECT_FALSE(kv.allocate_slots(99, 1, 0));  // unknown sequence
+  EXPECT_TRUE(kv.allocate_slots(2, 4));  // what fits still works
+  EXPECT_FALSE(kv.allocate_slots(99, 1));  // unknown sequence
   EXPECT_CONSISTENT(kv);
 }
 
@@ -79,9 +79,9 @@ TEST(KvCacheManager, CopyOnWriteIsAllOrNothingToo) {
   prefill(kv, 1, iota(6, 0));  // blocks 0, 1 (1 is partial)
   kv.fork(1, 2);
   kv.start_sequence(3, iota(1, 50));
-  ASSERT_TRUE(kv.allocate_slots(3, 1, 0));  // takes the last block
+  ASSERT_TRUE(kv.allocate_slots(3, 1));  // takes the last block
   // The child writes into the shared partial block: needs a copy, and the pool is empty.
-  EXPECT_FALSE(kv.allocate_slots(2, 7, 6));
+  EXPECT_FALSE(kv.allocate_slots(2, 7));
   EXPECT_EQ(table(kv, 2), table(kv, 1));
   EXPECT_TRUE(kv.take_pending_copies().empty());
   EXPECT_EQ(kv.stats().used_blocks, 3);
@@ -97,7 +97,7 @@ TEST(KvCacheManager, SamePromptSharesBlocks) {
 
   EXPECT_EQ(kv.start_sequence(2, prompt), 12);
   EXPECT_EQ(table(kv, 2), (Table{t1[0], t1[1], t1[2]}));
-  ASSERT_TRUE(kv.allocate_slots(2, 13, 12));
+  ASSERT_TRUE(kv.allocate_slots(2, 13));
   const Table t2 = table(kv, 2);
   ASSERT_EQ(t2.size(), 4u);
   EXPECT_NE(t2[3], t1[3]);  // the partial last block is computed again, privately
@@ -146,7 +146,7 @@ TEST(KvCacheManager, EvictsLeastRecentlyFreedCachedBlocksFirst) {
   kv.free(2);
   EXPECT_EQ(kv.stats().cached_blocks, 4);
   kv.start_sequence(3, iota(12, 500));
-  ASSERT_TRUE(kv.allocate_slots(3, 12, 0));
+  ASSERT_TRUE(kv.allocate_slots(3, 12));
   // Free blocks first (4, 5), then the oldest cached one: a's tail, freed before a's head.
   EXPECT_EQ(table(kv, 3), (Table{4, 5, 1}));
   EXPECT_EQ(kv.stats().cached_blocks, 3);
@@ -189,8 +189,8 @@ TEST(KvCacheManager, DuplicatePrefixComputedTwiceIsCachedOnce) {
   // Both start before either commits, so neither hits; both compute the same blocks.
   EXPECT_EQ(kv.start_sequence(1, prompt), 0);
   EXPECT_EQ(kv.start_sequence(2, prompt), 0);
-  ASSERT_TRUE(kv.allocate_slots(1, 9, 0));
-  ASSERT_TRUE(kv.allocate_slots(2, 9, 0));
+  ASSERT_TRUE(kv.allocate_slots(1, 9));
+  ASSERT_TRUE(kv.allocate_slots(2, 9));
   kv.commit_tokens(1, prompt);
   kv.commit_tokens(2, prompt);
   const Table t1 = table(kv, 1);
@@ -212,7 +212,7 @@ TEST(KvCacheManager, ForkSharesAndCopiesOnWrite) {
   EXPECT_CONSISTENT(kv);
 
   // The child writes token 6 into the shared partial block: it gets a private copy.
-  ASSERT_TRUE(kv.allocate_slots(2, 7, 6));
+  ASSERT_TRUE(kv.allocate_slots(2, 7));
   const Table child = table(kv, 2);
   EXPECT_EQ(child[0], parent[0]);  // the full block stays shared
   EXPECT_NE(child[1], parent[1]);
@@ -221,12 +221,12 @@ TEST(KvCacheManager, ForkSharesAndCopiesOnWrite) {
   EXPECT_CONSISTENT(kv);
 
   // The parent is now the only holder of its partial block: it writes in place.
-  ASSERT_TRUE(kv.allocate_slots(1, 7, 6));
+  ASSERT_TRUE(kv.allocate_slots(1, 7));
   EXPECT_EQ(table(kv, 1), parent);
   EXPECT_TRUE(kv.take_pending_copies().empty());
 
   // Growing into a fresh block never copies.
-  ASSERT_TRUE(kv.allocate_slots(2, 9, 7));
+  ASSERT_TRUE(kv.allocate_slots(2, 9));
   EXPECT_TRUE(kv.take_pending_copies().empty());
   EXPECT_CONSISTENT(kv);
   kv.free(1);
@@ -241,11 +241,11 @@ TEST(KvCacheManager, ParentWritingFirstCopiesAndChildKeepsTheOriginal) {
   kv.fork(1, 2);
   kv.fork(1, 3);  // three holders of the partial block
   const Table orig = table(kv, 1);
-  ASSERT_TRUE(kv.allocate_slots(1, 6, 5));
+  ASSERT_TRUE(kv.allocate_slots(1, 6));
   EXPECT_NE(table(kv, 1)[1], orig[1]);
-  ASSERT_TRUE(kv.allocate_slots(2, 6, 5));  // still shared with 3: copies too
+  ASSERT_TRUE(kv.allocate_slots(2, 6));  // still shared with 3: copies too
   EXPECT_NE(table(kv, 2)[1], orig[1]);
-  ASSERT_TRUE(kv.allocate_slots(3, 6, 5));  // last holder: in place
+  ASSERT_TRUE(kv.allocate_slots(3, 6));  // last holder: in place
   EXPECT_EQ(table(kv, 3), orig);
   EXPECT_EQ(kv.take_pending_copies().size(), 2u);
   EXPECT_CONSISTENT(kv);
@@ -258,7 +258,7 @@ TEST(KvCacheManager, ForkedChildCommitsIntoTheCache) {
   kv.fork(1, 2);
   tokens.push_back(60);
   tokens.push_back(61);
-  ASSERT_TRUE(kv.allocate_slots(2, 8, 6));
+  ASSERT_TRUE(kv.allocate_slots(2, 8));
   kv.commit_tokens(2, tokens);  // the child's copy of block 1 is now full and becomes an entry
   kv.free(1);
   kv.free(2);
@@ -271,7 +271,8 @@ TEST(KvCacheManager, RewritingACommittedBlockDropsItsEntry) {
   KvCacheManager kv({.num_blocks = 8, .block_size = 4});
   prefill(kv, 1, iota(8, 0));
   // Recompute from position 4 (e.g. a rolled-back draft): block 1 will hold other contents.
-  ASSERT_TRUE(kv.allocate_slots(1, 8, 4));
+  kv.truncate(1, 4);
+  ASSERT_TRUE(kv.allocate_slots(1, 8));
   // Until the new contents are committed, nobody may reuse the old ones: the write is under way.
   EXPECT_EQ(kv.start_sequence(9, iota(9, 0)), 4);
   kv.free(9);
@@ -282,6 +283,31 @@ TEST(KvCacheManager, RewritingACommittedBlockDropsItsEntry) {
   EXPECT_EQ(kv.start_sequence(2, iota(9, 0)), 4);  // the old block 1 is no longer cached
   rewritten.push_back(1);
   EXPECT_EQ(kv.start_sequence(3, rewritten), 8);
+  EXPECT_CONSISTENT(kv);
+}
+
+// Speculation's rollback: drafted tokens 9..11 were committed, then rejected from 9 on.
+TEST(KvCacheManager, TruncateRollsBackSharedAndOwnBlocks) {
+  KvCacheManager kv({.num_blocks = 8, .block_size = 4});
+  std::vector<int32_t> tokens = iota(12, 0);
+  prefill(kv, 1, tokens);  // blocks 0, 1, 2 full and cached
+  kv.fork(1, 2);           // all three shared with the child
+  kv.truncate(2, 9);       // the child keeps 9 tokens: block 2 (positions 8..11) is to be rewritten
+  kv.truncate(2, 20);      // more than it holds: nothing changes
+  ASSERT_TRUE(kv.allocate_slots(2, 12));
+  const Table parent = table(kv, 1), child = table(kv, 2);
+  EXPECT_EQ(child[1], parent[1]);  // untouched blocks stay shared
+  EXPECT_NE(child[2], parent[2]);  // the shared block being rewritten is copied, not overwritten
+  EXPECT_EQ(kv.take_pending_copies(), (std::vector<std::pair<int32_t, int32_t>>{{parent[2], child[2]}}));
+  std::vector<int32_t> other = iota(12, 0);
+  other[10] = 99;
+  kv.commit_tokens(2, other);
+  EXPECT_CONSISTENT(kv);
+  kv.free(1);
+  kv.free(2);
+  EXPECT_EQ(kv.start_sequence(3, iota(13, 0)), 12) << "the parent's blocks are still cached";
+  other.push_back(1);
+  EXPECT_EQ(kv.start_sequence(4, other), 12) << "and so are the child's rewritten ones";
   EXPECT_CONSISTENT(kv);
 }
 

@@ -140,7 +140,7 @@ class Soak {
       }
       const int32_t pending = static_cast<int32_t>(r.tokens.size()) - r.computed;
       const int32_t n = std::min(pending, uniform(1, 8));  // chunked prefill, or one decode token
-      if (!kv_.allocate_slots(r.id, r.computed + n, r.computed)) {
+      if (!kv_.allocate_slots(r.id, r.computed + n)) {
         kv_.free(r.id);  // preempted: recompute later
         ++counts_.preempted;
         r.computed = 0;
