@@ -8,7 +8,7 @@
 
 #include <spdlog/fmt/fmt.h>
 
-#include "bench/serving_workloads.h"
+#include "bench/in_process_workloads.h"
 #include "bench/single_workload.h"
 #include "cli/commands.h"
 

@@ -248,8 +248,9 @@ std::vector<std::string> parse_stop(const Fields& f, const ParseLimits& limits) 
   if (v->is_string()) {
     stop.push_back(v->get<std::string>());
   } else if (v->is_array()) {
-    if (static_cast<int32_t>(v->size()) > limits.max_stop) {
-      reject(fmt::format("'stop' has {} sequences; at most {} are allowed", v->size(), limits.max_stop), "stop");
+    const int32_t max_stop = std::min(kMaxOpenAiStop, limits.request.max_stop_strings);
+    if (static_cast<int32_t>(v->size()) > max_stop) {
+      reject(fmt::format("'stop' has {} sequences; at most {} are allowed", v->size(), max_stop), "stop");
     }
     for (size_t i = 0; i < v->size(); ++i) stop.push_back(as_string((*v)[i], fmt::format("stop[{}]", i)));
   } else {
@@ -321,7 +322,7 @@ void parse_sampling(const Fields& f, ParsedRequest& r) {
 }
 
 void parse_logprobs(const Fields& f, ParsedRequest& r, const ParseLimits& limits) {
-  const int64_t max_lp = limits.max_logprobs;
+  const int64_t max_lp = limits.request.max_logprobs;
   if (r.endpoint == Endpoint::Completions) {
     if (const json* v = f.get("logprobs")) {
       const int64_t n = as_int(*v, "logprobs");
@@ -417,7 +418,7 @@ ParsedRequest parse_object(Endpoint endpoint, const json& body, const ParseLimit
   parse_lengths(f, r);
   if (const json* v = f.get("n")) {
     const int64_t n = as_int(*v, "n");
-    check_range(n, int64_t{1}, int64_t{limits.max_n}, "n");
+    check_range(n, int64_t{1}, int64_t{limits.request.max_n}, "n");
     r.n = static_cast<int32_t>(n);
   }
   r.stop = parse_stop(f, limits);

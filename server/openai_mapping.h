@@ -12,6 +12,7 @@
 
 #include "engine/sampling/sampling_params.h"
 #include "engine/status.h"
+#include "scheduler/request.h"
 #include "server/inference_service.h"
 
 namespace pagoda::server::openai {
@@ -46,11 +47,12 @@ struct ParsedRequest {
   std::string user;
 };
 
+// OpenAI's own rule: `stop` holds up to 4 sequences (the engine would take more).
+inline constexpr int32_t kMaxOpenAiStop = 4;
+
 struct ParseLimits {
-  std::string served_model;  // `model` must equal it (or be omitted)
-  int32_t max_n = 16;
-  int32_t max_logprobs = 20;
-  int32_t max_stop = 4;
+  std::string served_model;         // `model` must equal it (or be omitted)
+  scheduler::RequestLimits request;  // the engine's bounds (n, logprobs ...), refused here with a 400 first
 };
 
 // Parses and validates a request body. Errors: malformed JSON or a non-object body, wrong JSON types,

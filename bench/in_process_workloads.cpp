@@ -1,4 +1,4 @@
-#include "bench/serving_workloads.h"
+#include "bench/in_process_workloads.h"
 
 #include <spdlog/fmt/fmt.h>
 
