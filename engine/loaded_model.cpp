@@ -74,7 +74,6 @@ Result<LoadedModel> load_model(const std::string& path, const LoadOptions& optio
   if (!loaded.ok() && options.backend.kind == BackendKind::Auto && kind != BackendKind::Cpu) {
     // Auto chose a GPU that cannot run this model: the CPU can. (An explicit --backend stays an error.)
     spdlog::warn("backend: {} cannot run {} ({}); falling back to cpu", backend_kind_name(kind), path, loaded.message());
-    bo.kind = BackendKind::Cpu;
     m.backend = make_cpu_backend(bo.cpu);
     loaded = m.backend->load(m.weights);
   }

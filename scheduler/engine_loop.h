@@ -80,6 +80,8 @@ class EngineLoop {
   EngineLoopStats stats() const;
   // The largest prompt + max_tokens a request may ask for: max_model_len, capped by the KV pool.
   int32_t max_model_len() const { return scheduler_->config().max_model_len; }
+  // What submit() checks every request against (front ends refuse the same earlier, with their codes).
+  const RequestLimits& limits() const { return scheduler_->limits(); }
   const engine::KvCacheManager& kv() const { return *kv_; }
   // Samplers the model runner holds (engine thread; tests check that finished sequences close theirs).
   int32_t open_samplers() const { return runner_.num_open(); }

@@ -100,6 +100,7 @@ class Scheduler {
 
   SchedulerStats stats() const;
   const SchedulerConfig& config() const { return config_; }
+  const RequestLimits& limits() const { return limits_; }
 
  private:
   static bool is_queued(const RequestState& r);

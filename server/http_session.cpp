@@ -265,6 +265,7 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     }
     openai::ParseLimits limits;
     limits.served_model = ctx_.service.model_id();
+    limits.request = ctx_.service.request_limits();
     auto parsed = openai::parse_request(endpoint, req.body(), limits);
     if (auto* err = std::get_if<openai::ApiError>(&parsed)) return send_error(*err);
     openai::ParsedRequest& p = std::get<openai::ParsedRequest>(parsed);

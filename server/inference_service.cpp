@@ -202,6 +202,8 @@ Result<scheduler::RequestId> InferenceService::submit(scheduler::Request request
 
 void InferenceService::cancel(scheduler::RequestId id) { loop_.cancel(id); }
 
+const scheduler::RequestLimits& InferenceService::request_limits() const { return loop_.limits(); }
+
 int32_t InferenceService::context_length() const {
   return std::min(model_.config().context_length, loop_config_max_len_);
 }

@@ -53,6 +53,7 @@ class InferenceService {
   ModelInfoView model_info() const;
   const std::string& model_id() const { return model_id_; }
   int32_t context_length() const;
+  const scheduler::RequestLimits& request_limits() const;
   const engine::Tokenizer& tokenizer() const { return *model_.tokenizer; }
 
   bool serving() const { return serving_.load(); }  // false while loading or draining

@@ -53,13 +53,15 @@ inline std::vector<double> rms_norm(const std::vector<double>& x, const std::vec
   return y;
 }
 
-// RoPE, normal mode: pairs (2i, 2i+1) of each head rotated by pos * base^(-2i/head_dim).
-inline void rope(std::vector<double>& x, int heads, int hd, int pos, double base) {
+// RoPE: pair i of each head, (2i, 2i+1) (Interleaved) or (i, i + head_dim/2) (HalfSplit), rotated
+// by pos * base^(-2i/head_dim).
+inline void rope(std::vector<double>& x, int heads, int hd, int pos, double base, RopeStyle style) {
   for (int h = 0; h < heads; ++h) {
     for (int i = 0; i < hd / 2; ++i) {
       const double a = pos * std::pow(base, -2.0 * i / hd);
-      double& x0 = x[h * hd + 2 * i];
-      double& x1 = x[h * hd + 2 * i + 1];
+      const bool half = style == RopeStyle::HalfSplit;
+      double& x0 = x[h * hd + (half ? i : 2 * i)];
+      double& x1 = x[h * hd + (half ? i + hd / 2 : 2 * i + 1)];
       const double r0 = x0 * std::cos(a) - x1 * std::sin(a), r1 = x0 * std::sin(a) + x1 * std::cos(a);
       x0 = r0;
       x1 = r1;
@@ -89,8 +91,8 @@ inline std::vector<std::vector<double>> reference_logits(const ModelWeights& W, 
       const Layer& L = layers[l];
       const std::vector<double> h = rms_norm(x, L.attn_norm, c.rms_eps);
       std::vector<double> q = L.q.apply(h), k = L.k.apply(h), v = L.v.apply(h);
-      rope(q, nh, hd, static_cast<int>(pos), c.rope_theta);
-      rope(k, nkv, hd, static_cast<int>(pos), c.rope_theta);
+      rope(q, nh, hd, static_cast<int>(pos), c.rope_theta, c.ops.rope);
+      rope(k, nkv, hd, static_cast<int>(pos), c.rope_theta, c.ops.rope);
       kcache[l].push_back(k);
       vcache[l].push_back(v);
       std::vector<double> attn(static_cast<size_t>(nh * hd), 0.0);

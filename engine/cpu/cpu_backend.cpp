@@ -164,6 +164,9 @@ class CpuBackend final : public Backend {
 
   Status execute(const StepPlan& plan, std::span<float> logits) override {
     if (!w_ || kv_.empty()) return Status::error("execute: the backend has no model or no KV cache");
+    // OpenMP's thread count is per calling thread, and steps run on the engine loop's thread, not
+    // the one that built this backend.
+    if (opts_.num_threads > 0 && omp_get_max_threads() != opts_.num_threads) omp_set_num_threads(opts_.num_threads);
     const ModelConfig& c = w_->config;
     if (Status s = plan.validate(kv_shape_.num_blocks, kv_shape_.block_size, c.vocab_size); !s.ok()) return s;
     const size_t want = plan.logits_indices.size() * static_cast<size_t>(c.vocab_size);
@@ -211,6 +214,7 @@ class CpuBackend final : public Backend {
     for (int64_t t = 0; t < T; ++t) (void)tensor_row_to_f32(*w_->token_embd, plan.token_ids[t], &x_[t * d]);
 
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    const auto rope = c.ops.rope == RopeStyle::HalfSplit ? cpu::rope_apply_half_split : cpu::rope_apply;
     for (int l = 0; l < c.n_layers; ++l) {
       const Layer& L = layers_[l];
       const cpu::PagedKvLayer kv{kv_.data() + l * layer_elems_, kv_shape_.block_size, c.n_kv_heads, c.head_dim};
@@ -228,7 +232,6 @@ class CpuBackend final : public Backend {
         float cos_sin[256];  // head_dim <= 256 (checked at load)
         cpu::rope_cache(plan.positions[t], c.head_dim, rope_theta_scale_,
                         w_->rope_freq_factors.empty() ? nullptr : w_->rope_freq_factors.data(), cos_sin);
-        const auto rope = c.ops.rope == RopeStyle::HalfSplit ? cpu::rope_apply_half_split : cpu::rope_apply;
         rope(&q_[t * qd], c.n_heads, c.head_dim, cos_sin);
         rope(&k_[t * kvd], c.n_kv_heads, c.head_dim, cos_sin);
       }

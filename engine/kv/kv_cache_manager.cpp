@@ -136,17 +136,16 @@ void KvCacheManager::truncate(uint64_t seq, int32_t num_tokens) {
 void KvCacheManager::commit_tokens(uint64_t seq, std::span<const int32_t> tokens) {
   Sequence* s = impl_->find(seq);
   if (s == nullptr) return;
+  if (tokens.size() < s->tokens.size()) {  // a rollback: nothing new to cache
+    truncate(seq, static_cast<int32_t>(tokens.size()));
+    return;
+  }
   // Incremental: positions already committed are taken as unchanged (the caller passes the whole
   // sequence each step; copying it again would make a long decode quadratic).
-  if (tokens.size() < s->tokens.size()) {
-    truncate(seq, static_cast<int32_t>(tokens.size()));
-  } else {
-    s->tokens.insert(s->tokens.end(), tokens.begin() + static_cast<std::ptrdiff_t>(s->tokens.size()), tokens.end());
-  }
+  s->tokens.insert(s->tokens.end(), tokens.begin() + static_cast<std::ptrdiff_t>(s->tokens.size()), tokens.end());
   if (!impl_->prefix_caching) return;
   const int32_t bs = impl_->bs();
   const int32_t full_tokens = static_cast<int32_t>(s->tokens.size()) / bs;
-  if (static_cast<int32_t>(s->prefix.size()) > full_tokens) s->prefix.resize(full_tokens);  // rolled back
   const int32_t full = std::min(full_tokens, static_cast<int32_t>(s->blocks.size()));
   PrefixKey parent = s->prefix.empty() ? PrefixKey{} : s->prefix.back();
   const std::span<const int32_t> committed(s->tokens);

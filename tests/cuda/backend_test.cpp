@@ -235,6 +235,7 @@ struct ParityCase {
   int n_layers;  // 0 = the preset's
   GgmlType type;
   int reference_positions;  // how many leading positions the fp64 reference forward checks (0 = none)
+  RopeStyle rope = RopeStyle::Interleaved;  // HalfSplit: set on the loaded config (no family uses it yet)
 };
 
 // Error of `got` against `want` over positions [0, n): relative L2, max and mean abs difference,
@@ -283,6 +284,7 @@ void check_parity(const ParityCase& pc) {
   spec.weight_type = pc.type;
   auto model = memory_model(spec);
   ASSERT_NE(model, nullptr);
+  model->weights->config.ops.rope = pc.rope;
   const int32_t vocab = model->weights->config.vocab_size;
   const auto tokens = random_tokens(64, vocab, 42);
   auto run = [&](std::unique_ptr<Backend> backend, const char* name) {
@@ -299,6 +301,7 @@ void check_parity(const ParityCase& pc) {
   ASSERT_EQ(cpu.size(), gpu.size());
   const Agreement vs_cpu = agreement(gpu, cpu, vocab, tokens.size());
   std::string line = std::string("{\"check\":\"teacher_forced_parity\",\"model\":\"") + pc.preset +
+                     (pc.rope == RopeStyle::HalfSplit ? " (half-split rope)" : "") +
                      "\",\"layers\":" + std::to_string(spec.n_layers) + ",\"weights\":\"" +
                      ggml_type_name(static_cast<uint32_t>(spec.weight_type)) + "\",\"positions\":64," +
                      json("cuda_vs_cpu_int8", vs_cpu);
@@ -338,6 +341,11 @@ void check_parity(const ParityCase& pc) {
 TEST(CudaParity, TinyQ8_0TeacherForcedLogitsAgreeWithCpu) {
   PAGODA_REQUIRE_GPU_OR_SKIP();
   check_parity({"tiny", 0, GgmlType::Q8_0, 64});
+}
+
+TEST(CudaParity, TinyHalfSplitRopeTeacherForcedLogitsAgreeWithCpu) {
+  PAGODA_REQUIRE_GPU_OR_SKIP();
+  check_parity({"tiny", 0, GgmlType::Q8_0, 64, RopeStyle::HalfSplit});
 }
 
 TEST(CudaParity, Smollm2ShapeTeacherForcedLogitsAgreeWithCpu) {

@@ -40,10 +40,10 @@ TEST(CpuKernels, SiluMulMatchesReference) {
   }
 }
 
-// RoPE "normal" mode (llama.cpp): rotate pairs (2i, 2i+1) by pos * base^(-2i/d) / factor_i. The
-// angles come from repeated float multiplication (as ggml), so large positions drift from the exact
-// angle by ~1e-7 * pos * i; the positions here keep that below the tolerance.
-// Both pair layouts: Interleaved turns (2i, 2i+1), HalfSplit (i, i + hd/2), by the same angle theta_i.
+// RoPE in both of llama.cpp's pair layouts: "normal" (RopeStyle::Interleaved) rotates pairs (2i, 2i+1),
+// "neox" (HalfSplit) pairs (i, i + d/2), each by pos * base^(-2i/d) / factor_i. The angles come from
+// repeated float multiplication (as ggml), so large positions drift from the exact angle by
+// ~1e-7 * pos * i; the positions here keep that below the tolerance.
 TEST(CpuKernels, RopeMatchesReference) {
   const int heads = 3, hd = 64;
   const float base = 100000.0f;
@@ -51,23 +51,23 @@ TEST(CpuKernels, RopeMatchesReference) {
   for (int i = 0; i < hd / 2; ++i) factors[i] = i % 3 == 0 ? 2.0f : 1.0f;
   for (int pos : {0, 1, 17, 100, 500}) {
     for (const bool half_split : {false, true}) {
-    auto x = random_vec(heads * hd, pos + 3);
-    auto y = x;
-    std::vector<float> cs(hd);
-    rope_cache(pos, hd, std::pow(base, -2.0f / hd), factors.data(), cs.data());
-    (half_split ? rope_apply_half_split : rope_apply)(y.data(), heads, hd, cs.data());
-    for (int h = 0; h < heads; ++h) {
-      for (int i = 0; i < hd / 2; ++i) {
-        const double th = double(pos) * std::pow(double(base), -2.0 * i / hd) / factors[i];
-        const int a = h * hd + (half_split ? i : 2 * i), b = h * hd + (half_split ? i + hd / 2 : 2 * i + 1);
-        const double x0 = x[a], x1 = x[b];
-        EXPECT_NEAR(y[a], x0 * std::cos(th) - x1 * std::sin(th), 2e-3) << pos << " " << i << " " << half_split;
-        EXPECT_NEAR(y[b], x0 * std::sin(th) + x1 * std::cos(th), 2e-3) << pos << " " << i << " " << half_split;
+      auto x = random_vec(heads * hd, pos + 3);
+      auto y = x;
+      std::vector<float> cs(hd);
+      rope_cache(pos, hd, std::pow(base, -2.0f / hd), factors.data(), cs.data());
+      (half_split ? rope_apply_half_split : rope_apply)(y.data(), heads, hd, cs.data());
+      for (int h = 0; h < heads; ++h) {
+        for (int i = 0; i < hd / 2; ++i) {
+          const double th = double(pos) * std::pow(double(base), -2.0 * i / hd) / factors[i];
+          const int a = h * hd + (half_split ? i : 2 * i), b = h * hd + (half_split ? i + hd / 2 : 2 * i + 1);
+          const double x0 = x[a], x1 = x[b];
+          EXPECT_NEAR(y[a], x0 * std::cos(th) - x1 * std::sin(th), 2e-3) << pos << " " << i << " " << half_split;
+          EXPECT_NEAR(y[b], x0 * std::sin(th) + x1 * std::cos(th), 2e-3) << pos << " " << i << " " << half_split;
+        }
       }
-    }
-    if (pos == 0) {
-      EXPECT_EQ(x, y);  // position 0 is the identity rotation
-    }
+      if (pos == 0) {
+        EXPECT_EQ(x, y);  // position 0 is the identity rotation
+      }
     }
   }
 }

@@ -293,7 +293,10 @@ TEST(KvCacheManager, TruncateRollsBackSharedAndOwnBlocks) {
   prefill(kv, 1, tokens);  // blocks 0, 1, 2 full and cached
   kv.fork(1, 2);           // all three shared with the child
   kv.truncate(2, 9);       // the child keeps 9 tokens: block 2 (positions 8..11) is to be rewritten
-  kv.truncate(2, 20);      // more than it holds: nothing changes
+  const Table before = table(kv, 2);
+  kv.truncate(2, 20);  // more than it holds: nothing changes
+  EXPECT_EQ(table(kv, 2), before);
+  EXPECT_TRUE(kv.take_pending_copies().empty()) << "truncate itself copies nothing";
   ASSERT_TRUE(kv.allocate_slots(2, 12));
   const Table parent = table(kv, 1), child = table(kv, 2);
   EXPECT_EQ(child[1], parent[1]);  // untouched blocks stay shared

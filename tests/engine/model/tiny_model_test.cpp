@@ -179,6 +179,36 @@ TEST(TinyModelForward, Q8_0UntiedMatchesTheReference) { check_forward(tiny(GgmlT
 
 TEST(TinyModelForward, Q4_1TiedMatchesTheReference) { check_forward(tiny(GgmlType::Q4_1, /*tied=*/true)); }
 
+// No registered family uses RopeStyle::HalfSplit yet; the tiny model run with it set must still match
+// the reference forward computing that layout (and differ from the interleaved run: the flag is used).
+TEST(TinyModelForward, HalfSplitRopeMatchesTheReference) {
+  auto p = parse_edited([](GgufWriter&) {});
+  ASSERT_TRUE(p->weights.ok()) << p->weights.message();
+  std::shared_ptr<ModelWeights> w = p->weights.value();
+  const std::vector<std::vector<double>> interleaved = reference_logits(*w, kPrompt);
+  w->config.ops.rope = RopeStyle::HalfSplit;
+  const std::vector<std::vector<double>> ref = reference_logits(*w, kPrompt);
+  auto backend = make_cpu_backend({});
+  ASSERT_TRUE(backend->load(w).ok());
+  ASSERT_TRUE(backend->allocate_kv({8, 16}).ok());
+  const int32_t vocab = w->config.vocab_size;
+  SingleSequence seq(*backend, vocab, 64);
+  auto got = seq.run(kPrompt, /*all_logits=*/true);
+  ASSERT_TRUE(got.ok()) << got.message();
+  double max_moved = 0.0;
+  for (size_t pos = 0; pos < kPrompt.size(); ++pos) {
+    double max_ref = 0.0, max_diff = 0.0;
+    for (int32_t i = 0; i < vocab; ++i) {
+      const double g = got.value()[pos * vocab + i];
+      max_ref = std::max(max_ref, std::fabs(ref[pos][i]));
+      max_diff = std::max(max_diff, std::fabs(ref[pos][i] - g));
+      max_moved = std::max(max_moved, std::fabs(interleaved[pos][i] - ref[pos][i]));
+    }
+    EXPECT_LE(max_diff, 0.05 * max_ref + 1e-3) << "position " << pos;
+  }
+  EXPECT_GT(max_moved, 0.05) << "the two layouts gave the same logits: the test could not tell them apart";
+}
+
 TEST(TinyModelLoad, TokenizerLoadsAndRoundTripsBytes) {
   LoadedModel m = load_tiny(tiny());
   ASSERT_NE(m.tokenizer, nullptr);
