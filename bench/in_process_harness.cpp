@@ -14,19 +14,18 @@ scheduler::Request make_request(scheduler::RequestId id, std::vector<int32_t> pr
   return r;
 }
 
-scheduler::EngineLoopConfig loop_config(int32_t budget, int32_t max_seqs, bool prefix_caching, bool padded) {
+scheduler::EngineLoopConfig loop_config(int32_t budget, int32_t max_seqs, bool prefix_caching) {
   scheduler::EngineLoopConfig c;
   c.scheduler.max_num_batched_tokens = budget;
   c.scheduler.max_num_seqs = max_seqs;
   c.scheduler.chunked_prefill = true;
-  c.scheduler.padded_prefill = padded;
   c.prefix_caching = prefix_caching;
   return c;
 }
 
 Status warm_up(engine::LoadedModel& m) {
   Tracker tr(1);  // outlives the loop: its sinks point here
-  scheduler::EngineLoop loop(*m.backend, *m.tokenizer, loop_config(2048, 64, false, false));
+  scheduler::EngineLoop loop(*m.backend, *m.tokenizer, loop_config(2048, 64, false));
   PromptMaker pm(m.tokenizer->vocab_size(), 99);
   return loop.run_with_driver([&]() -> Status {
     if (Status s = loop.submit(make_request(1, pm.make(64), 4, tr.sink(0))); !s.ok()) return s;

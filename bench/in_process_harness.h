@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/forwarding_backend.h"
 #include "engine/backend.h"
 #include "engine/loaded_model.h"
 #include "scheduler/engine_loop.h"
@@ -20,33 +21,19 @@ namespace pagoda::bench {
 
 using Clock = std::chrono::steady_clock;
 
-// Forwards to the model's backend and counts what it runs: tokens per step (prompt tokens plus the
-// pads of the padded-prefill ablation, which EngineLoopStats does not count) and steps. execute()
-// runs on the engine thread; the counters are read after the loop's thread was joined.
-class CountingBackend final : public engine::Backend {
+// Forwards to another backend and counts what it runs: tokens per step (prompt tokens plus the pads
+// of the padded-prefill ablation, when it wraps a PaddedPrefillBackend) and steps. execute() runs on
+// the engine thread; the counters are read after the loop's thread was joined.
+class CountingBackend final : public ForwardingBackend {
  public:
-  explicit CountingBackend(engine::Backend& inner) : inner_(inner) {}
-  std::string name() const override { return inner_.name(); }
-  Status load(std::shared_ptr<const engine::ModelWeights> w) override { return inner_.load(std::move(w)); }
-  Status allocate_kv(const engine::KvCacheShape& shape) override { return inner_.allocate_kv(shape); }
-  engine::KvCacheShape kv_shape() const override { return inner_.kv_shape(); }
-  int64_t kv_bytes_per_block() const override { return inner_.kv_bytes_per_block(); }
-  int64_t kv_memory_available() const override { return inner_.kv_memory_available(); }
+  using ForwardingBackend::ForwardingBackend;
   Status execute(const engine::StepPlan& plan, std::span<float> logits) override {
     tokens += plan.num_tokens();
     ++steps;
     return inner_.execute(plan, logits);
   }
-  Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override {
-    return inner_.copy_blocks(src_dst);
-  }
-  int64_t decode_weight_bytes() const override { return inner_.decode_weight_bytes(); }
-  std::string describe() const override { return inner_.describe(); }
 
   int64_t tokens = 0, steps = 0;
-
- private:
-  engine::Backend& inner_;
 };
 
 struct Trace {
@@ -133,7 +120,7 @@ class PromptMaker {
 // A greedy request of exactly max_tokens tokens (ignore_eos).
 scheduler::Request make_request(scheduler::RequestId id, std::vector<int32_t> prompt, int32_t max_tokens,
                                 scheduler::StreamSink sink);
-scheduler::EngineLoopConfig loop_config(int32_t budget, int32_t max_seqs, bool prefix_caching, bool padded);
+scheduler::EngineLoopConfig loop_config(int32_t budget, int32_t max_seqs, bool prefix_caching);
 // One short request through a throw-away loop: thread pools, page faults, first-touch of the KV pool.
 Status warm_up(engine::LoadedModel& m);
 

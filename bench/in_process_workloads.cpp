@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/in_process_harness.h"
+#include "bench/padded_prefill_backend.h"
 #include "scheduler/engine_loop.h"
 
 namespace pagoda::bench {
@@ -14,6 +15,7 @@ namespace pagoda::bench {
 namespace {
 
 using scheduler::EngineLoop;
+using scheduler::EngineLoopConfig;
 using scheduler::FinishReason;
 
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
@@ -29,11 +31,23 @@ int32_t round_up(int32_t n, int32_t block) { return (n + block - 1) / block * bl
 
 // ---- mixed-prefill ------------------------------------------------------------------------------
 
+// KV tokens (whole 16-token blocks) the real sequences need at most: every prompt at once.
+int32_t mixed_prefill_real_tokens(const MixedPrefillOptions& o) {
+  const int64_t per_prompt = round_up(o.max_len + 1, 16) + 16;
+  return static_cast<int32_t>(std::min<int64_t>(per_prompt * o.prompts, 1 << 29));
+}
+
 Result<MixedPrefillRun> mixed_prefill_once(engine::LoadedModel& m, const MixedPrefillOptions& o,
                                            const std::vector<std::vector<int32_t>>& prompts, bool padded) {
   Tracker tr(prompts.size());  // outlives the loop: its sinks point here
-  CountingBackend backend(*m.backend);
-  EngineLoop loop(backend, *m.tokenizer, loop_config(o.budget, 64, false, padded));
+  // Both modes schedule in the same blocks; the ablation's pads write to the rest of the pool.
+  const int32_t block_size = m.backend->kv_shape().block_size;
+  const int32_t real_blocks = (mixed_prefill_real_tokens(o) + block_size - 1) / block_size;
+  CountingBackend backend(*m.backend);  // counts the pads too: it runs the padded plans
+  PaddedPrefillBackend pads(backend, real_blocks);
+  EngineLoopConfig config = loop_config(o.budget, 64, false);
+  config.num_kv_blocks = real_blocks;
+  EngineLoop loop(padded ? static_cast<engine::Backend&>(pads) : backend, *m.tokenizer, config);
   // Every prompt is queued before the engine thread starts, so the first step sees all of them (the
   // same arrival set for both modes: the step plans differ only by the pads).
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -50,6 +64,10 @@ Result<MixedPrefillRun> mixed_prefill_once(engine::LoadedModel& m, const MixedPr
     return {};
   });
   if (!driven.ok()) return driven;
+  if (pads.skipped_pad_tokens > 0) {
+    return Status::error(fmt::format("mixed-prefill: {} pad tokens did not fit the pool's pad blocks",
+                                     pads.skipped_pad_tokens));
+  }
   MixedPrefillRun run;
   run.padded = padded;
   run.wall_s = secs(end - t0);
@@ -74,7 +92,7 @@ Result<ConcurrencyRun> concurrency_once(engine::LoadedModel& m, const Concurrenc
 
   Tracker tr(total);  // outlives the loop: its sinks point here
   CountingBackend backend(*m.backend);
-  EngineLoop loop(backend, *m.tokenizer, loop_config(o.budget, max_seqs, false, false));
+  EngineLoop loop(backend, *m.tokenizer, loop_config(o.budget, max_seqs, false));
   // Request k*streams + s is stream s's k-th request.
   auto submit = [&](size_t i) -> Status {
     tr.trace(i).submit = Clock::now();
@@ -130,7 +148,7 @@ Result<SharedPrefixRun> shared_prefix_once(engine::LoadedModel& m, const std::ve
                                            int32_t max_tokens, bool caching) {
   Tracker tr(prompts.size());  // outlives the loop: its sinks point here
   CountingBackend backend(*m.backend);
-  EngineLoop loop(backend, *m.tokenizer, loop_config(2048, 64, caching, false));
+  EngineLoop loop(backend, *m.tokenizer, loop_config(2048, 64, caching));
   SharedPrefixRun run;
   Status driven = loop.run_with_driver([&]() -> Status {
     for (size_t i = 0; i < prompts.size(); ++i) {  // one at a time: TTFT without queueing
@@ -156,16 +174,14 @@ Result<SharedPrefixRun> shared_prefix_once(engine::LoadedModel& m, const std::ve
 // ---- mixed-prefill ------------------------------------------------------------------------------
 
 int32_t mixed_prefill_kv_tokens(const MixedPrefillOptions& o) {
-  // Real sequences hold at most every prompt; the ablation's pads of one step at most max_len per
-  // other prefill of that step (<= 64 sequences).
-  const int64_t per_prompt = round_up(o.max_len + 1, 16) + 16;
-  const int64_t need = per_prompt * o.prompts + per_prompt * std::min(o.prompts, 64);
-  return static_cast<int32_t>(std::min<int64_t>(need, 1 << 30));
+  // The ablation's pads of one step: at most max_len per other prefill of that step (<= 64 sequences).
+  const int64_t pads = (round_up(o.max_len + 1, 16) + 16) * int64_t{std::min(o.prompts, 64)};
+  return static_cast<int32_t>(std::min<int64_t>(mixed_prefill_real_tokens(o) + pads, 1 << 30));
 }
 
 Result<MixedPrefillResult> run_mixed_prefill(engine::LoadedModel& m, const MixedPrefillOptions& o) {
   MixedPrefillResult res;
-  res.backend = m.backend->describe();
+  res.backend = m.backend->info().kernels;
   PromptMaker pm(m.tokenizer->vocab_size(), o.seed);
   std::uniform_int_distribution<int32_t> len(o.min_len, o.max_len);
   std::vector<std::vector<int32_t>> prompts;
@@ -260,7 +276,7 @@ int32_t concurrency_kv_tokens(const ConcurrencyOptions& o) {
 
 Result<ConcurrencyResult> run_concurrency(engine::LoadedModel& m, const ConcurrencyOptions& o) {
   ConcurrencyResult res;
-  res.backend = m.backend->describe();
+  res.backend = m.backend->info().kernels;
   PromptMaker pm(m.tokenizer->vocab_size(), o.seed);
   if (Status s = warm_up(m); !s.ok()) return s;
   for (int32_t c : o.streams) {
@@ -345,7 +361,7 @@ int32_t shared_prefix_kv_tokens(const SharedPrefixOptions& o) {
 
 Result<SharedPrefixResult> run_shared_prefix(engine::LoadedModel& m, const SharedPrefixOptions& o) {
   SharedPrefixResult res;
-  res.backend = m.backend->describe();
+  res.backend = m.backend->info().kernels;
   PromptMaker pm(m.tokenizer->vocab_size(), o.seed);
   const std::vector<int32_t> prefix = pm.make(o.prefix_len);
   std::vector<std::vector<int32_t>> prompts;

@@ -14,14 +14,14 @@ namespace pagoda::bench {
 
 double decode_bytes_per_step(const engine::Backend& b, double mean_context) {
   const double kv_bytes_per_token = static_cast<double>(b.kv_bytes_per_block()) / b.kv_shape().block_size;
-  return static_cast<double>(b.decode_weight_bytes()) + kv_bytes_per_token * mean_context;
+  return static_cast<double>(b.info().decode_weight_bytes) + kv_bytes_per_token * mean_context;
 }
 
 Result<SingleResult> run_single(engine::LoadedModel& m, const SingleOptions& o) {
   using clock = std::chrono::steady_clock;
   const engine::ModelConfig& c = m.config();
   SingleResult r;
-  r.backend = m.backend->describe();
+  r.backend = m.backend->info().kernels;
   engine::SingleSequence seq(*m.backend, c.vocab_size, o.prompt_tokens + o.gen_tokens);
   if (Status s = seq.check_capacity(o.prompt_tokens + o.gen_tokens); !s.ok()) return s;
 

@@ -14,12 +14,25 @@
 
 namespace pagoda::engine {
 
+// What a loaded backend is, for the start-up log, the model-info endpoints and benchmark reports.
+struct BackendInfo {
+  std::string kernels;              // one line on the kernels in use (ISA, GEMV/GEMM implementations)
+  int64_t decode_weight_bytes = 0;  // weight bytes one small-batch (decode) step reads: what bounds it
+};
+
+// How a KV pool stores keys and values. One kind today; a quantized KV cache is another entry here,
+// and a backend refuses the ones it does not implement.
+enum class KvDtype { F16 };
+const char* kv_dtype_name(KvDtype dtype);
+int32_t kv_dtype_bytes(KvDtype dtype);
+
 struct KvCacheShape {
   int32_t num_blocks = 0;
   int32_t block_size = 16;  // tokens per block
+  KvDtype dtype = KvDtype::F16;
 };
-// What every backend's allocate_kv accepts: blocks >= 1, block size 1..1024.
-Status check_kv_shape(const KvCacheShape& shape);
+// What every backend's allocate_kv accepts: blocks >= 1, block size 1..1024, a dtype in `supported`.
+Status check_kv_shape(const KvCacheShape& shape, std::span<const KvDtype> supported);
 
 // Which backend runs the model. Auto: cuda when this build has it and a GPU is visible, else cpu.
 enum class BackendKind { Auto, Cpu, Cuda };
@@ -53,10 +66,8 @@ class Backend {
   // Copies whole KV blocks (copy-on-write for forked sequences): pairs of (src, dst), applied in order
   // (a pair may read a block an earlier pair wrote).
   virtual Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) = 0;
-  // Weight bytes one small-batch (decode) step reads: the numerator of the bandwidth roofline.
-  virtual int64_t decode_weight_bytes() const = 0;
-  // One line on the kernels in use (ISA, GEMV/GEMM implementations), for logs and benchmark reports.
-  virtual std::string describe() const = 0;
+  // Valid after load().
+  virtual BackendInfo info() const = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const CpuBackendOptions& options);

@@ -3,6 +3,8 @@
 // only where PAGODA_CUDA was on at build time; asking for it elsewhere is a clear error.
 #include <spdlog/fmt/fmt.h>
 
+#include <algorithm>
+
 #include "engine/backend.h"
 #ifdef PAGODA_HAS_CUDA
 #include "engine/cuda/cuda_backend.h"
@@ -10,13 +12,30 @@
 
 namespace pagoda::engine {
 
-Status check_kv_shape(const KvCacheShape& shape) {
+Status check_kv_shape(const KvCacheShape& shape, std::span<const KvDtype> supported) {
   if (shape.num_blocks <= 0 || shape.block_size <= 0 || shape.block_size > 1024) {
     return Status::error(fmt::format("allocate_kv: {} blocks of {} tokens is not a valid pool (blocks >= 1, "
                                      "block size 1..1024)",
                                      shape.num_blocks, shape.block_size));
   }
+  if (std::find(supported.begin(), supported.end(), shape.dtype) == supported.end()) {
+    return Status::error(fmt::format("allocate_kv: this backend has no {} KV cache", kv_dtype_name(shape.dtype)));
+  }
   return {};
+}
+
+const char* kv_dtype_name(KvDtype dtype) {
+  switch (dtype) {
+    case KvDtype::F16: return "f16";
+  }
+  return "?";
+}
+
+int32_t kv_dtype_bytes(KvDtype dtype) {
+  switch (dtype) {
+    case KvDtype::F16: return 2;
+  }
+  return 0;
 }
 
 const char* backend_kind_name(BackendKind kind) {

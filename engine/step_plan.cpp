@@ -59,9 +59,8 @@ Status StepPlan::validate(int32_t num_blocks, int32_t block_size, int32_t vocab_
       }
     }
   }
-  if (!prefill_order_end.empty() && prefill_order_end.size() != B) {
-    return Status::error(fmt::format("step plan: {} sequences but {} prefill_order_end entries", B,
-                                     prefill_order_end.size()));
+  if (!prompt_lens.empty() && prompt_lens.size() != B) {
+    return Status::error(fmt::format("step plan: {} sequences but {} prompt_lens entries", B, prompt_lens.size()));
   }
   for (int32_t li : logits_indices) {
     if (li < 0 || static_cast<size_t>(li) >= T) {
@@ -126,9 +125,9 @@ void StepPlanBuilder::add_sequence(uint64_t seq_id, std::span<const int32_t> tok
   tables_.emplace_back(block_table.begin(), block_table.end());
 }
 
-void StepPlanBuilder::set_prefill_order_end(int32_t end) {
-  plan_.prefill_order_end.resize(plan_.seq_ids.size(), -1);
-  plan_.prefill_order_end.back() = end;
+void StepPlanBuilder::set_prompt_len(int32_t prompt_len) {
+  plan_.prompt_lens.resize(plan_.seq_ids.size(), -1);
+  plan_.prompt_lens.back() = prompt_len;
 }
 
 void StepPlanBuilder::sample_last_row(uint64_t seq_id) {
@@ -137,16 +136,7 @@ void StepPlanBuilder::sample_last_row(uint64_t seq_id) {
 }
 
 StepPlan StepPlanBuilder::build() {
-  if (!plan_.prefill_order_end.empty()) {
-    // Sequences added without an explicit end keep the count rule: several tokens -> prefill order.
-    plan_.prefill_order_end.resize(plan_.seq_ids.size(), -1);
-    for (size_t b = 0; b < plan_.prefill_order_end.size(); ++b) {
-      if (plan_.prefill_order_end[b] < 0) {
-        const int32_t n = plan_.cu_seqlens[b + 1] - plan_.cu_seqlens[b];
-        plan_.prefill_order_end[b] = n > 1 ? plan_.context_lens[b] : 0;
-      }
-    }
-  }
+  if (!plan_.prompt_lens.empty()) plan_.prompt_lens.resize(plan_.seq_ids.size(), -1);  // unknown past the last set
   int32_t max_blocks = 0;
   for (const auto& t : tables_) max_blocks = std::max(max_blocks, static_cast<int32_t>(t.size()));
   plan_.max_blocks_per_seq = max_blocks;

@@ -24,12 +24,12 @@ struct StepPlan {
   int32_t max_blocks_per_seq = 0;
   // Token indices (into [T]) whose next-token logits are wanted, in output order.
   std::vector<int32_t> logits_indices;
-  // Per sequence, optional: tokens at positions < prefill_order_end[b] sum their attention in the
-  // multi-row (prefill) order, the others in the single-row (decode) order. The scheduler sets it to
-  // the prompt length, so a sequence's numbers depend only on each token's role, never on how the
-  // step was packed (chunked prefill, batch-mates, recompute after preemption). Empty: by the
-  // sequence's token count in this step (several tokens -> prefill order), as llama.cpp.
-  std::vector<int32_t> prefill_order_end;
+  // Per sequence, optional (empty, or -1 where unknown): the sequence's prompt length. Positions below
+  // it are prompt tokens, the rest generated ones (or drafts). A backend may compute the two roles
+  // differently; the CPU sums prompt tokens' attention in llama.cpp's prefill order and generated
+  // ones in its decode order, so a sequence's numbers never depend on how the step was packed
+  // (chunked prefill, batch-mates, recompute after preemption).
+  std::vector<int32_t> prompt_lens;
   // Sampling, [S]: sequence sample_seq_ids[s] draws its next token from logits row sample_rows[s] (an
   // index into logits_indices). Rows may be shared (n > 1 choices all draw from their prompt's last row)
   // or drawn by nobody (a caller that only wants logits). Speculation will add rows per drafted position.
@@ -67,8 +67,8 @@ class StepPlanBuilder {
   void add_sequence(uint64_t seq_id, std::span<const int32_t> tokens, int32_t start_pos,
                     std::span<const int32_t> block_table, std::span<const int32_t> want_logits = {},
                     bool want_last = true);
-  // Sets prefill_order_end for the sequence added last.
-  void set_prefill_order_end(int32_t end);
+  // Sets the prompt length of the sequence added last (StepPlan::prompt_lens).
+  void set_prompt_len(int32_t prompt_len);
   // Sequence seq_id draws a token from the logits row added last (call after add_sequence with logits).
   void sample_last_row(uint64_t seq_id);
   StepPlan build();

@@ -10,9 +10,6 @@ namespace pagoda::scheduler {
 
 namespace {
 
-// Padding sequences of the --padded-prefill ablation live in their own id range.
-constexpr uint64_t kPadSeqBase = uint64_t{1} << 62;
-
 // Choice i of a request samples from its own stream: the seed mixed with the index.
 engine::SamplingParams choice_sampling(const engine::SamplingParams& p, int32_t index) {
   engine::SamplingParams c = p;
@@ -259,12 +256,11 @@ void Scheduler::unblock_empty_step(const StepBuilder& b, const std::vector<Seque
 //    from which logits row (a prompt's last row feeds all n choices of a request that forks here).
 void Scheduler::build_plan(StepBuilder& b, ScheduledStep& step) {
   engine::StepPlanBuilder builder(kv_.block_size());
-  int32_t longest_prefill = 0;
   for (auto& [s, n] : b.chosen) {
     const bool reaches_end = s->num_computed + n == static_cast<int32_t>(s->tokens.size());
     builder.add_sequence(s->id, std::span(s->tokens).subspan(s->num_computed, n), s->num_computed,
                          kv_.block_table(s->id), {}, reaches_end);
-    builder.set_prefill_order_end(s->prompt_len >= 2 ? s->prompt_len : 0);
+    builder.set_prompt_len(s->prompt_len);
     if (reaches_end) {
       const RequestState& r = *s->owner;
       const bool forks_here = r.request.n > 1 && !r.forked && s->index == 0;
@@ -275,27 +271,8 @@ void Scheduler::build_plan(StepBuilder& b, ScheduledStep& step) {
     step.seqs.push_back({s, n, reaches_end});
     if (n > 1 || s->num_computed < s->prompt_len) {
       step.prefill_tokens += n;
-      longest_prefill = std::max(longest_prefill, n);
     } else {
       step.decode_tokens += n;
-    }
-  }
-  // Ablation only: every prefill of the step padded to the longest, the pads run as throw-away
-  // sequences so the work is what a padded batch computes.
-  if (config_.padded_prefill) {
-    for (const ScheduledSeq& x : std::vector<ScheduledSeq>(step.seqs)) {
-      const int32_t pad = longest_prefill - x.num_tokens;
-      if (x.num_tokens < 2 || pad <= 0) continue;
-      const uint64_t pad_id = kPadSeqBase + step.pad_seqs.size();
-      kv_.start_sequence(pad_id, {});
-      if (!kv_.allocate_slots(pad_id, pad)) {
-        kv_.free(pad_id);
-        continue;
-      }
-      const std::vector<int32_t> pad_tokens(pad, 0);
-      builder.add_sequence(pad_id, pad_tokens, 0, kv_.block_table(pad_id), {}, false);
-      step.pad_seqs.push_back(pad_id);
-      step.pad_tokens += pad;
     }
   }
   step.plan = builder.build();
@@ -327,7 +304,6 @@ void Scheduler::update(const ScheduledStep& step, const engine::StepResult& resu
       }
     }
   }
-  for (uint64_t pad : step.pad_seqs) kv_.free(pad);
   for (RequestId id : touched) erase_if_done(id);
 }
 
@@ -337,7 +313,6 @@ void Scheduler::fail(const ScheduledStep& step, const std::string& message) {
     if (x.seq->status == SeqStatus::Finished) continue;
     touched.push_back(x.seq->owner->request.id);
   }
-  for (uint64_t pad : step.pad_seqs) kv_.free(pad);
   for (RequestId id : touched) {
     auto it = requests_.find(id);
     if (it == requests_.end()) continue;

@@ -34,7 +34,6 @@ struct SchedulerConfig {
   int32_t max_model_len = 8192;           // prompt + max_tokens
   int32_t max_waiting = 1024;             // requests queued before EngineLoop::submit refuses
   bool chunked_prefill = true;
-  bool padded_prefill = false;            // ablation for benchmarks: pad prompts of a step to the longest
   int32_t starvation_steps = 8;
 };
 
@@ -49,8 +48,7 @@ struct ScheduledStep {
   engine::StepPlan plan;
   std::vector<ScheduledSeq> seqs;                          // the plan's first seqs.size() sequences
   std::vector<std::pair<int32_t, int32_t>> block_copies;   // copy-on-write, before the step runs
-  std::vector<uint64_t> pad_seqs;                          // ablation pads (freed in update)
-  int32_t prefill_tokens = 0, decode_tokens = 0, pad_tokens = 0;
+  int32_t prefill_tokens = 0, decode_tokens = 0;
   bool empty() const { return plan.token_ids.empty(); }
 };
 

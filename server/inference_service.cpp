@@ -221,7 +221,7 @@ ModelInfoView InferenceService::model_info() const {
     auto ft = model_.weights->file->find_tensor("blk.0.attn_q.weight");
     return std::string(ft ? engine::ggml_type_name(static_cast<uint32_t>(ft->type)) : "?");
   }() : "?";
-  v.backend = model_.backend->describe();
+  v.backend = model_.backend->info().kernels;
   v.chat_template = engine::chat_template_kind_name(engine::detect_chat_template(model_.tokenizer->spec().chat_template));
   return v;
 }

@@ -45,10 +45,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   spdlog::info("{}", model.config().summary());
-  spdlog::info("{}", model.backend->describe());
+  const engine::BackendInfo backend_info = model.backend->info();
+  spdlog::info("{}; a decode step reads {} MiB of weights", backend_info.kernels, backend_info.decode_weight_bytes >> 20);
   spdlog::info("config: {}", server::describe_config(config));
-  spdlog::info("kv cache: {} blocks of {} tokens ({} MiB)", model.backend->kv_shape().num_blocks,
-               model.backend->kv_shape().block_size,
+  spdlog::info("kv cache: {} blocks of {} tokens, {} ({} MiB)", model.backend->kv_shape().num_blocks,
+               model.backend->kv_shape().block_size, engine::kv_dtype_name(model.backend->kv_shape().dtype),
                (model.backend->kv_bytes_per_block() * model.backend->kv_shape().num_blocks) >> 20);
 
   scheduler::EngineLoop loop(*model.backend, *model.tokenizer, config.engine);

@@ -110,13 +110,15 @@ class CpuBackend final : public Backend {
     lm_head_ = std::move(head.value());
 
     rope_theta_scale_ = std::pow(c.rope_theta, -2.0f / static_cast<float>(c.head_dim));
-    spdlog::debug("{}", describe());
+    spdlog::debug("{}", info().kernels);
     return {};
   }
 
   Status allocate_kv(const KvCacheShape& shape) override {
     if (!w_) return Status::error("allocate_kv: load() the model first");
-    if (Status s = check_kv_shape(shape); !s.ok()) return s;
+    static constexpr KvDtype kSupported[] = {KvDtype::F16};  // cpu::KvScalar
+    static_assert(sizeof(cpu::KvScalar) == 2);
+    if (Status s = check_kv_shape(shape, kSupported); !s.ok()) return s;
     kv_shape_ = shape;
     layer_elems_ = static_cast<int64_t>(shape.num_blocks) * block_elems();
     try {
@@ -130,7 +132,7 @@ class CpuBackend final : public Backend {
   KvCacheShape kv_shape() const override { return kv_shape_; }
   int64_t kv_memory_available() const override { return host_memory_available(); }
   int64_t kv_bytes_per_block() const override {
-    return w_ ? block_elems() * w_->config.n_layers * static_cast<int64_t>(sizeof(cpu::KvScalar)) : 0;
+    return w_ ? block_elems() * w_->config.n_layers * kv_dtype_bytes(kv_shape_.dtype) : 0;
   }
 
   Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override {
@@ -147,19 +149,18 @@ class CpuBackend final : public Backend {
     return {};
   }
 
-  int64_t decode_weight_bytes() const override {
-    int64_t bytes = lm_head_.quant.weight_bytes();
+  BackendInfo info() const override {
+    BackendInfo i;
+    i.kernels = fmt::format("cpu: {} threads, {}; int8 matmul {}, oneDNN bf16 prefill {}", omp_get_max_threads(),
+                            cpu::cpu_features().describe(), cpu::quant_gemv_kernel_name(),
+                            layers_.empty() || !layers_[0].qkv.gemm ? "off" : layers_[0].qkv.gemm->impl_name());
+    // A decode step reads the quantized (int8-path) form of every matrix; the embedding only a row.
+    i.decode_weight_bytes = lm_head_.quant.weight_bytes();
     for (const Layer& L : layers_) {
-      bytes += L.qkv.quant.weight_bytes() + L.wo.quant.weight_bytes() + L.gate_up.quant.weight_bytes() +
-               L.down.quant.weight_bytes();
+      i.decode_weight_bytes += L.qkv.quant.weight_bytes() + L.wo.quant.weight_bytes() +
+                               L.gate_up.quant.weight_bytes() + L.down.quant.weight_bytes();
     }
-    return bytes;
-  }
-
-  std::string describe() const override {
-    return fmt::format("cpu: {} threads, {}; int8 matmul {}, oneDNN bf16 prefill {}", omp_get_max_threads(),
-                       cpu::cpu_features().describe(), cpu::quant_gemv_kernel_name(),
-                       layers_.empty() || !layers_[0].qkv.gemm ? "off" : layers_[0].qkv.gemm->impl_name());
+    return i;
   }
 
   Status execute(const StepPlan& plan, std::span<float> logits) override {

@@ -41,6 +41,15 @@ namespace {
 // We pick the same order per sequence, so a sequence's numbers never depend on its batch-mates.
 enum class DotOrder { Vec, Gemm };
 
+// llama.cpp runs a prompt as multi-row steps and each generated token as a one-row step, so a prompt
+// token takes the Gemm order (a one-token prompt is one row: Vec) and a generated token the Vec one.
+// A plan without the prompt length falls back to this step's row count, as llama.cpp does.
+bool prefill_order(const StepPlan& plan, int32_t b, int32_t t) {
+  const int32_t prompt_len = plan.prompt_lens.empty() ? -1 : plan.prompt_lens[b];
+  if (prompt_len < 0) return plan.cu_seqlens[b + 1] - plan.cu_seqlens[b] > 1;
+  return prompt_len >= 2 && plan.positions[t] < prompt_len;
+}
+
 struct Scratch {
   std::vector<float> scores;
   std::vector<float> acc;  // PV accumulators: [4][16][head_dim] (Vec) or [16][head_dim] (Gemm)
@@ -231,10 +240,7 @@ void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& k
     for (int64_t w = 0; w < work; ++w) {
       const int32_t t = static_cast<int32_t>(w / n_heads), h = static_cast<int32_t>(w % n_heads);
       const int32_t b = seq_of[t];
-      const bool prefill_order = plan.prefill_order_end.empty()
-                                     ? plan.cu_seqlens[b + 1] - plan.cu_seqlens[b] > 1
-                                     : plan.positions[t] < plan.prefill_order_end[b];
-      const DotOrder order = prefill_order ? DotOrder::Gemm : DotOrder::Vec;
+      const DotOrder order = prefill_order(plan, b, t) ? DotOrder::Gemm : DotOrder::Vec;
       // Causal: token at position p sees keys 0..p of its own sequence.
       attend_one(q + t * row + h * kv.head_dim, kv, plan.block_table(b), h / group, plan.positions[t] + 1, scale,
                  order, scratch, out + t * row + h * kv.head_dim);

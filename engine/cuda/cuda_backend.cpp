@@ -115,7 +115,8 @@ class CudaBackend final : public Backend {
   Status allocate_kv(const KvCacheShape& shape) override {
     if (!w_) return Status::error("allocate_kv: load() the model first");
     if (Status s = use_device(); !s.ok()) return s;
-    if (Status s = check_kv_shape(shape); !s.ok()) return s;
+    static constexpr KvDtype kSupported[] = {KvDtype::F16};  // the kernels' __half KV
+    if (Status s = check_kv_shape(shape, kSupported); !s.ok()) return s;
     kv_shape_ = shape;
     layer_elems_ = static_cast<int64_t>(shape.num_blocks) * block_elems();
     if (Status s = kv_.allocate(static_cast<size_t>(layer_elems_ * w_->config.n_layers), "the KV pool"); !s.ok()) {
@@ -144,7 +145,9 @@ class CudaBackend final : public Backend {
     return kv_memory_available_on_device(static_cast<int64_t>(free_b) + held, static_cast<int64_t>(total_b),
                                          step_scratch_bytes(w_->config, opts_.max_step_tokens, opts_.max_step_logits));
   }
-  int64_t kv_bytes_per_block() const override { return w_ ? block_elems() * w_->config.n_layers * 2 : 0; }
+  int64_t kv_bytes_per_block() const override {
+    return w_ ? block_elems() * w_->config.n_layers * kv_dtype_bytes(kv_shape_.dtype) : 0;
+  }
 
   Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override {
     if (src_dst.empty()) return {};
@@ -166,14 +169,14 @@ class CudaBackend final : public Backend {
     return check_sticky(copy_pairs(flat, in_order));
   }
 
-  int64_t decode_weight_bytes() const override {
-    int64_t bytes = weights_.lm_head.bytes();
-    for (const DeviceLayer& L : weights_.layers) bytes += L.qkv.bytes() + L.wo.bytes() + L.gate_up.bytes() + L.down.bytes();
-    return bytes;
-  }
-
-  std::string describe() const override {
-    return fmt::format("cuda: {}; bf16 weights, cuBLASLt GEMMs (fp32 accumulate), fp16 paged KV", info_.describe());
+  BackendInfo info() const override {
+    BackendInfo i;
+    i.kernels = fmt::format("cuda: {}; bf16 weights, cuBLASLt GEMMs (fp32 accumulate), fp16 paged KV", info_.describe());
+    i.decode_weight_bytes = weights_.lm_head.bytes();
+    for (const DeviceLayer& L : weights_.layers) {
+      i.decode_weight_bytes += L.qkv.bytes() + L.wo.bytes() + L.gate_up.bytes() + L.down.bytes();
+    }
+    return i;
   }
 
   Status execute(const StepPlan& plan, std::span<float> logits) override {

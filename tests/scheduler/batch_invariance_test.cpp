@@ -1,7 +1,8 @@
 // Acceptance 1 of the scheduler: greedy outputs of 32 requests of different lengths are identical run
-// alone, all together, with chunked prefill, without prefix caching, with a KV pool small enough to
-// force preemption, and with the padded-prefill ablation. The engine's numbers depend only on each
-// token's role, never on how a step was packed, so "identical" means token for token.
+// alone, all together, with chunked prefill, without prefix caching, and with a KV pool small enough
+// to force preemption (the padded-prefill ablation: tests/bench/padded_prefill_backend_test.cpp). The
+// engine's numbers depend only on each token's role, never on how a step was packed, so "identical"
+// means token for token.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -134,13 +135,6 @@ TEST_F(BatchInvariance, SmallPoolForcesPreemption) {
   EngineLoopStats stats;
   expect_same_as_alone(run(c, all_ids(), &stats), "small KV pool");
   EXPECT_GT(stats.preemptions, 0) << "the pool was meant to be too small for all requests at once";
-}
-
-TEST_F(BatchInvariance, PaddedPrefillAblation) {
-  PAGODA_REQUIRE_MODEL_OR_SKIP();
-  EngineLoopConfig c;
-  c.scheduler.padded_prefill = true;
-  expect_same_as_alone(run(c, all_ids()), "padded prefill");
 }
 
 }  // namespace
