@@ -1,5 +1,5 @@
-// `pagoda bench single`: in-process benchmark of one stream. `pagoda bench mixed-prefill`, `concurrency`
-// and `shared-prefix`: the serving workloads in process, straight into an EngineLoop (the
+// `pagoda bench single`: in-process benchmark of one stream. `pagoda bench mixed-prefill`, `concurrency`,
+// `shared-prefix` and `speculative`: the serving workloads in process, straight into an EngineLoop (the
 // server-driven workloads arrive with the load-test harness).
 #include <cstdio>
 #include <fstream>
@@ -10,6 +10,7 @@
 
 #include "bench/in_process_workloads.h"
 #include "bench/single_workload.h"
+#include "bench/speculative_workload.h"
 #include "cli/commands.h"
 
 namespace pagoda::cli {
@@ -27,6 +28,7 @@ struct BenchArgs {
   bench::MixedPrefillOptions mixed;
   bench::ConcurrencyOptions concurrency;
   bench::SharedPrefixOptions shared;
+  bench::SpeculativeOptions speculative;
 };
 
 // Loads the model with a KV pool of kv_tokens for a serving workload; prints the error on failure.
@@ -92,6 +94,15 @@ int run_bench_shared_prefix(const BenchArgs& a) {
       "of the warm median",
       o.prefix_len, o.user_len, o.requests, o.max_tokens, o.rounds);
   return run_serving(a, title.c_str(), o, bench::shared_prefix_kv_tokens(o), bench::run_shared_prefix);
+}
+
+int run_bench_speculative(const BenchArgs& a) {
+  const bench::SpeculativeOptions& o = a.speculative;
+  const std::string title = fmt::format(
+      "speculative: copy/edit chat tasks one at a time, greedy, max_tokens {}, up to {} drafted tokens per step, {} "
+      "repeats (modes rotating; median (min-max))",
+      o.max_tokens, o.num_tokens, o.repeats);
+  return run_serving(a, title.c_str(), o, bench::speculative_kv_tokens(o), bench::run_speculative);
 }
 
 // --model, --threads, --json, --prefill-matmul and --backend/--device, as `single` has them.
@@ -177,8 +188,15 @@ Runner add_bench_command(CLI::App& app) {
   shared->add_option("--seed", args->shared.seed)->capture_default_str();
   add_common_options(shared, *args);
 
-  return [args, single, mixed, conc, shared] {
+  CLI::App* spec = cmd->add_subcommand("speculative", "copy/edit tasks at batch 1: speculation off, ngram, prediction");
+  spec->add_option("--max-tokens", args->speculative.max_tokens)->check(CLI::Range(2, 4096))->capture_default_str();
+  spec->add_option("--repeats", args->speculative.repeats)->check(CLI::Range(1, 100))->capture_default_str();
+  spec->add_option("--num-speculative-tokens", args->speculative.num_tokens)->check(CLI::Range(1, 32))->capture_default_str();
+  add_common_options(spec, *args);
+
+  return [args, single, mixed, conc, shared, spec] {
     if (mixed->parsed()) return run_bench_mixed_prefill(*args);
+    if (spec->parsed()) return run_bench_speculative(*args);
     if (conc->parsed()) return run_bench_concurrency(*args);
     if (shared->parsed()) return run_bench_shared_prefix(*args);
     (void)single;

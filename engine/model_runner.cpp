@@ -50,9 +50,25 @@ Result<StepResult> ModelRunner::execute(const StepPlan& plan) {
     const std::span<const float> row(logits_.data() + static_cast<size_t>(plan.sample_rows[i]) * vocab, vocab);
     const std::span<const uint32_t> mask =
         plan.token_masks.empty() ? std::span<const uint32_t>() : std::span(plan.token_masks).subspan(i * words, words);
-    SampleResult r = it->second->sample(row, mask);
-    it->second->accept(r.token);
-    result.seqs.push_back({id, {std::move(r)}});
+    SeqStepOutput out{id, {}, 0, 0};
+    const std::span<const int32_t> drafts = plan.drafts(static_cast<int32_t>(i));
+    Sampler& sampler = *it->second;
+    SampleResult r = sampler.sample(row, mask);
+    sampler.accept(r.token);
+    out.tokens.push_back(std::move(r));
+    // Verification: row j + 1 holds the logits after draft j, valid while every draft so far equals the
+    // draw. Each committed token is the sampler's own draw from the target's logits given the tokens
+    // before it, so the output (and the generator's stream) is token for token what decoding without
+    // drafts produces, under every sampling parameter.
+    out.drafted = static_cast<int32_t>(drafts.size());
+    for (size_t j = 0; j < drafts.size() && out.tokens.back().token == drafts[j]; ++j) {
+      ++out.accepted;
+      const std::span<const float> next(logits_.data() + static_cast<size_t>(plan.sample_rows[i] + j + 1) * vocab, vocab);
+      SampleResult t = sampler.sample(next);
+      sampler.accept(t.token);
+      out.tokens.push_back(std::move(t));
+    }
+    result.seqs.push_back(std::move(out));
   }
   result.sample_ms = ms_since(t0);
   return result;

@@ -81,7 +81,8 @@ Status StepPlan::validate_samples(int32_t vocab_size) const {
                                        logits_indices.size()));
     }
   }
-  // One draw per sequence per step (speculation will add rows, not repeat the sequence).
+  if (Status s = validate_drafts(vocab_size); !s.ok()) return s;
+  // One draw per sequence per step (speculation adds rows, it does not repeat the sequence).
   std::vector<uint64_t> ids(sample_seq_ids);
   std::sort(ids.begin(), ids.end());
   if (auto dup = std::adjacent_find(ids.begin(), ids.end()); dup != ids.end()) {
@@ -96,6 +97,43 @@ Status StepPlan::validate_samples(int32_t vocab_size) const {
     const auto row = std::span(token_masks).subspan(i * words, words);
     if (std::all_of(row.begin(), row.end(), [](uint32_t w) { return w == 0; })) {
       return Status::error(fmt::format("step plan: the token mask of sequence {} allows no token", sample_seq_ids[i]));
+    }
+  }
+  return {};
+}
+
+Status StepPlan::validate_drafts(int32_t vocab_size) const {
+  if (draft_starts.empty()) {
+    if (!draft_tokens.empty()) return Status::error("step plan: draft tokens without draft_starts");
+    return {};
+  }
+  const size_t S = sample_seq_ids.size();
+  if (draft_starts.size() != S + 1 || draft_starts[0] != 0 ||
+      static_cast<size_t>(draft_starts.back()) != draft_tokens.size()) {
+    return Status::error(fmt::format("step plan: draft_starts ({} entries) do not index {} draft tokens of {} samples",
+                                     draft_starts.size(), draft_tokens.size(), S));
+  }
+  for (size_t s = 0; s < S; ++s) {
+    const int32_t k = draft_starts[s + 1] - draft_starts[s];
+    if (k < 0) return Status::error("step plan: draft_starts decrease");
+    if (k == 0) continue;
+    if (!token_masks.empty()) {
+      return Status::error(fmt::format("step plan: sequence {} has drafts and a token mask (masks cover one row)",
+                                       sample_seq_ids[s]));
+    }
+    const int32_t row = sample_rows[s];
+    if (static_cast<size_t>(row) + k >= logits_indices.size()) {
+      return Status::error(fmt::format("step plan: sequence {} verifies {} drafts past the logits rows", sample_seq_ids[s], k));
+    }
+    // Row row + j is the token right after row + j - 1's, and that token is draft j - 1.
+    for (int32_t j = 0; j < k; ++j) {
+      const int32_t t = logits_indices[row + j];
+      const int32_t d = draft_tokens[draft_starts[s] + j];
+      if (d < 0 || d >= vocab_size) return Status::error(fmt::format("step plan: draft token {} is not in the vocabulary", d));
+      if (logits_indices[row + j + 1] != t + 1 || static_cast<size_t>(t) + 1 >= token_ids.size() || token_ids[t + 1] != d) {
+        return Status::error(fmt::format("step plan: sequence {}'s draft {} is not the token after its logits row {}",
+                                         sample_seq_ids[s], j, row + j));
+      }
     }
   }
   return {};
@@ -133,6 +171,20 @@ void StepPlanBuilder::set_prompt_len(int32_t prompt_len) {
 void StepPlanBuilder::sample_last_row(uint64_t seq_id) {
   plan_.sample_seq_ids.push_back(seq_id);
   plan_.sample_rows.push_back(static_cast<int32_t>(plan_.logits_indices.size()) - 1);
+  if (!plan_.draft_starts.empty()) plan_.draft_starts.push_back(plan_.draft_starts.back());
+}
+
+void StepPlanBuilder::add_verification(uint64_t seq_id, std::span<const int32_t> tokens, int32_t start_pos,
+                                       std::span<const int32_t> block_table) {
+  const int32_t first_row = static_cast<int32_t>(plan_.logits_indices.size());
+  std::vector<int32_t> rows(tokens.size());
+  for (size_t j = 0; j < rows.size(); ++j) rows[j] = static_cast<int32_t>(j);
+  add_sequence(seq_id, tokens, start_pos, block_table, rows);
+  if (plan_.draft_starts.empty()) plan_.draft_starts.assign(plan_.sample_seq_ids.size() + 1, 0);
+  plan_.sample_seq_ids.push_back(seq_id);
+  plan_.sample_rows.push_back(first_row);
+  plan_.draft_tokens.insert(plan_.draft_tokens.end(), tokens.begin() + 1, tokens.end());
+  plan_.draft_starts.push_back(static_cast<int32_t>(plan_.draft_tokens.size()));
 }
 
 StepPlan StepPlanBuilder::build() {

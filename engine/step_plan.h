@@ -32,9 +32,15 @@ struct StepPlan {
   std::vector<int32_t> prompt_lens;
   // Sampling, [S]: sequence sample_seq_ids[s] draws its next token from logits row sample_rows[s] (an
   // index into logits_indices). Rows may be shared (n > 1 choices all draw from their prompt's last row)
-  // or drawn by nobody (a caller that only wants logits). Speculation will add rows per drafted position.
+  // or drawn by nobody (a caller that only wants logits).
   std::vector<uint64_t> sample_seq_ids;
   std::vector<int32_t> sample_rows;
+  // Speculative verification, optional: empty, or [S+1] offsets into draft_tokens. Sample s verifies the
+  // k = draft_starts[s+1] - draft_starts[s] drafted tokens that the sequence runs right after the
+  // token of row sample_rows[s]: rows sample_rows[s] .. sample_rows[s] + k are its consecutive
+  // tokens' logits, and draft j is kept while it equals the draw from row sample_rows[s] + j.
+  std::vector<int32_t> draft_starts;
+  std::vector<int32_t> draft_tokens;
   // Optional, empty or [S][token_mask_words(vocab)]: sample s may only draw tokens whose bit is set (a
   // grammar's allowed set; engine/sampling/logits_processors.h stage 3).
   std::vector<uint32_t> token_masks;
@@ -42,6 +48,10 @@ struct StepPlan {
   int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
   int32_t num_seqs() const { return static_cast<int32_t>(seq_ids.size()); }
   int32_t num_samples() const { return static_cast<int32_t>(sample_seq_ids.size()); }
+  std::span<const int32_t> drafts(int32_t s) const {
+    if (draft_starts.empty()) return {};
+    return std::span(draft_tokens).subspan(draft_starts[s], draft_starts[s + 1] - draft_starts[s]);
+  }
   std::span<const int32_t> block_table(int32_t b) const {
     return {block_tables.data() + static_cast<size_t>(b) * max_blocks_per_seq, static_cast<size_t>(max_blocks_per_seq)};
   }
@@ -53,6 +63,7 @@ struct StepPlan {
   // The sampling fields alone (rows in range, one draw per sequence, mask sizes, no empty mask), for
   // whoever samples (engine/model_runner.h); validate() includes it.
   Status validate_samples(int32_t vocab_size) const;
+  Status validate_drafts(int32_t vocab_size) const;  // part of validate_samples()
 };
 
 // Builds a StepPlan one sequence at a time. The scheduler (and tests, and the CLI) use it so the flat
@@ -71,6 +82,10 @@ class StepPlanBuilder {
   void set_prompt_len(int32_t prompt_len);
   // Sequence seq_id draws a token from the logits row added last (call after add_sequence with logits).
   void sample_last_row(uint64_t seq_id);
+  // Sequence seq_id, added last with tokens = [its last committed token, drafts...], verifies the drafts:
+  // every one of its tokens gets logits, and it draws from the first of those rows on.
+  void add_verification(uint64_t seq_id, std::span<const int32_t> tokens, int32_t start_pos,
+                        std::span<const int32_t> block_table);
   StepPlan build();
 
  private:

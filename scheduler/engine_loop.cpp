@@ -210,6 +210,10 @@ void EngineLoop::publish_stats() {
   stats_.prefix_hits = ks.prefix_hits;
   stats_.prompt_tokens = prompt_tokens_;
   stats_.generated_tokens = generated_tokens_;
+  stats_.spec_drafts = ss.spec_drafts;
+  stats_.spec_draft_tokens = ss.spec_draft_tokens;
+  stats_.spec_accepted_tokens = ss.spec_accepted_tokens;
+  stats_.spec_accepted_per_position = ss.spec_accepted_per_position;
   queued_ = ss.queued_requests + static_cast<int32_t>(inbox_.size());
 }
 

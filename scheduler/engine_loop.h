@@ -38,6 +38,9 @@ struct EngineLoopStats {
   int64_t prefix_queries = 0, prefix_hits = 0;
   int64_t steps = 0, preemptions = 0;
   int64_t prompt_tokens = 0, generated_tokens = 0;  // computed prompt tokens, sampled tokens
+  // Speculative decoding (SchedulerStats): verifications, tokens drafted, kept, kept per position.
+  int64_t spec_drafts = 0, spec_draft_tokens = 0, spec_accepted_tokens = 0;
+  std::vector<int64_t> spec_accepted_per_position;
 };
 
 class EngineLoop {
@@ -76,6 +79,8 @@ class EngineLoop {
   // one step (false when there was nothing to run), or until no work is left.
   bool run_step() { return step(); }
   void run_until_idle();
+  // Replaces the drafter (tests: a deliberately bad one); before the loop runs.
+  void set_drafter(std::unique_ptr<engine::Drafter> drafter) { scheduler_->set_drafter(std::move(drafter)); }
 
   EngineLoopStats stats() const;
   // The largest prompt + max_tokens a request may ask for: max_model_len, capped by the KV pool.

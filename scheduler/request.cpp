@@ -79,6 +79,17 @@ Status validate_request(const Request& r, const RequestLimits& l) {
       return Status::error(fmt::format("a stop string may be at most {} bytes, got {}", l.max_stop_string_bytes, st.size()));
     }
   }
+  if (r.num_speculative_tokens < -1 || r.num_speculative_tokens > l.max_speculative_tokens) {
+    return Status::error(fmt::format("num_speculative_tokens must be in [-1, {}], got {}", l.max_speculative_tokens,
+                                     r.num_speculative_tokens));
+  }
+  if (static_cast<int64_t>(r.prediction.size()) > l.max_model_len) {
+    return Status::error(fmt::format("prediction is {} tokens, more than the model's context of {}", r.prediction.size(),
+                                     l.max_model_len));
+  }
+  for (int32_t t : r.prediction) {
+    if (t < 0 || t >= l.vocab_size) return Status::error(fmt::format("prediction token id {} is outside the vocabulary", t));
+  }
   return {};
 }
 

@@ -39,6 +39,8 @@ struct TokenEvent {
   int32_t prompt_tokens = 0;      // usage so far, on every event
   int32_t completion_tokens = 0;  // (this choice)
   int32_t cached_prompt_tokens = 0;
+  int32_t draft_tokens = 0;           // speculative decoding, this choice so far: tokens drafted
+  int32_t accepted_draft_tokens = 0;  // and of those, kept
 };
 
 // Called on the engine thread: must be quick and must not call back into the scheduler.
@@ -51,6 +53,11 @@ struct Request {
   StopCriteria stop;
   int32_t n = 1;         // independent choices sharing the prompt (its KV blocks are forked)
   int32_t priority = 0;  // lower runs first; FCFS within a priority
+  // Speculative decoding (engine/spec/drafter.h): the predicted output's token ids (OpenAI
+  // `prediction`), drafted from first; tokens drafted per step at most (-1: the server's setting,
+  // 0: none for this request).
+  std::vector<int32_t> prediction;
+  int32_t num_speculative_tokens = -1;
   StreamSink sink;
 };
 
@@ -65,6 +72,7 @@ struct RequestLimits {
   int32_t max_stop_token_ids = 64;
   int32_t max_logit_bias = 300;  // entries (OpenAI's limit)
   int32_t max_abs_priority = 1'000'000;
+  int32_t max_speculative_tokens = 32;
 };
 
 // Checks a request against the limits; the message names the field and the limit.

@@ -20,7 +20,11 @@ engine::SamplingParams choice_sampling(const engine::SamplingParams& p, int32_t 
 }  // namespace
 
 Scheduler::Scheduler(const SchedulerConfig& config, engine::KvCacheManager& kv, const engine::Tokenizer& tokenizer)
-    : config_(config), kv_(kv), tokenizer_(tokenizer) {
+    : config_(config),
+      kv_(kv),
+      drafter_(engine::make_drafter(config.speculative)),
+      lookup_drafter_(config.speculative.ngram_min, config.speculative.ngram_max),
+      tokenizer_(tokenizer) {
   limits_.max_model_len = config.max_model_len;
   limits_.vocab_size = tokenizer.vocab_size();
 }
@@ -118,6 +122,7 @@ struct Scheduler::StepBuilder {
   int32_t budget = 0, slots = 0;
   std::vector<Sequence*> running;
   std::vector<std::pair<Sequence*, int32_t>> chosen;  // (sequence, tokens this step)
+  std::map<const Sequence*, std::vector<int32_t>> drafts;  // decodes that verify drafted tokens
 
   bool has(const Sequence* s) const {
     return std::any_of(chosen.begin(), chosen.end(), [&](const auto& c) { return c.first == s; });
@@ -133,6 +138,7 @@ struct Scheduler::StepBuilder {
     budget += it->second;
     ++slots;
     chosen.erase(it);
+    drafts.erase(s);
   }
 };
 
@@ -165,7 +171,12 @@ void Scheduler::place_decodes(StepBuilder& b, std::vector<Sequence*>& waiting) {
   for (Sequence* s : b.running) {
     if (s->status != SeqStatus::Running || s->remaining() != 1) continue;
     if (b.budget < 1 || b.slots < 1) break;
-    bool ok = kv_.allocate_slots(s->id, s->num_computed + 1);
+    std::vector<int32_t> drafts = propose_drafts(*s, b.budget);
+    bool ok = kv_.allocate_slots(s->id, s->num_computed + 1 + static_cast<int32_t>(drafts.size()));
+    if (!ok && !drafts.empty()) {  // drafts only run in spare blocks, they never preempt anyone
+      drafts.clear();
+      ok = kv_.allocate_slots(s->id, s->num_computed + 1);
+    }
     while (!ok) {
       Sequence* victim = pick_victim(b.running, s);
       if (!victim || !runs_before(s, victim)) break;
@@ -178,8 +189,27 @@ void Scheduler::place_decodes(StepBuilder& b, std::vector<Sequence*>& waiting) {
       waiting.push_back(s);
       continue;
     }
-    b.choose(s, 1);
+    b.choose(s, 1 + static_cast<int32_t>(drafts.size()));
+    if (!drafts.empty()) b.drafts[s] = std::move(drafts);
   }
+}
+
+// What s drafts this step: at most the request's (or the server's) number of speculative tokens, what
+// the step's budget leaves beside its own token, what its max_tokens still needs (the token drawn after
+// the last draft is free) and what the context holds. A predicted output, or a request that asks for
+// drafts on a server that drafts none, is served by prompt lookup.
+std::vector<int32_t> Scheduler::propose_drafts(const Sequence& s, int32_t budget) const {
+  std::vector<int32_t> drafts;
+  const Request& r = s.owner->request;
+  engine::Drafter* drafter = drafter_.get();
+  if (!drafter && (!r.prediction.empty() || r.num_speculative_tokens > 0)) drafter = &lookup_drafter_;
+  if (!drafter) return drafts;
+  int32_t k = r.num_speculative_tokens >= 0 ? r.num_speculative_tokens : config_.speculative.num_tokens;
+  k = std::min({k, budget - 1, r.stop.max_tokens - s.output_len() - 1, config_.max_model_len - s.num_computed - 1});
+  if (k <= 0) return drafts;
+  drafter->propose({s.id, s.tokens, s.prompt_len, r.prediction, k}, drafts);
+  if (static_cast<int32_t>(drafts.size()) > k) drafts.resize(k);
+  return drafts;
 }
 
 // 2. Prompts: chunks of running prefills and waiting sequences, packed into what is left.
@@ -257,6 +287,15 @@ void Scheduler::unblock_empty_step(const StepBuilder& b, const std::vector<Seque
 void Scheduler::build_plan(StepBuilder& b, ScheduledStep& step) {
   engine::StepPlanBuilder builder(kv_.block_size());
   for (auto& [s, n] : b.chosen) {
+    if (auto d = b.drafts.find(s); d != b.drafts.end()) {  // the last committed token, then the drafts
+      std::vector<int32_t> run{s->tokens.back()};
+      run.insert(run.end(), d->second.begin(), d->second.end());
+      builder.add_verification(s->id, run, s->num_computed, kv_.block_table(s->id));
+      builder.set_prompt_len(s->prompt_len);
+      step.seqs.push_back({s, n, true, static_cast<int32_t>(d->second.size())});
+      step.decode_tokens += n;
+      continue;
+    }
     const bool reaches_end = s->num_computed + n == static_cast<int32_t>(s->tokens.size());
     builder.add_sequence(s->id, std::span(s->tokens).subspan(s->num_computed, n), s->num_computed,
                          kv_.block_table(s->id), {}, reaches_end);
@@ -285,11 +324,15 @@ void Scheduler::update(const ScheduledStep& step, const engine::StepResult& resu
   for (const engine::SeqStepOutput& out : result.seqs) produced[out.seq_id] = &out;
   for (const ScheduledSeq& x : step.seqs) {
     Sequence& s = *x.seq;
-    s.num_computed += x.num_tokens;
+    s.num_computed += x.num_tokens - x.drafts;  // drafts count once kept
     s.waited_steps = 0;
     kv_.commit_tokens(s.id, std::span(s.tokens).first(s.num_computed));
     touched.push_back(s.owner->request.id);
     if (!x.samples) continue;
+    if (x.drafts > 0) {
+      if (auto it = produced.find(s.id); it != produced.end()) commit_verified(s, *it->second);
+      continue;
+    }
     // A prompt that forks here feeds all n choices from its last row; otherwise only s draws.
     RequestState& r = *s.owner;
     const bool forks = r.request.n > 1 && !r.forked && s.index == 0;
@@ -340,6 +383,27 @@ void Scheduler::fork_choices(RequestState& r) {
   r.forked = true;
 }
 
+// A verification's tokens: the kept drafts, then the token drawn after them. The kept drafts' KV was
+// written this step in the right context, so it stays; the rejected positions after them are
+// rewritten by the next allocate_slots. A stop inside the run ends the sequence there.
+void Scheduler::commit_verified(Sequence& s, const engine::SeqStepOutput& out) {
+  ++spec_stats_.spec_drafts;
+  spec_stats_.spec_draft_tokens += out.drafted;
+  spec_stats_.spec_accepted_tokens += out.accepted;
+  auto& per_position = spec_stats_.spec_accepted_per_position;
+  if (per_position.size() < static_cast<size_t>(out.drafted)) per_position.resize(out.drafted, 0);
+  for (int32_t j = 0; j < out.accepted; ++j) ++per_position[j];
+  s.draft_tokens += out.drafted;
+  s.accepted_draft_tokens += out.accepted;
+  for (const engine::SampleResult& t : out.tokens) {
+    if (s.status == SeqStatus::Finished) return;
+    commit_token(s, t);
+  }
+  if (s.status == SeqStatus::Finished) return;
+  s.num_computed += out.accepted;
+  kv_.commit_tokens(s.id, std::span(s.tokens).first(s.num_computed));
+}
+
 // The token-level stop criteria; text (stop strings, UTF-8) is the output stage's.
 void Scheduler::commit_token(Sequence& s, const engine::SampleResult& sample) {
   s.tokens.push_back(sample.token);
@@ -366,6 +430,8 @@ TokenEvent Scheduler::event_for(const Sequence& s) const {
   ev.prompt_tokens = s.prompt_len;
   ev.completion_tokens = std::max(0, s.output_len());
   ev.cached_prompt_tokens = s.cached_tokens;
+  ev.draft_tokens = s.draft_tokens;
+  ev.accepted_draft_tokens = s.accepted_draft_tokens;
   return ev;
 }
 
@@ -382,6 +448,7 @@ void Scheduler::finish(Sequence& s, FinishReason reason, int32_t token, const en
 
 void Scheduler::release(Sequence& s) {
   if (s.kv_started) kv_.free(s.id);
+  if (drafter_) drafter_->release(s.id);
   sampler_changes_.closed.push_back(s.id);
   s.kv_started = false;
   s.status = SeqStatus::Finished;
@@ -406,6 +473,10 @@ SchedulerStats Scheduler::stats() const {
   }
   st.preemptions = preemptions_;
   st.steps = steps_;
+  st.spec_drafts = spec_stats_.spec_drafts;
+  st.spec_draft_tokens = spec_stats_.spec_draft_tokens;
+  st.spec_accepted_tokens = spec_stats_.spec_accepted_tokens;
+  st.spec_accepted_per_position = spec_stats_.spec_accepted_per_position;
   return st;
 }
 

@@ -20,6 +20,8 @@
 
 #include "engine/kv/kv_cache_manager.h"
 #include "engine/sampling/sampling_params.h"
+#include "engine/spec/drafter.h"
+#include "engine/spec/prompt_lookup_drafter.h"
 #include "engine/step_plan.h"
 #include "engine/step_result.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -35,6 +37,7 @@ struct SchedulerConfig {
   int32_t max_waiting = 1024;             // requests queued before EngineLoop::submit refuses
   bool chunked_prefill = true;
   int32_t starvation_steps = 8;
+  engine::SpeculativeConfig speculative;  // the drafter, and tokens drafted per decode and step
 };
 
 // One sequence of a step, in StepPlan order.
@@ -42,6 +45,7 @@ struct ScheduledSeq {
   Sequence* seq = nullptr;
   int32_t num_tokens = 0;
   bool samples = false;  // its last token's logits are in the step's output
+  int32_t drafts = 0;     // of num_tokens, drafted ones being verified (after the last committed token)
 };
 
 struct ScheduledStep {
@@ -65,6 +69,10 @@ struct SchedulerStats {
   int32_t queued_requests = 0;  // requests not admitted yet (what max_waiting bounds)
   int64_t preemptions = 0;
   int64_t steps = 0;
+  // Speculative decoding: sequence-steps that verified drafts, tokens drafted, tokens kept, and kept
+  // per draft position (accepted_per_position[j]: how often draft j was kept).
+  int64_t spec_drafts = 0, spec_draft_tokens = 0, spec_accepted_tokens = 0;
+  std::vector<int64_t> spec_accepted_per_position;
 };
 
 class Scheduler {
@@ -85,6 +93,9 @@ class Scheduler {
   void stop_choice(RequestId id, int32_t index);
   bool has_request(RequestId id) const { return requests_.contains(id); }
   bool has_work() const { return !requests_.empty(); }
+
+  // Replaces the drafter the configuration made (tests: a deliberately bad one); nullptr: none.
+  void set_drafter(std::unique_ptr<engine::Drafter> drafter) { drafter_ = std::move(drafter); }
 
   ScheduledStep schedule();
   // Commits what the engine produced for step.plan (result.seqs in plan.sample_seq_ids order).
@@ -108,6 +119,8 @@ class Scheduler {
   // schedule()'s phases (the step's budget and choices travel in StepBuilder, see scheduler.cpp).
   struct StepBuilder;
   void place_decodes(StepBuilder& b, std::vector<Sequence*>& waiting);
+  std::vector<int32_t> propose_drafts(const Sequence& s, int32_t budget) const;
+  void commit_verified(Sequence& s, const engine::SeqStepOutput& out);
   void place_prompts(StepBuilder& b, const std::vector<Sequence*>& waiting);
   void unblock_empty_step(const StepBuilder& b, const std::vector<Sequence*>& waiting);
   void build_plan(StepBuilder& b, ScheduledStep& step);
@@ -121,6 +134,9 @@ class Scheduler {
 
   SchedulerConfig config_;
   engine::KvCacheManager& kv_;
+  std::unique_ptr<engine::Drafter> drafter_;
+  mutable engine::PromptLookupDrafter lookup_drafter_;  // predictions on a server that drafts nothing
+  SchedulerStats spec_stats_;  // the spec_* fields
   const engine::Tokenizer& tokenizer_;
   RequestLimits limits_;
   std::vector<TokenEvent> events_;

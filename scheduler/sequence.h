@@ -30,6 +30,8 @@ struct Sequence {
   int32_t preemptions = 0;
   bool kv_started = false;      // registered with the KV manager
   bool awaits_fork = false;     // choice 1..n-1: starts when choice 0's prompt is computed
+  int32_t draft_tokens = 0;     // speculative decoding: tokens drafted for this sequence so far
+  int32_t accepted_draft_tokens = 0;
 
   int32_t output_len() const { return static_cast<int32_t>(tokens.size()) - prompt_len; }
   int32_t remaining() const { return static_cast<int32_t>(tokens.size()) - num_computed; }

@@ -40,6 +40,20 @@ void add_server_flags(CLI::App& app, ServerConfig& c) {
   env(app.add_option("--max-model-len", c.engine.scheduler.max_model_len, "prompt + max_tokens limit (capped at the model's context)")->check(CLI::Range(16, 1 << 24))->capture_default_str(), "MAX_MODEL_LEN");
   env(app.add_option("--max-queue", c.engine.scheduler.max_waiting, "requests waiting before new ones get 429 / RESOURCE_EXHAUSTED")->check(CLI::Range(1, 1 << 20))->capture_default_str(), "MAX_QUEUE");
   app.add_flag("!--no-chunked-prefill", c.engine.scheduler.chunked_prefill, "run every prompt in one step");
+  static const std::map<std::string, engine::SpeculativeMode> spec_modes = {{"off", engine::SpeculativeMode::Off},
+                                                                            {"ngram", engine::SpeculativeMode::Ngram}};
+  env(app.add_option("--speculative", c.engine.scheduler.speculative.mode,
+                     "speculative decoding: off, or ngram (prompt lookup: drafts copied from the prompt and output, "
+                     "verified in the same step; outputs are unchanged). A request's `prediction` is drafted from "
+                     "whatever this says")
+          ->transform(CLI::CheckedTransformer(spec_modes, CLI::ignore_case))
+          ->capture_default_str(),
+      "SPECULATIVE");
+  env(app.add_option("--num-speculative-tokens", c.engine.scheduler.speculative.num_tokens,
+                     "tokens drafted per sequence and step, at most")
+          ->check(CLI::Range(1, 32))
+          ->capture_default_str(),
+      "NUM_SPECULATIVE_TOKENS");
   app.add_flag("!--no-prefix-caching", c.engine.prefix_caching, "do not reuse KV blocks of identical prompt prefixes");
   env(app.add_option("--max-body-bytes", c.http.max_body_bytes, "largest HTTP request body")->check(CLI::Range(1024, 1 << 30))->capture_default_str(), "MAX_BODY_BYTES");
   env(app.add_option("--header-timeout-s", c.http.header_timeout_s, "seconds to receive a request")->check(CLI::Range(1, 3600))->capture_default_str(), "HEADER_TIMEOUT_S");
@@ -65,7 +79,7 @@ std::string describe_config(const ServerConfig& c) {
       "model {} (served as '{}'); grpc {}:{}, http {}:{} ({} threads); backend {} (device {}); compute threads {}; "
       "matmul {}; kv {}; "
       "max_num_seqs {}, max_num_batched_tokens {}, max_model_len {}, max_queue {}, chunked prefill {}, prefix caching {}; "
-      "max body {} bytes, header timeout {} s, idle timeout {} s, grace period {} s",
+      "speculative {} (up to {} tokens); max body {} bytes, header timeout {} s, idle timeout {} s, grace period {} s",
       c.model, c.model_id, c.grpc.host, c.grpc.port, c.http.host, c.http.port, c.http.threads,
       engine::backend_kind_name(c.load.backend.kind), c.load.backend.device,
       c.load.backend.cpu.num_threads == 0 ? std::string("all cores") : std::to_string(c.load.backend.cpu.num_threads),
@@ -74,7 +88,8 @@ std::string describe_config(const ServerConfig& c) {
       : c.load.kv_memory_fraction > 0 ? fmt::format("{:.0f}% of the backend's free memory", c.load.kv_memory_fraction * 100)
                                      : fmt::format("{} tokens", c.load.kv_tokens),
       s.max_num_seqs, s.max_num_batched_tokens, s.max_model_len, s.max_waiting, s.chunked_prefill ? "on" : "off",
-      c.engine.prefix_caching ? "on" : "off", c.http.max_body_bytes, c.http.header_timeout_s, c.http.idle_timeout_s,
+      c.engine.prefix_caching ? "on" : "off", engine::speculative_mode_name(s.speculative.mode), s.speculative.num_tokens,
+      c.http.max_body_bytes, c.http.header_timeout_s, c.http.idle_timeout_s,
       c.grace_period_s);
 }
 

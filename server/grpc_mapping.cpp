@@ -156,6 +156,20 @@ Result<scheduler::Request> to_request(const v1::GenerateRequest& req, const Infe
 
   r.n = req.has_n() ? req.n() : 1;
   r.priority = req.priority();
+  if (req.has_num_speculative_tokens()) r.num_speculative_tokens = req.num_speculative_tokens();  // validate_request bounds it
+  switch (req.predicted_case()) {
+    case v1::GenerateRequest::kPredictionText: {
+      auto predicted = service.tokenize_text(req.prediction_text(), /*add_special=*/false, /*parse_special=*/false);
+      if (!predicted.ok()) return Status::error("prediction_text: " + predicted.message());
+      r.prediction = std::move(predicted.value());
+      break;
+    }
+    case v1::GenerateRequest::kPredictionTokenIds:
+      r.prediction.assign(req.prediction_token_ids().ids().begin(), req.prediction_token_ids().ids().end());
+      break;
+    case v1::GenerateRequest::PREDICTED_NOT_SET:
+      break;
+  }
   return r;
 }
 
@@ -194,6 +208,8 @@ void to_response(const scheduler::TokenEvent& ev, bool with_logprobs, const Infe
     u->set_prompt_tokens(ev.prompt_tokens);
     u->set_completion_tokens(ev.completion_tokens);
     u->set_cached_prompt_tokens(ev.cached_prompt_tokens);
+    u->set_draft_tokens(ev.draft_tokens);
+    u->set_accepted_draft_tokens(ev.accepted_draft_tokens);
   }
 }
 

@@ -286,6 +286,17 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     r.stop.stop_strings = p.stop;
     r.stop.ignore_eos = p.ignore_eos;
     r.n = p.n;
+    r.num_speculative_tokens = p.num_speculative_tokens;
+    if (p.prediction) {
+      auto predicted = ctx_.service.tokenize_text(*p.prediction, /*add_special=*/false, /*parse_special=*/false);
+      if (!predicted.ok()) return send_error(openai::invalid(predicted.message(), "prediction"));
+      if (static_cast<int64_t>(predicted.value().size()) > ctx_.service.context_length()) {
+        return send_error(openai::invalid(fmt::format("'prediction' is {} tokens, more than the model's context of {}",
+                                                      predicted.value().size(), ctx_.service.context_length()),
+                                          "prediction"));
+      }
+      r.prediction = std::move(predicted.value());
+    }
 
     const bool chat = endpoint == openai::Endpoint::ChatCompletions;
     const std::string id = (chat ? "chatcmpl-" : "cmpl-") + random_hex(24);

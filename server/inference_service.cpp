@@ -67,6 +67,11 @@ InferenceService::InferenceService(engine::LoadedModel& model, scheduler::Engine
   Gauge& prompt_tokens = metrics_.gauge("pagoda_prompt_tokens_total", "Prompt tokens computed (prefix-cache hits excluded)");
   Gauge& gen_tokens = metrics_.gauge("pagoda_generation_tokens_total", "Tokens generated");
   Gauge& in_flight = metrics_.gauge("pagoda_requests_in_flight", "Requests submitted and not finished");
+  // Speculative decoding, as vLLM names them.
+  Gauge& spec_drafts = metrics_.gauge("pagoda_spec_decode_num_drafts", "Sequence-steps that verified drafted tokens");
+  Gauge& spec_draft_tokens = metrics_.gauge("pagoda_spec_decode_num_draft_tokens", "Tokens drafted and verified");
+  Gauge& spec_accepted = metrics_.gauge("pagoda_spec_decode_num_accepted_tokens", "Drafted tokens kept");
+  Gauge& spec_wasted = metrics_.gauge("pagoda_spec_decode_num_wasted_tokens", "Drafted tokens computed and thrown away");
   metrics_.add_collector([&, this] {
     const scheduler::EngineLoopStats s = loop_.stats();
     queue.set(s.waiting);
@@ -80,6 +85,16 @@ InferenceService::InferenceService(engine::LoadedModel& model, scheduler::Engine
     prompt_tokens.set(static_cast<double>(s.prompt_tokens));
     gen_tokens.set(static_cast<double>(s.generated_tokens));
     in_flight.set(in_flight_.load());
+    spec_drafts.set(static_cast<double>(s.spec_drafts));
+    spec_draft_tokens.set(static_cast<double>(s.spec_draft_tokens));
+    spec_accepted.set(static_cast<double>(s.spec_accepted_tokens));
+    spec_wasted.set(static_cast<double>(s.spec_draft_tokens - s.spec_accepted_tokens));
+    for (size_t j = 0; j < s.spec_accepted_per_position.size(); ++j) {  // collectors run outside the registry lock
+      metrics_
+          .gauge("pagoda_spec_decode_num_accepted_tokens_per_pos", "Drafted tokens kept, by their position in the draft",
+                 {{"position", std::to_string(j)}})
+          .set(static_cast<double>(s.spec_accepted_per_position[j]));
+    }
   });
 }
 

@@ -20,9 +20,10 @@ using json = nlohmann::json;
 
 const std::set<std::string> kCommonFields = {"model", "max_tokens", "temperature", "top_p", "n", "stop", "seed",
                                              "presence_penalty", "frequency_penalty", "stream", "stream_options",
-                                             "user", "logit_bias", "logprobs",
-                                             // Extensions (as vLLM names them).
-                                             "top_k", "min_p", "repetition_penalty", "ignore_eos"};
+                                             "user", "logit_bias", "logprobs", "prediction",
+                                             // Extensions (as vLLM names them; the last is Pagoda's).
+                                             "top_k", "min_p", "repetition_penalty", "ignore_eos",
+                                             "num_speculative_tokens"};
 
 std::set<std::string> allowed_fields(Endpoint e) {
   std::set<std::string> s = kCommonFields;
@@ -284,6 +285,42 @@ void parse_streaming(const Fields& f, ParsedRequest& r) {
   }
 }
 
+// Predicted Outputs (OpenAI `prediction`): the text the client expects, drafted from by speculative
+// decoding. The output is the same with or without it; only its speed changes.
+void parse_prediction(const Fields& f, ParsedRequest& r, const ParseLimits& limits) {
+  if (const json* v = f.get("num_speculative_tokens")) {
+    const int64_t k = as_int(*v, "num_speculative_tokens");
+    check_range(k, int64_t{0}, int64_t{limits.request.max_speculative_tokens}, "num_speculative_tokens");
+    r.num_speculative_tokens = static_cast<int32_t>(k);
+  }
+  const json* v = f.get("prediction");
+  if (!v || v->is_null()) return;
+  if (!v->is_object()) wrong_type(*v, "prediction", "an object");
+  for (const auto& [key, value] : v->items()) {
+    if (key != "type" && key != "content") reject(fmt::format("'prediction.{}' is not supported", key), "prediction");
+  }
+  const json* type = v->contains("type") ? &(*v)["type"] : nullptr;
+  if (!type || !type->is_string() || type->get<std::string>() != "content") {
+    reject("'prediction.type' must be \"content\"", "prediction");
+  }
+  if (!v->contains("content")) reject("'prediction.content' is required", "prediction");
+  const json& content = (*v)["content"];
+  if (content.is_string()) {
+    r.prediction = content.get<std::string>();
+    return;
+  }
+  if (!content.is_array()) wrong_type(content, "prediction.content", "a string or an array of text parts");
+  std::string text;
+  for (const json& part : content) {
+    if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") ||
+        !part["text"].is_string() || part.size() != 2) {
+      reject("'prediction.content' parts must be {\"type\": \"text\", \"text\": \"...\"}", "prediction");
+    }
+    text += part["text"].get<std::string>();
+  }
+  r.prediction = std::move(text);
+}
+
 // Fields OpenAI defines that Pagoda cannot honour: accepted only at their no-op values.
 void parse_unsupported(const Fields& f, const ParsedRequest& r) {
   if (r.endpoint == Endpoint::Completions) {
@@ -337,6 +374,7 @@ ParsedRequest parse_object(Endpoint endpoint, const json& body, const ParseLimit
   parse_streaming(f, r);
   if (const json* v = f.get("user")) r.user = as_string(*v, "user");
   if (const json* v = f.get("ignore_eos")) r.ignore_eos = as_bool(*v, "ignore_eos");
+  parse_prediction(f, r, limits);
   parse_unsupported(f, r);
   return r;
 }

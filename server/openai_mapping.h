@@ -45,6 +45,9 @@ struct ParsedRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   std::string user;
+  // Predicted Outputs: `prediction: {"type": "content", "content": text or [{"type": "text", "text": ...}]}`.
+  std::optional<std::string> prediction;
+  int32_t num_speculative_tokens = -1;  // extension: tokens drafted per step (-1: the server's setting)
 };
 
 // OpenAI's own rule: `stop` holds up to 4 sequences (the engine would take more).

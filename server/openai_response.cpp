@@ -53,6 +53,7 @@ ResponseBuilder::ResponseBuilder(const ParsedRequest& request, std::string id, i
       model_(std::move(model)),
       created_(created),
       prompt_tokens_(prompt_tokens),
+      prediction_(request.prediction.has_value()),
       piece_(std::move(piece)),
       choices_(static_cast<size_t>(std::max(request.n, 1))) {}
 
@@ -175,6 +176,8 @@ std::string ResponseBuilder::on_event(const scheduler::TokenEvent& ev) {
   if (ev.finish != FinishReason::None) {
     c.finish = ev.finish;
     c.completion_tokens = ev.completion_tokens;
+    c.draft_tokens = ev.draft_tokens;
+    c.accepted_draft_tokens = ev.accepted_draft_tokens;
     if (ev.prompt_tokens > 0) prompt_tokens_ = ev.prompt_tokens;
     cached_tokens_ = std::max(cached_tokens_, ev.cached_prompt_tokens);
     ++done_;
@@ -183,28 +186,35 @@ std::string ResponseBuilder::on_event(const scheduler::TokenEvent& ev) {
   return out;
 }
 
-namespace {
-
-json usage_json(int32_t prompt, int32_t completion, int32_t cached) {
-  return {{"prompt_tokens", prompt},
-          {"completion_tokens", completion},
-          {"total_tokens", prompt + completion},
-          {"prompt_tokens_details", {{"cached_tokens", cached}}}};
+// OpenAI's usage; with a prediction, completion_tokens_details says how much of it the output kept
+// (drafted tokens verified and kept) and how many drafted tokens were computed and thrown away.
+json ResponseBuilder::usage_json() const {
+  int32_t completion = 0, drafted = 0, accepted = 0;
+  for (const Choice& c : choices_) {
+    completion += c.completion_tokens;
+    drafted += c.draft_tokens;
+    accepted += c.accepted_draft_tokens;
+  }
+  json u = {{"prompt_tokens", prompt_tokens_},
+            {"completion_tokens", completion},
+            {"total_tokens", prompt_tokens_ + completion},
+            {"prompt_tokens_details", {{"cached_tokens", cached_tokens_}}}};
+  if (prediction_) {
+    u["completion_tokens_details"] = {{"accepted_prediction_tokens", accepted},
+                                      {"rejected_prediction_tokens", drafted - accepted}};
+  }
+  return u;
 }
-
-}  // namespace
 
 std::string ResponseBuilder::stream_end() const {
   std::string out;
   if (include_usage_) {
-    int32_t completion = 0;
-    for (const Choice& c : choices_) completion += c.completion_tokens;
     json j = {{"id", id_},
               {"object", chat_ ? "chat.completion.chunk" : "text_completion"},
               {"created", created_},
               {"model", model_},
               {"choices", json::array()},
-              {"usage", usage_json(prompt_tokens_, completion, cached_tokens_)}};
+              {"usage", usage_json()}};
     out += sse_event(dump(j));
   }
   out += sse_done();
@@ -213,10 +223,8 @@ std::string ResponseBuilder::stream_end() const {
 
 std::string ResponseBuilder::body() const {
   json choices = json::array();
-  int32_t completion = 0;
   for (size_t i = 0; i < choices_.size(); ++i) {
     const Choice& c = choices_[i];
-    completion += c.completion_tokens;
     json choice = {{"index", i}};
     if (chat_) {
       choice["message"] = {{"role", "assistant"}, {"content", c.text}};
@@ -230,7 +238,7 @@ std::string ResponseBuilder::body() const {
   }
   json j = {{"id", id_},           {"object", chat_ ? "chat.completion" : "text_completion"},
             {"created", created_}, {"model", model_},
-            {"choices", choices},  {"usage", usage_json(prompt_tokens_, completion, cached_tokens_)}};
+            {"choices", choices},  {"usage", usage_json()}};
   return dump(j);
 }
 

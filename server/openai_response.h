@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "scheduler/request.h"
 #include "server/openai_mapping.h"
 
@@ -38,11 +40,13 @@ class ResponseBuilder {
     std::string text;
     scheduler::FinishReason finish = scheduler::FinishReason::None;
     int32_t completion_tokens = 0;
+    int32_t draft_tokens = 0, accepted_draft_tokens = 0;  // speculative decoding
     // logprobs, one entry per token
     std::vector<int32_t> tokens;
     std::vector<engine::SampleResult> samples;
     std::vector<size_t> offsets;  // text offset of each token (completions)
   };
+  nlohmann::json usage_json() const;
   std::string chunk(int32_t index, const std::string& text, const std::vector<int32_t>& tokens,
                     const std::vector<engine::SampleResult>& samples, size_t offset, const char* finish) const;
 
@@ -54,6 +58,7 @@ class ResponseBuilder {
   int64_t created_;
   int32_t prompt_tokens_;
   int32_t cached_tokens_ = 0;
+  bool prediction_;  // the request brought one: usage reports accepted / rejected prediction tokens
   std::function<std::string(int32_t)> piece_;
   std::vector<Choice> choices_;
   int32_t done_ = 0;

@@ -69,41 +69,64 @@ __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// AVX2: one row and one block per step, ggml's non-VNNI lane sums (maddubs + madd).
+// AVX2: ggml's non-VNNI lane sums (maddubs + madd). One weight row at a time; each of its blocks is
+// unpacked once and multiplied with a tile of up to 4 activation rows, so extra rows (a batch, a
+// prefill chunk, speculative drafts) cost the dot products but not the unpacking. Per (row, m) the
+// operations and their order are those of a one-row pass, so the bits do not depend on M.
+template <QuantKind K, int MT>
+__attribute__((target("avx2,fma,f16c"))) inline void row_tile_avx2(const QuantMatrix& w, const QuantActs& x,
+                                                                   int64_t row, int32_t m0, float* y) {
+  const int64_t nb = w.blocks_per_row(), rbb = w.row_block_bytes();
+  const int64_t pair = row / 2, half = row % 2;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[MT];
+  float summs[MT];
+  for (int i = 0; i < MT; ++i) {
+    acc[i] = _mm256_setzero_ps();
+    summs[i] = 0.0f;
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t slot = (pair * nb + b) * 2 + half;
+    const uint8_t* u = w.u.data() + slot * rbb;
+    __m256i q;
+    if constexpr (K == QuantKind::Q8) {
+      q = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(u)), _mm256_set1_epi8(-128));
+    } else {
+      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+      const __m128i lo = _mm_set1_epi8(0x0F);
+      q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), lo), _mm_and_si128(raw, lo));
+      if constexpr (K == QuantKind::Q4_0) q = _mm256_sub_epi8(q, _mm256_set1_epi8(8));
+    }
+    const __m256i q_abs = _mm256_sign_epi8(q, q);  // signed kinds: |w|, the sign goes onto a
+    const float wd = _cvtsh_ss(w.d[slot]);
+    for (int i = 0; i < MT; ++i) {
+      const int32_t m = m0 + i;
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q.data() + m * x.K + b * kQBlock));
+      __m256i dot;
+      if constexpr (K == QuantKind::Q4_1) {
+        dot = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones);
+      } else {  // signed weights: |w| x sign(a, w), as ggml's mul_sum_i8_pairs_float
+        dot = _mm256_madd_epi16(_mm256_maddubs_epi16(q_abs, _mm256_sign_epi8(a, q)), ones);
+      }
+      const float d = wd * x.d[m * nb + b];
+      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot), acc[i]);
+      if constexpr (K == QuantKind::Q4_1) summs[i] = std::fma(_cvtsh_ss(w.m[slot]), x.s_q8_1[m * nb + b], summs[i]);
+    }
+  }
+  for (int i = 0; i < MT; ++i) y[(m0 + i) * w.rows + row] = hsum256(acc[i]) + summs[i];
+}
+
 template <QuantKind K>
 __attribute__((target("avx2,fma,f16c"))) void rows_avx2(const QuantMatrix& w, const QuantActs& x, int64_t p0,
                                                         int64_t p1, float* y) {
-  const int64_t nb = w.blocks_per_row(), rbb = w.row_block_bytes();
-  const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t row = 2 * p0; row < std::min(2 * p1, w.rows); ++row) {
-    const int64_t pair = row / 2, half = row % 2;
-    for (int32_t m = 0; m < x.M; ++m) {
-      __m256 acc = _mm256_setzero_ps();
-      float summs = 0.0f;
-      for (int64_t b = 0; b < nb; ++b) {
-        const int64_t slot = (pair * nb + b) * 2 + half;
-        const uint8_t* u = w.u.data() + slot * rbb;
-        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q.data() + m * x.K + b * kQBlock));
-        __m256i q;
-        if constexpr (K == QuantKind::Q8) {
-          q = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(u)), _mm256_set1_epi8(-128));
-        } else {
-          const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
-          const __m128i lo = _mm_set1_epi8(0x0F);
-          q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), lo), _mm_and_si128(raw, lo));
-          if constexpr (K == QuantKind::Q4_0) q = _mm256_sub_epi8(q, _mm256_set1_epi8(8));
-        }
-        __m256i dot;
-        if constexpr (K == QuantKind::Q4_1) {
-          dot = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones);
-        } else {  // signed weights: |w| x sign(a, w), as ggml's mul_sum_i8_pairs_float
-          dot = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q)), ones);
-        }
-        const float d = _cvtsh_ss(w.d[slot]) * x.d[m * nb + b];
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot), acc);
-        if constexpr (K == QuantKind::Q4_1) summs = std::fma(_cvtsh_ss(w.m[slot]), x.s_q8_1[m * nb + b], summs);
-      }
-      y[m * w.rows + row] = hsum256(acc) + summs;
+    int32_t m0 = 0;
+    for (; m0 + 4 <= x.M; m0 += 4) row_tile_avx2<K, 4>(w, x, row, m0, y);
+    switch (x.M - m0) {
+      case 3: row_tile_avx2<K, 3>(w, x, row, m0, y); break;
+      case 2: row_tile_avx2<K, 2>(w, x, row, m0, y); break;
+      case 1: row_tile_avx2<K, 1>(w, x, row, m0, y); break;
+      default: break;
     }
   }
 }

@@ -54,8 +54,10 @@ std::unique_ptr<TinyModel> load_tiny(const std::string& file_name, int32_t kv_to
   return std::make_unique<TinyModel>(TinyModel{*spec, std::move(loaded.value())});
 }
 
-TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) {
-  auto tiny = load_tiny("pagoda_soak_tiny.gguf", 1024);
+// `total` randomized requests; speculative: prompt-lookup drafting on, and a third of the requests bring
+// a predicted output (part of their prompt, so drafts are both right and wrong).
+void run_soak(int total, bool speculative) {
+  auto tiny = load_tiny(speculative ? "pagoda_soak_spec.gguf" : "pagoda_soak_tiny.gguf", 1024);
   ASSERT_TRUE(tiny);
   const engine::RandomModelSpec* spec = &tiny->spec;
   engine::LoadedModel& m = tiny->model;
@@ -65,6 +67,11 @@ TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) {
   config.scheduler.max_num_seqs = 16;
   config.scheduler.max_num_batched_tokens = 96;
   config.scheduler.max_model_len = spec->context_length;
+  if (speculative) {
+    config.scheduler.speculative.mode = engine::SpeculativeMode::Ngram;
+    config.scheduler.speculative.num_tokens = 4;
+    config.scheduler.speculative.ngram_min = 1;
+  }
   EngineLoop loop(*m.backend, *m.tokenizer, config);
 
   std::mt19937 rng(42);
@@ -83,7 +90,6 @@ TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) {
   std::map<RequestId, Expect> done;
   int64_t cancelled = 0, events_after_finish = 0, stopped_finishes = 0;
 
-  const int total = 1000;
   int submitted = 0;
   while (submitted < total || !live.empty()) {
     // Arrivals: about as fast as the 16-sequence steps complete them, so queues rise and fall.
@@ -97,6 +103,7 @@ TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) {
       r.n = rng() % 5 == 0 ? 2 + static_cast<int32_t>(rng() % 2) : 1;
       r.sampling.temperature = r.n > 1 || rng() % 2 ? 0.9f : 0.0f;
       r.sampling.seed = rng();
+      if (speculative && rng() % 3 == 0) r.prediction.assign(r.prompt.begin() + r.prompt.size() / 2, r.prompt.end());
       // As the output stage does on a stop string: the choice is stopped from the sink, mid-flight.
       const bool stops_early = rng() % 6 == 0;
       r.sink = [&, id = r.id, stops_early](const TokenEvent& e) {
@@ -152,7 +159,28 @@ TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) {
   EXPECT_EQ(kv.used_blocks, 0) << "blocks still referenced after every request ended";
   EXPECT_EQ(loop.kv().num_available_blocks(), kv.num_blocks) << "every block is free or an evictable cached block";
   EXPECT_TRUE(loop.kv().check_consistency().ok()) << loop.kv().check_consistency().message();
+  if (speculative) {
+    EXPECT_GT(st.spec_drafts, 0);
+    EXPECT_GT(st.spec_accepted_tokens, 0);
+    EXPECT_LE(st.spec_accepted_tokens, st.spec_draft_tokens);
+    int64_t per_position = 0;
+    for (size_t j = 0; j < st.spec_accepted_per_position.size(); ++j) {
+      per_position += st.spec_accepted_per_position[j];
+      if (j > 0) {
+        EXPECT_LE(st.spec_accepted_per_position[j], st.spec_accepted_per_position[j - 1]) << j;
+      }
+    }
+    EXPECT_EQ(per_position, st.spec_accepted_tokens) << "kept drafts per position add up to the kept drafts";
+  } else {
+    EXPECT_EQ(st.spec_drafts, 0);
+  }
 }
+
+TEST(SchedulerSoak, ThousandRandomRequestsReturnEveryBlock) { run_soak(1000, false); }
+
+// Speculative decoding's acceptance 5: with drafts kept and rejected every step, cancellations and stops
+// mid-run and preemption, every block still comes back.
+TEST(SchedulerSoak, FiveHundredSpeculativeRequestsReturnEveryBlock) { run_soak(500, true); }
 
 
 // Several long prompts chunk-prefilling into a pool that cannot hold them all: when no step can run,

@@ -458,3 +458,23 @@ def test_sigterm_drains_running_stream(stubs):
         ch.close()
     finally:
         d.stop()
+
+
+def test_prediction_changes_nothing_and_usage_counts_it(stub, stubs):
+    pb = stubs.pb
+    passage = "Alpha beta gamma delta. Alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu."
+    chat = [("user", "Repeat this text exactly:\n" + passage)]
+    plain = collect(stub, make_request(pb, chat=chat, max_tokens=40))[0]
+    req = make_request(pb, chat=chat, max_tokens=40)
+    req.prediction_text = passage
+    got = collect(stub, req)[0]
+    assert got["ids"] == plain["ids"]
+    usage = got["final"].usage
+    assert plain["final"].usage.draft_tokens == 0
+    assert 0 < usage.accepted_draft_tokens <= usage.draft_tokens
+    assert usage.accepted_draft_tokens < usage.completion_tokens
+    bad = make_request(pb, chat=chat, max_tokens=4)
+    bad.num_speculative_tokens = 99
+    with pytest.raises(grpc.RpcError) as e:
+        collect(stub, bad)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "num_speculative_tokens" in e.value.details()
