@@ -76,3 +76,57 @@ TEST(StepPlan, MasksOfTheRightSizeAreValid) {
 
 }  // namespace
 }  // namespace pagoda::engine
+
+namespace pagoda::engine {
+namespace {
+
+// Sequence 10 samples its prompt's last row, 11 verifies drafts {4, 5} after its last token 3,
+// 12 is a plain decode.
+StepPlan with_verification() {
+  StepPlanBuilder b(4);
+  const std::vector<int32_t> prompt = {5, 6, 7}, run = {3, 4, 5}, decode = {9};
+  b.add_sequence(10, prompt, 0, std::vector<int32_t>{0});
+  b.sample_last_row(10);
+  b.add_verification(11, run, 6, std::vector<int32_t>{1, 2, 4});
+  b.add_sequence(12, decode, 2, std::vector<int32_t>{3});
+  b.sample_last_row(12);
+  return b.build();
+}
+
+TEST(StepPlanDrafts, VerificationGetsARowPerTokenAndItsDrafts) {
+  const StepPlan p = with_verification();
+  EXPECT_EQ(p.logits_indices, (std::vector<int32_t>{2, 3, 4, 5, 6}));
+  EXPECT_EQ(p.sample_seq_ids, (std::vector<uint64_t>{10, 11, 12}));
+  EXPECT_EQ(p.sample_rows, (std::vector<int32_t>{0, 1, 4}));
+  EXPECT_EQ(p.draft_starts, (std::vector<int32_t>{0, 0, 2, 2}));
+  EXPECT_EQ(p.draft_tokens, (std::vector<int32_t>{4, 5}));
+  EXPECT_TRUE(p.drafts(0).empty());
+  EXPECT_EQ(std::vector<int32_t>(p.drafts(1).begin(), p.drafts(1).end()), (std::vector<int32_t>{4, 5}));
+  EXPECT_EQ(p.positions[3], 6);
+  EXPECT_EQ(p.context_lens[1], 9);
+  EXPECT_TRUE(p.validate(8, 4, 100).ok()) << p.validate(8, 4, 100).message();
+}
+
+TEST(StepPlanDrafts, ValidateRejectsDraftsThatDoNotMatchTheRows) {
+  struct Case {
+    const char* what;
+    void (*edit)(StepPlan&);
+  };
+  const Case cases[] = {
+      {"draft differs from the token it verifies", [](StepPlan& p) { p.draft_tokens[0] = 7; }},
+      {"draft outside the vocabulary", [](StepPlan& p) { p.draft_tokens[1] = 1000; }},
+      {"more drafts than rows", [](StepPlan& p) { p.draft_starts = {0, 0, 2, 3}; p.draft_tokens.push_back(9); }},
+      {"offsets of the wrong size", [](StepPlan& p) { p.draft_starts.pop_back(); }},
+      {"drafts without offsets", [](StepPlan& p) { p.draft_starts.clear(); }},
+      {"drafts with a token mask", [](StepPlan& p) { p.token_masks.assign(3 * token_mask_words(100), ~0u); }},
+      {"a row that skips a token", [](StepPlan& p) { p.logits_indices[2] = 5; }},
+  };
+  for (const Case& c : cases) {
+    StepPlan p = with_verification();
+    c.edit(p);
+    EXPECT_FALSE(p.validate(8, 4, 100).ok()) << c.what;
+  }
+}
+
+}  // namespace
+}  // namespace pagoda::engine
