@@ -84,7 +84,7 @@ struct ConcurrencyRun {
 };
 
 Result<ConcurrencyRun> concurrency_once(engine::LoadedModel& m, const ConcurrencyOptions& o, int32_t streams,
-                                        PromptMaker& pm) {
+                                        engine::SpeculativeMode speculative, PromptMaker& pm) {
   const int32_t max_seqs = std::max(64, *std::max_element(o.streams.begin(), o.streams.end()));
   const size_t total = static_cast<size_t>(streams) * static_cast<size_t>(o.requests_per_stream);
   std::vector<std::vector<int32_t>> prompts(total);
@@ -92,7 +92,9 @@ Result<ConcurrencyRun> concurrency_once(engine::LoadedModel& m, const Concurrenc
 
   Tracker tr(total);  // outlives the loop: its sinks point here
   CountingBackend backend(*m.backend);
-  EngineLoop loop(backend, *m.tokenizer, loop_config(o.budget, max_seqs, false));
+  EngineLoopConfig config = loop_config(o.budget, max_seqs, false);
+  config.scheduler.speculative.mode = speculative;
+  EngineLoop loop(backend, *m.tokenizer, config);
   // Request k*streams + s is stream s's k-th request.
   auto submit = [&](size_t i) -> Status {
     tr.trace(i).submit = Clock::now();
@@ -279,27 +281,39 @@ Result<ConcurrencyResult> run_concurrency(engine::LoadedModel& m, const Concurre
   res.backend = m.backend->info().kernels;
   PromptMaker pm(m.tokenizer->vocab_size(), o.seed);
   if (Status s = warm_up(m); !s.ok()) return s;
+  const size_t M = o.speculative.size();
   for (int32_t c : o.streams) {
-    ConcurrencyLevel level;
-    level.streams = c;
-    res.levels.push_back(level);
+    for (engine::SpeculativeMode mode : o.speculative) {
+      ConcurrencyLevel level;
+      level.streams = c;
+      level.speculative = mode;
+      res.levels.push_back(level);
+    }
   }
-  std::vector<std::vector<double>> ratios(res.levels.size());
+  std::vector<std::vector<double>> ratios(res.levels.size()), vs_first(res.levels.size());
   for (int32_t round = 0; round < o.rounds; ++round) {
-    double one_stream = 0;
-    for (auto& level : res.levels) {
-      auto r = concurrency_once(m, o, level.streams, pm);
-      if (!r.ok()) return r.status();
-      std::fprintf(stderr, "[concurrency] round %d, %d streams: %.1f tok/s, TPOT %.2f ms, TTFT %.1f ms, %.2f s\n",
-                   round + 1, level.streams, r.value().tok_s, r.value().tpot_ms, r.value().ttft_ms, r.value().wall_s);
-      level.tok_s.push_back(r.value().tok_s);
-      level.tpot_ms.push_back(r.value().tpot_ms);
-      level.ttft_ms.push_back(r.value().ttft_ms);
-      level.wall_s.push_back(r.value().wall_s);
-      if (level.streams == 1) one_stream = r.value().tok_s;
+    std::vector<double> one_stream(M, 0.0);
+    for (size_t g = 0; g < res.levels.size(); g += M) {  // one streams level, every mode
+      for (size_t k = 0; k < M; ++k) {
+        const size_t mi = (k + static_cast<size_t>(round)) % M;
+        ConcurrencyLevel& level = res.levels[g + mi];
+        auto r = concurrency_once(m, o, level.streams, level.speculative, pm);
+        if (!r.ok()) return r.status();
+        std::fprintf(stderr, "[concurrency] round %d, %d streams, speculative %s: %.1f tok/s, TPOT %.2f ms, TTFT %.1f ms, %.2f s\n",
+                     round + 1, level.streams, engine::speculative_mode_name(level.speculative), r.value().tok_s,
+                     r.value().tpot_ms, r.value().ttft_ms, r.value().wall_s);
+        level.tok_s.push_back(r.value().tok_s);
+        level.tpot_ms.push_back(r.value().tpot_ms);
+        level.ttft_ms.push_back(r.value().ttft_ms);
+        level.wall_s.push_back(r.value().wall_s);
+        if (level.streams == 1) one_stream[mi] = r.value().tok_s;
+      }
+      for (size_t mi = 0; mi < M; ++mi) {
+        vs_first[g + mi].push_back(res.levels[g + mi].tok_s.back() / res.levels[g].tok_s.back());
+      }
     }
     for (size_t i = 0; i < res.levels.size(); ++i) {
-      if (one_stream > 0) ratios[i].push_back(res.levels[i].tok_s.back() / one_stream);
+      if (one_stream[i % M] > 0) ratios[i].push_back(res.levels[i].tok_s.back() / one_stream[i % M]);
     }
   }
   for (size_t i = 0; i < res.levels.size(); ++i) {
@@ -308,18 +322,21 @@ Result<ConcurrencyResult> run_concurrency(engine::LoadedModel& m, const Concurre
     l.tpot_ms_summary = summarize(l.tpot_ms);
     l.ttft_ms_summary = summarize(l.ttft_ms);
     l.ratio_vs_1 = summarize(ratios[i]);
+    if (M > 1) l.ratio_vs_first_mode = summarize(vs_first[i]);
   }
   return res;
 }
 
 std::string ConcurrencyResult::to_text() const {
   std::string s = fmt::format("backend: {}\n", backend);
-  s += fmt::format("{:>7} {:>26} {:>22} {:>26} {:>20}\n", "streams", "output tok/s", "mean TPOT ms", "mean TTFT ms",
-                   "tok/s vs 1 stream");
+  s += fmt::format("{:>7} {:>11} {:>26} {:>22} {:>26} {:>20} {:>22}\n", "streams", "speculative", "output tok/s",
+                   "mean TPOT ms", "mean TTFT ms", "tok/s vs 1 stream", "tok/s vs first mode");
   for (const auto& l : levels) {
-    s += fmt::format("{:>7} {:>26} {:>22} {:>26} {:>20}\n", l.streams, l.tok_s_summary.format(1),
+    s += fmt::format("{:>7} {:>11} {:>26} {:>22} {:>26} {:>20} {:>22}\n", l.streams,
+                     engine::speculative_mode_name(l.speculative), l.tok_s_summary.format(1),
                      l.tpot_ms_summary.format(2), l.ttft_ms_summary.format(1),
-                     l.ratio_vs_1.n ? l.ratio_vs_1.format(2) : std::string("-"));
+                     l.ratio_vs_1.n ? l.ratio_vs_1.format(2) : std::string("-"),
+                     l.ratio_vs_first_mode.n ? l.ratio_vs_first_mode.format(3) : std::string("-"));
   }
   return s;
 }
@@ -328,12 +345,14 @@ std::string ConcurrencyResult::to_json(const ConcurrencyOptions& o, const std::s
   nlohmann::json ls = nlohmann::json::array();
   for (const auto& l : levels) {
     nlohmann::json j{{"streams", l.streams},
+                     {"speculative", engine::speculative_mode_name(l.speculative)},
                      {"output_tok_s", summary_json(l.tok_s_summary)},
                      {"mean_tpot_ms", summary_json(l.tpot_ms_summary)},
                      {"mean_ttft_ms", summary_json(l.ttft_ms_summary)},
                      {"per_round_output_tok_s", l.tok_s},
                      {"per_round_wall_s", l.wall_s}};
     if (l.ratio_vs_1.n) j["output_tok_s_vs_1_stream"] = summary_json(l.ratio_vs_1);
+    if (l.ratio_vs_first_mode.n) j["output_tok_s_vs_first_mode"] = summary_json(l.ratio_vs_first_mode);
     ls.push_back(j);
   }
   nlohmann::json j{{"workload", "concurrency"},

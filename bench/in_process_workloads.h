@@ -12,6 +12,7 @@
 
 #include "bench/summary_stats.h"
 #include "engine/loaded_model.h"
+#include "engine/spec/drafter.h"
 
 namespace pagoda::bench {
 
@@ -57,12 +58,17 @@ struct ConcurrencyOptions {
   int32_t rounds = 3;                // every concurrency level once per round, in order
   int32_t budget = 2048;
   uint64_t seed = 2;
+  // --speculative for each run; several: every level runs once per mode in each round (the order of
+  // the modes rotating), reported side by side against the first.
+  std::vector<engine::SpeculativeMode> speculative = {engine::SpeculativeMode::Off};
 };
 
 struct ConcurrencyLevel {
   int32_t streams = 0;
+  engine::SpeculativeMode speculative = engine::SpeculativeMode::Off;
   std::vector<double> tok_s, tpot_ms, ttft_ms, wall_s;  // one per round
   Summary tok_s_summary, tpot_ms_summary, ttft_ms_summary, ratio_vs_1;  // ratio: per round vs the 1-stream run
+  Summary ratio_vs_first_mode;  // per round: tok/s over the first speculative mode's at the same streams
 };
 
 struct ConcurrencyResult {

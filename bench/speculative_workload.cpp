@@ -42,10 +42,13 @@ struct TaskRun {
 
 struct ModeSpec {
   const char* name;
-  bool speculative;
-  bool prediction;
+  engine::SpeculativeMode server;  // --speculative
+  bool prediction;                 // the request sends its source text as `prediction`
 };
-const ModeSpec kModes[] = {{"off", false, false}, {"ngram", true, false}, {"prediction", true, true}};
+const ModeSpec kModes[] = {{"off", engine::SpeculativeMode::Off, false},
+                           {"ngram", engine::SpeculativeMode::Ngram, false},
+                           {"auto", engine::SpeculativeMode::Auto, false},
+                           {"prediction", engine::SpeculativeMode::Off, true}};
 
 }  // namespace
 
@@ -79,10 +82,8 @@ Result<SpeculativeResult> run_speculative(engine::LoadedModel& m, const Speculat
       const size_t mi = (k + static_cast<size_t>(rep)) % M;  // rotate which mode goes first
       const ModeSpec& mode = kModes[mi];
       scheduler::EngineLoopConfig config = loop_config(2048, 64, false);
-      if (mode.speculative) {
-        config.scheduler.speculative.mode = engine::SpeculativeMode::Ngram;
-        config.scheduler.speculative.num_tokens = o.num_tokens;
-      }
+      config.scheduler.speculative.mode = mode.server;
+      config.scheduler.speculative.num_tokens = o.num_tokens;
       scheduler::EngineLoop loop(*m.backend, tok, config);
       double decode_s = 0;
       int64_t tokens = 0;

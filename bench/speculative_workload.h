@@ -1,8 +1,9 @@
 #pragma once
 // `pagoda bench speculative`: the copy/edit workload of speculative decoding (issue 11), in process at
 // batch 1. Chat requests that rewrite a passage with small changes, edit code, or extract fields run one
-// at a time, greedy, with speculation off, with prompt lookup (ngram), and with prompt lookup plus a
-// predicted output (the source text, as a client of OpenAI's `prediction` sends it). Decode speed is
+// at a time, greedy: speculation off; prompt lookup with every draft verified (ngram); prompt lookup
+// with cost-chosen draft lengths (auto); and speculation off but the request sending its source text as
+// OpenAI's `prediction` (what a client gets from a server with default settings). Decode speed is
 // completion tokens / (last token - first token); the modes' outputs are identical (speculation is
 // lossless), so they do the same work. Modes rotate within each repeat.
 #include <cstdint>
@@ -21,7 +22,7 @@ struct SpeculativeOptions {
 };
 
 struct SpeculativeModeResult {
-  std::string mode;              // off | ngram | prediction
+  std::string mode;              // off | ngram | auto | prediction
   Summary decode_tok_s;          // per repeat: all tasks' completion tokens / their decode time
   Summary speedup;               // per repeat: decode_tok_s / off's
   int64_t completion_tokens = 0; // per repeat (the same in every repeat and mode)

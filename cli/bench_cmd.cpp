@@ -3,6 +3,7 @@
 // server-driven workloads arrive with the load-test harness).
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -177,6 +178,13 @@ Runner add_bench_command(CLI::App& app) {
   conc->add_option("--rounds", args->concurrency.rounds)->check(CLI::Range(1, 100))->capture_default_str();
   conc->add_option("--budget", args->concurrency.budget, "tokens per step")->check(CLI::Range(16, 1 << 16))->capture_default_str();
   conc->add_option("--seed", args->concurrency.seed)->capture_default_str();
+  static const std::map<std::string, engine::SpeculativeMode> spec_modes = {{"off", engine::SpeculativeMode::Off},
+                                                                            {"ngram", engine::SpeculativeMode::Ngram},
+                                                                            {"auto", engine::SpeculativeMode::Auto}};
+  conc->add_option("--speculative", args->concurrency.speculative,
+                   "speculative modes, comma separated (several: run side by side, against the first)")
+      ->delimiter(',')
+      ->transform(CLI::CheckedTransformer(spec_modes, CLI::ignore_case));
   add_common_options(conc, *args);
 
   CLI::App* shared = cmd->add_subcommand("shared-prefix", "shared system prompt + user turns: TTFT with and without prefix caching");

@@ -125,6 +125,12 @@ Status StepPlan::validate_drafts(int32_t vocab_size) const {
     if (static_cast<size_t>(row) + k >= logits_indices.size()) {
       return Status::error(fmt::format("step plan: sequence {} verifies {} drafts past the logits rows", sample_seq_ids[s], k));
     }
+    // The verified tokens are one sequence's: the first row's token and the k after it.
+    const int32_t first = logits_indices[row];
+    const auto seq_end = std::upper_bound(cu_seqlens.begin(), cu_seqlens.end(), first);
+    if (first < 0 || seq_end == cu_seqlens.end() || first + k >= *seq_end) {
+      return Status::error(fmt::format("step plan: sequence {}'s {} drafts run past its tokens", sample_seq_ids[s], k));
+    }
     // Row row + j is the token right after row + j - 1's, and that token is draft j - 1.
     for (int32_t j = 0; j < k; ++j) {
       const int32_t t = logits_indices[row + j];

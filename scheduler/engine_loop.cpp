@@ -17,7 +17,33 @@ EngineLoop::EngineLoop(engine::Backend& backend, const engine::Tokenizer& tokeni
   SchedulerConfig sc = config.scheduler;
   sc.max_model_len = static_cast<int32_t>(std::min<int64_t>(sc.max_model_len, int64_t{kv.num_blocks} * kv.block_size));
   scheduler_ = std::make_unique<Scheduler>(sc, *kv_, tokenizer);
+  if (sc.speculative.mode == engine::SpeculativeMode::Auto) profile_step_costs();
   publish_stats();
+}
+
+// --speculative auto plans with measured step times: a few steps of 1..16 tokens of a throw-away
+// sequence, before any request (the engine then refreshes the profile from every step it runs).
+void EngineLoop::profile_step_costs() {
+  constexpr uint64_t kProfileSeq = ~uint64_t{0};
+  std::vector<int32_t> tokens;
+  for (int32_t n : {1, 2, 4, 8, 16}) {
+    kv_->start_sequence(kProfileSeq, {});
+    if (!kv_->allocate_slots(kProfileSeq, n)) break;
+    tokens.assign(static_cast<size_t>(n), 0);
+    engine::StepPlanBuilder b(kv_->block_size());
+    b.add_sequence(kProfileSeq, tokens, 0, kv_->block_table(kProfileSeq));
+    const engine::StepPlan plan = b.build();
+    for (int rep = 0; rep < 3; ++rep) {
+      auto r = runner_.execute(plan);
+      if (!r.ok()) {
+        spdlog::warn("speculative: step profile failed: {}", r.status().message());
+        break;
+      }
+      if (rep > 0) scheduler_->observe_step(n, r.value().forward_ms);  // the first one warms up
+    }
+    kv_->free(kProfileSeq);
+  }
+  spdlog::info("speculative auto: step cost by tokens per step: {}", scheduler_->step_costs().describe());
 }
 
 EngineLoop::~EngineLoop() { shutdown(false); }
@@ -156,6 +182,7 @@ bool EngineLoop::step() {
     scheduler_->fail(st, r.status().message());
   } else {
     prompt_tokens_ += st.prefill_tokens;
+    scheduler_->observe_step(st.plan.num_tokens(), r.value().forward_ms);
     scheduler_->update(st, r.value());
   }
   deliver_events();

@@ -102,6 +102,7 @@ class EngineLoop {
   void deliver_events();  // the scheduler's events to their sinks
   void sync_samplers();   // the scheduler's sampler opens / closes to the runner
   void publish_stats();
+  void profile_step_costs();
 
   engine::Backend& backend_;
   EngineLoopConfig config_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "scheduler/prefill_packer.h"
+#include "scheduler/step_builder.h"
 
 namespace pagoda::scheduler {
 
@@ -117,31 +118,6 @@ void Scheduler::preempt(Sequence* victim) {
   ++preemptions_;
 }
 
-// One step being planned: the budget left and the sequences placed so far, in plan order.
-struct Scheduler::StepBuilder {
-  int32_t budget = 0, slots = 0;
-  std::vector<Sequence*> running;
-  std::vector<std::pair<Sequence*, int32_t>> chosen;  // (sequence, tokens this step)
-  std::map<const Sequence*, std::vector<int32_t>> drafts;  // decodes that verify drafted tokens
-
-  bool has(const Sequence* s) const {
-    return std::any_of(chosen.begin(), chosen.end(), [&](const auto& c) { return c.first == s; });
-  }
-  void choose(Sequence* s, int32_t tokens) {
-    chosen.emplace_back(s, tokens);
-    budget -= tokens;
-    --slots;
-  }
-  void unchoose(Sequence* s) {
-    auto it = std::find_if(chosen.begin(), chosen.end(), [&](const auto& c) { return c.first == s; });
-    if (it == chosen.end()) return;
-    budget += it->second;
-    ++slots;
-    chosen.erase(it);
-    drafts.erase(s);
-  }
-};
-
 ScheduledStep Scheduler::schedule() {
   ScheduledStep step;
   ++steps_;
@@ -158,6 +134,7 @@ ScheduledStep Scheduler::schedule() {
   auto order = [this](const Sequence* a, const Sequence* c) { return runs_before(a, c); };
   std::sort(b.running.begin(), b.running.end(), order);
   place_decodes(b, waiting);
+  place_drafts(b);
   std::sort(waiting.begin(), waiting.end(), order);
   place_prompts(b, waiting);
   if (b.chosen.empty()) unblock_empty_step(b, waiting);
@@ -171,12 +148,7 @@ void Scheduler::place_decodes(StepBuilder& b, std::vector<Sequence*>& waiting) {
   for (Sequence* s : b.running) {
     if (s->status != SeqStatus::Running || s->remaining() != 1) continue;
     if (b.budget < 1 || b.slots < 1) break;
-    std::vector<int32_t> drafts = propose_drafts(*s, b.budget);
-    bool ok = kv_.allocate_slots(s->id, s->num_computed + 1 + static_cast<int32_t>(drafts.size()));
-    if (!ok && !drafts.empty()) {  // drafts only run in spare blocks, they never preempt anyone
-      drafts.clear();
-      ok = kv_.allocate_slots(s->id, s->num_computed + 1);
-    }
+    bool ok = kv_.allocate_slots(s->id, s->num_computed + 1);
     while (!ok) {
       Sequence* victim = pick_victim(b.running, s);
       if (!victim || !runs_before(s, victim)) break;
@@ -189,27 +161,8 @@ void Scheduler::place_decodes(StepBuilder& b, std::vector<Sequence*>& waiting) {
       waiting.push_back(s);
       continue;
     }
-    b.choose(s, 1 + static_cast<int32_t>(drafts.size()));
-    if (!drafts.empty()) b.drafts[s] = std::move(drafts);
+    b.choose(s, 1);
   }
-}
-
-// What s drafts this step: at most the request's (or the server's) number of speculative tokens, what
-// the step's budget leaves beside its own token, what its max_tokens still needs (the token drawn after
-// the last draft is free) and what the context holds. A predicted output, or a request that asks for
-// drafts on a server that drafts none, is served by prompt lookup.
-std::vector<int32_t> Scheduler::propose_drafts(const Sequence& s, int32_t budget) const {
-  std::vector<int32_t> drafts;
-  const Request& r = s.owner->request;
-  engine::Drafter* drafter = drafter_.get();
-  if (!drafter && (!r.prediction.empty() || r.num_speculative_tokens > 0)) drafter = &lookup_drafter_;
-  if (!drafter) return drafts;
-  int32_t k = r.num_speculative_tokens >= 0 ? r.num_speculative_tokens : config_.speculative.num_tokens;
-  k = std::min({k, budget - 1, r.stop.max_tokens - s.output_len() - 1, config_.max_model_len - s.num_computed - 1});
-  if (k <= 0) return drafts;
-  drafter->propose({s.id, s.tokens, s.prompt_len, r.prediction, k}, drafts);
-  if (static_cast<int32_t>(drafts.size()) > k) drafts.resize(k);
-  return drafts;
 }
 
 // 2. Prompts: chunks of running prefills and waiting sequences, packed into what is left.
@@ -381,27 +334,6 @@ void Scheduler::fork_choices(RequestState& r) {
     c.status = SeqStatus::Running;
   }
   r.forked = true;
-}
-
-// A verification's tokens: the kept drafts, then the token drawn after them. The kept drafts' KV was
-// written this step in the right context, so it stays; the rejected positions after them are
-// rewritten by the next allocate_slots. A stop inside the run ends the sequence there.
-void Scheduler::commit_verified(Sequence& s, const engine::SeqStepOutput& out) {
-  ++spec_stats_.spec_drafts;
-  spec_stats_.spec_draft_tokens += out.drafted;
-  spec_stats_.spec_accepted_tokens += out.accepted;
-  auto& per_position = spec_stats_.spec_accepted_per_position;
-  if (per_position.size() < static_cast<size_t>(out.drafted)) per_position.resize(out.drafted, 0);
-  for (int32_t j = 0; j < out.accepted; ++j) ++per_position[j];
-  s.draft_tokens += out.drafted;
-  s.accepted_draft_tokens += out.accepted;
-  for (const engine::SampleResult& t : out.tokens) {
-    if (s.status == SeqStatus::Finished) return;
-    commit_token(s, t);
-  }
-  if (s.status == SeqStatus::Finished) return;
-  s.num_computed += out.accepted;
-  kv_.commit_tokens(s.id, std::span(s.tokens).first(s.num_computed));
 }
 
 // The token-level stop criteria; text (stop strings, UTF-8) is the output stage's.

@@ -22,6 +22,7 @@
 #include "engine/sampling/sampling_params.h"
 #include "engine/spec/drafter.h"
 #include "engine/spec/prompt_lookup_drafter.h"
+#include "engine/spec/step_cost_model.h"
 #include "engine/step_plan.h"
 #include "engine/step_result.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -94,6 +95,9 @@ class Scheduler {
   bool has_request(RequestId id) const { return requests_.contains(id); }
   bool has_work() const { return !requests_.empty(); }
 
+  // A step of `tokens` tokens took `ms` in the backend (the cost model --speculative auto plans with).
+  void observe_step(int32_t tokens, double ms) { cost_.observe(tokens, ms); }
+  const engine::StepCostModel& step_costs() const { return cost_; }
   // Replaces the drafter the configuration made (tests: a deliberately bad one); nullptr: none.
   void set_drafter(std::unique_ptr<engine::Drafter> drafter) { drafter_ = std::move(drafter); }
 
@@ -119,6 +123,7 @@ class Scheduler {
   // schedule()'s phases (the step's budget and choices travel in StepBuilder, see scheduler.cpp).
   struct StepBuilder;
   void place_decodes(StepBuilder& b, std::vector<Sequence*>& waiting);
+  void place_drafts(StepBuilder& b);  // scheduler_drafts.cpp
   std::vector<int32_t> propose_drafts(const Sequence& s, int32_t budget) const;
   void commit_verified(Sequence& s, const engine::SeqStepOutput& out);
   void place_prompts(StepBuilder& b, const std::vector<Sequence*>& waiting);
@@ -137,6 +142,8 @@ class Scheduler {
   std::unique_ptr<engine::Drafter> drafter_;
   mutable engine::PromptLookupDrafter lookup_drafter_;  // predictions on a server that drafts nothing
   SchedulerStats spec_stats_;  // the spec_* fields
+  engine::StepCostModel cost_;
+  double draft_acceptance_ = 0.5;  // over all sequences: the estimate a sequence starts from
   const engine::Tokenizer& tokenizer_;
   RequestLimits limits_;
   std::vector<TokenEvent> events_;

@@ -41,11 +41,13 @@ void add_server_flags(CLI::App& app, ServerConfig& c) {
   env(app.add_option("--max-queue", c.engine.scheduler.max_waiting, "requests waiting before new ones get 429 / RESOURCE_EXHAUSTED")->check(CLI::Range(1, 1 << 20))->capture_default_str(), "MAX_QUEUE");
   app.add_flag("!--no-chunked-prefill", c.engine.scheduler.chunked_prefill, "run every prompt in one step");
   static const std::map<std::string, engine::SpeculativeMode> spec_modes = {{"off", engine::SpeculativeMode::Off},
-                                                                            {"ngram", engine::SpeculativeMode::Ngram}};
+                                                                            {"ngram", engine::SpeculativeMode::Ngram},
+                                                                            {"auto", engine::SpeculativeMode::Auto}};
   env(app.add_option("--speculative", c.engine.scheduler.speculative.mode,
-                     "speculative decoding: off, or ngram (prompt lookup: drafts copied from the prompt and output, "
-                     "verified in the same step; outputs are unchanged). A request's `prediction` is drafted from "
-                     "whatever this says")
+                     "speculative decoding, lossless (outputs never change): off; ngram (prompt lookup: drafts copied "
+                     "from the prompt and output, verified in the same step); auto (prompt lookup, with draft lengths "
+                     "chosen per step from the measured step cost and live acceptance, none where they do not pay). "
+                     "A request's `prediction` is drafted from whatever this says")
           ->transform(CLI::CheckedTransformer(spec_modes, CLI::ignore_case))
           ->capture_default_str(),
       "SPECULATIVE");
@@ -67,6 +69,7 @@ Status finalize_config(ServerConfig& c, const engine::ModelConfig& model) {
   if (c.model_id.empty()) c.model_id = std::filesystem::path(c.model).stem().string();
   if (c.engine.scheduler.max_model_len > model.context_length) c.engine.scheduler.max_model_len = model.context_length;
   if (c.kv_memory_mib > 0) c.load.kv_memory_bytes = static_cast<int64_t>(c.kv_memory_mib * 1024 * 1024);
+  if (Status s = engine::check_speculative_config(c.engine.scheduler.speculative); !s.ok()) return s;
   if (c.grpc.port != 0 && c.grpc.port == c.http.port) {
     return Status::error(fmt::format("--grpc-port and --http-port are both {}", c.grpc.port));
   }

@@ -159,7 +159,7 @@ Result<scheduler::Request> to_request(const v1::GenerateRequest& req, const Infe
   if (req.has_num_speculative_tokens()) r.num_speculative_tokens = req.num_speculative_tokens();  // validate_request bounds it
   switch (req.predicted_case()) {
     case v1::GenerateRequest::kPredictionText: {
-      auto predicted = service.tokenize_text(req.prediction_text(), /*add_special=*/false, /*parse_special=*/false);
+      auto predicted = service.tokenize_prediction(req.prediction_text());
       if (!predicted.ok()) return Status::error("prediction_text: " + predicted.message());
       r.prediction = std::move(predicted.value());
       break;

@@ -288,13 +288,8 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     r.n = p.n;
     r.num_speculative_tokens = p.num_speculative_tokens;
     if (p.prediction) {
-      auto predicted = ctx_.service.tokenize_text(*p.prediction, /*add_special=*/false, /*parse_special=*/false);
+      auto predicted = ctx_.service.tokenize_prediction(*p.prediction);
       if (!predicted.ok()) return send_error(openai::invalid(predicted.message(), "prediction"));
-      if (static_cast<int64_t>(predicted.value().size()) > ctx_.service.context_length()) {
-        return send_error(openai::invalid(fmt::format("'prediction' is {} tokens, more than the model's context of {}",
-                                                      predicted.value().size(), ctx_.service.context_length()),
-                                          "prediction"));
-      }
       r.prediction = std::move(predicted.value());
     }
 

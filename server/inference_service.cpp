@@ -98,6 +98,16 @@ InferenceService::InferenceService(engine::LoadedModel& model, scheduler::Engine
   });
 }
 
+Result<std::vector<int32_t>> InferenceService::tokenize_prediction(const std::string& text) const {
+  auto ids = tokenize_text(text, /*add_special=*/false, /*parse_special=*/false);
+  if (!ids.ok()) return ids.status();
+  if (static_cast<int64_t>(ids.value().size()) > context_length()) {
+    return Status::error(fmt::format("'prediction' is {} tokens, more than the model's context of {}", ids.value().size(),
+                                     context_length()));
+  }
+  return ids;
+}
+
 Result<std::vector<int32_t>> InferenceService::tokenize_text(const std::string& text, bool add_special,
                                                              bool parse_special) const {
   if (!valid_utf8(text)) return Status::error("prompt is not valid UTF-8");

@@ -39,6 +39,8 @@ class InferenceService {
   // of the vocabulary.
   Result<std::vector<int32_t>> tokenize(const PromptInput& input) const;
   Result<std::vector<int32_t>> tokenize_text(const std::string& text, bool add_special, bool parse_special) const;
+  // A predicted output (speculative decoding): plain text, at most the model's context.
+  Result<std::vector<int32_t>> tokenize_prediction(const std::string& text) const;
   std::string token_piece(int32_t id) const;  // the token's text (bytes, may be partial UTF-8)
   Result<std::string> detokenize(std::span<const int32_t> ids, bool skip_special) const;
 

@@ -33,7 +33,11 @@ int main(int argc, char** argv) {
   spdlog::info("loading {}", config.model);
   // The backend sets aside step memory for the scheduler's largest step before sizing the KV pool.
   config.load.backend.max_step_tokens = config.engine.scheduler.max_num_batched_tokens;
-  config.load.backend.max_step_logits = config.engine.scheduler.max_num_seqs;
+  // Logits rows: one per sequence, plus one per drafted token (a request may ask for drafts even where
+  // the server drafts none, up to --num-speculative-tokens each).
+  const auto& sched = config.engine.scheduler;
+  config.load.backend.max_step_logits =
+      std::min(sched.max_num_batched_tokens, sched.max_num_seqs * (1 + sched.speculative.num_tokens));
   auto loaded = engine::load_model(config.model, config.load);
   if (!loaded.ok()) {
     spdlog::error("{}", loaded.message());

@@ -10,6 +10,7 @@ const char* speculative_mode_name(SpeculativeMode mode) {
   switch (mode) {
     case SpeculativeMode::Off: return "off";
     case SpeculativeMode::Ngram: return "ngram";
+    case SpeculativeMode::Auto: return "auto";
   }
   return "?";
 }
@@ -28,7 +29,8 @@ Status check_speculative_config(const SpeculativeConfig& c) {
 std::unique_ptr<Drafter> make_drafter(const SpeculativeConfig& c) {
   switch (c.mode) {
     case SpeculativeMode::Off: return nullptr;
-    case SpeculativeMode::Ngram: return std::make_unique<PromptLookupDrafter>(c.ngram_min, c.ngram_max);
+    case SpeculativeMode::Ngram:
+    case SpeculativeMode::Auto: return std::make_unique<PromptLookupDrafter>(c.ngram_min, c.ngram_max);
   }
   return nullptr;
 }

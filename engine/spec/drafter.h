@@ -33,7 +33,10 @@ class Drafter {
   virtual void release(uint64_t /*seq_id*/) {}
 };
 
-enum class SpeculativeMode { Off, Ngram };
+// Off: no drafts (a request's prediction is still drafted from). Ngram: prompt lookup, every proposed
+// draft verified (up to num_tokens). Auto: prompt lookup, with each step's draft lengths chosen from
+// the measured step cost and live acceptance (scheduler/draft_policy.h), 0 where drafts do not pay.
+enum class SpeculativeMode { Off, Ngram, Auto };
 const char* speculative_mode_name(SpeculativeMode mode);
 
 struct SpeculativeConfig {

@@ -188,6 +188,17 @@ TEST_F(Speculative, PromptLookupGreedyIsIdenticalAloneAndAtBatch16) {
       << "copy prompts should keep a fair share of prompt-lookup drafts";
 }
 
+TEST_F(Speculative, AutoIsIdenticalAndDraftsWhereItPays) {
+  PAGODA_REQUIRE_MODEL_OR_SKIP();
+  EngineLoopConfig c;
+  c.scheduler.speculative.mode = engine::SpeculativeMode::Auto;
+  const Run all = run(c, all_ids(), greedy());
+  expect_same(all.out, reference(false), "auto, batch 16");
+  const Run one = run(c, {8}, greedy());  // a copy prompt alone: extra rows are cheapest relative to the step
+  EXPECT_EQ(one.out.at(8), reference(false).at(8));
+  EXPECT_GT(one.stats.spec_accepted_tokens, 0) << "auto drafted nothing for a copy prompt at batch 1";
+}
+
 TEST_F(Speculative, ChunkedPrefillAndPreemptionStayIdentical) {
   PAGODA_REQUIRE_MODEL_OR_SKIP();
   EngineLoopConfig c = ngram();
@@ -217,6 +228,43 @@ TEST_F(Speculative, SeededSamplingIsIdenticalWithGoodAndBadDrafters) {
   expect_same(bad.out, reference(true), "random drafter, sampled");
   EXPECT_GT(bad.stats.spec_draft_tokens, 0);
   EXPECT_LT(bad.stats.spec_accepted_tokens, bad.stats.spec_draft_tokens / 10) << "random drafts are mostly rejected";
+}
+
+// n > 1 choices fork from the prompt's last row. A chunked prefill that leaves exactly one prompt token
+// makes that token look like a decode; it must sample (and fork) as usual, not verify drafts.
+TEST_F(Speculative, ForkedChoicesWithAPredictionAfterAChunkedPrefill) {
+  PAGODA_REQUIRE_MODEL_OR_SKIP();
+  const size_t id = 9;
+  const std::vector<int32_t>& prompt = (*prompts_)[id];
+  EngineLoopConfig c = ngram();
+  c.scheduler.max_num_batched_tokens = static_cast<int32_t>(prompt.size()) - 1;
+  auto run_n2 = [&](bool with_prediction) {
+    EngineLoop loop(*model_->backend, *model_->tokenizer, c);
+    std::map<int32_t, std::vector<int32_t>> out;
+    int finished = 0;
+    Request q;
+    q.id = 1;
+    q.prompt = prompt;
+    q.n = 2;
+    q.sampling = sampled();
+    q.sampling.seed = 5;
+    q.stop.max_tokens = 24;
+    if (with_prediction) q.prediction = reference(false).at(id);
+    q.sink = [&](const TokenEvent& e) {
+      if (e.token >= 0) out[e.index].push_back(e.token);
+      EXPECT_NE(e.finish, FinishReason::Error) << e.error;
+      finished += e.finish != FinishReason::None;
+    };
+    EXPECT_TRUE(loop.submit(std::move(q)).ok());
+    loop.run_until_idle();
+    EXPECT_EQ(finished, 2);
+    EXPECT_EQ(loop.kv().stats().used_blocks, 0);
+    return out;
+  };
+  const auto plain = run_n2(false);
+  const auto predicted = run_n2(true);
+  ASSERT_EQ(plain.size(), 2u);
+  EXPECT_EQ(predicted, plain);
 }
 
 TEST_F(Speculative, PredictedOutputOnAServerThatDraftsNothing) {

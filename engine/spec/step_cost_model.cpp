@@ -1,0 +1,72 @@
+#include "engine/spec/step_cost_model.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+#include <bit>
+
+namespace pagoda::engine {
+
+namespace {
+constexpr int32_t kExact = 16;                  // buckets 1..16 are exact token counts
+constexpr int32_t kBuckets = kExact + 1 + 16;  // then 32, 64, ... 2^20
+constexpr double kWeight = 0.2;                 // of a new measurement in the moving average
+}  // namespace
+
+StepCostModel::StepCostModel() : ms_(kBuckets, 0.0), n_(kBuckets, 0) {}
+
+int32_t StepCostModel::bucket_of(int32_t tokens) {
+  if (tokens <= kExact) return std::max(tokens, 1);
+  const int32_t log2 = std::bit_width(static_cast<uint32_t>(tokens - 1));  // 17..32 -> 5, 33..64 -> 6
+  return std::min(kBuckets - 1, kExact + log2 - 4);
+}
+
+int32_t StepCostModel::bucket_tokens(int32_t bucket) {
+  return bucket <= kExact ? bucket : int32_t{1} << (bucket - kExact + 4);
+}
+
+void StepCostModel::observe(int32_t tokens, double ms) {
+  if (tokens < 1 || !(ms > 0)) return;
+  const int32_t b = bucket_of(tokens);
+  // Above the exact range a bucket spans a factor of two: scale the time to the bucket's token count.
+  const double scaled = b <= kExact ? ms : ms * bucket_tokens(b) / tokens;
+  ms_[b] = n_[b] == 0 ? scaled : (1 - kWeight) * ms_[b] + kWeight * scaled;
+  ++n_[b];
+}
+
+bool StepCostModel::ready() const {
+  return n_[1] > 0 && std::any_of(n_.begin() + 2, n_.end(), [](int32_t n) { return n > 0; });
+}
+
+double StepCostModel::estimate_ms(int32_t tokens) const {
+  tokens = std::max(tokens, 1);
+  int32_t lo = -1, hi = -1;  // measured buckets around `tokens`
+  for (int32_t b = 1; b < kBuckets; ++b) {
+    if (n_[b] == 0) continue;
+    if (bucket_tokens(b) <= tokens) lo = b;
+    if (bucket_tokens(b) >= tokens && hi < 0) hi = b;
+  }
+  if (lo < 0 && hi < 0) return 0.0;
+  if (lo < 0) return ms_[hi];
+  if (hi < 0) {
+    // Past the largest measurement: grow with the slope between the two largest measured buckets.
+    int32_t below = -1;
+    for (int32_t b = lo - 1; b >= 1 && below < 0; --b) below = n_[b] ? b : -1;
+    if (below < 0) return ms_[lo] * tokens / bucket_tokens(lo);
+    const double slope = (ms_[lo] - ms_[below]) / (bucket_tokens(lo) - bucket_tokens(below));
+    return ms_[lo] + std::max(0.0, slope) * (tokens - bucket_tokens(lo));
+  }
+  if (lo == hi) return ms_[lo];
+  const double f = static_cast<double>(tokens - bucket_tokens(lo)) / (bucket_tokens(hi) - bucket_tokens(lo));
+  return ms_[lo] + f * (ms_[hi] - ms_[lo]);
+}
+
+std::string StepCostModel::describe() const {
+  std::string s;
+  for (int32_t b = 1; b < kBuckets; ++b) {
+    if (n_[b] > 0) s += fmt::format("{}{}:{:.1f}ms", s.empty() ? "" : " ", bucket_tokens(b), ms_[b]);
+  }
+  return s.empty() ? "nothing measured" : s;
+}
+
+}  // namespace pagoda::engine

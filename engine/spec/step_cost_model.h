@@ -1,0 +1,29 @@
+#pragma once
+// What a forward step costs as a function of the tokens in it, measured on this backend: profiled at
+// start-up and refreshed from every step the engine runs (an exponential moving average per bucket of
+// token counts, linear between measured buckets). Speculative decoding asks it what k more tokens in
+// a step would cost (scheduler/draft_policy.h): on a GPU a few more rows are nearly free, on a CPU
+// they are not, and a batch that is already compute-bound leaves no room at all.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pagoda::engine {
+
+class StepCostModel {
+ public:
+  StepCostModel();
+  void observe(int32_t tokens, double ms);
+  // Estimated ms of a step of `tokens` tokens; 0 until something was measured.
+  double estimate_ms(int32_t tokens) const;
+  bool ready() const;                // a one-token step and a larger one were measured
+  std::string describe() const;      // "tokens:ms" for every measured bucket
+
+ private:
+  static int32_t bucket_of(int32_t tokens);     // exact up to 16, then powers of two
+  static int32_t bucket_tokens(int32_t bucket);  // the token count a bucket stands for
+  std::vector<double> ms_;
+  std::vector<int32_t> n_;
+};
+
+}  // namespace pagoda::engine

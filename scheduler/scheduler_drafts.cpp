@@ -1,0 +1,102 @@
+// The scheduler's part of speculative decoding (engine/spec/drafter.h): which running decodes verify
+// drafted tokens this step, and committing what the verification kept. Drafts only ever use what the
+// step has spare, after every decode got its own token: half the token budget left for prompts at
+// most, and free KV blocks only (never a preemption, never an evicted prefix-cache block).
+#include <algorithm>
+
+#include "scheduler/draft_policy.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/step_builder.h"
+
+namespace pagoda::scheduler {
+
+// What s may draft this step and the drafter's proposal. Not before its prompt is done (its last
+// prompt token samples as usual, and n > 1 choices fork from it); at most the request's number of
+// speculative tokens, capped by the server's; no more than its max_tokens still needs (the token
+// drawn after the last draft is free) or the context holds. A predicted output, or a request that asks
+// for drafts on a server that drafts none, is served by prompt lookup.
+std::vector<int32_t> Scheduler::propose_drafts(const Sequence& s, int32_t budget) const {
+  std::vector<int32_t> drafts;
+  const Request& r = s.owner->request;
+  if (s.num_computed < s.prompt_len || r.num_speculative_tokens == 0) return drafts;
+  engine::Drafter* drafter = drafter_.get();
+  if (!drafter && (!r.prediction.empty() || r.num_speculative_tokens > 0)) drafter = &lookup_drafter_;
+  if (!drafter) return drafts;
+  int32_t k = config_.speculative.num_tokens;
+  if (r.num_speculative_tokens > 0) k = std::min(k, r.num_speculative_tokens);
+  k = std::min({k, budget, r.stop.max_tokens - s.output_len() - 1, config_.max_model_len - s.num_computed - 1});
+  if (k <= 0) return drafts;
+  drafter->propose({s.id, s.tokens, s.prompt_len, r.prediction, k}, drafts);
+  if (static_cast<int32_t>(drafts.size()) > k) drafts.resize(k);
+  return drafts;
+}
+
+// 1b. Drafts for the decodes place_decodes chose. With --speculative auto the lengths are those that
+//     raise the step's expected tokens per second (draft_policy.h); a request that set its own
+//     num_speculative_tokens keeps its proposal.
+void Scheduler::place_drafts(StepBuilder& b) {
+  int32_t budget = b.budget / 2;  // the rest stays for prompts
+  std::vector<std::pair<Sequence*, std::vector<int32_t>>> proposals;
+  int32_t base = 0;
+  for (const auto& [s, n] : b.chosen) {
+    base += n;
+    std::vector<int32_t> drafts = propose_drafts(*s, budget);
+    budget -= static_cast<int32_t>(drafts.size());
+    if (!drafts.empty()) proposals.emplace_back(s, std::move(drafts));
+  }
+  if (proposals.empty()) return;
+  if (config_.speculative.mode == engine::SpeculativeMode::Auto) {
+    std::vector<DraftCandidate> cands;
+    for (const auto& [s, drafts] : proposals) {
+      const bool pinned = s->owner->request.num_speculative_tokens > 0;
+      cands.push_back({static_cast<int32_t>(drafts.size()),
+                       pinned ? 1.0 : s->draft_acceptance >= 0 ? s->draft_acceptance : draft_acceptance_});
+    }
+    const std::vector<int32_t> keep = choose_draft_lengths(cands, base, base, cost_);
+    for (size_t i = 0; i < proposals.size(); ++i) {
+      if (proposals[i].first->owner->request.num_speculative_tokens <= 0) proposals[i].second.resize(keep[i]);
+    }
+  }
+  const int32_t bs = kv_.block_size();
+  for (auto& [s, drafts] : proposals) {
+    // Free blocks only: the sequence's table already covers its own token (and any slack).
+    const engine::KvCacheStats st = kv_.stats();
+    const int32_t free_blocks = st.num_blocks - st.used_blocks - st.cached_blocks;
+    const int32_t covered = (static_cast<int32_t>(kv_.block_table(s->id).size()) + free_blocks) * bs;
+    const int32_t k = std::min(static_cast<int32_t>(drafts.size()), covered - s->num_computed - 1);
+    if (k <= 0 || !kv_.allocate_slots(s->id, s->num_computed + 1 + k)) continue;
+    drafts.resize(k);
+    for (auto& [c, n] : b.chosen) {
+      if (c == s) n += k;
+    }
+    b.budget -= k;
+    b.drafts[s] = std::move(drafts);
+  }
+}
+
+// A verification's tokens: the kept drafts, then the token drawn after them. The kept drafts' KV was
+// written this step in the right context, so it stays; the rejected positions after them are
+// rewritten by the next allocate_slots. A stop inside the run ends the sequence there.
+void Scheduler::commit_verified(Sequence& s, const engine::SeqStepOutput& out) {
+  ++spec_stats_.spec_drafts;
+  spec_stats_.spec_draft_tokens += out.drafted;
+  spec_stats_.spec_accepted_tokens += out.accepted;
+  auto& per_position = spec_stats_.spec_accepted_per_position;
+  if (per_position.size() < static_cast<size_t>(out.drafted)) per_position.resize(out.drafted, 0);
+  for (int32_t j = 0; j < out.accepted; ++j) ++per_position[j];
+  s.draft_tokens += out.drafted;
+  s.accepted_draft_tokens += out.accepted;
+  // Kept drafts are a geometric run: `accepted` kept, then one rejected unless all were kept.
+  const double seen = static_cast<double>(out.accepted) / (out.accepted + (out.accepted < out.drafted ? 1 : 0));
+  s.draft_acceptance = s.draft_acceptance < 0 ? seen : 0.7 * s.draft_acceptance + 0.3 * seen;
+  draft_acceptance_ = 0.95 * draft_acceptance_ + 0.05 * seen;
+  for (const engine::SampleResult& t : out.tokens) {
+    if (s.status == SeqStatus::Finished) return;
+    commit_token(s, t);
+  }
+  if (s.status == SeqStatus::Finished) return;
+  s.num_computed += out.accepted;
+  kv_.commit_tokens(s.id, std::span(s.tokens).first(s.num_computed));
+}
+
+}  // namespace pagoda::scheduler
