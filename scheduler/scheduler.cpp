@@ -134,7 +134,7 @@ ScheduledStep Scheduler::schedule() {
   auto order = [this](const Sequence* a, const Sequence* c) { return runs_before(a, c); };
   std::sort(b.running.begin(), b.running.end(), order);
   place_decodes(b, waiting);
-  place_drafts(b);
+  place_drafts(b, waiting);
   std::sort(waiting.begin(), waiting.end(), order);
   place_prompts(b, waiting);
   if (b.chosen.empty()) unblock_empty_step(b, waiting);

@@ -123,7 +123,7 @@ class Scheduler {
   // schedule()'s phases (the step's budget and choices travel in StepBuilder, see scheduler.cpp).
   struct StepBuilder;
   void place_decodes(StepBuilder& b, std::vector<Sequence*>& waiting);
-  void place_drafts(StepBuilder& b);  // scheduler_drafts.cpp
+  void place_drafts(StepBuilder& b, const std::vector<Sequence*>& waiting);  // scheduler_drafts.cpp
   std::vector<int32_t> propose_drafts(const Sequence& s, int32_t budget) const;
   void commit_verified(Sequence& s, const engine::SeqStepOutput& out);
   void place_prompts(StepBuilder& b, const std::vector<Sequence*>& waiting);

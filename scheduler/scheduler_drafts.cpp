@@ -1,7 +1,8 @@
 // The scheduler's part of speculative decoding (engine/spec/drafter.h): which running decodes verify
 // drafted tokens this step, and committing what the verification kept. Drafts only ever use what the
-// step has spare, after every decode got its own token: half the token budget left for prompts at
-// most, and free KV blocks only (never a preemption, never an evicted prefix-cache block).
+// step has spare after every decode got its own token: token budget no prompt wants (in a full step a
+// prompt token is certain progress, a draft only maybe, and prompts must not wait for drafts), and free
+// KV blocks (never a preemption, never an evicted prefix-cache block).
 #include <algorithm>
 
 #include "scheduler/draft_policy.h"
@@ -32,14 +33,20 @@ std::vector<int32_t> Scheduler::propose_drafts(const Sequence& s, int32_t budget
 }
 
 // 1b. Drafts for the decodes place_decodes chose. With --speculative auto the lengths are those that
-//     raise the step's expected tokens per second (draft_policy.h); a request that set its own
-//     num_speculative_tokens keeps its proposal.
-void Scheduler::place_drafts(StepBuilder& b) {
-  int32_t budget = b.budget / 2;  // the rest stays for prompts
+//     raise the step's expected tokens per second (draft_policy.h), counting the prompt tokens the step
+//     will also run; a request that set its own num_speculative_tokens keeps its proposal.
+void Scheduler::place_drafts(StepBuilder& b, const std::vector<Sequence*>& waiting) {
+  int64_t prompt_demand = 0;  // tokens prompts could use this step
+  for (const Sequence* s : b.running) {
+    if (s->status == SeqStatus::Running && s->remaining() > 1) prompt_demand += s->remaining();
+  }
+  for (const Sequence* s : waiting) prompt_demand += static_cast<int64_t>(s->tokens.size());
+  int32_t budget = static_cast<int32_t>(std::max<int64_t>(0, b.budget - prompt_demand));
+  if (budget == 0) return;
   std::vector<std::pair<Sequence*, std::vector<int32_t>>> proposals;
-  int32_t base = 0;
+  int32_t decodes = 0;
   for (const auto& [s, n] : b.chosen) {
-    base += n;
+    decodes += n;
     std::vector<int32_t> drafts = propose_drafts(*s, budget);
     budget -= static_cast<int32_t>(drafts.size());
     if (!drafts.empty()) proposals.emplace_back(s, std::move(drafts));
@@ -52,7 +59,8 @@ void Scheduler::place_drafts(StepBuilder& b) {
       cands.push_back({static_cast<int32_t>(drafts.size()),
                        pinned ? 1.0 : s->draft_acceptance >= 0 ? s->draft_acceptance : draft_acceptance_});
     }
-    const std::vector<int32_t> keep = choose_draft_lengths(cands, base, base, cost_);
+    const int32_t base = decodes + static_cast<int32_t>(std::min<int64_t>(prompt_demand, b.budget));
+    const std::vector<int32_t> keep = choose_draft_lengths(cands, base, decodes, cost_);
     for (size_t i = 0; i < proposals.size(); ++i) {
       if (proposals[i].first->owner->request.num_speculative_tokens <= 0) proposals[i].second.resize(keep[i]);
     }
