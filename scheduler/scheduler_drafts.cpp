@@ -56,8 +56,11 @@ void Scheduler::place_drafts(StepBuilder& b, const std::vector<Sequence*>& waiti
     std::vector<DraftCandidate> cands;
     for (const auto& [s, drafts] : proposals) {
       const bool pinned = s->owner->request.num_speculative_tokens > 0;
-      cands.push_back({static_cast<int32_t>(drafts.size()),
-                       pinned ? 1.0 : s->draft_acceptance >= 0 ? s->draft_acceptance : draft_acceptance_});
+      // The sequence's evidence on top of a prior worth two trials: all sequences' rate, or for a
+      // predicted output (the client's claim that the output will match it) a high one.
+      const double prior = s->owner->request.prediction.empty() ? draft_acceptance_ : 0.9;
+      const double estimate = (s->draft_kept + 2 * prior) / (s->draft_trials + 2);
+      cands.push_back({static_cast<int32_t>(drafts.size()), pinned ? 1.0 : estimate});
     }
     const int32_t base = decodes + static_cast<int32_t>(std::min<int64_t>(prompt_demand, b.budget));
     const std::vector<int32_t> keep = choose_draft_lengths(cands, base, decodes, cost_);
@@ -95,9 +98,10 @@ void Scheduler::commit_verified(Sequence& s, const engine::SeqStepOutput& out) {
   s.draft_tokens += out.drafted;
   s.accepted_draft_tokens += out.accepted;
   // Kept drafts are a geometric run: `accepted` kept, then one rejected unless all were kept.
-  const double seen = static_cast<double>(out.accepted) / (out.accepted + (out.accepted < out.drafted ? 1 : 0));
-  s.draft_acceptance = s.draft_acceptance < 0 ? seen : 0.7 * s.draft_acceptance + 0.3 * seen;
-  draft_acceptance_ = 0.95 * draft_acceptance_ + 0.05 * seen;
+  const int32_t trials = out.accepted + (out.accepted < out.drafted ? 1 : 0);
+  s.draft_kept = 0.8 * s.draft_kept + out.accepted;
+  s.draft_trials = 0.8 * s.draft_trials + trials;
+  draft_acceptance_ = 0.95 * draft_acceptance_ + 0.05 * static_cast<double>(out.accepted) / trials;
   for (const engine::SampleResult& t : out.tokens) {
     if (s.status == SeqStatus::Finished) return;
     commit_token(s, t);

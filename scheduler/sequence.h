@@ -32,7 +32,9 @@ struct Sequence {
   bool awaits_fork = false;     // choice 1..n-1: starts when choice 0's prompt is computed
   int32_t draft_tokens = 0;     // speculative decoding: tokens drafted for this sequence so far
   int32_t accepted_draft_tokens = 0;
-  double draft_acceptance = -1;  // moving estimate of P(a draft is kept); -1: none yet (the global one)
+  // Evidence for P(a draft is kept), --speculative auto: kept drafts and trials (a run of a kept drafts
+  // ending in a rejection is a + 1 trials), decayed so that it follows the text.
+  double draft_kept = 0, draft_trials = 0;
 
   int32_t output_len() const { return static_cast<int32_t>(tokens.size()) - prompt_len; }
   int32_t remaining() const { return static_cast<int32_t>(tokens.size()) - num_computed; }

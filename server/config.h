@@ -16,6 +16,8 @@ struct ServerConfig {
   ServerConfig() {
     load.kv_tokens = 16384;  // a server holds many sequences: 16k tokens (360 MiB for SmolLM2)
     load.backend.kind = engine::BackendKind::Auto;
+    // Lossless and cost-aware: drafts run only where the measured step cost says they pay.
+    engine.scheduler.speculative.mode = engine::SpeculativeMode::Auto;
   }
   std::string model = engine::default_model_path();
   std::string model_id;  // served name; default: the file name without .gguf

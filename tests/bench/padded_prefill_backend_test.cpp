@@ -5,12 +5,11 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
 
 #include "engine/loaded_model.h"
 #include "scheduler/engine_loop.h"
+#include "tests/golden_prompts.h"
 #include "tests/test_env.h"
 
 namespace pagoda::bench {
@@ -122,14 +121,7 @@ TEST(PaddedPrefillBackend, OutputsOnTheRealModelAreThePackedOnes) {
   lo.kv_tokens = 16 * 256;
   auto m = engine::load_model(test::model_path(), lo);
   ASSERT_TRUE(m.ok()) << m.message();
-  std::ifstream in(test::data_path("forward_golden.json"));
-  const nlohmann::json j = nlohmann::json::parse(in);
-  std::vector<std::vector<int32_t>> prompts;
-  for (const auto& c : j.at("cases")) {
-    auto tokens = c.at("tokens").get<std::vector<int32_t>>();
-    tokens.resize(c.at("n_prompt").get<size_t>());
-    prompts.push_back(tokens);
-  }
+  const std::vector<std::vector<int32_t>> prompts = test::golden_prompts();
   ASSERT_GE(prompts.size(), 4u);
   const int32_t real_blocks = 128;  // the scheduler's; pads use blocks 128..255
   const auto packed = run_all(*m.value().backend, *m.value().tokenizer, prompts, real_blocks);

@@ -5,12 +5,11 @@
 // means token for token.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
 
 #include "engine/loaded_model.h"
 #include "scheduler/engine_loop.h"
+#include "tests/golden_prompts.h"
 #include "tests/test_env.h"
 
 namespace pagoda::scheduler {
@@ -19,14 +18,7 @@ namespace {
 using Outputs = std::map<RequestId, std::vector<int32_t>>;
 
 std::vector<std::vector<int32_t>> prompts_from_golden() {
-  std::ifstream in(test::data_path("forward_golden.json"));
-  const nlohmann::json j = nlohmann::json::parse(in);
-  std::vector<std::vector<int32_t>> prompts;
-  for (const auto& c : j.at("cases")) {
-    auto tokens = c.at("tokens").get<std::vector<int32_t>>();
-    tokens.resize(c.at("n_prompt").get<size_t>());
-    prompts.push_back(tokens);
-  }
+  std::vector<std::vector<int32_t>> prompts = test::golden_prompts();
   // Longer ones, and ones that share a prefix with others (prefix-cache hits).
   const size_t base = prompts.size();
   for (size_t i = 0; prompts.size() < 32; ++i) {

@@ -6,14 +6,13 @@
 // same distribution.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <random>
 
 #include "engine/loaded_model.h"
 #include "engine/tokenizer/chat_template.h"
 #include "scheduler/engine_loop.h"
+#include "tests/golden_prompts.h"
 #include "tests/test_env.h"
 
 namespace pagoda::scheduler {
@@ -73,15 +72,8 @@ class Speculative : public ::testing::Test {
   // 16 prompts: 8 from the golden file, 8 chat requests that copy or edit a passage (prompt lookup's
   // home ground).
   static std::vector<std::vector<int32_t>> make_prompts() {
-    std::vector<std::vector<int32_t>> prompts;
-    std::ifstream in(test::data_path("forward_golden.json"));
-    const nlohmann::json j = nlohmann::json::parse(in);
-    for (const auto& c : j.at("cases")) {
-      if (prompts.size() == 8) break;
-      auto tokens = c.at("tokens").get<std::vector<int32_t>>();
-      tokens.resize(c.at("n_prompt").get<size_t>());
-      prompts.push_back(tokens);
-    }
+    std::vector<std::vector<int32_t>> prompts = test::golden_prompts();
+    prompts.resize(8);
     const char* passages[] = {
         "The quick brown fox jumps over the lazy dog. The dog sleeps in the sun all afternoon.",
         "def add(a, b):\n    return a + b\n\ndef sub(a, b):\n    return a - b\n",

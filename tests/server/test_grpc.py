@@ -464,9 +464,12 @@ def test_prediction_changes_nothing_and_usage_counts_it(stub, stubs):
     pb = stubs.pb
     passage = "Alpha beta gamma delta. Alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu."
     chat = [("user", "Repeat this text exactly:\n" + passage)]
-    plain = collect(stub, make_request(pb, chat=chat, max_tokens=40))[0]
+    plain_req = make_request(pb, chat=chat, max_tokens=40)
+    plain_req.num_speculative_tokens = 0  # no drafts at all (the server's default, auto, might draft)
+    plain = collect(stub, plain_req)[0]
     req = make_request(pb, chat=chat, max_tokens=40)
     req.prediction_text = passage
+    req.num_speculative_tokens = 4  # up to 4 drafts a step, whatever the cost model of the default (auto) says
     got = collect(stub, req)[0]
     assert got["ids"] == plain["ids"]
     usage = got["final"].usage

@@ -53,9 +53,14 @@ def test_prediction_changes_nothing_but_is_used(daemon, stream):
     client = daemon.openai_client()
     plain, plain_usage = chat(client, daemon.model_id, stream)
     assert plain_usage.completion_tokens_details is None or plain_usage.completion_tokens_details.accepted_prediction_tokens in (None, 0)
+    # The default server (--speculative auto) sizes drafts by their measured cost: same text.
     text, usage = chat(client, daemon.model_id, stream, prediction={"type": "content", "content": PASSAGE})
     assert text == plain
     assert usage.completion_tokens == plain_usage.completion_tokens
+    # Asking for up to 4 drafts a step: the prediction is followed wherever it is right.
+    text, usage = chat(client, daemon.model_id, stream, prediction={"type": "content", "content": PASSAGE},
+                       extra_body={"num_speculative_tokens": 4})
+    assert text == plain
     details = usage.completion_tokens_details
     assert details.accepted_prediction_tokens > usage.completion_tokens // 2, (text, details)
     assert details.accepted_prediction_tokens < usage.completion_tokens
