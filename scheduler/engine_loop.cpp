@@ -28,20 +28,26 @@ void EngineLoop::profile_step_costs() {
   std::vector<int32_t> tokens;
   for (int32_t n : {1, 2, 4, 8, 16}) {
     kv_->start_sequence(kProfileSeq, {});
-    if (!kv_->allocate_slots(kProfileSeq, n)) break;
+    if (!kv_->allocate_slots(kProfileSeq, n)) {
+      kv_->free(kProfileSeq);
+      break;
+    }
     tokens.assign(static_cast<size_t>(n), 0);
     engine::StepPlanBuilder b(kv_->block_size());
     b.add_sequence(kProfileSeq, tokens, 0, kv_->block_table(kProfileSeq));
     const engine::StepPlan plan = b.build();
-    for (int rep = 0; rep < 3; ++rep) {
+    bool failed = false;
+    for (int rep = 0; rep < 3 && !failed; ++rep) {
       auto r = runner_.execute(plan);
       if (!r.ok()) {
         spdlog::warn("speculative: step profile failed: {}", r.status().message());
-        break;
+        failed = true;
+      } else if (rep > 0) {
+        scheduler_->observe_step(n, r.value().forward_ms);  // the first one warms up
       }
-      if (rep > 0) scheduler_->observe_step(n, r.value().forward_ms);  // the first one warms up
     }
     kv_->free(kProfileSeq);
+    if (failed) return;
   }
   spdlog::info("speculative auto: step cost by tokens per step: {}", scheduler_->step_costs().describe());
 }

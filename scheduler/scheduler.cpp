@@ -134,9 +134,10 @@ ScheduledStep Scheduler::schedule() {
   auto order = [this](const Sequence* a, const Sequence* c) { return runs_before(a, c); };
   std::sort(b.running.begin(), b.running.end(), order);
   place_decodes(b, waiting);
-  place_drafts(b, waiting);
+  const size_t decodes = b.chosen.size();
   std::sort(waiting.begin(), waiting.end(), order);
   place_prompts(b, waiting);
+  place_drafts(b, decodes);
   if (b.chosen.empty()) unblock_empty_step(b, waiting);
   build_plan(b, step);
   return step;
@@ -296,6 +297,7 @@ void Scheduler::update(const ScheduledStep& step, const engine::StepResult& resu
       if (it == produced.end()) continue;
       for (const engine::SampleResult& t : it->second->tokens) {
         if (c->status == SeqStatus::Finished) break;
+        score_guess(*c, t.token);
         commit_token(*c, t);
       }
     }

@@ -120,10 +120,13 @@ class Scheduler {
   bool runs_before(const Sequence* a, const Sequence* b) const;
   void preempt(Sequence* victim);
   Sequence* pick_victim(const std::vector<Sequence*>& running, const Sequence* keep) const;
-  // schedule()'s phases (the step's budget and choices travel in StepBuilder, see scheduler.cpp).
+  // schedule()'s phases (the step's budget and choices travel in StepBuilder, see step_builder.h).
   struct StepBuilder;
   void place_decodes(StepBuilder& b, std::vector<Sequence*>& waiting);
-  void place_drafts(StepBuilder& b, const std::vector<Sequence*>& waiting);  // scheduler_drafts.cpp
+  void place_drafts(StepBuilder& b, size_t decodes);  // scheduler_drafts.cpp
+  double draft_acceptance(const Sequence& s) const;
+  void add_draft_evidence(Sequence& s, int32_t kept, int32_t trials);
+  void score_guess(Sequence& s, int32_t committed_token);
   std::vector<int32_t> propose_drafts(const Sequence& s, int32_t budget) const;
   void commit_verified(Sequence& s, const engine::SeqStepOutput& out);
   void place_prompts(StepBuilder& b, const std::vector<Sequence*>& waiting);

@@ -4,6 +4,7 @@
 // prompt token is certain progress, a draft only maybe, and prompts must not wait for drafts), and free
 // KV blocks (never a preemption, never an evicted prefix-cache block).
 #include <algorithm>
+#include <cmath>
 
 #include "scheduler/draft_policy.h"
 #include "scheduler/scheduler.h"
@@ -32,21 +33,17 @@ std::vector<int32_t> Scheduler::propose_drafts(const Sequence& s, int32_t budget
   return drafts;
 }
 
-// 1b. Drafts for the decodes place_decodes chose. With --speculative auto the lengths are those that
-//     raise the step's expected tokens per second (draft_policy.h), counting the prompt tokens the step
-//     will also run; a request that set its own num_speculative_tokens keeps its proposal.
-void Scheduler::place_drafts(StepBuilder& b, const std::vector<Sequence*>& waiting) {
-  int64_t prompt_demand = 0;  // tokens prompts could use this step
-  for (const Sequence* s : b.running) {
-    if (s->status == SeqStatus::Running && s->remaining() > 1) prompt_demand += s->remaining();
-  }
-  for (const Sequence* s : waiting) prompt_demand += static_cast<int64_t>(s->tokens.size());
-  int32_t budget = static_cast<int32_t>(std::max<int64_t>(0, b.budget - prompt_demand));
-  if (budget == 0) return;
+// 3. Drafts for the first `decodes` entries of the step (place_decodes' choices), once the prompts are
+//    placed: from the token budget and free blocks they left. With --speculative auto the lengths are
+//    those that raise the step's expected tokens per second (draft_policy.h); a request that set its
+//    own num_speculative_tokens keeps its proposal, and its drafts count as part of the step.
+void Scheduler::place_drafts(StepBuilder& b, size_t decodes) {
+  int32_t budget = b.budget;
   std::vector<std::pair<Sequence*, std::vector<int32_t>>> proposals;
-  int32_t decodes = 0;
-  for (const auto& [s, n] : b.chosen) {
-    decodes += n;
+  int32_t step_tokens = 0;
+  for (const auto& [s, n] : b.chosen) step_tokens += n;
+  for (size_t i = 0; i < decodes && i < b.chosen.size(); ++i) {
+    Sequence* s = b.chosen[i].first;
     std::vector<int32_t> drafts = propose_drafts(*s, budget);
     budget -= static_cast<int32_t>(drafts.size());
     if (!drafts.empty()) proposals.emplace_back(s, std::move(drafts));
@@ -54,18 +51,28 @@ void Scheduler::place_drafts(StepBuilder& b, const std::vector<Sequence*>& waiti
   if (proposals.empty()) return;
   if (config_.speculative.mode == engine::SpeculativeMode::Auto) {
     std::vector<DraftCandidate> cands;
-    for (const auto& [s, drafts] : proposals) {
-      const bool pinned = s->owner->request.num_speculative_tokens > 0;
-      // The sequence's evidence on top of a prior worth two trials: all sequences' rate, or for a
-      // predicted output (the client's claim that the output will match it) a high one.
-      const double prior = s->owner->request.prediction.empty() ? draft_acceptance_ : 0.9;
-      const double estimate = (s->draft_kept + 2 * prior) / (s->draft_trials + 2);
-      cands.push_back({static_cast<int32_t>(drafts.size()), pinned ? 1.0 : estimate});
-    }
-    const int32_t base = decodes + static_cast<int32_t>(std::min<int64_t>(prompt_demand, b.budget));
-    const std::vector<int32_t> keep = choose_draft_lengths(cands, base, decodes, cost_);
+    std::vector<size_t> free_choice;  // proposals the policy sizes
+    int32_t base = step_tokens;
+    double committed = static_cast<double>(decodes);
     for (size_t i = 0; i < proposals.size(); ++i) {
-      if (proposals[i].first->owner->request.num_speculative_tokens <= 0) proposals[i].second.resize(keep[i]);
+      Sequence* s = proposals[i].first;
+      const int32_t k = static_cast<int32_t>(proposals[i].second.size());
+      const double a = draft_acceptance(*s);
+      if (s->owner->request.num_speculative_tokens > 0) {  // pinned: part of the step as it is
+        base += k;
+        for (int32_t j = 1; j <= k; ++j) committed += std::pow(a, j);
+      } else {
+        cands.push_back({k, a});
+        free_choice.push_back(i);
+      }
+    }
+    const std::vector<int32_t> keep =
+        choose_draft_lengths(cands, base, static_cast<int32_t>(std::lround(committed)), cost_);
+    for (size_t c = 0; c < free_choice.size(); ++c) {
+      auto& [s, drafts] = proposals[free_choice[c]];
+      // What was not verified is still evidence next step (note_guess / score_guess).
+      if (keep[c] == 0) s->guess.assign(drafts.begin(), drafts.end());
+      drafts.resize(keep[c]);
     }
   }
   const int32_t bs = kv_.block_size();
@@ -76,6 +83,7 @@ void Scheduler::place_drafts(StepBuilder& b, const std::vector<Sequence*>& waiti
     const int32_t covered = (static_cast<int32_t>(kv_.block_table(s->id).size()) + free_blocks) * bs;
     const int32_t k = std::min(static_cast<int32_t>(drafts.size()), covered - s->num_computed - 1);
     if (k <= 0 || !kv_.allocate_slots(s->id, s->num_computed + 1 + k)) continue;
+    s->guess.clear();
     drafts.resize(k);
     for (auto& [c, n] : b.chosen) {
       if (c == s) n += k;
@@ -83,6 +91,30 @@ void Scheduler::place_drafts(StepBuilder& b, const std::vector<Sequence*>& waiti
     b.budget -= k;
     b.drafts[s] = std::move(drafts);
   }
+}
+
+// The estimated probability that one of s's drafts is kept: its decayed evidence on top of a prior worth
+// two trials (all sequences' rate, or for a predicted output, the client's claim that the output will
+// match it, a high one).
+double Scheduler::draft_acceptance(const Sequence& s) const {
+  const double prior = s.owner->request.prediction.empty() ? draft_acceptance_ : 0.9;
+  return (s.draft_kept + 2 * prior) / (s.draft_trials + 2);
+}
+
+void Scheduler::add_draft_evidence(Sequence& s, int32_t kept, int32_t trials) {
+  s.draft_kept = 0.8 * s.draft_kept + kept;
+  s.draft_trials = 0.8 * s.draft_trials + trials;
+  // The global rate stays inside [0.1, 0.9]: new sequences always get a chance to show theirs.
+  const double rate = static_cast<double>(kept) / trials;
+  draft_acceptance_ = std::clamp(0.95 * draft_acceptance_ + 0.05 * rate, 0.1, 0.9);
+}
+
+// A proposal auto chose not to verify is scored against the token the step then committed, so a
+// sequence whose drafts would now be right earns its drafts back.
+void Scheduler::score_guess(Sequence& s, int32_t committed_token) {
+  if (s.guess.empty()) return;
+  add_draft_evidence(s, s.guess.front() == committed_token ? 1 : 0, 1);
+  s.guess.clear();
 }
 
 // A verification's tokens: the kept drafts, then the token drawn after them. The kept drafts' KV was
@@ -98,10 +130,7 @@ void Scheduler::commit_verified(Sequence& s, const engine::SeqStepOutput& out) {
   s.draft_tokens += out.drafted;
   s.accepted_draft_tokens += out.accepted;
   // Kept drafts are a geometric run: `accepted` kept, then one rejected unless all were kept.
-  const int32_t trials = out.accepted + (out.accepted < out.drafted ? 1 : 0);
-  s.draft_kept = 0.8 * s.draft_kept + out.accepted;
-  s.draft_trials = 0.8 * s.draft_trials + trials;
-  draft_acceptance_ = 0.95 * draft_acceptance_ + 0.05 * static_cast<double>(out.accepted) / trials;
+  add_draft_evidence(s, out.accepted, out.accepted + (out.accepted < out.drafted ? 1 : 0));
   for (const engine::SampleResult& t : out.tokens) {
     if (s.status == SeqStatus::Finished) return;
     commit_token(s, t);

@@ -35,6 +35,7 @@ struct Sequence {
   // Evidence for P(a draft is kept), --speculative auto: kept drafts and trials (a run of a kept drafts
   // ending in a rejection is a + 1 trials), decayed so that it follows the text.
   double draft_kept = 0, draft_trials = 0;
+  std::vector<int32_t> guess;  // this step's proposal, when auto chose not to verify it
 
   int32_t output_len() const { return static_cast<int32_t>(tokens.size()) - prompt_len; }
   int32_t remaining() const { return static_cast<int32_t>(tokens.size()) - num_computed; }

@@ -13,7 +13,7 @@ constexpr int32_t kBuckets = kExact + 1 + 16;  // then 32, 64, ... 2^20
 constexpr double kWeight = 0.2;                 // of a new measurement in the moving average
 }  // namespace
 
-StepCostModel::StepCostModel() : ms_(kBuckets, 0.0), n_(kBuckets, 0) {}
+StepCostModel::StepCostModel() : ms_(kBuckets, 0.0), tokens_(kBuckets, 0.0), n_(kBuckets, 0) {}
 
 int32_t StepCostModel::bucket_of(int32_t tokens) {
   if (tokens <= kExact) return std::max(tokens, 1);
@@ -21,16 +21,13 @@ int32_t StepCostModel::bucket_of(int32_t tokens) {
   return std::min(kBuckets - 1, kExact + log2 - 4);
 }
 
-int32_t StepCostModel::bucket_tokens(int32_t bucket) {
-  return bucket <= kExact ? bucket : int32_t{1} << (bucket - kExact + 4);
-}
-
 void StepCostModel::observe(int32_t tokens, double ms) {
   if (tokens < 1 || !(ms > 0)) return;
   const int32_t b = bucket_of(tokens);
-  // Above the exact range a bucket spans a factor of two: scale the time to the bucket's token count.
-  const double scaled = b <= kExact ? ms : ms * bucket_tokens(b) / tokens;
-  ms_[b] = n_[b] == 0 ? scaled : (1 - kWeight) * ms_[b] + kWeight * scaled;
+  // Above the exact range a bucket spans a factor of two: it keeps the average size of its steps with
+  // their average time, and estimates interpolate between those points (no cost shape assumed).
+  ms_[b] = n_[b] == 0 ? ms : (1 - kWeight) * ms_[b] + kWeight * ms;
+  tokens_[b] = n_[b] == 0 ? tokens : (1 - kWeight) * tokens_[b] + kWeight * tokens;
   ++n_[b];
 }
 
@@ -39,12 +36,12 @@ bool StepCostModel::ready() const {
 }
 
 double StepCostModel::estimate_ms(int32_t tokens) const {
-  tokens = std::max(tokens, 1);
-  int32_t lo = -1, hi = -1;  // measured buckets around `tokens`
+  const double t = std::max(tokens, 1);
+  int32_t lo = -1, hi = -1;  // measured buckets around `tokens` (buckets' sizes increase with b)
   for (int32_t b = 1; b < kBuckets; ++b) {
     if (n_[b] == 0) continue;
-    if (bucket_tokens(b) <= tokens) lo = b;
-    if (bucket_tokens(b) >= tokens && hi < 0) hi = b;
+    if (tokens_[b] <= t) lo = b;
+    if (tokens_[b] >= t && hi < 0) hi = b;
   }
   if (lo < 0 && hi < 0) return 0.0;
   if (lo < 0) return ms_[hi];
@@ -52,19 +49,19 @@ double StepCostModel::estimate_ms(int32_t tokens) const {
     // Past the largest measurement: grow with the slope between the two largest measured buckets.
     int32_t below = -1;
     for (int32_t b = lo - 1; b >= 1 && below < 0; --b) below = n_[b] ? b : -1;
-    if (below < 0) return ms_[lo] * tokens / bucket_tokens(lo);
-    const double slope = (ms_[lo] - ms_[below]) / (bucket_tokens(lo) - bucket_tokens(below));
-    return ms_[lo] + std::max(0.0, slope) * (tokens - bucket_tokens(lo));
+    if (below < 0) return ms_[lo] * t / tokens_[lo];
+    const double slope = (ms_[lo] - ms_[below]) / (tokens_[lo] - tokens_[below]);
+    return ms_[lo] + std::max(0.0, slope) * (t - tokens_[lo]);
   }
-  if (lo == hi) return ms_[lo];
-  const double f = static_cast<double>(tokens - bucket_tokens(lo)) / (bucket_tokens(hi) - bucket_tokens(lo));
+  if (lo == hi || tokens_[hi] <= tokens_[lo]) return ms_[lo];
+  const double f = (t - tokens_[lo]) / (tokens_[hi] - tokens_[lo]);
   return ms_[lo] + f * (ms_[hi] - ms_[lo]);
 }
 
 std::string StepCostModel::describe() const {
   std::string s;
   for (int32_t b = 1; b < kBuckets; ++b) {
-    if (n_[b] > 0) s += fmt::format("{}{}:{:.1f}ms", s.empty() ? "" : " ", bucket_tokens(b), ms_[b]);
+    if (n_[b] > 0) s += fmt::format("{}{:.0f}:{:.1f}ms", s.empty() ? "" : " ", tokens_[b], ms_[b]);
   }
   return s.empty() ? "nothing measured" : s;
 }

@@ -20,9 +20,8 @@ class StepCostModel {
   std::string describe() const;      // "tokens:ms" for every measured bucket
 
  private:
-  static int32_t bucket_of(int32_t tokens);     // exact up to 16, then powers of two
-  static int32_t bucket_tokens(int32_t bucket);  // the token count a bucket stands for
-  std::vector<double> ms_;
+  static int32_t bucket_of(int32_t tokens);  // exact up to 16, then one per power of two
+  std::vector<double> ms_, tokens_;         // moving averages of a bucket's steps: time and size
   std::vector<int32_t> n_;
 };
 

@@ -26,9 +26,10 @@ TEST(StepCostModel, InterpolatesAndExtrapolatesMeasuredBuckets) {
   EXPECT_DOUBLE_EQ(m.estimate_ms(8), 24.0);  // the slope between the two largest measured buckets
   m.observe(4, 26.0);                        // a moving average: 0.8 * 16 + 0.2 * 26
   EXPECT_DOUBLE_EQ(m.estimate_ms(4), 18.0);
-  m.observe(40, 100.0);  // 33..64 share a bucket: scaled to 64 tokens
-  EXPECT_DOUBLE_EQ(m.estimate_ms(64), 160.0);
-  EXPECT_NE(m.describe().find("64:160.0ms"), std::string::npos) << m.describe();
+  m.observe(40, 100.0);  // 33..64 share a bucket, which remembers its steps' size
+  EXPECT_DOUBLE_EQ(m.estimate_ms(40), 100.0);
+  EXPECT_DOUBLE_EQ(m.estimate_ms(22), 18.0 + (22.0 - 4.0) / (40.0 - 4.0) * (100.0 - 18.0));
+  EXPECT_NE(m.describe().find("40:100.0ms"), std::string::npos) << m.describe();
 }
 
 TEST(DraftPolicy, CheapRowsAndGoodAcceptanceDraftEverything) {

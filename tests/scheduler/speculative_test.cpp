@@ -180,15 +180,14 @@ TEST_F(Speculative, PromptLookupGreedyIsIdenticalAloneAndAtBatch16) {
       << "copy prompts should keep a fair share of prompt-lookup drafts";
 }
 
-TEST_F(Speculative, AutoIsIdenticalAndDraftsWhereItPays) {
+// What auto drafts depends on this machine's measured step times (draft_policy_test.cpp checks the
+// choice itself); whatever it drafts, the output is the same.
+TEST_F(Speculative, AutoIsIdentical) {
   PAGODA_REQUIRE_MODEL_OR_SKIP();
   EngineLoopConfig c;
   c.scheduler.speculative.mode = engine::SpeculativeMode::Auto;
-  const Run all = run(c, all_ids(), greedy());
-  expect_same(all.out, reference(false), "auto, batch 16");
-  const Run one = run(c, {8}, greedy());  // a copy prompt alone: extra rows are cheapest relative to the step
-  EXPECT_EQ(one.out.at(8), reference(false).at(8));
-  EXPECT_GT(one.stats.spec_accepted_tokens, 0) << "auto drafted nothing for a copy prompt at batch 1";
+  expect_same(run(c, all_ids(), greedy()).out, reference(false), "auto, batch 16");
+  expect_same(one_by_one(c, sampled()), reference(true), "auto, batch 1, sampled");
 }
 
 TEST_F(Speculative, ChunkedPrefillAndPreemptionStayIdentical) {

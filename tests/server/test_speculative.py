@@ -1,6 +1,8 @@
 """Speculative decoding through the front ends: OpenAI's Predicted Outputs (`prediction`) with the official
-`openai` SDK, streaming and not, on a server that drafts nothing by default and on one started with
-`--speculative ngram`; the output never changes, the usage and the metrics say what the drafts did."""
+`openai` SDK, streaming and not, on a default server (`--speculative auto`, which sizes drafts by their
+measured cost) and on one started with `--speculative ngram`; the output never changes, the usage and the
+metrics say what the drafts did. Where a test counts drafts it asks for them (`num_speculative_tokens`), so
+it does not depend on the machine's timings."""
 import time
 
 import pytest
@@ -71,7 +73,8 @@ def test_prediction_content_parts_and_a_wrong_prediction(daemon):
     client = daemon.openai_client()
     plain, _ = chat(client, daemon.model_id)
     parts = [{"type": "text", "text": PASSAGE[:40]}, {"type": "text", "text": PASSAGE[40:]}]
-    text, usage = chat(client, daemon.model_id, prediction={"type": "content", "content": parts})
+    text, usage = chat(client, daemon.model_id, prediction={"type": "content", "content": parts},
+                       extra_body={"num_speculative_tokens": 4})
     assert text == plain and usage.completion_tokens_details.accepted_prediction_tokens > 0
     # A prediction that has nothing to do with the output: slower at worst, never different.
     wrong = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 4
