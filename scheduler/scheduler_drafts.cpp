@@ -17,7 +17,7 @@ namespace pagoda::scheduler {
 // speculative tokens, capped by the server's; no more than its max_tokens still needs (the token
 // drawn after the last draft is free) or the context holds. A predicted output, or a request that asks
 // for drafts on a server that drafts none, is served by prompt lookup.
-std::vector<int32_t> Scheduler::propose_drafts(const Sequence& s, int32_t budget) const {
+std::vector<int32_t> Scheduler::propose_drafts(const Sequence& s, int32_t budget) {
   std::vector<int32_t> drafts;
   const Request& r = s.owner->request;
   if (s.num_computed < s.prompt_len || r.num_speculative_tokens == 0) return drafts;
@@ -42,14 +42,20 @@ void Scheduler::place_drafts(StepBuilder& b, size_t decodes) {
   std::vector<std::pair<Sequence*, std::vector<int32_t>>> proposals;
   int32_t step_tokens = 0;
   for (const auto& [s, n] : b.chosen) step_tokens += n;
+  // Under auto, when not even one always-kept draft would pay (a compute-bound step), the lookups are
+  // skipped altogether: they scan each sequence's context, on the engine thread.
+  const bool auto_mode = config_.speculative.mode == engine::SpeculativeMode::Auto;
+  const bool any_can_pay = !auto_mode || choose_draft_lengths({{1, 1.0}}, step_tokens,
+                                                              static_cast<int32_t>(decodes), cost_)[0] > 0;
   for (size_t i = 0; i < decodes && i < b.chosen.size(); ++i) {
     Sequence* s = b.chosen[i].first;
+    if (!any_can_pay && s->owner->request.num_speculative_tokens <= 0) continue;
     std::vector<int32_t> drafts = propose_drafts(*s, budget);
     budget -= static_cast<int32_t>(drafts.size());
     if (!drafts.empty()) proposals.emplace_back(s, std::move(drafts));
   }
   if (proposals.empty()) return;
-  if (config_.speculative.mode == engine::SpeculativeMode::Auto) {
+  if (auto_mode) {
     std::vector<DraftCandidate> cands;
     std::vector<size_t> free_choice;  // proposals the policy sizes
     int32_t base = step_tokens;
