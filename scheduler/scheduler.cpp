@@ -382,7 +382,7 @@ void Scheduler::finish(Sequence& s, FinishReason reason, int32_t token, const en
 
 void Scheduler::release(Sequence& s) {
   if (s.kv_started) kv_.free(s.id);
-  if (drafter_) drafter_->release(s.id);
+  if (drafter_) drafter_->release(s.id, s.tokens, s.prompt_len);
   sampler_changes_.closed.push_back(s.id);
   s.kv_started = false;
   s.status = SeqStatus::Finished;

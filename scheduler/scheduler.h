@@ -127,7 +127,8 @@ class Scheduler {
   double draft_acceptance(const Sequence& s) const;
   void add_draft_evidence(Sequence& s, int32_t kept, int32_t trials);
   void score_guess(Sequence& s, int32_t committed_token);
-  std::vector<int32_t> propose_drafts(const Sequence& s, int32_t budget);
+  // How many tokens s may draft this step and the drafter that proposes them (k 0: none).
+  std::pair<engine::Drafter*, int32_t> draft_slot(const Sequence& s, int32_t budget);
   void commit_verified(Sequence& s, const engine::SeqStepOutput& out);
   void place_prompts(StepBuilder& b, const std::vector<Sequence*>& waiting);
   void unblock_empty_step(const StepBuilder& b, const std::vector<Sequence*>& waiting);
@@ -143,7 +144,7 @@ class Scheduler {
   SchedulerConfig config_;
   engine::KvCacheManager& kv_;
   std::unique_ptr<engine::Drafter> drafter_;
-  engine::PromptLookupDrafter lookup_drafter_;  // predictions on a server that drafts nothing
+  engine::PromptLookupDrafter lookup_drafter_;  // predictions, and requests for drafts where the server drafts none
   SchedulerStats spec_stats_;  // the spec_* fields
   engine::StepCostModel cost_;
   double draft_acceptance_ = 0.5;  // over all sequences: the estimate a sequence starts from

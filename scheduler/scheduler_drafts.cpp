@@ -12,25 +12,21 @@
 
 namespace pagoda::scheduler {
 
-// What s may draft this step and the drafter's proposal. Not before its prompt is done (its last
-// prompt token samples as usual, and n > 1 choices fork from it); at most the request's number of
-// speculative tokens, capped by the server's; no more than its max_tokens still needs (the token
-// drawn after the last draft is free) or the context holds. A predicted output, or a request that asks
-// for drafts on a server that drafts none, is served by prompt lookup.
-std::vector<int32_t> Scheduler::propose_drafts(const Sequence& s, int32_t budget) {
-  std::vector<int32_t> drafts;
+// What s may draft this step, and from which drafter. Not before its prompt is done (its last prompt
+// token samples as usual, and n > 1 choices fork from it); at most the request's number of speculative
+// tokens, capped by the server's; no more than its max_tokens still needs (the token drawn after the
+// last draft is free) or the context holds. A predicted output is drafted from by prompt lookup (it
+// follows the prediction), as is a request that asks for drafts on a server that drafts none.
+std::pair<engine::Drafter*, int32_t> Scheduler::draft_slot(const Sequence& s, int32_t budget) {
   const Request& r = s.owner->request;
-  if (s.num_computed < s.prompt_len || r.num_speculative_tokens == 0) return drafts;
+  if (s.num_computed < s.prompt_len || r.num_speculative_tokens == 0) return {nullptr, 0};
   engine::Drafter* drafter = drafter_.get();
-  if (!drafter && (!r.prediction.empty() || r.num_speculative_tokens > 0)) drafter = &lookup_drafter_;
-  if (!drafter) return drafts;
+  if (!r.prediction.empty() || (!drafter && r.num_speculative_tokens > 0)) drafter = &lookup_drafter_;
+  if (!drafter) return {nullptr, 0};
   int32_t k = config_.speculative.num_tokens;
   if (r.num_speculative_tokens > 0) k = std::min(k, r.num_speculative_tokens);
   k = std::min({k, budget, r.stop.max_tokens - s.output_len() - 1, config_.max_model_len - s.num_computed - 1});
-  if (k <= 0) return drafts;
-  drafter->propose({s.id, s.tokens, s.prompt_len, r.prediction, k}, drafts);
-  if (static_cast<int32_t>(drafts.size()) > k) drafts.resize(k);
-  return drafts;
+  return {drafter, std::max(k, 0)};
 }
 
 // 3. Drafts for the first `decodes` entries of the step (place_decodes' choices), once the prompts are
@@ -47,12 +43,39 @@ void Scheduler::place_drafts(StepBuilder& b, size_t decodes) {
   const bool auto_mode = config_.speculative.mode == engine::SpeculativeMode::Auto;
   const bool any_can_pay = !auto_mode || choose_draft_lengths({{1, 1.0}}, step_tokens,
                                                               static_cast<int32_t>(decodes), cost_)[0] > 0;
+  // Queries per drafter, so a drafter that runs a model drafts for all its sequences in one batch.
+  struct Group {
+    engine::Drafter* drafter;
+    std::vector<engine::DraftQuery> queries;
+    std::vector<size_t> decode;  // which decode each query is for
+  };
+  std::vector<Group> groups;
+  std::vector<std::vector<int32_t>> drafts(decodes);
   for (size_t i = 0; i < decodes && i < b.chosen.size(); ++i) {
     Sequence* s = b.chosen[i].first;
     if (!any_can_pay && s->owner->request.num_speculative_tokens <= 0) continue;
-    std::vector<int32_t> drafts = propose_drafts(*s, budget);
-    budget -= static_cast<int32_t>(drafts.size());
-    if (!drafts.empty()) proposals.emplace_back(s, std::move(drafts));
+    const auto [drafter, k] = draft_slot(*s, budget);
+    if (k <= 0) continue;
+    auto g = std::find_if(groups.begin(), groups.end(), [d = drafter](const Group& x) { return x.drafter == d; });
+    if (g == groups.end()) g = groups.insert(groups.end(), Group{drafter, {}, {}});
+    g->queries.push_back({s->id, s->tokens, s->prompt_len, s->owner->request.prediction, k});
+    g->decode.push_back(i);
+  }
+  for (Group& g : groups) {
+    std::vector<std::vector<int32_t>> out;
+    g.drafter->propose_batch(g.queries, out);
+    for (size_t q = 0; q < g.queries.size(); ++q) {
+      out[q].resize(std::min<size_t>(out[q].size(), static_cast<size_t>(g.queries[q].max_tokens)));
+      drafts[g.decode[q]] = std::move(out[q]);
+    }
+  }
+  // The spare budget goes to the decodes in order, as far as it reaches.
+  for (size_t i = 0; i < drafts.size(); ++i) {
+    const int32_t k = std::min(static_cast<int32_t>(drafts[i].size()), budget);
+    if (k <= 0) continue;
+    drafts[i].resize(static_cast<size_t>(k));
+    budget -= k;
+    proposals.emplace_back(b.chosen[i].first, std::move(drafts[i]));
   }
   if (proposals.empty()) return;
   if (auto_mode) {

@@ -42,15 +42,26 @@ void add_server_flags(CLI::App& app, ServerConfig& c) {
   app.add_flag("!--no-chunked-prefill", c.engine.scheduler.chunked_prefill, "run every prompt in one step");
   static const std::map<std::string, engine::SpeculativeMode> spec_modes = {{"off", engine::SpeculativeMode::Off},
                                                                             {"ngram", engine::SpeculativeMode::Ngram},
+                                                                            {"suffix", engine::SpeculativeMode::Suffix},
+                                                                            {"draft", engine::SpeculativeMode::Draft},
                                                                             {"auto", engine::SpeculativeMode::Auto}};
   env(app.add_option("--speculative", c.engine.scheduler.speculative.mode,
                      "speculative decoding, lossless (outputs never change): off; ngram (prompt lookup: drafts copied "
-                     "from the prompt and output, verified in the same step); auto (prompt lookup, with draft lengths "
-                     "chosen per step from the measured step cost and live acceptance, none where they do not pay). "
-                     "A request's `prediction` is drafted from whatever this says")
+                     "from the prompt and output, verified in the same step); suffix (prompt lookup plus a shared "
+                     "cache of recent outputs); draft (a smaller model, --draft-model); auto (suffix drafting, with "
+                     "draft lengths chosen per step from the measured step cost and live acceptance, none where they "
+                     "do not pay). A request's `prediction` is drafted from whatever this says")
           ->transform(CLI::CheckedTransformer(spec_modes, CLI::ignore_case))
           ->capture_default_str(),
       "SPECULATIVE");
+  env(app.add_option("--draft-model", c.draft_model,
+                     "GGUF of a draft model with the model's vocabulary; implies --speculative draft"),
+      "DRAFT_MODEL");
+  env(app.add_option("--suffix-cache-tokens", c.engine.scheduler.speculative.suffix_cache_tokens,
+                     "suffix and auto drafting: tokens of recent outputs kept to draft from (0: none)")
+          ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+          ->capture_default_str(),
+      "SUFFIX_CACHE_TOKENS");
   env(app.add_option("--num-speculative-tokens", c.engine.scheduler.speculative.num_tokens,
                      "tokens drafted per sequence and step, at most")
           ->check(CLI::Range(1, 32))
@@ -69,7 +80,17 @@ Status finalize_config(ServerConfig& c, const engine::ModelConfig& model) {
   if (c.model_id.empty()) c.model_id = std::filesystem::path(c.model).stem().string();
   if (c.engine.scheduler.max_model_len > model.context_length) c.engine.scheduler.max_model_len = model.context_length;
   if (c.kv_memory_mib > 0) c.load.kv_memory_bytes = static_cast<int64_t>(c.kv_memory_mib * 1024 * 1024);
-  if (Status s = engine::check_speculative_config(c.engine.scheduler.speculative); !s.ok()) return s;
+  engine::SpeculativeConfig& spec = c.engine.scheduler.speculative;
+  if (!c.draft_model.empty()) {
+    if (spec.mode == engine::SpeculativeMode::Auto) spec.mode = engine::SpeculativeMode::Draft;  // the default
+    if (spec.mode != engine::SpeculativeMode::Draft) {
+      return Status::error(fmt::format("--draft-model needs --speculative draft, not {}",
+                                       engine::speculative_mode_name(spec.mode)));
+    }
+  } else if (spec.mode == engine::SpeculativeMode::Draft) {
+    return Status::error("--speculative draft needs --draft-model");
+  }
+  if (Status s = engine::check_speculative_config(spec); !s.ok()) return s;
   if (c.grpc.port != 0 && c.grpc.port == c.http.port) {
     return Status::error(fmt::format("--grpc-port and --http-port are both {}", c.grpc.port));
   }
@@ -82,7 +103,7 @@ std::string describe_config(const ServerConfig& c) {
       "model {} (served as '{}'); grpc {}:{}, http {}:{} ({} threads); backend {} (device {}); compute threads {}; "
       "matmul {}; kv {}; "
       "max_num_seqs {}, max_num_batched_tokens {}, max_model_len {}, max_queue {}, chunked prefill {}, prefix caching {}; "
-      "speculative {} (up to {} tokens); max body {} bytes, header timeout {} s, idle timeout {} s, grace period {} s",
+      "speculative {}{} (up to {} tokens); max body {} bytes, header timeout {} s, idle timeout {} s, grace period {} s",
       c.model, c.model_id, c.grpc.host, c.grpc.port, c.http.host, c.http.port, c.http.threads,
       engine::backend_kind_name(c.load.backend.kind), c.load.backend.device,
       c.load.backend.cpu.num_threads == 0 ? std::string("all cores") : std::to_string(c.load.backend.cpu.num_threads),
@@ -91,7 +112,8 @@ std::string describe_config(const ServerConfig& c) {
       : c.load.kv_memory_fraction > 0 ? fmt::format("{:.0f}% of the backend's free memory", c.load.kv_memory_fraction * 100)
                                      : fmt::format("{} tokens", c.load.kv_tokens),
       s.max_num_seqs, s.max_num_batched_tokens, s.max_model_len, s.max_waiting, s.chunked_prefill ? "on" : "off",
-      c.engine.prefix_caching ? "on" : "off", engine::speculative_mode_name(s.speculative.mode), s.speculative.num_tokens,
+      c.engine.prefix_caching ? "on" : "off", engine::speculative_mode_name(s.speculative.mode),
+      c.draft_model.empty() ? std::string() : fmt::format(" from {}", c.draft_model), s.speculative.num_tokens,
       c.http.max_body_bytes, c.http.header_timeout_s, c.http.idle_timeout_s,
       c.grace_period_s);
 }

@@ -21,6 +21,7 @@ struct ServerConfig {
   }
   std::string model = engine::default_model_path();
   std::string model_id;  // served name; default: the file name without .gguf
+  std::string draft_model;  // --speculative draft: the drafting GGUF (same vocabulary as the model)
   engine::LoadOptions load;
   scheduler::EngineLoopConfig engine;
   GrpcServerOptions grpc;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "engine/spec/draft_model_drafter.h"
 #include "server/config.h"
 #include "server/grpc_server.h"
 #include "server/http_gateway.h"
@@ -57,6 +58,27 @@ int main(int argc, char** argv) {
                (model.backend->kv_bytes_per_block() * model.backend->kv_shape().num_blocks) >> 20);
 
   scheduler::EngineLoop loop(*model.backend, *model.tokenizer, config.engine);
+  if (!config.draft_model.empty()) {
+    // The draft's KV pool holds as many tokens as the target's, in blocks of the same size.
+    engine::LoadOptions draft_load = config.load;
+    draft_load.kv_memory_bytes = 0;
+    draft_load.kv_memory_fraction = 0.0;
+    draft_load.kv_tokens = model.backend->kv_shape().num_blocks * model.backend->kv_shape().block_size;
+    draft_load.block_size = model.backend->kv_shape().block_size;
+    draft_load.backend.max_step_logits = sched.max_num_seqs;
+    spdlog::info("loading draft model {}", config.draft_model);
+    auto drafter = engine::DraftModelDrafter::load(config.draft_model, draft_load, *model.tokenizer,
+                                                   model.config().vocab_size, sched.max_num_batched_tokens);
+    if (!drafter.ok()) {
+      spdlog::error("{}", drafter.message());
+      return 1;
+    }
+    const engine::LoadedModel& draft = drafter.value()->model();
+    spdlog::info("draft model: {}; kv cache: {} blocks ({} MiB)", draft.config().summary(),
+                 draft.backend->kv_shape().num_blocks,
+                 (draft.backend->kv_bytes_per_block() * draft.backend->kv_shape().num_blocks) >> 20);
+    loop.set_drafter(std::move(drafter.value()));
+  }
   server::MetricsRegistry metrics;
   server::InferenceService service(model, loop, metrics, config.model_id, loop.max_model_len());
   server::GrpcServer grpc(service, config.grpc);

@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "engine/spec/prompt_lookup_drafter.h"
+#include "engine/spec/suffix_drafter.h"
 
 namespace pagoda::engine {
 
@@ -10,6 +11,8 @@ const char* speculative_mode_name(SpeculativeMode mode) {
   switch (mode) {
     case SpeculativeMode::Off: return "off";
     case SpeculativeMode::Ngram: return "ngram";
+    case SpeculativeMode::Suffix: return "suffix";
+    case SpeculativeMode::Draft: return "draft";
     case SpeculativeMode::Auto: return "auto";
   }
   return "?";
@@ -23,14 +26,20 @@ Status check_speculative_config(const SpeculativeConfig& c) {
     return Status::error(fmt::format("prompt lookup n-gram sizes {}..{} are not 1 <= min <= max <= 64", c.ngram_min,
                                      c.ngram_max));
   }
+  if (c.suffix_cache_tokens < 0) {
+    return Status::error(fmt::format("suffix cache of {} tokens is negative", c.suffix_cache_tokens));
+  }
   return {};
 }
 
 std::unique_ptr<Drafter> make_drafter(const SpeculativeConfig& c) {
   switch (c.mode) {
-    case SpeculativeMode::Off: return nullptr;
-    case SpeculativeMode::Ngram:
-    case SpeculativeMode::Auto: return std::make_unique<PromptLookupDrafter>(c.ngram_min, c.ngram_max);
+    case SpeculativeMode::Off:
+    case SpeculativeMode::Draft: return nullptr;
+    case SpeculativeMode::Ngram: return std::make_unique<PromptLookupDrafter>(c.ngram_min, c.ngram_max);
+    case SpeculativeMode::Suffix:
+    case SpeculativeMode::Auto:
+      return std::make_unique<SuffixDrafter>(c.ngram_min, c.ngram_max, c.suffix_cache_tokens);
   }
   return nullptr;
 }

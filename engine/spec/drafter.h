@@ -29,14 +29,24 @@ class Drafter {
   virtual const char* name() const = 0;
   // Appends up to q.max_tokens proposed tokens to `out` (nothing: no guess worth verifying).
   virtual void propose(const DraftQuery& q, std::vector<int32_t>& out) = 0;
-  // The sequence finished or was dropped: a stateful drafter forgets it.
-  virtual void release(uint64_t /*seq_id*/) {}
+  // One step's proposals for several sequences at once (out[i] for qs[i], appended to): a drafter
+  // that runs a model batches them (one forward per drafted position for all); the others loop.
+  virtual void propose_batch(std::span<const DraftQuery> qs, std::vector<std::vector<int32_t>>& out) {
+    out.resize(qs.size());
+    for (size_t i = 0; i < qs.size(); ++i) propose(qs[i], out[i]);
+  }
+  // The sequence finished or was dropped, with its final tokens (prompt, then output): a drafter
+  // with per-sequence state forgets it; one that learns from finished outputs may keep them.
+  virtual void release(uint64_t /*seq_id*/, std::span<const int32_t> /*tokens*/, int32_t /*prompt_len*/) {}
 };
 
 // Off: no drafts (a request's prediction is still drafted from). Ngram: prompt lookup, every proposed
-// draft verified (up to num_tokens). Auto: prompt lookup, with each step's draft lengths chosen from
-// the measured step cost and live acceptance (scheduler/draft_policy.h), 0 where drafts do not pay.
-enum class SpeculativeMode { Off, Ngram, Auto };
+// draft verified (up to num_tokens). Suffix: prompt lookup plus a shared cache of recent outputs
+// (engine/spec/suffix_drafter.h), every proposal verified. Draft: a second, smaller model
+// (engine/spec/draft_model_drafter.h), every proposal verified. Auto: suffix drafting, with each
+// step's draft lengths chosen from the measured step cost and live acceptance
+// (scheduler/draft_policy.h), 0 where drafts do not pay.
+enum class SpeculativeMode { Off, Ngram, Suffix, Draft, Auto };
 const char* speculative_mode_name(SpeculativeMode mode);
 
 struct SpeculativeConfig {
@@ -44,10 +54,12 @@ struct SpeculativeConfig {
   int32_t num_tokens = 5;  // drafted tokens per sequence and step, at most
   int32_t ngram_min = 2;   // prompt lookup: the shortest suffix worth matching
   int32_t ngram_max = 4;   // and the longest tried first
+  int64_t suffix_cache_tokens = 1 << 18;  // suffix, auto: tokens of finished outputs the shared cache keeps
 };
 Status check_speculative_config(const SpeculativeConfig& c);
 
-// The drafter a configuration names; nullptr for Off.
+// The drafter a configuration names; nullptr for Off and Draft (a draft model is loaded by whoever
+// loads models: engine/spec/draft_model_drafter.h).
 std::unique_ptr<Drafter> make_drafter(const SpeculativeConfig& c);
 
 }  // namespace pagoda::engine

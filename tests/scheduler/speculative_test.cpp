@@ -10,6 +10,7 @@
 #include <random>
 
 #include "engine/loaded_model.h"
+#include "engine/spec/draft_model_drafter.h"
 #include "engine/tokenizer/chat_template.h"
 #include "scheduler/engine_loop.h"
 #include "tests/golden_prompts.h"
@@ -51,6 +52,23 @@ class RandomDrafter final : public engine::Drafter {
  private:
   int32_t vocab_;
   std::mt19937 rng_{7};
+};
+
+// Lends a drafter that outlives the engine loops it drafts for (one loaded draft model for many runs).
+class BorrowedDrafter final : public engine::Drafter {
+ public:
+  explicit BorrowedDrafter(engine::Drafter& d) : d_(d) {}
+  const char* name() const override { return d_.name(); }
+  void propose(const engine::DraftQuery& q, std::vector<int32_t>& out) override { d_.propose(q, out); }
+  void propose_batch(std::span<const engine::DraftQuery> qs, std::vector<std::vector<int32_t>>& out) override {
+    d_.propose_batch(qs, out);
+  }
+  void release(uint64_t seq_id, std::span<const int32_t> tokens, int32_t prompt_len) override {
+    d_.release(seq_id, tokens, prompt_len);
+  }
+
+ private:
+  engine::Drafter& d_;
 };
 
 class Speculative : public ::testing::Test {
@@ -142,6 +160,25 @@ class Speculative : public ::testing::Test {
     c.scheduler.speculative.mode = engine::SpeculativeMode::Ngram;
     return c;
   }
+  static EngineLoopConfig draft_mode() {
+    EngineLoopConfig c;
+    c.scheduler.speculative.mode = engine::SpeculativeMode::Draft;
+    return c;
+  }
+  // The target itself as its draft model (loaded once): under greedy it proposes exactly what the target
+  // will draw, so every draft must be kept.
+  static engine::DraftModelDrafter& same_model_drafter() {
+    static std::unique_ptr<engine::DraftModelDrafter> d = [] {
+      engine::LoadOptions lo;
+      lo.kv_tokens = 16 * 512;
+      auto r = engine::DraftModelDrafter::load(test::model_path(), lo, *model_->tokenizer, model_->config().vocab_size,
+                                               2048);
+      EXPECT_TRUE(r.ok()) << r.message();
+      return r.ok() ? std::move(r.value()) : nullptr;
+    }();
+    return *d;
+  }
+  static std::unique_ptr<engine::Drafter> borrow(engine::Drafter& d) { return std::make_unique<BorrowedDrafter>(d); }
   static engine::SamplingParams greedy() { return {}; }
   static engine::SamplingParams sampled() {
     engine::SamplingParams p;
@@ -219,6 +256,90 @@ TEST_F(Speculative, SeededSamplingIsIdenticalWithGoodAndBadDrafters) {
   expect_same(bad.out, reference(true), "random drafter, sampled");
   EXPECT_GT(bad.stats.spec_draft_tokens, 0);
   EXPECT_LT(bad.stats.spec_accepted_tokens, bad.stats.spec_draft_tokens / 10) << "random drafts are mostly rejected";
+}
+
+TEST_F(Speculative, DraftModelEqualToTheTargetIsAlwaysKeptAndIdentical) {
+  PAGODA_REQUIRE_MODEL_OR_SKIP();
+  engine::DraftModelDrafter& d = same_model_drafter();
+  const Run batch = run(draft_mode(), all_ids(), greedy(), borrow(d));
+  expect_same(batch.out, reference(false), "draft model, batch 16");
+  EXPECT_GT(batch.stats.spec_draft_tokens, 0);
+  EXPECT_EQ(batch.stats.spec_accepted_tokens, batch.stats.spec_draft_tokens)
+      << "a draft model equal to the target proposed a token the target did not draw";
+  EXPECT_EQ(d.num_sequences(), 0) << "finished sequences keep draft state";
+  EXPECT_EQ(d.kv_stats().used_blocks, 0);
+  for (size_t i : {size_t{0}, size_t{9}}) {
+    const Run one = run(draft_mode(), {i}, greedy(), borrow(d));
+    EXPECT_EQ(one.out.at(i), reference(false).at(i)) << "draft model, batch 1, request " << i;
+    EXPECT_EQ(one.stats.spec_accepted_tokens, one.stats.spec_draft_tokens);
+  }
+}
+
+TEST_F(Speculative, DraftModelWithChunkedPrefillPreemptionAndSamplingStaysIdentical) {
+  PAGODA_REQUIRE_MODEL_OR_SKIP();
+  engine::DraftModelDrafter& d = same_model_drafter();
+  EngineLoopConfig c = draft_mode();
+  c.scheduler.max_num_batched_tokens = 48;
+  c.num_kv_blocks = 40;
+  const Run r = run(c, all_ids(), greedy(), borrow(d));
+  expect_same(r.out, reference(false), "draft model, chunked prefill + small pool");
+  EXPECT_GT(r.stats.preemptions, 0) << "the pool was meant to force preemption";
+  EXPECT_EQ(r.stats.spec_accepted_tokens, r.stats.spec_draft_tokens);
+  const Run sampled_run = run(draft_mode(), all_ids(), sampled(), borrow(d));
+  expect_same(sampled_run.out, reference(true), "draft model, sampled");
+  EXPECT_GT(sampled_run.stats.spec_accepted_tokens, 0);
+  EXPECT_EQ(d.kv_stats().used_blocks, 0);
+}
+
+TEST_F(Speculative, DraftModelWithAnotherVocabularyIsRefused) {
+  PAGODA_REQUIRE_MODEL_OR_SKIP();
+  const engine::Tokenizer& tok = *model_->tokenizer;
+  EXPECT_TRUE(engine::check_draft_vocabulary(tok, model_->config().vocab_size, tok, model_->config().vocab_size).ok());
+  const Status wider = engine::check_draft_vocabulary(tok, model_->config().vocab_size, tok, model_->config().vocab_size + 1);
+  EXPECT_FALSE(wider.ok());
+  EXPECT_NE(wider.message().find("tokens"), std::string::npos) << wider.message();
+  engine::TokenizerSpec other = tok.spec();
+  other.tokens[100] = "something else";
+  auto changed = engine::Tokenizer::create(other);
+  ASSERT_TRUE(changed.ok()) << changed.message();
+  const Status differs =
+      engine::check_draft_vocabulary(tok, model_->config().vocab_size, *changed.value(), model_->config().vocab_size);
+  EXPECT_FALSE(differs.ok());
+  EXPECT_NE(differs.message().find("token 100"), std::string::npos) << differs.message();
+  engine::LoadOptions lo;
+  EXPECT_FALSE(engine::DraftModelDrafter::load("/nonexistent.gguf", lo, tok, model_->config().vocab_size, 64).ok());
+}
+
+// Suffix drafting: the request's own tokens plus outputs of finished requests. Run twice through one
+// loop, the second pass drafts from the first pass's outputs.
+TEST_F(Speculative, SuffixDraftingIsIdenticalAndDraftsFromEarlierOutputs) {
+  PAGODA_REQUIRE_MODEL_OR_SKIP();
+  EngineLoopConfig c;
+  c.scheduler.speculative.mode = engine::SpeculativeMode::Suffix;
+  const Run first = run(c, all_ids(), greedy());
+  expect_same(first.out, reference(false), "suffix, batch 16");
+  EngineLoop loop(*model_->backend, *model_->tokenizer, c);
+  Outputs out;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i : {size_t{0}, size_t{1}, size_t{2}}) {
+      Request q;
+      q.id = pass * 100 + i;
+      q.prompt = (*prompts_)[i];
+      q.stop.max_tokens = 40;
+      q.sink = [&out](const TokenEvent& e) {
+        if (e.token >= 0) out[e.request].push_back(e.token);
+      };
+      ASSERT_TRUE(loop.submit(std::move(q)).ok());
+      loop.run_until_idle();
+    }
+  }
+  const EngineLoopStats st = loop.stats();
+  for (size_t i : {size_t{0}, size_t{1}, size_t{2}}) {
+    EXPECT_EQ(out.at(i), reference(false).at(i));
+    EXPECT_EQ(out.at(100 + i), reference(false).at(i));
+  }
+  // The golden prompts have little copy structure; a repeated request is drafted from its first answer.
+  EXPECT_GT(st.spec_accepted_tokens, 60) << "the second pass should draft most of its tokens from the first";
 }
 
 // n > 1 choices fork from the prompt's last row. A chunked prefill that leaves exactly one prompt token
