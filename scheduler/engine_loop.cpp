@@ -3,6 +3,8 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+
 namespace pagoda::scheduler {
 
 EngineLoop::EngineLoop(engine::Backend& backend, const engine::Tokenizer& tokenizer, const EngineLoopConfig& config)
@@ -17,11 +19,14 @@ EngineLoop::EngineLoop(engine::Backend& backend, const engine::Tokenizer& tokeni
   SchedulerConfig sc = config.scheduler;
   sc.max_model_len = static_cast<int32_t>(std::min<int64_t>(sc.max_model_len, int64_t{kv.num_blocks} * kv.block_size));
   scheduler_ = std::make_unique<Scheduler>(sc, *kv_, tokenizer);
-  if (sc.speculative.mode == engine::SpeculativeMode::Auto) profile_step_costs();
+  if (sc.speculative.mode == engine::SpeculativeMode::Auto ||
+      (config.profile_step_costs && sc.speculative.mode != engine::SpeculativeMode::Off)) {
+    profile_step_costs();
+  }
   publish_stats();
 }
 
-// --speculative auto plans with measured step times: a few steps of 1..16 tokens of a throw-away
+// --speculative auto plans with measured step times (and the speed-up estimate uses them): a few steps of 1..16 tokens of a throw-away
 // sequence, before any request (the engine then refreshes the profile from every step it runs).
 void EngineLoop::profile_step_costs() {
   constexpr uint64_t kProfileSeq = ~uint64_t{0};
@@ -49,7 +54,27 @@ void EngineLoop::profile_step_costs() {
     kv_->free(kProfileSeq);
     if (failed) return;
   }
-  spdlog::info("speculative auto: step cost by tokens per step: {}", scheduler_->step_costs().describe());
+  spdlog::info("speculative {}: step cost by tokens per step: {}",
+               engine::speculative_mode_name(config_.scheduler.speculative.mode), scheduler_->step_costs().describe());
+}
+
+// A step that verified drafts committed S + accepted tokens (S: its samples) in its measured time.
+// Without drafts, a step of the same sequences is the step less its draft tokens, whose forward time
+// the step-cost profile estimates, with the same host overhead less the drafting; each such step
+// commits S tokens, so S + accepted tokens take (S + accepted) / S of them. Steps whose plain size the
+// profile has not measured yet are left out.
+void EngineLoop::count_speculation_benefit(const ScheduledStep& st, const engine::StepResult& r, double schedule_ms) {
+  int32_t drafts = 0, accepted = 0;
+  for (const ScheduledSeq& s : st.seqs) drafts += s.drafts;
+  if (drafts == 0 || r.seqs.empty()) return;
+  for (const engine::SeqStepOutput& o : r.seqs) accepted += o.accepted;
+  const double plain_forward = scheduler_->step_costs().estimate_ms(st.plan.num_tokens() - drafts);
+  if (plain_forward <= 0.0) return;
+  const double samples = static_cast<double>(r.seqs.size());
+  const double actual = schedule_ms + r.forward_ms + r.sample_ms;
+  const double plain_step = std::max(schedule_ms - scheduler_->last_draft_ms(), 0.0) + plain_forward + r.sample_ms;
+  spec_step_ms_ += actual;
+  spec_plain_estimate_ms_ += plain_step * (samples + accepted) / samples;
 }
 
 EngineLoop::~EngineLoop() { shutdown(false); }
@@ -174,7 +199,9 @@ bool EngineLoop::step() {
     publish_stats();  // cancellations just freed blocks: /metrics must show it while idle
     return false;
   }
+  const auto t0 = std::chrono::steady_clock::now();
   ScheduledStep st = scheduler_->schedule();
+  const double schedule_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   deliver_events();  // requests that can never fit end here
   sync_samplers();
   if (st.empty()) {  // the scheduler freed blocks or failed a request that cannot fit: try again
@@ -188,6 +215,7 @@ bool EngineLoop::step() {
     scheduler_->fail(st, r.status().message());
   } else {
     prompt_tokens_ += st.prefill_tokens;
+    count_speculation_benefit(st, r.value(), schedule_ms);
     scheduler_->observe_step(st.plan.num_tokens(), r.value().forward_ms);
     scheduler_->update(st, r.value());
   }
@@ -247,6 +275,8 @@ void EngineLoop::publish_stats() {
   stats_.spec_draft_tokens = ss.spec_draft_tokens;
   stats_.spec_accepted_tokens = ss.spec_accepted_tokens;
   stats_.spec_accepted_per_position = ss.spec_accepted_per_position;
+  stats_.spec_step_ms = spec_step_ms_;
+  stats_.spec_plain_estimate_ms = spec_plain_estimate_ms_;
   queued_ = ss.queued_requests + static_cast<int32_t>(inbox_.size());
 }
 

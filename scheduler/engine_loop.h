@@ -30,6 +30,9 @@ struct EngineLoopConfig {
   bool prefix_caching = true;
   // KV blocks the manager may hand out; 0 = the backend's whole pool.
   int32_t num_kv_blocks = 0;
+  // Profile the step cost at start-up with any drafter, not only under auto (which plans with it): the
+  // daemon does, for its estimated speed-up metric.
+  bool profile_step_costs = false;
 };
 
 struct EngineLoopStats {
@@ -41,6 +44,10 @@ struct EngineLoopStats {
   // Speculative decoding (SchedulerStats): verifications, tokens drafted, kept, kept per position.
   int64_t spec_drafts = 0, spec_draft_tokens = 0, spec_accepted_tokens = 0;
   std::vector<int64_t> spec_accepted_per_position;
+  // Net benefit, over the steps that verified drafts: their measured time (scheduling and drafting
+  // included), and the estimated time decoding without drafts would have taken to commit the same
+  // tokens. plain / actual is the estimated speed-up (below 1: drafting cost more than it gave).
+  double spec_step_ms = 0.0, spec_plain_estimate_ms = 0.0;
 };
 
 class EngineLoop {
@@ -103,6 +110,7 @@ class EngineLoop {
   void sync_samplers();   // the scheduler's sampler opens / closes to the runner
   void publish_stats();
   void profile_step_costs();
+  void count_speculation_benefit(const ScheduledStep& st, const engine::StepResult& r, double schedule_ms);
 
   engine::Backend& backend_;
   EngineLoopConfig config_;
@@ -124,6 +132,7 @@ class EngineLoop {
 
   EngineLoopStats stats_;  // guarded by mu_
   int64_t prompt_tokens_ = 0, generated_tokens_ = 0;  // engine thread
+  double spec_step_ms_ = 0.0, spec_plain_estimate_ms_ = 0.0;  // engine thread
 };
 
 }  // namespace pagoda::scheduler

@@ -98,6 +98,7 @@ class Scheduler {
   // A step of `tokens` tokens took `ms` in the backend (the cost model --speculative auto plans with).
   void observe_step(int32_t tokens, double ms) { cost_.observe(tokens, ms); }
   const engine::StepCostModel& step_costs() const { return cost_; }
+  double last_draft_ms() const { return last_draft_ms_; }  // the drafters' time in the last schedule()
   // Replaces the drafter the configuration made (tests: a deliberately bad one); nullptr: none.
   void set_drafter(std::unique_ptr<engine::Drafter> drafter) { drafter_ = std::move(drafter); }
 
@@ -147,6 +148,7 @@ class Scheduler {
   engine::PromptLookupDrafter lookup_drafter_;  // predictions, and requests for drafts where the server drafts none
   SchedulerStats spec_stats_;  // the spec_* fields
   engine::StepCostModel cost_;
+  double last_draft_ms_ = 0.0;
   double draft_acceptance_ = 0.5;  // over all sequences: the estimate a sequence starts from
   const engine::Tokenizer& tokenizer_;
   RequestLimits limits_;

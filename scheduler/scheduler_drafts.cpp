@@ -4,6 +4,7 @@
 // prompt token is certain progress, a draft only maybe, and prompts must not wait for drafts), and free
 // KV blocks (never a preemption, never an evicted prefix-cache block).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "scheduler/draft_policy.h"
@@ -34,6 +35,7 @@ std::pair<engine::Drafter*, int32_t> Scheduler::draft_slot(const Sequence& s, in
 //    those that raise the step's expected tokens per second (draft_policy.h); a request that set its
 //    own num_speculative_tokens keeps its proposal, and its drafts count as part of the step.
 void Scheduler::place_drafts(StepBuilder& b, size_t decodes) {
+  last_draft_ms_ = 0.0;
   int32_t budget = b.budget;
   std::vector<std::pair<Sequence*, std::vector<int32_t>>> proposals;
   int32_t step_tokens = 0;
@@ -63,7 +65,9 @@ void Scheduler::place_drafts(StepBuilder& b, size_t decodes) {
   }
   for (Group& g : groups) {
     std::vector<std::vector<int32_t>> out;
+    const auto t0 = std::chrono::steady_clock::now();
     g.drafter->propose_batch(g.queries, out);
+    last_draft_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     for (size_t q = 0; q < g.queries.size(); ++q) {
       out[q].resize(std::min<size_t>(out[q].size(), static_cast<size_t>(g.queries[q].max_tokens)));
       drafts[g.decode[q]] = std::move(out[q]);

@@ -18,6 +18,7 @@ struct ServerConfig {
     load.backend.kind = engine::BackendKind::Auto;
     // Lossless and cost-aware: drafts run only where the measured step cost says they pay.
     engine.scheduler.speculative.mode = engine::SpeculativeMode::Auto;
+    engine.profile_step_costs = true;  // the start-up log prints it; the speed-up metric needs it
   }
   std::string model = engine::default_model_path();
   std::string model_id;  // served name; default: the file name without .gguf

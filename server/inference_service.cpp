@@ -72,6 +72,15 @@ InferenceService::InferenceService(engine::LoadedModel& model, scheduler::Engine
   Gauge& spec_draft_tokens = metrics_.gauge("pagoda_spec_decode_num_draft_tokens", "Tokens drafted and verified");
   Gauge& spec_accepted = metrics_.gauge("pagoda_spec_decode_num_accepted_tokens", "Drafted tokens kept");
   Gauge& spec_wasted = metrics_.gauge("pagoda_spec_decode_num_wasted_tokens", "Drafted tokens computed and thrown away");
+  Gauge& spec_step_s = metrics_.gauge("pagoda_spec_decode_step_seconds",
+                                      "Time of the steps that verified drafts, scheduling and drafting included");
+  Gauge& spec_plain_s = metrics_.gauge("pagoda_spec_decode_estimated_plain_seconds",
+                                       "Estimated time decoding without drafts would have taken to commit the tokens "
+                                       "those steps committed (from the measured step-cost profile)");
+  Gauge& spec_speedup = metrics_.gauge("pagoda_spec_decode_estimated_speedup",
+                                       "Estimated speed-up of the drafting steps over decoding without drafts "
+                                       "(estimated_plain_seconds / step_seconds; below 1: drafts cost more than "
+                                       "they gave; 1 before any)");
   metrics_.add_collector([&, this] {
     const scheduler::EngineLoopStats s = loop_.stats();
     queue.set(s.waiting);
@@ -89,6 +98,9 @@ InferenceService::InferenceService(engine::LoadedModel& model, scheduler::Engine
     spec_draft_tokens.set(static_cast<double>(s.spec_draft_tokens));
     spec_accepted.set(static_cast<double>(s.spec_accepted_tokens));
     spec_wasted.set(static_cast<double>(s.spec_draft_tokens - s.spec_accepted_tokens));
+    spec_step_s.set(s.spec_step_ms / 1000.0);
+    spec_plain_s.set(s.spec_plain_estimate_ms / 1000.0);
+    spec_speedup.set(s.spec_step_ms > 0 ? s.spec_plain_estimate_ms / s.spec_step_ms : 1.0);
     for (size_t j = 0; j < s.spec_accepted_per_position.size(); ++j) {  // collectors run outside the registry lock
       metrics_
           .gauge("pagoda_spec_decode_num_accepted_tokens_per_pos", "Drafted tokens kept, by their position in the draft",

@@ -215,6 +215,9 @@ TEST_F(Speculative, PromptLookupGreedyIsIdenticalAloneAndAtBatch16) {
   EXPECT_GT(all.stats.spec_draft_tokens, 0);
   EXPECT_GT(all.stats.spec_accepted_tokens, all.stats.spec_draft_tokens / 10)
       << "copy prompts should keep a fair share of prompt-lookup drafts";
+  // The net-benefit estimate covers the drafting steps (their plain size was measured by other steps).
+  EXPECT_GT(all.stats.spec_step_ms, 0.0);
+  EXPECT_GT(all.stats.spec_plain_estimate_ms, 0.0);
 }
 
 // What auto drafts depends on this machine's measured step times (draft_policy_test.cpp checks the

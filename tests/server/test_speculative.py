@@ -3,11 +3,13 @@
 measured cost) and on one started with `--speculative ngram`; the output never changes, the usage and the
 metrics say what the drafts did. Where a test counts drafts it asks for them (`num_speculative_tokens`), so
 it does not depend on the machine's timings."""
+import os
+import subprocess
 import time
 
 import pytest
 
-from conftest import start_daemon
+from conftest import MODEL, PAGODA_CLI, PAGODAD, start_daemon
 
 PASSAGE = ("The cat sat by the window every morning. The cat watched the birds in the garden, and when the sun "
            "rose over the roofs the cat stretched, yawned and went back to sleep on the warm stone sill.")
@@ -121,9 +123,53 @@ def test_ngram_server_gives_the_same_text_and_counts_its_drafts(daemon, ngram_da
     drafted, accepted = m["pagoda_spec_decode_num_draft_tokens"], m["pagoda_spec_decode_num_accepted_tokens"]
     assert drafted > 0 and 0 < accepted <= drafted
     assert m["pagoda_spec_decode_num_wasted_tokens"] == drafted - accepted
+    assert m["pagoda_spec_decode_step_seconds"] > 0 and m["pagoda_spec_decode_estimated_plain_seconds"] > 0, m
     per_position = [v for k, v in m.items() if k.startswith("pagoda_spec_decode_num_accepted_tokens_per_pos{")]
     assert len(per_position) == 4 and sum(per_position) == accepted
     # A request may turn drafting off for itself: same text, no new drafts.
     text, _ = chat(ngram_daemon.openai_client(), ngram_daemon.model_id, extra_body={"num_speculative_tokens": 0})
     assert text == plain
     assert spec_metrics(ngram_daemon)["pagoda_spec_decode_num_draft_tokens"] == drafted
+
+
+def run_daemon_to_exit(args):
+    """pagodad with `args` that must refuse to start: its exit code and everything it printed."""
+    if not os.path.exists(PAGODAD):
+        pytest.skip(f"pagodad not built at {PAGODAD} (set PAGODAD)")
+    p = subprocess.run([PAGODAD, "--model", MODEL, "--http-port", "0", "--grpc-port", "0", *args],
+                       capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_draft_mode_needs_a_usable_draft_model(tmp_path):
+    code, out = run_daemon_to_exit(["--speculative", "draft"])
+    assert code != 0 and "--draft-model" in out, out
+    code, out = run_daemon_to_exit(["--speculative", "ngram", "--draft-model", MODEL])
+    assert code != 0 and "--draft-model needs --speculative draft" in out, out
+    code, out = run_daemon_to_exit(["--draft-model", str(tmp_path / "missing.gguf")])
+    assert code != 0 and "missing.gguf" in out, out
+    # A model with another vocabulary cannot draft: a start-up error that says why.
+    tiny = tmp_path / "tiny.gguf"
+    made = subprocess.run([PAGODA_CLI, "make-model", "--preset", "tiny", "--out", str(tiny)], capture_output=True,
+                          text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    code, out = run_daemon_to_exit(["--draft-model", str(tiny)])
+    assert code != 0 and "cannot draft for this model" in out, out
+
+
+def test_draft_model_equal_to_the_target_keeps_every_draft(daemon):
+    plain, _ = chat(daemon.openai_client(), daemon.model_id)
+    d = start_daemon(["--draft-model", MODEL, "--num-speculative-tokens", "4"])
+    try:
+        assert "draft model:" in d.log_tail(200)
+        for stream in (False, True):
+            text, _ = chat(d.openai_client(), d.model_id, stream)
+            assert text == plain
+        m = spec_metrics(d)
+        drafted, accepted = m["pagoda_spec_decode_num_draft_tokens"], m["pagoda_spec_decode_num_accepted_tokens"]
+        assert drafted > 0 and accepted == drafted, m
+        # Every draft kept, yet drafting with a model as large as the target costs k forwards a step: the
+        # estimate says what it was worth, whichever way it went.
+        assert m["pagoda_spec_decode_step_seconds"] > 0 and m["pagoda_spec_decode_estimated_speedup"] > 0, m
+    finally:
+        d.stop()
