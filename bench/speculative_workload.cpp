@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/in_process_harness.h"
+#include "engine/spec/draft_model_drafter.h"
 #include "engine/tokenizer/chat_template.h"
 #include "scheduler/engine_loop.h"
 
@@ -48,7 +49,9 @@ struct ModeSpec {
 const ModeSpec kModes[] = {{"off", engine::SpeculativeMode::Off, false},
                            {"ngram", engine::SpeculativeMode::Ngram, false},
                            {"auto", engine::SpeculativeMode::Auto, false},
-                           {"prediction", engine::SpeculativeMode::Off, true}};
+                           {"prediction", engine::SpeculativeMode::Off, true},
+                           {"suffix", engine::SpeculativeMode::Suffix, false},
+                           {"draft", engine::SpeculativeMode::Draft, false}};
 
 }  // namespace
 
@@ -71,20 +74,31 @@ Result<SpeculativeResult> run_speculative(engine::LoadedModel& m, const Speculat
   }
   res.tasks = static_cast<int32_t>(prompts.size());
   if (Status s = warm_up(m); !s.ok()) return s;
+  std::unique_ptr<engine::DraftModelDrafter> draft;
+  if (!o.draft_model.empty()) {
+    engine::LoadOptions lo;
+    lo.kv_tokens = speculative_kv_tokens(o);
+    lo.backend.kind = m.backend->name() == "cuda" ? engine::BackendKind::Cuda : engine::BackendKind::Cpu;  // the target's
+    auto d = engine::DraftModelDrafter::load(o.draft_model, lo, tok, m.config().vocab_size, 2048);
+    if (!d.ok()) return d.status();
+    draft = std::move(d.value());
+  }
 
-  const size_t M = std::size(kModes);
+  const size_t M = std::size(kModes) - (draft ? 0 : 1);  // draft is the last mode
   res.modes.resize(M);
-  std::vector<std::vector<double>> tok_s(M), speedup(M);
+  std::vector<std::vector<double>> tok_s(M), speedup(M), est_speedup(M);
   std::map<size_t, std::vector<int32_t>> reference;  // task -> the off run's tokens
   for (int32_t rep = 0; rep < o.repeats; ++rep) {
-    std::vector<double> rate(M);
+    std::vector<double> rate(M), estimated(M);
     for (size_t k = 0; k < M; ++k) {
       const size_t mi = (k + static_cast<size_t>(rep)) % M;  // rotate which mode goes first
       const ModeSpec& mode = kModes[mi];
       scheduler::EngineLoopConfig config = loop_config(2048, 64, false);
       config.scheduler.speculative.mode = mode.server;
       config.scheduler.speculative.num_tokens = o.num_tokens;
+      config.profile_step_costs = true;  // for the engine's estimate
       scheduler::EngineLoop loop(*m.backend, tok, config);
+      if (mode.server == engine::SpeculativeMode::Draft) loop.set_drafter(std::make_unique<engine::BorrowedDrafter>(*draft));
       double decode_s = 0;
       int64_t tokens = 0;
       for (size_t t = 0; t < prompts.size(); ++t) {
@@ -125,6 +139,7 @@ Result<SpeculativeResult> run_speculative(engine::LoadedModel& m, const Speculat
       mr.draft_tokens += st.spec_draft_tokens;
       mr.accepted_tokens += st.spec_accepted_tokens;
       rate[mi] = decode_s > 0 ? static_cast<double>(tokens) / decode_s : 0;
+      estimated[mi] = st.spec_step_ms > 0 ? st.spec_plain_estimate_ms / st.spec_step_ms : 1.0;
       std::fprintf(stderr, "[speculative] repeat %d %-10s %.1f tok/s decode, %lld drafts kept of %lld\n", rep + 1,
                    mode.name, rate[mi], static_cast<long long>(st.spec_accepted_tokens),
                    static_cast<long long>(st.spec_draft_tokens));
@@ -132,11 +147,13 @@ Result<SpeculativeResult> run_speculative(engine::LoadedModel& m, const Speculat
     for (size_t mi = 0; mi < M; ++mi) {
       tok_s[mi].push_back(rate[mi]);
       speedup[mi].push_back(rate[0] > 0 ? rate[mi] / rate[0] : 0);
+      est_speedup[mi].push_back(estimated[mi]);
     }
   }
   for (size_t mi = 0; mi < M; ++mi) {
     res.modes[mi].decode_tok_s = summarize(tok_s[mi]);
     res.modes[mi].speedup = summarize(speedup[mi]);
+    res.modes[mi].estimated_speedup = summarize(est_speedup[mi]);
   }
   return res;
 }
@@ -144,13 +161,16 @@ Result<SpeculativeResult> run_speculative(engine::LoadedModel& m, const Speculat
 std::string SpeculativeResult::to_text() const {
   std::string s = fmt::format("backend: {}\n{} copy/edit tasks at batch 1, greedy; outputs identical across modes: {}\n",
                               backend, tasks, outputs_identical ? "yes" : "NO");
-  s += fmt::format("{:<11} {:>24} {:>20} {:>18} {:>14}\n", "mode", "decode tok/s", "speed-up vs off",
-                   "mean accepted len", "drafts kept");
+  s += fmt::format("{:<11} {:>24} {:>20} {:>18} {:>14} {:>20}\n", "mode", "decode tok/s", "speed-up vs off",
+                   "mean accepted len", "drafts kept", "engine's estimate");
   for (const SpeculativeModeResult& m : modes) {
-    s += fmt::format("{:<11} {:>24} {:>20} {:>18.2f} {:>14}\n", m.mode, m.decode_tok_s.format(1), m.speedup.format(2),
-                     m.mean_accepted_length(),
-                     m.draft_tokens > 0 ? fmt::format("{:.0f}%", 100.0 * m.accepted_tokens / m.draft_tokens) : "-");
+    s += fmt::format("{:<11} {:>24} {:>20} {:>18.2f} {:>14} {:>20}\n", m.mode, m.decode_tok_s.format(1),
+                     m.speedup.format(2), m.mean_accepted_length(),
+                     m.draft_tokens > 0 ? fmt::format("{:.0f}%", 100.0 * m.accepted_tokens / m.draft_tokens) : "-",
+                     m.draft_tokens > 0 ? m.estimated_speedup.format(2) : "-");
   }
+  s += "engine's estimate: the speed-up of the drafting steps alone, from the step-cost profile "
+       "(pagoda_spec_decode_estimated_speedup)\n";
   return s;
 }
 
@@ -162,6 +182,7 @@ std::string SpeculativeResult::to_json(const SpeculativeOptions& o, const std::s
   j["max_tokens"] = o.max_tokens;
   j["repeats"] = o.repeats;
   j["num_speculative_tokens"] = o.num_tokens;
+  j["draft_model"] = o.draft_model;
   j["outputs_identical"] = outputs_identical;
   for (const SpeculativeModeResult& m : modes) {
     j["modes"].push_back({{"mode", m.mode},
@@ -171,7 +192,8 @@ std::string SpeculativeResult::to_json(const SpeculativeOptions& o, const std::s
                           {"verifications", m.verifications},
                           {"draft_tokens", m.draft_tokens},
                           {"accepted_tokens", m.accepted_tokens},
-                          {"mean_accepted_length", m.mean_accepted_length()}});
+                          {"mean_accepted_length", m.mean_accepted_length()},
+                          {"estimated_speedup", {{"median", m.estimated_speedup.median}, {"min", m.estimated_speedup.min}, {"max", m.estimated_speedup.max}}}});
   }
   return j.dump(2);
 }

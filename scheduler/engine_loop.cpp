@@ -19,10 +19,7 @@ EngineLoop::EngineLoop(engine::Backend& backend, const engine::Tokenizer& tokeni
   SchedulerConfig sc = config.scheduler;
   sc.max_model_len = static_cast<int32_t>(std::min<int64_t>(sc.max_model_len, int64_t{kv.num_blocks} * kv.block_size));
   scheduler_ = std::make_unique<Scheduler>(sc, *kv_, tokenizer);
-  if (sc.speculative.mode == engine::SpeculativeMode::Auto ||
-      (config.profile_step_costs && sc.speculative.mode != engine::SpeculativeMode::Off)) {
-    profile_step_costs();
-  }
+  if (sc.speculative.mode == engine::SpeculativeMode::Auto || config.profile_step_costs) profile_step_costs();
   publish_stats();
 }
 
@@ -68,8 +65,10 @@ void EngineLoop::count_speculation_benefit(const ScheduledStep& st, const engine
   for (const ScheduledSeq& s : st.seqs) drafts += s.drafts;
   if (drafts == 0 || r.seqs.empty()) return;
   for (const engine::SeqStepOutput& o : r.seqs) accepted += o.accepted;
-  const double plain_forward = scheduler_->step_costs().estimate_ms(st.plan.num_tokens() - drafts);
-  if (plain_forward <= 0.0) return;
+  const engine::StepCostModel& cost = scheduler_->step_costs();
+  const int32_t plain_tokens = st.plan.num_tokens() - drafts;
+  if (!cost.covers(plain_tokens)) return;
+  const double plain_forward = cost.estimate_ms(plain_tokens);
   const double samples = static_cast<double>(r.seqs.size());
   const double actual = schedule_ms + r.forward_ms + r.sample_ms;
   const double plain_step = std::max(schedule_ms - scheduler_->last_draft_ms(), 0.0) + plain_forward + r.sample_ms;

@@ -30,8 +30,8 @@ struct EngineLoopConfig {
   bool prefix_caching = true;
   // KV blocks the manager may hand out; 0 = the backend's whole pool.
   int32_t num_kv_blocks = 0;
-  // Profile the step cost at start-up with any drafter, not only under auto (which plans with it): the
-  // daemon does, for its estimated speed-up metric.
+  // Profile the step cost at start-up whatever the mode, not only under auto (which plans with it): the
+  // daemon does, for its estimated speed-up metric (predictions draft even with --speculative off).
   bool profile_step_costs = false;
 };
 

@@ -40,6 +40,24 @@ class Drafter {
   virtual void release(uint64_t /*seq_id*/, std::span<const int32_t> /*tokens*/, int32_t /*prompt_len*/) {}
 };
 
+// Lends a drafter that outlives the engine loops it drafts for (one loaded draft model for several
+// runs: benchmarks, tests); forwards everything.
+class BorrowedDrafter final : public Drafter {
+ public:
+  explicit BorrowedDrafter(Drafter& d) : d_(d) {}
+  const char* name() const override { return d_.name(); }
+  void propose(const DraftQuery& q, std::vector<int32_t>& out) override { d_.propose(q, out); }
+  void propose_batch(std::span<const DraftQuery> qs, std::vector<std::vector<int32_t>>& out) override {
+    d_.propose_batch(qs, out);
+  }
+  void release(uint64_t seq_id, std::span<const int32_t> tokens, int32_t prompt_len) override {
+    d_.release(seq_id, tokens, prompt_len);
+  }
+
+ private:
+  Drafter& d_;
+};
+
 // Off: no drafts (a request's prediction is still drafted from). Ngram: prompt lookup, every proposed
 // draft verified (up to num_tokens). Suffix: prompt lookup plus a shared cache of recent outputs
 // (engine/spec/suffix_drafter.h), every proposal verified. Draft: a second, smaller model

@@ -35,6 +35,13 @@ bool StepCostModel::ready() const {
   return n_[1] > 0 && std::any_of(n_.begin() + 2, n_.end(), [](int32_t n) { return n > 0; });
 }
 
+bool StepCostModel::covers(int32_t tokens) const {
+  for (int32_t b = 1; b < kBuckets; ++b) {
+    if (n_[b] > 0 && tokens_[b] <= std::max(tokens, 1)) return true;
+  }
+  return false;
+}
+
 double StepCostModel::estimate_ms(int32_t tokens) const {
   const double t = std::max(tokens, 1);
   int32_t lo = -1, hi = -1;  // measured buckets around `tokens` (buckets' sizes increase with b)

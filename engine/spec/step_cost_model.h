@@ -17,6 +17,9 @@ class StepCostModel {
   // Estimated ms of a step of `tokens` tokens; 0 until something was measured.
   double estimate_ms(int32_t tokens) const;
   bool ready() const;                // a one-token step and a larger one were measured
+  // A step of `tokens` is within what was measured: a step no larger was (below the smallest
+  // measurement the estimate is that measurement, an overestimate).
+  bool covers(int32_t tokens) const;
   std::string describe() const;      // "tokens:ms" for every measured bucket
 
  private:

@@ -32,6 +32,17 @@ TEST(StepCostModel, InterpolatesAndExtrapolatesMeasuredBuckets) {
   EXPECT_NE(m.describe().find("40:100.0ms"), std::string::npos) << m.describe();
 }
 
+TEST(StepCostModel, CoversOnlyWhatANoLargerStepMeasured) {
+  engine::StepCostModel m;
+  EXPECT_FALSE(m.covers(1));
+  m.observe(40, 100.0);
+  EXPECT_FALSE(m.covers(1)) << "a 40-token step says nothing about a 1-token one";
+  EXPECT_TRUE(m.covers(40));
+  EXPECT_TRUE(m.covers(300));
+  m.observe(1, 10.0);
+  EXPECT_TRUE(m.covers(1));
+}
+
 TEST(DraftPolicy, CheapRowsAndGoodAcceptanceDraftEverything) {
   const auto m = costs(20.0, 0.1);  // memory-bound: a row costs 0.5% of a step
   const auto keep = choose_draft_lengths({{5, 0.8}, {3, 0.6}}, 2, 2, m);

@@ -54,23 +54,6 @@ class RandomDrafter final : public engine::Drafter {
   std::mt19937 rng_{7};
 };
 
-// Lends a drafter that outlives the engine loops it drafts for (one loaded draft model for many runs).
-class BorrowedDrafter final : public engine::Drafter {
- public:
-  explicit BorrowedDrafter(engine::Drafter& d) : d_(d) {}
-  const char* name() const override { return d_.name(); }
-  void propose(const engine::DraftQuery& q, std::vector<int32_t>& out) override { d_.propose(q, out); }
-  void propose_batch(std::span<const engine::DraftQuery> qs, std::vector<std::vector<int32_t>>& out) override {
-    d_.propose_batch(qs, out);
-  }
-  void release(uint64_t seq_id, std::span<const int32_t> tokens, int32_t prompt_len) override {
-    d_.release(seq_id, tokens, prompt_len);
-  }
-
- private:
-  engine::Drafter& d_;
-};
-
 class Speculative : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -178,7 +161,7 @@ class Speculative : public ::testing::Test {
     }();
     return *d;
   }
-  static std::unique_ptr<engine::Drafter> borrow(engine::Drafter& d) { return std::make_unique<BorrowedDrafter>(d); }
+  static std::unique_ptr<engine::Drafter> borrow(engine::Drafter& d) { return std::make_unique<engine::BorrowedDrafter>(d); }
   static engine::SamplingParams greedy() { return {}; }
   static engine::SamplingParams sampled() {
     engine::SamplingParams p;
