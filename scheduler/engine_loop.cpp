@@ -56,24 +56,26 @@ void EngineLoop::profile_step_costs() {
 }
 
 // A step that verified drafts committed S + accepted tokens (S: its samples) in its measured time.
-// Without drafts, a step of the same sequences is the step less its draft tokens, whose forward time
-// the step-cost profile estimates, with the same host overhead less the drafting; each such step
-// commits S tokens, so S + accepted tokens take (S + accepted) / S of them. Steps whose plain size the
-// profile has not measured yet are left out.
+// Without drafts it would have been the same step less its draft tokens (forward time from the
+// step-cost profile, host time less the drafting), committing S tokens, and the `accepted` tokens
+// more would have taken accepted / D further steps of its D decoding sequences alone. Steps whose
+// plain sizes the profile has not measured yet are left out.
 void EngineLoop::count_speculation_benefit(const ScheduledStep& st, const engine::StepResult& r, double schedule_ms) {
-  int32_t drafts = 0, accepted = 0;
-  for (const ScheduledSeq& s : st.seqs) drafts += s.drafts;
-  if (drafts == 0 || r.seqs.empty()) return;
+  int32_t drafts = 0, decodes = 0, accepted = 0;
+  for (const ScheduledSeq& s : st.seqs) {
+    drafts += s.drafts;
+    decodes += s.samples && s.num_tokens - s.drafts == 1;
+  }
+  if (drafts == 0 || decodes == 0) return;
   for (const engine::SeqStepOutput& o : r.seqs) accepted += o.accepted;
   const engine::StepCostModel& cost = scheduler_->step_costs();
   const int32_t plain_tokens = st.plan.num_tokens() - drafts;
-  if (!cost.covers(plain_tokens)) return;
-  const double plain_forward = cost.estimate_ms(plain_tokens);
-  const double samples = static_cast<double>(r.seqs.size());
-  const double actual = schedule_ms + r.forward_ms + r.sample_ms;
-  const double plain_step = std::max(schedule_ms - scheduler_->last_draft_ms(), 0.0) + plain_forward + r.sample_ms;
-  spec_step_ms_ += actual;
-  spec_plain_estimate_ms_ += plain_step * (samples + accepted) / samples;
+  if (!cost.covers(plain_tokens) || !cost.covers(decodes)) return;
+  const double host_ms = std::max(schedule_ms - scheduler_->last_draft_ms(), 0.0) + r.sample_ms;
+  const double plain_step = cost.estimate_ms(plain_tokens) + host_ms;
+  const double decode_step = cost.estimate_ms(decodes) + host_ms;
+  spec_step_ms_ += schedule_ms + r.forward_ms + r.sample_ms;
+  spec_plain_estimate_ms_ += plain_step + decode_step * accepted / decodes;
 }
 
 EngineLoop::~EngineLoop() { shutdown(false); }

@@ -376,13 +376,16 @@ void Scheduler::finish(Sequence& s, FinishReason reason, int32_t token, const en
   ev.sample = sample;
   ev.finish = reason;
   ev.error = std::move(error);
-  release(s);
+  // Only a normal end is worth learning from (a suffix drafter's cache); a cancelled, failed or
+  // aborted output is not one the model would give again.
+  release(s, reason == FinishReason::Stop || reason == FinishReason::Length);
   events_.push_back(std::move(ev));
 }
 
-void Scheduler::release(Sequence& s) {
+void Scheduler::release(Sequence& s, bool completed) {
   if (s.kv_started) kv_.free(s.id);
-  if (drafter_) drafter_->release(s.id, s.tokens, s.prompt_len);
+  if (drafter_) drafter_->release(s.id, completed ? std::span<const int32_t>(s.tokens) : std::span<const int32_t>(),
+                                  s.prompt_len);
   sampler_changes_.closed.push_back(s.id);
   s.kv_started = false;
   s.status = SeqStatus::Finished;

@@ -139,7 +139,7 @@ class Scheduler {
   TokenEvent event_for(const Sequence& s) const;
   void finish(Sequence& s, FinishReason reason, int32_t token, const engine::SampleResult& sample,
               std::string error = {});
-  void release(Sequence& s);
+  void release(Sequence& s, bool completed);  // completed: ended by a stop or its length
   void erase_if_done(RequestId id);
 
   SchedulerConfig config_;

@@ -45,41 +45,47 @@ void Scheduler::place_drafts(StepBuilder& b, size_t decodes) {
   const bool auto_mode = config_.speculative.mode == engine::SpeculativeMode::Auto;
   const bool any_can_pay = !auto_mode || choose_draft_lengths({{1, 1.0}}, step_tokens,
                                                               static_cast<int32_t>(decodes), cost_)[0] > 0;
-  // Queries per drafter, so a drafter that runs a model drafts for all its sequences in one batch.
-  struct Group {
+  // Host drafters propose per sequence, and a proposal uses only the budget it takes (most find
+  // nothing). A drafter that runs a model drafts for all its sequences in one batch; each query
+  // reserves its k up front, so nothing is drafted that the step has no room for.
+  struct Batch {
     engine::Drafter* drafter;
     std::vector<engine::DraftQuery> queries;
-    std::vector<size_t> decode;  // which decode each query is for
+    std::vector<Sequence*> seqs;
   };
-  std::vector<Group> groups;
-  std::vector<std::vector<int32_t>> drafts(decodes);
+  std::vector<Batch> batches;
   for (size_t i = 0; i < decodes && i < b.chosen.size(); ++i) {
     Sequence* s = b.chosen[i].first;
     if (!any_can_pay && s->owner->request.num_speculative_tokens <= 0) continue;
     const auto [drafter, k] = draft_slot(*s, budget);
     if (k <= 0) continue;
-    auto g = std::find_if(groups.begin(), groups.end(), [d = drafter](const Group& x) { return x.drafter == d; });
-    if (g == groups.end()) g = groups.insert(groups.end(), Group{drafter, {}, {}});
-    g->queries.push_back({s->id, s->tokens, s->prompt_len, s->owner->request.prediction, k});
-    g->decode.push_back(i);
+    const engine::DraftQuery q{s->id, s->tokens, s->prompt_len, s->owner->request.prediction, k};
+    if (drafter->batches()) {
+      auto it = std::find_if(batches.begin(), batches.end(), [d = drafter](const Batch& x) { return x.drafter == d; });
+      if (it == batches.end()) it = batches.insert(batches.end(), Batch{drafter, {}, {}});
+      it->queries.push_back(q);
+      it->seqs.push_back(s);
+      budget -= k;
+      continue;
+    }
+    std::vector<int32_t> proposal;
+    const auto t0 = std::chrono::steady_clock::now();
+    drafter->propose(q, proposal);
+    last_draft_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    proposal.resize(std::min(proposal.size(), static_cast<size_t>(k)));
+    budget -= static_cast<int32_t>(proposal.size());
+    if (!proposal.empty()) proposals.emplace_back(s, std::move(proposal));
   }
-  for (Group& g : groups) {
+  for (Batch& batch : batches) {
     std::vector<std::vector<int32_t>> out;
     const auto t0 = std::chrono::steady_clock::now();
-    g.drafter->propose_batch(g.queries, out);
+    batch.drafter->propose_batch(batch.queries, out);
     last_draft_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    for (size_t q = 0; q < g.queries.size(); ++q) {
-      out[q].resize(std::min<size_t>(out[q].size(), static_cast<size_t>(g.queries[q].max_tokens)));
-      drafts[g.decode[q]] = std::move(out[q]);
+    out.resize(batch.queries.size());
+    for (size_t q = 0; q < batch.queries.size(); ++q) {
+      out[q].resize(std::min(out[q].size(), static_cast<size_t>(batch.queries[q].max_tokens)));
+      if (!out[q].empty()) proposals.emplace_back(batch.seqs[q], std::move(out[q]));
     }
-  }
-  // The spare budget goes to the decodes in order, as far as it reaches.
-  for (size_t i = 0; i < drafts.size(); ++i) {
-    const int32_t k = std::min(static_cast<int32_t>(drafts[i].size()), budget);
-    if (k <= 0) continue;
-    drafts[i].resize(static_cast<size_t>(k));
-    budget -= k;
-    proposals.emplace_back(b.chosen[i].first, std::move(drafts[i]));
   }
   if (proposals.empty()) return;
   if (auto_mode) {

@@ -47,10 +47,11 @@ void add_server_flags(CLI::App& app, ServerConfig& c) {
                                                                             {"auto", engine::SpeculativeMode::Auto}};
   env(app.add_option("--speculative", c.engine.scheduler.speculative.mode,
                      "speculative decoding, lossless (outputs never change): off; ngram (prompt lookup: drafts copied "
-                     "from the prompt and output, verified in the same step); suffix (prompt lookup plus a shared "
-                     "cache of recent outputs); draft (a smaller model, --draft-model); auto (suffix drafting, with "
-                     "draft lengths chosen per step from the measured step cost and live acceptance, none where they "
-                     "do not pay). A request's `prediction` is drafted from whatever this says")
+                     "from the prompt and output, verified in the same step); suffix (prompt lookup plus a cache of "
+                     "recent outputs shared by all requests: single-tenant servers); draft (a smaller model, "
+                     "--draft-model); auto (prompt lookup, with draft lengths chosen per step from the measured step "
+                     "cost and live acceptance, none where they do not pay). A request's `prediction` is always "
+                     "drafted from, by prompt lookup")
           ->transform(CLI::CheckedTransformer(spec_modes, CLI::ignore_case))
           ->capture_default_str(),
       "SPECULATIVE");
@@ -58,8 +59,8 @@ void add_server_flags(CLI::App& app, ServerConfig& c) {
                      "GGUF of a draft model with the model's vocabulary; implies --speculative draft"),
       "DRAFT_MODEL");
   env(app.add_option("--suffix-cache-tokens", c.engine.scheduler.speculative.suffix_cache_tokens,
-                     "suffix and auto drafting: tokens of recent outputs kept to draft from (0: none)")
-          ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+                     "suffix drafting: tokens of recent outputs kept to draft from (0: none; ~200 bytes each at most)")
+          ->check(CLI::Range(int64_t{0}, int64_t{1} << 24))
           ->capture_default_str(),
       "SUFFIX_CACHE_TOKENS");
   env(app.add_option("--num-speculative-tokens", c.engine.scheduler.speculative.num_tokens,
@@ -75,14 +76,10 @@ void add_server_flags(CLI::App& app, ServerConfig& c) {
   env(app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))->capture_default_str(), "LOG_LEVEL");
 }
 
-Status finalize_config(ServerConfig& c, const engine::ModelConfig& model) {
-  c.http.host = c.grpc.host;
-  if (c.model_id.empty()) c.model_id = std::filesystem::path(c.model).stem().string();
-  if (c.engine.scheduler.max_model_len > model.context_length) c.engine.scheduler.max_model_len = model.context_length;
-  if (c.kv_memory_mib > 0) c.load.kv_memory_bytes = static_cast<int64_t>(c.kv_memory_mib * 1024 * 1024);
+Status check_speculative_flags(ServerConfig& c, bool speculative_given) {
   engine::SpeculativeConfig& spec = c.engine.scheduler.speculative;
   if (!c.draft_model.empty()) {
-    if (spec.mode == engine::SpeculativeMode::Auto) spec.mode = engine::SpeculativeMode::Draft;  // the default
+    if (!speculative_given) spec.mode = engine::SpeculativeMode::Draft;  // --draft-model alone
     if (spec.mode != engine::SpeculativeMode::Draft) {
       return Status::error(fmt::format("--draft-model needs --speculative draft, not {}",
                                        engine::speculative_mode_name(spec.mode)));
@@ -90,7 +87,15 @@ Status finalize_config(ServerConfig& c, const engine::ModelConfig& model) {
   } else if (spec.mode == engine::SpeculativeMode::Draft) {
     return Status::error("--speculative draft needs --draft-model");
   }
-  if (Status s = engine::check_speculative_config(spec); !s.ok()) return s;
+  return engine::check_speculative_config(spec);
+}
+
+Status finalize_config(ServerConfig& c, const engine::ModelConfig& model) {
+  c.http.host = c.grpc.host;
+  if (c.model_id.empty()) c.model_id = std::filesystem::path(c.model).stem().string();
+  if (c.engine.scheduler.max_model_len > model.context_length) c.engine.scheduler.max_model_len = model.context_length;
+  if (c.kv_memory_mib > 0) c.load.kv_memory_bytes = static_cast<int64_t>(c.kv_memory_mib * 1024 * 1024);
+  if (Status s = engine::check_speculative_config(c.engine.scheduler.speculative); !s.ok()) return s;
   if (c.grpc.port != 0 && c.grpc.port == c.http.port) {
     return Status::error(fmt::format("--grpc-port and --http-port are both {}", c.grpc.port));
   }

@@ -34,6 +34,9 @@ struct ServerConfig {
 
 // Registers every flag on `app`, bound to `config`.
 void add_server_flags(CLI::App& app, ServerConfig& config);
+// The drafter flags, before any model loads: --draft-model alone means --speculative draft (with
+// another --speculative given, an error), draft needs --draft-model, and the values' ranges.
+Status check_speculative_flags(ServerConfig& config, bool speculative_given);
 // Fills derived values (model id, context limits) after parsing; errors name the flag.
 Status finalize_config(ServerConfig& config, const engine::ModelConfig& model);
 // One line per setting, for the start-up log.

@@ -31,6 +31,10 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  if (Status s = server::check_speculative_flags(config, app.count("--speculative") > 0); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 2;
+  }
   spdlog::info("loading {}", config.model);
   // The backend sets aside step memory for the scheduler's largest step before sizing the KV pool.
   config.load.backend.max_step_tokens = config.engine.scheduler.max_num_batched_tokens;

@@ -71,12 +71,23 @@ void DraftModelDrafter::forget(uint64_t seq_id) {
 }
 
 bool DraftModelDrafter::reserve(uint64_t seq_id, int32_t num_tokens) {
+  if (kv_.allocate_slots(seq_id, num_tokens)) return true;
+  // Evict only when that makes room: the blocks it needs against the free ones and those of the
+  // sequences not drafted in this call (a sequence too long for the pool evicts nobody).
+  const int32_t bs = kv_.block_size();
+  const int32_t need = (num_tokens + bs - 1) / bs - static_cast<int32_t>(kv_.block_table(seq_id).size());
+  const KvCacheStats st = kv_.stats();
+  int64_t room = st.num_blocks - st.used_blocks;
+  for (const auto& [id, state] : seqs_) {
+    if (state.last_used < clock_) room += static_cast<int64_t>(kv_.block_table(id).size());
+  }
+  if (need > room) return false;
   while (!kv_.allocate_slots(seq_id, num_tokens)) {
     uint64_t victim = 0;
     uint64_t oldest = clock_;
-    for (const auto& [id, st] : seqs_) {
-      if (st.last_used < oldest) {
-        oldest = st.last_used;
+    for (const auto& [id, state] : seqs_) {
+      if (state.last_used < oldest) {
+        oldest = state.last_used;
         victim = id;
       }
     }
@@ -117,7 +128,7 @@ void DraftModelDrafter::propose_batch(std::span<const DraftQuery> qs, std::vecto
 
   const size_t vocab = static_cast<size_t>(model_.config().vocab_size);
   const int32_t block_size = kv_.block_size();
-  for (;;) {
+  for (bool first = true;; first = false) {
     StepPlanBuilder b(block_size);
     std::vector<std::pair<Work*, int32_t>> ran;  // work item, tokens it ran this forward
     std::vector<Work*> rows;                       // items whose logits rows this forward yields, in order
@@ -143,7 +154,9 @@ void DraftModelDrafter::propose_batch(std::span<const DraftQuery> qs, std::vecto
     if (Status s = model_.backend->execute(plan, logits_); !s.ok()) {
       // A failed draft costs its drafts, nothing else: the target step goes on without them, and the
       // sequences start their draft KV over.
-      spdlog::warn("draft model step failed, drafting nothing this step: {}", s.message());
+      if (failures_++ % 1000 == 0) {  // every step would say it again
+        spdlog::warn("draft model step failed ({} so far), drafting nothing this step: {}", failures_, s.message());
+      }
       for (Work& w : work) {
         out[w.q].clear();
         forget(qs[w.q].seq_id);
@@ -161,6 +174,14 @@ void DraftModelDrafter::propose_batch(std::span<const DraftQuery> qs, std::vecto
       const int32_t token = argmax(std::span<const float>(logits_.data() + r * vocab, vocab));
       out[w.q].push_back(token);
       if (++w.drafted < qs[w.q].max_tokens) w.pending.assign(1, token);
+    }
+    // Catch-up is bounded to one forward of the step's budget: a sequence with more to compute (a long
+    // prompt just finished) keeps what it ran and drafts from a later step, so it never holds up the
+    // others' tokens by more than one forward.
+    if (first) {
+      for (Work& w : work) {
+        if (w.drafted == 0) w.pending.clear();
+      }
     }
   }
 }

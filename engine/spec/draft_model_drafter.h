@@ -10,9 +10,12 @@
 // a proposal first computes what changed since the last one (the tokens the target committed, from
 // the first one that differs: a rejected draft is overwritten, never copied), then runs k - 1 decode
 // steps. One step's proposals are batched: every forward carries all the speculating sequences (the
-// catch-up in chunks of the step's token budget, then one token each), so a draft costs k forwards per
-// step, not per sequence. Sequences the target preempted keep their draft KV until the pool needs the
-// room (least recently drafted first).
+// catch-up, at most one forward of the step's token budget, then one token each), so a draft costs k
+// forwards per step, not per sequence; a sequence with more to catch up than one forward drafts from a
+// later step. Sequences the target preempted keep their draft KV until the pool needs the room (least
+// recently drafted first). The draft pool has no prefix cache: sequences that share a prompt (a
+// system prompt, n > 1 choices) each hold their own copy of it, so a pool the target fills through
+// its prefix cache may leave some sequences undrafted.
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -45,6 +48,7 @@ class DraftModelDrafter final : public Drafter {
   const char* name() const override { return "draft"; }
   void propose(const DraftQuery& q, std::vector<int32_t>& out) override;
   void propose_batch(std::span<const DraftQuery> qs, std::vector<std::vector<int32_t>>& out) override;
+  bool batches() const override { return true; }
   void release(uint64_t seq_id, std::span<const int32_t> tokens, int32_t prompt_len) override;
 
   const LoadedModel& model() const { return model_; }
@@ -68,6 +72,7 @@ class DraftModelDrafter final : public Drafter {
   std::unordered_map<uint64_t, SeqState> seqs_;
   uint64_t clock_ = 0;
   int64_t forwards_ = 0;
+  int64_t failures_ = 0;
   std::vector<float> logits_;
 };
 

@@ -26,8 +26,8 @@ Status check_speculative_config(const SpeculativeConfig& c) {
     return Status::error(fmt::format("prompt lookup n-gram sizes {}..{} are not 1 <= min <= max <= 64", c.ngram_min,
                                      c.ngram_max));
   }
-  if (c.suffix_cache_tokens < 0) {
-    return Status::error(fmt::format("suffix cache of {} tokens is negative", c.suffix_cache_tokens));
+  if (c.suffix_cache_tokens < 0 || c.suffix_cache_tokens > (int64_t{1} << 24)) {
+    return Status::error(fmt::format("--suffix-cache-tokens {} is outside 0..2^24", c.suffix_cache_tokens));
   }
   return {};
 }
@@ -36,9 +36,9 @@ std::unique_ptr<Drafter> make_drafter(const SpeculativeConfig& c) {
   switch (c.mode) {
     case SpeculativeMode::Off:
     case SpeculativeMode::Draft: return nullptr;
-    case SpeculativeMode::Ngram: return std::make_unique<PromptLookupDrafter>(c.ngram_min, c.ngram_max);
+    case SpeculativeMode::Ngram:
+    case SpeculativeMode::Auto: return std::make_unique<PromptLookupDrafter>(c.ngram_min, c.ngram_max);
     case SpeculativeMode::Suffix:
-    case SpeculativeMode::Auto:
       return std::make_unique<SuffixDrafter>(c.ngram_min, c.ngram_max, c.suffix_cache_tokens);
   }
   return nullptr;

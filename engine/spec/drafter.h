@@ -35,8 +35,13 @@ class Drafter {
     out.resize(qs.size());
     for (size_t i = 0; i < qs.size(); ++i) propose(qs[i], out[i]);
   }
-  // The sequence finished or was dropped, with its final tokens (prompt, then output): a drafter
-  // with per-sequence state forgets it; one that learns from finished outputs may keep them.
+  // Whether the scheduler should collect a step's queries and call propose_batch once (a model:
+  // whatever it is asked costs forwards, so a query is only made for drafts the step has room for),
+  // rather than propose per sequence (host lookups, which often find nothing and cost little).
+  virtual bool batches() const { return false; }
+  // The sequence finished or was dropped: a drafter with per-sequence state forgets it. `tokens` are its
+  // final tokens (prompt, then output) when it ended normally (a stop or its length), else empty; a
+  // drafter that learns from finished outputs keeps only those.
   virtual void release(uint64_t /*seq_id*/, std::span<const int32_t> /*tokens*/, int32_t /*prompt_len*/) {}
 };
 
@@ -50,6 +55,7 @@ class BorrowedDrafter final : public Drafter {
   void propose_batch(std::span<const DraftQuery> qs, std::vector<std::vector<int32_t>>& out) override {
     d_.propose_batch(qs, out);
   }
+  bool batches() const override { return d_.batches(); }
   void release(uint64_t seq_id, std::span<const int32_t> tokens, int32_t prompt_len) override {
     d_.release(seq_id, tokens, prompt_len);
   }
@@ -60,9 +66,10 @@ class BorrowedDrafter final : public Drafter {
 
 // Off: no drafts (a request's prediction is still drafted from). Ngram: prompt lookup, every proposed
 // draft verified (up to num_tokens). Suffix: prompt lookup plus a shared cache of recent outputs
-// (engine/spec/suffix_drafter.h), every proposal verified. Draft: a second, smaller model
-// (engine/spec/draft_model_drafter.h), every proposal verified. Auto: suffix drafting, with each
-// step's draft lengths chosen from the measured step cost and live acceptance
+// (engine/spec/suffix_drafter.h), every proposal verified; opt-in, since a client that asks for drafts
+// learns from its draft counts whether other requests' outputs continued its text. Draft: a second,
+// smaller model (engine/spec/draft_model_drafter.h), every proposal verified. Auto: prompt lookup, with
+// each step's draft lengths chosen from the measured step cost and live acceptance
 // (scheduler/draft_policy.h), 0 where drafts do not pay.
 enum class SpeculativeMode { Off, Ngram, Suffix, Draft, Auto };
 const char* speculative_mode_name(SpeculativeMode mode);
@@ -72,7 +79,7 @@ struct SpeculativeConfig {
   int32_t num_tokens = 5;  // drafted tokens per sequence and step, at most
   int32_t ngram_min = 2;   // prompt lookup: the shortest suffix worth matching
   int32_t ngram_max = 4;   // and the longest tried first
-  int64_t suffix_cache_tokens = 1 << 18;  // suffix, auto: tokens of finished outputs the shared cache keeps
+  int64_t suffix_cache_tokens = 1 << 18;  // suffix: tokens of finished outputs the shared cache keeps
 };
 Status check_speculative_config(const SpeculativeConfig& c);
 

@@ -150,7 +150,7 @@ class Speculative : public ::testing::Test {
   }
   // The target itself as its draft model (loaded once): under greedy it proposes exactly what the target
   // will draw, so every draft must be kept.
-  static engine::DraftModelDrafter& same_model_drafter() {
+  static engine::DraftModelDrafter* same_model_drafter() {
     static std::unique_ptr<engine::DraftModelDrafter> d = [] {
       engine::LoadOptions lo;
       lo.kv_tokens = 16 * 512;
@@ -159,7 +159,7 @@ class Speculative : public ::testing::Test {
       EXPECT_TRUE(r.ok()) << r.message();
       return r.ok() ? std::move(r.value()) : nullptr;
     }();
-    return *d;
+    return d.get();
   }
   static std::unique_ptr<engine::Drafter> borrow(engine::Drafter& d) { return std::make_unique<engine::BorrowedDrafter>(d); }
   static engine::SamplingParams greedy() { return {}; }
@@ -246,7 +246,8 @@ TEST_F(Speculative, SeededSamplingIsIdenticalWithGoodAndBadDrafters) {
 
 TEST_F(Speculative, DraftModelEqualToTheTargetIsAlwaysKeptAndIdentical) {
   PAGODA_REQUIRE_MODEL_OR_SKIP();
-  engine::DraftModelDrafter& d = same_model_drafter();
+  ASSERT_NE(same_model_drafter(), nullptr);
+  engine::DraftModelDrafter& d = *same_model_drafter();
   const Run batch = run(draft_mode(), all_ids(), greedy(), borrow(d));
   expect_same(batch.out, reference(false), "draft model, batch 16");
   EXPECT_GT(batch.stats.spec_draft_tokens, 0);
@@ -263,7 +264,8 @@ TEST_F(Speculative, DraftModelEqualToTheTargetIsAlwaysKeptAndIdentical) {
 
 TEST_F(Speculative, DraftModelWithChunkedPrefillPreemptionAndSamplingStaysIdentical) {
   PAGODA_REQUIRE_MODEL_OR_SKIP();
-  engine::DraftModelDrafter& d = same_model_drafter();
+  ASSERT_NE(same_model_drafter(), nullptr);
+  engine::DraftModelDrafter& d = *same_model_drafter();
   EngineLoopConfig c = draft_mode();
   c.scheduler.max_num_batched_tokens = 48;
   c.num_kv_blocks = 40;

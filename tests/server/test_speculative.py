@@ -134,8 +134,8 @@ def test_ngram_server_gives_the_same_text_and_counts_its_drafts(daemon, ngram_da
 
 def run_daemon_to_exit(args):
     """pagodad with `args` that must refuse to start: its exit code and everything it printed."""
-    if not os.path.exists(PAGODAD):
-        pytest.skip(f"pagodad not built at {PAGODAD} (set PAGODAD)")
+    if not os.path.exists(PAGODAD) or not os.path.exists(MODEL):
+        pytest.skip(f"pagodad ({PAGODAD}) or the model ({MODEL}) is missing")
     p = subprocess.run([PAGODAD, "--model", MODEL, "--http-port", "0", "--grpc-port", "0", *args],
                        capture_output=True, text=True, timeout=60)
     return p.returncode, p.stdout + p.stderr
@@ -170,6 +170,8 @@ def test_draft_model_equal_to_the_target_keeps_every_draft(daemon):
         assert drafted > 0 and accepted == drafted, m
         # Every draft kept, yet drafting with a model as large as the target costs k forwards a step: the
         # estimate says what it was worth, whichever way it went.
-        assert m["pagoda_spec_decode_step_seconds"] > 0 and m["pagoda_spec_decode_estimated_speedup"] > 0, m
+        step, plain = m["pagoda_spec_decode_step_seconds"], m["pagoda_spec_decode_estimated_plain_seconds"]
+        assert step > 0 and plain > 0, m
+        assert m["pagoda_spec_decode_estimated_speedup"] == pytest.approx(plain / step, rel=1e-3), m
     finally:
         d.stop()
