@@ -78,7 +78,8 @@ Result<SpeculativeResult> run_speculative(engine::LoadedModel& m, const Speculat
   if (!o.draft_model.empty()) {
     engine::LoadOptions lo;
     lo.kv_tokens = speculative_kv_tokens(o);
-    lo.backend.kind = m.backend->name() == "cuda" ? engine::BackendKind::Cuda : engine::BackendKind::Cpu;  // the target's
+    // On the target's backend.
+    lo.backend.kind = m.backend->name() == "cuda" ? engine::BackendKind::Cuda : engine::BackendKind::Cpu;
     auto d = engine::DraftModelDrafter::load(o.draft_model, lo, tok, m.config().vocab_size, 2048);
     if (!d.ok()) return d.status();
     draft = std::move(d.value());
@@ -98,7 +99,9 @@ Result<SpeculativeResult> run_speculative(engine::LoadedModel& m, const Speculat
       config.scheduler.speculative.num_tokens = o.num_tokens;
       config.profile_step_costs = true;  // for the engine's estimate
       scheduler::EngineLoop loop(*m.backend, tok, config);
-      if (mode.server == engine::SpeculativeMode::Draft) loop.set_drafter(std::make_unique<engine::BorrowedDrafter>(*draft));
+      if (mode.server == engine::SpeculativeMode::Draft) {
+        loop.set_drafter(std::make_unique<engine::BorrowedDrafter>(*draft));
+      }
       double decode_s = 0;
       int64_t tokens = 0;
       for (size_t t = 0; t < prompts.size(); ++t) {
@@ -193,7 +196,10 @@ std::string SpeculativeResult::to_json(const SpeculativeOptions& o, const std::s
                           {"draft_tokens", m.draft_tokens},
                           {"accepted_tokens", m.accepted_tokens},
                           {"mean_accepted_length", m.mean_accepted_length()},
-                          {"estimated_speedup", {{"median", m.estimated_speedup.median}, {"min", m.estimated_speedup.min}, {"max", m.estimated_speedup.max}}}});
+                          {"estimated_speedup",
+                           {{"median", m.estimated_speedup.median},
+                            {"min", m.estimated_speedup.min},
+                            {"max", m.estimated_speedup.max}}}});
   }
   return j.dump(2);
 }

@@ -196,7 +196,8 @@ Runner add_bench_command(CLI::App& app) {
   shared->add_option("--seed", args->shared.seed)->capture_default_str();
   add_common_options(shared, *args);
 
-  CLI::App* spec = cmd->add_subcommand("speculative", "copy/edit tasks at batch 1: speculation off, ngram, auto, prediction, suffix, draft");
+  CLI::App* spec = cmd->add_subcommand(
+      "speculative", "copy/edit tasks at batch 1: speculation off, ngram, auto, prediction, suffix, draft");
   spec->add_option("--max-tokens", args->speculative.max_tokens)->check(CLI::Range(2, 4096))->capture_default_str();
   spec->add_option("--repeats", args->speculative.repeats)->check(CLI::Range(1, 100))->capture_default_str();
   spec->add_option("--num-speculative-tokens", args->speculative.num_tokens)->check(CLI::Range(1, 32))->capture_default_str();

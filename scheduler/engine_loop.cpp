@@ -23,8 +23,9 @@ EngineLoop::EngineLoop(engine::Backend& backend, const engine::Tokenizer& tokeni
   publish_stats();
 }
 
-// --speculative auto plans with measured step times (and the speed-up estimate uses them): a few steps of 1..16 tokens of a throw-away
-// sequence, before any request (the engine then refreshes the profile from every step it runs).
+// --speculative auto plans with measured step times (the speed-up estimate uses them too): a few steps
+// of 1..16 tokens of a throw-away sequence, before any request (the engine then refreshes the profile
+// from every step it runs).
 void EngineLoop::profile_step_costs() {
   constexpr uint64_t kProfileSeq = ~uint64_t{0};
   std::vector<int32_t> tokens;

@@ -108,7 +108,8 @@ std::string describe_config(const ServerConfig& c) {
       "model {} (served as '{}'); grpc {}:{}, http {}:{} ({} threads); backend {} (device {}); compute threads {}; "
       "matmul {}; kv {}; "
       "max_num_seqs {}, max_num_batched_tokens {}, max_model_len {}, max_queue {}, chunked prefill {}, prefix caching {}; "
-      "speculative {}{} (up to {} tokens); max body {} bytes, header timeout {} s, idle timeout {} s, grace period {} s",
+      "speculative {}{} (up to {} tokens); "
+      "max body {} bytes, header timeout {} s, idle timeout {} s, grace period {} s",
       c.model, c.model_id, c.grpc.host, c.grpc.port, c.http.host, c.http.port, c.http.threads,
       engine::backend_kind_name(c.load.backend.kind), c.load.backend.device,
       c.load.backend.cpu.num_threads == 0 ? std::string("all cores") : std::to_string(c.load.backend.cpu.num_threads),

@@ -161,7 +161,9 @@ class Speculative : public ::testing::Test {
     }();
     return d.get();
   }
-  static std::unique_ptr<engine::Drafter> borrow(engine::Drafter& d) { return std::make_unique<engine::BorrowedDrafter>(d); }
+  static std::unique_ptr<engine::Drafter> borrow(engine::Drafter& d) {
+    return std::make_unique<engine::BorrowedDrafter>(d);
+  }
   static engine::SamplingParams greedy() { return {}; }
   static engine::SamplingParams sampled() {
     engine::SamplingParams p;
@@ -215,13 +217,17 @@ TEST_F(Speculative, AutoIsIdentical) {
 
 TEST_F(Speculative, ChunkedPrefillAndPreemptionStayIdentical) {
   PAGODA_REQUIRE_MODEL_OR_SKIP();
-  EngineLoopConfig c = ngram();
-  c.scheduler.max_num_batched_tokens = 48;  // prompts run in chunks; drafts compete for the budget
-  c.num_kv_blocks = 40;                     // 640 tokens for 16 requests of ~60-300: preemption
-  const Run r = run(c, all_ids(), greedy());
-  expect_same(r.out, reference(false), "chunked prefill + small pool");
-  EXPECT_GT(r.stats.preemptions, 0) << "the pool was meant to force preemption";
-  EXPECT_GT(r.stats.spec_accepted_tokens, 0);
+  for (engine::SpeculativeMode mode : {engine::SpeculativeMode::Ngram, engine::SpeculativeMode::Suffix}) {
+    EngineLoopConfig c;
+    c.scheduler.speculative.mode = mode;
+    c.scheduler.max_num_batched_tokens = 48;  // prompts run in chunks; drafts compete for the budget
+    c.num_kv_blocks = 40;                     // 640 tokens for 16 requests of ~60-300: preemption
+    const Run r = run(c, all_ids(), greedy());
+    const char* name = engine::speculative_mode_name(mode);
+    expect_same(r.out, reference(false), name);
+    EXPECT_GT(r.stats.preemptions, 0) << name << ": the pool was meant to force preemption";
+    EXPECT_GT(r.stats.spec_accepted_tokens, 0) << name;
+  }
 }
 
 TEST_F(Speculative, PerfectDrafterIsAlwaysKeptUnderGreedy) {
@@ -283,7 +289,8 @@ TEST_F(Speculative, DraftModelWithAnotherVocabularyIsRefused) {
   PAGODA_REQUIRE_MODEL_OR_SKIP();
   const engine::Tokenizer& tok = *model_->tokenizer;
   EXPECT_TRUE(engine::check_draft_vocabulary(tok, model_->config().vocab_size, tok, model_->config().vocab_size).ok());
-  const Status wider = engine::check_draft_vocabulary(tok, model_->config().vocab_size, tok, model_->config().vocab_size + 1);
+  const int32_t vocab = model_->config().vocab_size;
+  const Status wider = engine::check_draft_vocabulary(tok, vocab, tok, vocab + 1);
   EXPECT_FALSE(wider.ok());
   EXPECT_NE(wider.message().find("tokens"), std::string::npos) << wider.message();
   engine::TokenizerSpec other = tok.spec();
