@@ -14,6 +14,7 @@ enum class StatusCode {
   NotFound,           // 404 / NOT_FOUND
   ResourceExhausted,  // a queue or pool is full: retry later (429 / RESOURCE_EXHAUSTED)
   Unavailable,        // shutting down or not ready (503 / UNAVAILABLE)
+  Unauthenticated,    // a missing or wrong API key (401 / UNAUTHENTICATED)
   DeadlineExceeded,
   Cancelled,
   Internal,           // our fault (500 / INTERNAL)
@@ -43,6 +44,7 @@ inline const char* status_code_name(StatusCode c) {
     case StatusCode::NotFound: return "NOT_FOUND";
     case StatusCode::ResourceExhausted: return "RESOURCE_EXHAUSTED";
     case StatusCode::Unavailable: return "UNAVAILABLE";
+    case StatusCode::Unauthenticated: return "UNAUTHENTICATED";
     case StatusCode::DeadlineExceeded: return "DEADLINE_EXCEEDED";
     case StatusCode::Cancelled: return "CANCELLED";
     case StatusCode::Internal: return "INTERNAL";

@@ -68,6 +68,20 @@ void add_server_flags(CLI::App& app, ServerConfig& c) {
           ->check(CLI::Range(1, 32))
           ->capture_default_str(),
       "NUM_SPECULATIVE_TOKENS");
+  env(app.add_option("--api-key", c.api_keys,
+                     "a key clients must send (HTTP Authorization: Bearer <key>, gRPC authorization metadata); "
+                     "repeatable; none: no authentication")
+          ->expected(1)
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll),
+      "API_KEY");
+  env(app.add_option("--api-key-file", c.api_key_file, "a file of keys, one per line ('#' comments)"),
+      "API_KEY_FILE");
+  env(app.add_option("--open-paths", c.http.open_paths,
+                     "HTTP paths served without a key when keys are set (comma separated; add /metrics to let "
+                     "Prometheus scrape without one)")
+          ->delimiter(',')
+          ->capture_default_str(),
+      "OPEN_PATHS");
   app.add_flag("!--no-prefix-caching", c.engine.prefix_caching, "do not reuse KV blocks of identical prompt prefixes");
   env(app.add_option("--max-body-bytes", c.http.max_body_bytes, "largest HTTP request body")->check(CLI::Range(1024, 1 << 30))->capture_default_str(), "MAX_BODY_BYTES");
   env(app.add_option("--header-timeout-s", c.http.header_timeout_s, "seconds to receive a request")->check(CLI::Range(1, 3600))->capture_default_str(), "HEADER_TIMEOUT_S");
@@ -90,6 +104,17 @@ Status check_speculative_flags(ServerConfig& c, bool speculative_given) {
   return engine::check_speculative_config(spec);
 }
 
+Status load_api_keys(ServerConfig& c) {
+  for (const std::string& p : c.http.open_paths) {
+    if (p.empty() || p.front() != '/') return Status::error(fmt::format("--open-paths: '{}' is not a path", p));
+  }
+  auto keys = ApiKeys::load(c.api_keys, c.api_key_file);
+  if (!keys.ok()) return keys.status();
+  c.http.api_keys = keys.value();
+  c.grpc.api_keys = keys.value();
+  return {};
+}
+
 Status finalize_config(ServerConfig& c, const engine::ModelConfig& model) {
   c.http.host = c.grpc.host;
   if (c.model_id.empty()) c.model_id = std::filesystem::path(c.model).stem().string();
@@ -104,11 +129,13 @@ Status finalize_config(ServerConfig& c, const engine::ModelConfig& model) {
 
 std::string describe_config(const ServerConfig& c) {
   const auto& s = c.engine.scheduler;
+  std::string open_paths;
+  for (const std::string& p : c.http.open_paths) open_paths += (open_paths.empty() ? "" : ",") + p;
   return fmt::format(
       "model {} (served as '{}'); grpc {}:{}, http {}:{} ({} threads); backend {} (device {}); compute threads {}; "
       "matmul {}; kv {}; "
       "max_num_seqs {}, max_num_batched_tokens {}, max_model_len {}, max_queue {}, chunked prefill {}, prefix caching {}; "
-      "speculative {}{} (up to {} tokens); "
+      "speculative {}{} (up to {} tokens); {}; "
       "max body {} bytes, header timeout {} s, idle timeout {} s, grace period {} s",
       c.model, c.model_id, c.grpc.host, c.grpc.port, c.http.host, c.http.port, c.http.threads,
       engine::backend_kind_name(c.load.backend.kind), c.load.backend.device,
@@ -120,6 +147,9 @@ std::string describe_config(const ServerConfig& c) {
       s.max_num_seqs, s.max_num_batched_tokens, s.max_model_len, s.max_waiting, s.chunked_prefill ? "on" : "off",
       c.engine.prefix_caching ? "on" : "off", engine::speculative_mode_name(s.speculative.mode),
       c.draft_model.empty() ? std::string() : fmt::format(" from {}", c.draft_model), s.speculative.num_tokens,
+      c.http.api_keys && c.http.api_keys->enabled()
+          ? fmt::format("{} API key(s), open HTTP paths {}", c.http.api_keys->size(), open_paths)
+          : std::string("no API keys"),
       c.http.max_body_bytes, c.http.header_timeout_s, c.http.idle_timeout_s,
       c.grace_period_s);
 }

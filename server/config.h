@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <vector>
 
 #include "engine/loaded_model.h"
 #include "scheduler/engine_loop.h"
@@ -23,6 +24,8 @@ struct ServerConfig {
   std::string model = engine::default_model_path();
   std::string model_id;  // served name; default: the file name without .gguf
   std::string draft_model;  // --speculative draft: the drafting GGUF (same vocabulary as the model)
+  std::vector<std::string> api_keys;  // --api-key (never logged)
+  std::string api_key_file;           // --api-key-file: one key per line
   engine::LoadOptions load;
   scheduler::EngineLoopConfig engine;
   GrpcServerOptions grpc;
@@ -37,6 +40,8 @@ void add_server_flags(CLI::App& app, ServerConfig& config);
 // The drafter flags, before any model loads: --draft-model alone means --speculative draft (with
 // another --speculative given, an error), draft needs --draft-model, and the values' ranges.
 Status check_speculative_flags(ServerConfig& config, bool speculative_given);
+// Reads the API keys (--api-key, --api-key-file) into both front ends' options; errors name the flag.
+Status load_api_keys(ServerConfig& config);
 // Fills derived values (model id, context limits) after parsing; errors name the flag.
 Status finalize_config(ServerConfig& config, const engine::ModelConfig& model);
 // One line per setting, for the start-up log.

@@ -9,6 +9,14 @@ namespace pagoda::server {
 GenerateReactor::GenerateReactor(InferenceService& service, int32_t n, bool with_logprobs)
     : service_(service), n_(n), with_logprobs_(with_logprobs) {}
 
+grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateReactor::refuse(InferenceService& service,
+                                                                        const Status& status) {
+  auto reactor = std::make_shared<GenerateReactor>(service, 1, false);
+  reactor->self_ = reactor;
+  reactor->end_with(to_grpc_status(status));
+  return reactor.get();  // gRPC's reference (self_) keeps it until OnDone
+}
+
 grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateReactor::start(InferenceService& service,
                                                                        const v1::GenerateRequest& request) {
   const auto make = [&service](int32_t n, bool with_logprobs) {
@@ -16,11 +24,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateReactor::start(Inference
     reactor->self_ = reactor;
     return reactor;
   };
-  const auto fail = [&make](const Status& status) {
-    std::shared_ptr<GenerateReactor> reactor = make(1, false);
-    reactor->end_with(to_grpc_status(status));
-    return reactor.get();  // gRPC's reference (self_) keeps it until OnDone
-  };
+  const auto fail = [&service](const Status& status) { return refuse(service, status); };
   if (!service.serving()) {
     return fail(Status::error(StatusCode::Unavailable, "the server is not serving (starting up or draining)"));
   }

@@ -24,6 +24,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   // engine together. Errors finish the call at once with the mapped code.
   static grpc::ServerWriteReactor<v1::GenerateResponse>* start(InferenceService& service,
                                                                const v1::GenerateRequest& request);
+  // A call refused before it reaches the service (no API key): finishes at once with `status`.
+  static grpc::ServerWriteReactor<v1::GenerateResponse>* refuse(InferenceService& service, const Status& status);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;

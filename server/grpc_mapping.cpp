@@ -20,6 +20,8 @@ grpc::StatusCode to_grpc_code(StatusCode code) {
       return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case StatusCode::Unavailable:
       return grpc::StatusCode::UNAVAILABLE;
+    case StatusCode::Unauthenticated:
+      return grpc::StatusCode::UNAUTHENTICATED;
     case StatusCode::DeadlineExceeded:
       return grpc::StatusCode::DEADLINE_EXCEEDED;
     case StatusCode::Cancelled:

@@ -24,20 +24,24 @@ constexpr const char* kServiceName = "pagoda.v1.Generation";
 // before returning; Generate hands off to a GenerateReactor.
 class GenerationService final : public v1::Generation::CallbackService {
  public:
-  explicit GenerationService(InferenceService& service) : service_(service) {}
+  GenerationService(InferenceService& service, std::shared_ptr<const ApiKeys> keys)
+      : service_(service), keys_(std::move(keys)) {}
 
-  grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(grpc::CallbackServerContext* /*ctx*/,
+  grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(grpc::CallbackServerContext* ctx,
                                                            const v1::GenerateRequest* request) override {
+    if (Status s = authorize(*ctx); !s.ok()) return GenerateReactor::refuse(service_, s);
     return GenerateReactor::start(service_, *request);
   }
 
   grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* ctx, const v1::TokenizeRequest* request,
                                      v1::TokenizeResponse* response) override {
+    if (Status s = authorize(*ctx); !s.ok()) return finish(ctx, s);
     return finish(ctx, tokenize(*request, *response));
   }
 
   grpc::ServerUnaryReactor* Detokenize(grpc::CallbackServerContext* ctx, const v1::DetokenizeRequest* request,
                                        v1::DetokenizeResponse* response) override {
+    if (Status s = authorize(*ctx); !s.ok()) return finish(ctx, s);
     std::vector<int32_t> ids(request->token_ids().begin(), request->token_ids().end());
     auto text = service_.detokenize(ids, request->skip_special());
     if (text.ok()) response->set_text(utf8_safe(text.value()));
@@ -46,6 +50,7 @@ class GenerationService final : public v1::Generation::CallbackService {
 
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* ctx, const v1::GetModelInfoRequest* /*request*/,
                                          v1::ModelInfo* response) override {
+    if (Status s = authorize(*ctx); !s.ok()) return finish(ctx, s);
     const ModelInfoView v = service_.model_info();
     response->set_id(v.id);
     response->set_architecture(v.architecture);
@@ -60,6 +65,17 @@ class GenerationService final : public v1::Generation::CallbackService {
   }
 
  private:
+  Status authorize(const grpc::CallbackServerContext& ctx) const {
+    if (!keys_ || !keys_->enabled()) return {};
+    const auto& md = ctx.client_metadata();
+    const auto it = md.find("authorization");
+    if (it != md.end() && keys_->accepts_authorization(std::string_view(it->second.data(), it->second.size()))) {
+      return {};
+    }
+    return Status::error(StatusCode::Unauthenticated,
+                         "missing or invalid API key: send metadata authorization: Bearer <key>");
+  }
+
   static grpc::ServerUnaryReactor* finish(grpc::CallbackServerContext* ctx, const Status& status) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     reactor->Finish(to_grpc_status(status));
@@ -85,6 +101,7 @@ class GenerationService final : public v1::Generation::CallbackService {
   }
 
   InferenceService& service_;
+  std::shared_ptr<const ApiKeys> keys_;
 };
 
 std::string listen_address(const std::string& host, int port) {
@@ -95,7 +112,7 @@ std::string listen_address(const std::string& host, int port) {
 }  // namespace
 
 struct GrpcServer::Impl {
-  Impl(InferenceService& s, const GrpcServerOptions& o) : service(s), options(o), generation(s) {}
+  Impl(InferenceService& s, const GrpcServerOptions& o) : service(s), options(o), generation(s, o.api_keys) {}
 
   void apply_serving() {  // with mu held
     if (!server) return;

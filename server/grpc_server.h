@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine/status.h"
+#include "server/api_keys.h"
 #include "server/inference_service.h"
 
 namespace pagoda::server {
@@ -15,6 +16,9 @@ struct GrpcServerOptions {
   std::string host = "127.0.0.1";
   int port = 50051;                       // 0 = any free port (see port())
   int max_message_bytes = 4 << 20;
+  // API keys (server/api_keys.h): null or none set = open; else every pagoda.v1.Generation call needs
+  // `authorization: Bearer <key>` metadata (health and reflection stay open).
+  std::shared_ptr<const ApiKeys> api_keys;
 };
 
 class GrpcServer {

@@ -3,14 +3,17 @@
 // POST /v1/completions and /v1/chat/completions (JSON, or Server-Sent Events with stream: true, ending
 // in `data: [DONE]`), GET /v1/models, GET /health, GET /ready, GET /metrics (Prometheus text).
 // Errors use OpenAI's JSON error shape with the right status: 400 bad JSON / fields / too long,
-// 404 unknown route, 405 wrong method, 413 body too large, 429 queue full, 503 draining.
+// 401 missing or wrong API key, 404 unknown route, 405 wrong method, 413 body too large, 429 queue
+// full, 503 draining.
 // Keep-alive, a body size limit and header/idle timeouts protect the daemon from slow or hostile
 // clients. A client that disconnects mid-stream has its request cancelled.
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/status.h"
+#include "server/api_keys.h"
 #include "server/inference_service.h"
 
 namespace pagoda::server {
@@ -22,6 +25,9 @@ struct HttpGatewayOptions {
   size_t max_body_bytes = 1 << 20;
   int header_timeout_s = 10;       // to receive a request's headers (and body)
   int idle_timeout_s = 60;         // keep-alive connection idle limit
+  // API keys (server/api_keys.h): null or none set = open; else every path but open_paths needs one.
+  std::shared_ptr<const ApiKeys> api_keys;
+  std::vector<std::string> open_paths = {"/health", "/ready"};
 };
 
 class HttpGateway {

@@ -160,6 +160,13 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
       send_error(e, false, name);
       return false;
     };
+    if (!authorized(req, path)) {
+      send(http::status::unauthorized, "application/json",
+           openai::error_body(openai::error_from_status(Status::error(
+               StatusCode::Unauthenticated, "Missing or invalid API key: send the header Authorization: Bearer <key>"))),
+           false, nullptr, /*bearer_challenge=*/true);
+      return;
+    }
     if (path == "/health") {
       if (only(http::verb::get)) send(http::status::ok, "application/json", R"({"status":"ok"})");
     } else if (path == "/ready") {
@@ -204,17 +211,27 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     }
   }
 
+  bool authorized(const http::request<http::string_body>& req, const std::string& path) const {
+    const ApiKeys* keys = ctx_.opt.api_keys.get();
+    if (keys == nullptr || !keys->enabled()) return true;
+    for (const std::string& open : ctx_.opt.open_paths) {
+      if (path == open) return true;
+    }
+    return keys->accepts_authorization(req[http::field::authorization]);
+  }
+
   json model_json() const {
     return {{"id", ctx_.service.model_id()}, {"object", "model"}, {"created", ctx_.created}, {"owned_by", "pagoda"}};
   }
 
   // ---- plain responses ------------------------------------------------------------------------
   void send(http::status status, const char* content_type, std::string body, bool close = false,
-            const char* allow = nullptr) {
+            const char* allow = nullptr, bool bearer_challenge = false) {
     auto res = std::make_shared<http::response<http::string_body>>(status, 11);
     res->set(http::field::server, "pagoda");
     res->set(http::field::content_type, content_type);
     if (allow) res->set(http::field::allow, allow);
+    if (bearer_challenge) res->set(http::field::www_authenticate, "Bearer");
     res->keep_alive(keep_alive_ && !close && !ctx_.draining);
     res->body() = std::move(body);
     res->prepare_payload();

@@ -31,6 +31,10 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  if (Status s = server::load_api_keys(config); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 2;
+  }
   if (Status s = server::check_speculative_flags(config, app.count("--speculative") > 0); !s.ok()) {
     spdlog::error("{}", s.message());
     return 2;

@@ -411,6 +411,10 @@ ApiError error_from_status(const Status& status) {
       e.type = "server_error";
       e.code = "unavailable";
       break;
+    case StatusCode::Unauthenticated:  // as OpenAI answers a wrong key
+      e.http_status = 401;
+      e.code = "invalid_api_key";
+      break;
     case StatusCode::DeadlineExceeded:
       e.http_status = 504;
       e.type = "server_error";

@@ -32,7 +32,7 @@ def free_port() -> int:
 class Daemon:
     """A running pagodad: ports, the process, its log, and small raw-HTTP helpers."""
 
-    def __init__(self, extra_args=()):
+    def __init__(self, extra_args=(), api_key=None):
         if not os.path.exists(PAGODAD):
             pytest.skip(f"pagodad not built at {PAGODAD} (set PAGODAD)")
         if not os.path.exists(MODEL):
@@ -40,6 +40,7 @@ class Daemon:
         self.http_port = free_port()
         self.grpc_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.http_port}"
+        self.api_key = api_key  # sent by request() and openai_client() unless told otherwise
         self.log = tempfile.NamedTemporaryFile(prefix="pagodad-", suffix=".log", delete=False)
         args = [PAGODAD, "--model", MODEL, "--host", "127.0.0.1", "--grpc-port", str(self.grpc_port),
                 "--http-port", str(self.http_port), *extra_args]
@@ -76,6 +77,8 @@ class Daemon:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body).encode()
             hdrs = {"Content-Type": "application/json"} if body is not None else {}
+            if self.api_key:
+                hdrs["Authorization"] = f"Bearer {self.api_key}"
             hdrs.update(headers or {})
             conn.request(method, path, body=body, headers=hdrs)
             r = conn.getresponse()
@@ -103,8 +106,8 @@ class Daemon:
 
     def openai_client(self, **kw):
         import openai
-        return openai.OpenAI(base_url=self.base_url + "/v1", api_key="x", max_retries=0,
-                             timeout=kw.pop("timeout", 120), **kw)
+        return openai.OpenAI(base_url=self.base_url + "/v1", api_key=kw.pop("api_key", self.api_key or "x"),
+                             max_retries=0, timeout=kw.pop("timeout", 120), **kw)
 
     def stop(self, sig_timeout=30):
         if self.proc.poll() is None:
@@ -117,8 +120,8 @@ class Daemon:
         self.log.close()
 
 
-def start_daemon(extra_args=()) -> Daemon:
-    return Daemon(extra_args)
+def start_daemon(extra_args=(), api_key=None) -> Daemon:
+    return Daemon(extra_args, api_key)
 
 
 @pytest.fixture(scope="module")
