@@ -17,10 +17,11 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// A key travels in an HTTP header: visible ASCII only, no spaces.
+// A key travels in an HTTP header: visible ASCII only (0x21..0x7e), no spaces.
 bool header_safe(std::string_view key) {
   for (char c : key) {
-    if (c <= ' ' || c == 0x7f) return false;
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x21 || u > 0x7e) return false;
   }
   return !key.empty();
 }
@@ -40,8 +41,10 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-Result<std::shared_ptr<const ApiKeys>> ApiKeys::load(const std::vector<std::string>& given, const std::string& file) {
+Result<std::shared_ptr<const ApiKeys>> ApiKeys::load(const std::vector<std::string>& given, const std::string& file,
+                                                     bool file_given) {
   std::vector<std::string> keys;
+  if (file_given && file.empty()) return Status::error("--api-key-file: the path is empty");
   for (const std::string& k : given) {
     const std::string_view key = trim(k);
     if (!header_safe(key)) return Status::error("--api-key: a key must be visible ASCII without spaces");
@@ -53,11 +56,12 @@ Result<std::shared_ptr<const ApiKeys>> ApiKeys::load(const std::vector<std::stri
     std::string line;
     size_t from_file = 0;
     for (int line_no = 1; std::getline(in, line); ++line_no) {
-      const std::string_view key = trim(line);
+      std::string_view key = trim(line);
+      if (line_no == 1 && key.substr(0, 3) == "\xEF\xBB\xBF") key = trim(key.substr(3));  // a UTF-8 BOM
       if (key.empty() || key.front() == '#') continue;
       if (!header_safe(key)) {
         return Status::error(
-            fmt::format("--api-key-file {}: the key on line {} has spaces or control characters", file, line_no));
+            fmt::format("--api-key-file {}: the key on line {} is not visible ASCII without spaces", file, line_no));
       }
       keys.emplace_back(key);
       ++from_file;

@@ -2,8 +2,8 @@
 // Optional API keys (--api-key, --api-key-file): when any is set, every HTTP path but the open ones
 // (--open-paths; the probes by default) needs `Authorization: Bearer <key>`, and every
 // pagoda.v1.Generation call the same in its `authorization` metadata; gRPC health stays open. A missing
-// or wrong key gets 401 / UNAUTHENTICATED. Keys are compared in time that does not depend on where a
-// guess first differs, so the comparison leaks nothing a client could time; they are never logged.
+// or wrong key gets 401 / UNAUTHENTICATED (HTTP: before its body is read). Keys are compared in time
+// that does not depend on where a guess first differs (only the lengths show), and never logged.
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,8 +17,10 @@ class ApiKeys {
  public:
   // The keys given on the command line plus those of `file` (one per line; blank lines and lines
   // starting with '#' ignored; surrounding whitespace trimmed). Errors name the file or the problem
-  // (unreadable, no key in it, a key with spaces or control characters).
-  static Result<std::shared_ptr<const ApiKeys>> load(const std::vector<std::string>& keys, const std::string& file);
+  // (unreadable, no key in it, a key that is not visible ASCII). file_given: the flag was set, so an
+  // empty path (an unset variable in a script) is an error, not "no keys".
+  static Result<std::shared_ptr<const ApiKeys>> load(const std::vector<std::string>& keys, const std::string& file,
+                                                     bool file_given = false);
   explicit ApiKeys(std::vector<std::string> keys) : keys_(std::move(keys)) {}
 
   bool enabled() const { return !keys_.empty(); }

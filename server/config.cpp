@@ -1,6 +1,7 @@
 #include "server/config.h"
 
 #include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <map>
@@ -72,6 +73,7 @@ void add_server_flags(CLI::App& app, ServerConfig& c) {
                      "a key clients must send (HTTP Authorization: Bearer <key>, gRPC authorization metadata); "
                      "repeatable; none: no authentication")
           ->expected(1)
+          ->allow_extra_args(false)
           ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll),
       "API_KEY");
   env(app.add_option("--api-key-file", c.api_key_file, "a file of keys, one per line ('#' comments)"),
@@ -104,12 +106,16 @@ Status check_speculative_flags(ServerConfig& c, bool speculative_given) {
   return engine::check_speculative_config(spec);
 }
 
-Status load_api_keys(ServerConfig& c) {
+Status load_api_keys(ServerConfig& c, bool file_given) {
   for (const std::string& p : c.http.open_paths) {
     if (p.empty() || p.front() != '/') return Status::error(fmt::format("--open-paths: '{}' is not a path", p));
   }
-  auto keys = ApiKeys::load(c.api_keys, c.api_key_file);
+  auto keys = ApiKeys::load(c.api_keys, c.api_key_file, file_given);
   if (!keys.ok()) return keys.status();
+  if (!keys.value()->enabled() && c.grpc.host != "127.0.0.1" && c.grpc.host != "localhost" && c.grpc.host != "::1") {
+    spdlog::warn("listening on {} without API keys: anyone who can reach the ports can use them (--api-key-file)",
+                 c.grpc.host);
+  }
   c.http.api_keys = keys.value();
   c.grpc.api_keys = keys.value();
   return {};

@@ -41,7 +41,7 @@ void add_server_flags(CLI::App& app, ServerConfig& config);
 // another --speculative given, an error), draft needs --draft-model, and the values' ranges.
 Status check_speculative_flags(ServerConfig& config, bool speculative_given);
 // Reads the API keys (--api-key, --api-key-file) into both front ends' options; errors name the flag.
-Status load_api_keys(ServerConfig& config);
+Status load_api_keys(ServerConfig& config, bool file_given);  // file_given: --api-key-file was set
 // Fills derived values (model id, context limits) after parsing; errors name the flag.
 Status finalize_config(ServerConfig& config, const engine::ModelConfig& model);
 // One line per setting, for the start-up log.

@@ -80,6 +80,9 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     if (closed_) return;
     parser_.emplace();
     parser_->header_limit(16 * 1024);
+    // Beast refuses a Content-Length over this as it parses that field, so such a request gets its
+    // 413 even without a key (the limit is no secret: --help shows it); every other body waits for
+    // the key check in on_header.
     parser_->body_limit(ctx_.opt.max_body_bytes);
     if (first_ || buffer_.size() > 0) {
       first_ = false;
@@ -105,6 +108,14 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
   void on_header(error_code ec) {
     if (ec) return on_read_error(ec);
     auto& req = parser_->get();
+    // The key is checked before any body is read (or a 100 Continue sent): a client without one
+    // cannot make the server buffer bodies. The connection then closes, its unread body drained by the
+    // lingering close.
+    const std::string target(req.target());
+    if (!authorized(req, target.substr(0, target.find('?')))) {
+      keep_alive_ = false;
+      return send_unauthorized(true);
+    }
     if (auto cl = parser_->content_length(); cl && *cl > ctx_.opt.max_body_bytes) return body_too_large();
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       static const std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -160,13 +171,6 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
       send_error(e, false, name);
       return false;
     };
-    if (!authorized(req, path)) {
-      send(http::status::unauthorized, "application/json",
-           openai::error_body(openai::error_from_status(Status::error(
-               StatusCode::Unauthenticated, "Missing or invalid API key: send the header Authorization: Bearer <key>"))),
-           false, nullptr, /*bearer_challenge=*/true);
-      return;
-    }
     if (path == "/health") {
       if (only(http::verb::get)) send(http::status::ok, "application/json", R"({"status":"ok"})");
     } else if (path == "/ready") {
@@ -211,7 +215,15 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     }
   }
 
-  bool authorized(const http::request<http::string_body>& req, const std::string& path) const {
+  void send_unauthorized(bool close) {
+    send(http::status::unauthorized, "application/json",
+         openai::error_body(openai::error_from_status(Status::error(
+             StatusCode::Unauthenticated, "Missing or invalid API key: send the header Authorization: Bearer <key>"))),
+         close, nullptr, /*bearer_challenge=*/true);
+  }
+
+  template <class Request>
+  bool authorized(const Request& req, const std::string& path) const {
     const ApiKeys* keys = ctx_.opt.api_keys.get();
     if (keys == nullptr || !keys->enabled()) return true;
     for (const std::string& open : ctx_.opt.open_paths) {

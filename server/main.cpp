@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  if (Status s = server::load_api_keys(config); !s.ok()) {
+  if (Status s = server::load_api_keys(config, app.count("--api-key-file") > 0); !s.ok()) {
     spdlog::error("{}", s.message());
     return 2;
   }

@@ -53,6 +53,13 @@ TEST(ApiKeys, BadKeysAndFilesAreErrorsThatSayWhat) {
   EXPECT_FALSE(ApiKeys::load({"a b"}, "").ok());
   EXPECT_FALSE(ApiKeys::load({"  "}, "").ok());
   EXPECT_FALSE(ApiKeys::load({"tab\there"}, "").ok());
+  EXPECT_FALSE(ApiKeys::load({"caf\xc3\xa9"}, "").ok()) << "non-ASCII bytes, whatever char's signedness";
+  auto bom = ApiKeys::load({}, write_file("keys_bom.txt", "\xEF\xBB\xBF" "bom-key\r\n"));
+  ASSERT_TRUE(bom.ok()) << bom.message();
+  EXPECT_TRUE(bom.value()->accepts("bom-key")) << "a UTF-8 BOM is not part of the first key";
+  auto unset = ApiKeys::load({}, "", /*file_given=*/true);
+  ASSERT_FALSE(unset.ok());
+  EXPECT_NE(unset.message().find("empty"), std::string::npos) << unset.message();
   auto none = ApiKeys::load({}, "");
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none.value()->enabled());

@@ -44,7 +44,10 @@ class Daemon:
         self.log = tempfile.NamedTemporaryFile(prefix="pagodad-", suffix=".log", delete=False)
         args = [PAGODAD, "--model", MODEL, "--host", "127.0.0.1", "--grpc-port", str(self.grpc_port),
                 "--http-port", str(self.http_port), *extra_args]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        # A key in the developer's environment would lock every other test out.
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PAGODA_API_KEY", "PAGODA_API_KEY_FILE", "PAGODA_OPEN_PATHS")}
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self._wait_healthy()
         self.model_id = self.get_json("/v1/models")["data"][0]["id"]
 

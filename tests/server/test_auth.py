@@ -4,6 +4,7 @@ AuthenticationError), every pagoda.v1.Generation call the same in gRPC metadata 
 /health, /ready and gRPC health stay open for probes; --open-paths can open /metrics; a bad key file stops
 start-up with a clear error."""
 import os
+import socket
 import subprocess
 import sys
 from importlib import resources
@@ -58,6 +59,18 @@ def test_http_needs_a_key_except_on_the_probes(keyed):
             assert status == 401, (path, headers, raw)
             assert hdrs.get("www-authenticate") == "Bearer"
             assert b'"invalid_api_key"' in raw, raw
+    # Every other route and spelling is closed too, and a body is never read without a key.
+    no_key = {"Authorization": ""}
+    for method, path in (("POST", "/v1/chat/completions"), ("GET", "/v1/models/x"), ("GET", "/nope"),
+                         ("GET", "/health/"), ("GET", "/HEALTH"), ("HEAD", "/v1/models"), ("OPTIONS", "/metrics")):
+        assert keyed.request(method, path, headers=no_key)[0] == 401, (method, path)
+    assert keyed.request("GET", "/health?probe=1", headers=no_key)[0] == 200
+    # A body announced with Expect: 100-continue gets 401 at once, not 100 Continue: it is never read.
+    with socket.create_connection(("127.0.0.1", keyed.http_port), timeout=30) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 500000\r\nExpect: 100-continue\r\n\r\n")
+        head = s.recv(4096).decode(errors="replace")
+    assert head.startswith("HTTP/1.1 401") and "connection: close" in head.lower(), head
     for key in (KEY, FILE_KEY):
         status, _, raw = keyed.request("POST", "/v1/completions", body, headers={"Authorization": f"bearer {key}"})
         assert status == 200, raw
@@ -87,9 +100,12 @@ def test_grpc_needs_the_key_in_metadata_but_health_stays_open(keyed, pb):
             with pytest.raises(grpc.RpcError) as e:
                 list(stub.Generate(req, metadata=md, timeout=30))
             assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED, e.value
-            with pytest.raises(grpc.RpcError) as e:
-                stub.GetModelInfo(pagoda_pb2.GetModelInfoRequest(), metadata=md, timeout=30)
-            assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            for call, msg in ((stub.GetModelInfo, pagoda_pb2.GetModelInfoRequest()),
+                              (stub.Tokenize, pagoda_pb2.TokenizeRequest(text="Hi")),
+                              (stub.Detokenize, pagoda_pb2.DetokenizeRequest(token_ids=[1]))):
+                with pytest.raises(grpc.RpcError) as e:
+                    call(msg, metadata=md, timeout=30)
+                assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
         good = (("authorization", f"Bearer {FILE_KEY}"),)
         assert stub.GetModelInfo(pagoda_pb2.GetModelInfoRequest(), metadata=good, timeout=30).id == keyed.model_id
         assert list(stub.Generate(req, metadata=good, timeout=60))[-1].usage.completion_tokens >= 1
@@ -112,6 +128,8 @@ def test_open_paths_and_bad_key_files(tmp_path):
     for args, needle in ((["--api-key-file", str(tmp_path / "missing.txt")], "cannot read"),
                          (["--api-key-file", str(empty)], "no key"),
                          (["--api-key-file", str(spaced)], "line 2"),
+                         (["--api-key-file", ""], "path is empty"),
+                         (["--api-key", "caf\u00e9-key"], "visible ASCII"),
                          (["--open-paths", "metrics"], "--open-paths")):
         p = subprocess.run([PAGODAD, "--model", MODEL, "--http-port", "0", "--grpc-port", "0", *args],
                            capture_output=True, text=True, timeout=60)
