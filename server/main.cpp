@@ -1,10 +1,11 @@
 // pagodad: load the model, start the engine thread, serve gRPC and HTTP; on SIGTERM/SIGINT drain
 // (health NOT_SERVING, new requests refused with 503 / UNAVAILABLE, running streams finish within the
-// grace period) and exit 0.
+// grace period) and exit 0; a second signal during the drain exits at once with 1.
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "engine/spec/draft_model_drafter.h"
@@ -109,6 +110,15 @@ int main(int argc, char** argv) {
   std::thread control([&] {
     int sig = 0;
     sigwait(&signals, &sig);
+    // A second signal while draining means "now": exit at once, streams cut (an operator's second
+    // Ctrl-C, or an orchestrator that will not wait out the grace period).
+    std::thread([&signals] {
+      int again = 0;
+      sigwait(&signals, &again);
+      spdlog::warn("second {} received: exiting without finishing the drain", again == SIGTERM ? "SIGTERM" : "SIGINT");
+      spdlog::default_logger()->flush();
+      std::_Exit(1);
+    }).detach();
     spdlog::info("{} received: draining ({} requests in flight, grace period {} s)",
                  sig == SIGTERM ? "SIGTERM" : "SIGINT", service.in_flight(), config.grace_period_s);
     service.set_serving(false);

@@ -72,3 +72,35 @@ def test_sigterm_drains_active_streams():
         assert refused == 503 and running_at_refusal > 0, (refused, running_at_refusal)
     finally:
         d.stop()
+
+
+def test_second_sigterm_exits_at_once():
+    d = start_daemon(["--grace-period-s", "600"])
+    try:
+        first = threading.Event()
+
+        def worker():
+            try:
+                stream = d.openai_client().completions.create(model=d.model_id, prompt="A long story:",
+                                                              max_tokens=4000, stream=True,
+                                                              extra_body={"ignore_eos": True})
+                for _ in stream:
+                    first.set()
+            except Exception:  # noqa: BLE001 - the stream is cut by the forced exit
+                pass
+            finally:
+                first.set()
+
+        t = threading.Thread(target=worker, daemon=True)
+        t.start()
+        assert first.wait(60)
+        d.proc.send_signal(signal.SIGTERM)
+        deadline = time.time() + 10
+        while time.time() < deadline and d.request("GET", "/ready", timeout=5)[0] != 503:
+            time.sleep(0.02)
+        assert d.proc.poll() is None, "the first SIGTERM must drain, not exit, while a stream runs"
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(timeout=10) == 1, d.log_tail()  # not the 600 s grace period
+        assert "second SIGTERM" in d.log_tail(20)
+    finally:
+        d.stop()
