@@ -178,6 +178,12 @@ Result<std::string> InferenceService::detokenize(std::span<const int32_t> ids, b
 
 Result<scheduler::RequestId> InferenceService::submit(scheduler::Request request, const std::string& log_id) {
   if (!serving()) return Status::error(StatusCode::Unavailable, "the server is not serving (starting up or draining)");
+  // Checked before the output stage below is built from n and the stop strings (one detokenizer and
+  // matcher per choice): a gRPC n of -1 or 2^31-1 must be refused here, not reach a vector's reserve.
+  if (Status s = scheduler::validate_request(request, loop_.limits()); !s.ok()) {
+    metrics_.counter("pagoda_requests_total", "Requests finished, by how they ended", {{"status", "rejected"}}).inc();
+    return s;
+  }
   request.id = next_id_++;
   auto trace = std::make_shared<RequestTrace>();
   trace->choices = request.n;

@@ -361,6 +361,10 @@ def _bad_requests(pb, vocab_size):
         ("temperature -1", make_request(pb, text="Hi", temperature=-1.0), "temperature"),
         ("top_p 0", make_request(pb, text="Hi", top_p=0.0), "top_p"),
         ("n 0", make_request(pb, text="Hi", n=0), "n must be"),
+        # Found by tests/fuzz/grpc_request_fuzz: the output stage was built from n before n was checked,
+        # so n = -1 threw out of vector::reserve and ended the daemon; a huge n allocated per choice.
+        ("n -1", make_request(pb, text="Hi", n=-1), "n must be"),
+        ("n 2^31-1", make_request(pb, text="Hi", n=2**31 - 1), "n must be"),
         ("token id out of vocab", make_request(pb, token_ids=[1, vocab_size + 5]), "vocabulary"),
         ("negative token id", make_request(pb, token_ids=[-1]), "vocabulary"),
         ("unknown chat role", make_request(pb, chat=[("wizard", "hi")]), "role"),
