@@ -450,8 +450,9 @@ std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::stri
       if (depth > kMaxDepth) throw TooDeep{};
       return true;
     });
-  } catch (const json::parse_error& e) {
-    // nlohmann's message names the position and, for bad bytes, "ill-formed UTF-8".
+  } catch (const json::exception& e) {
+    // nlohmann's message names the position and, for bad bytes, "ill-formed UTF-8". Not only
+    // parse_error: a number past the double range (1e400) throws out_of_range (406) from the parser.
     return invalid(fmt::format("The request body is not valid JSON: {}", e.what()));
   } catch (const TooDeep&) {
     return invalid(fmt::format("The request body nests JSON deeper than {} levels", kMaxDepth));
@@ -477,8 +478,10 @@ std::optional<ApiError> resolve_max_tokens(ParsedRequest& request, int32_t promp
   if (!request.max_tokens) {
     request.max_tokens = request.endpoint == Endpoint::Completions ? 16 : context_length - prompt_tokens;
   }
-  const int64_t total = prompt_tokens + *request.max_tokens;
-  if (total > context_length) {
+  // max_tokens may be anything up to INT64_MAX: compare with the room left, and add in unsigned
+  // arithmetic for the message (both are non-negative here), so neither can overflow.
+  if (*request.max_tokens > int64_t{context_length} - prompt_tokens) {
+    const uint64_t total = static_cast<uint64_t>(prompt_tokens) + static_cast<uint64_t>(*request.max_tokens);
     return invalid(fmt::format("This model's maximum context length is {} tokens. However, you requested {} tokens "
                                "({} in the prompt, {} for the completion). Please reduce the length of the prompt "
                                "or the completion.",
