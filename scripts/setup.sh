@@ -16,6 +16,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libpcre2-dev
   fortunes gnuplot-nox  # load-test prompt text (English quotations) and benchmark plots
+  clang-14 libclang-rt-14-dev libfuzzer-14-dev  # scripts/fuzz.sh: libFuzzer targets (tests/fuzz), ASan + UBSan
 )
 
 installed() {

@@ -19,3 +19,10 @@ export OMP_WAIT_POLICY=passive
 export PATH="$VENV/bin:$PATH"   # Python-based tests use the project's venv
 log "PAGODA_MODEL=$PAGODA_MODEL"
 ctest --test-dir build --output-on-failure --no-tests=error -j2 "$@"
+
+# --- libFuzzer targets (tests/fuzz/, scripts/fuzz.sh) -----------------------------------------------
+# A bounded run of each target (and its committed regression inputs), clang + ASan + UBSan, after the
+# suites: PAGODA_FUZZ_SECONDS per target (default 20; 0 skips the stage, e.g. for a quick local run).
+if [ "${PAGODA_FUZZ_SECONDS:-20}" != 0 ]; then
+  bash scripts/fuzz.sh --seconds "${PAGODA_FUZZ_SECONDS:-20}"
+fi

@@ -1,0 +1,168 @@
+// libFuzzer target: the gRPC request path after the transport. Byte 0 picks the message; the rest is
+// parsed with ParseFromArray as a pagoda.v1 GenerateRequest, TokenizeRequest or DetokenizeRequest and
+// handled as server/grpc_server.cpp does: to_request (prompt mapping, tokenization with the real
+// model's tokenizer and chat template, defaults) and InferenceService::submit, whose validation
+// (scheduler::validate_request and the scheduler's own check) runs on an engine loop that was told to
+// stop, so a request that passes is answered Unavailable instead of being queued; Tokenize / Detokenize
+// as the service's methods. The model is $PAGODA_MODEL, loaded once.
+// Properties: every outcome is OK or a Status whose code is one the service documents for bad input
+// (InvalidArgument, or Unavailable for an accepted request here), with a message; everything put in a
+// response is valid UTF-8 and the response serializes; token ids are inside the vocabulary.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/stubs/logging.h>
+
+#include "engine/loaded_model.h"
+#include "engine/tokenizer/unicode_utf8.h"
+#include "pagoda/v1/pagoda.pb.h"
+#include "scheduler/engine_loop.h"
+#include "server/grpc_mapping.h"
+#include "server/inference_service.h"
+#include "server/metrics.h"
+
+using namespace pagoda;
+
+namespace {
+
+struct World {
+  engine::LoadedModel model;
+  std::unique_ptr<scheduler::EngineLoop> loop;
+  server::MetricsRegistry metrics;
+  std::unique_ptr<server::InferenceService> service;
+};
+
+World* world = nullptr;
+
+[[noreturn]] void violated(const char* what, const std::string& detail = {}) {
+  std::fprintf(stderr, "grpc_request_fuzz: property violated: %s %s\n", what, detail.c_str());
+  std::abort();
+}
+
+void check_utf8(const std::string& s, const char* what) {
+  if (engine::tok::sanitize_utf8(s) != s) violated(what);
+}
+
+void check_bad_input(const Status& s, bool accepted_is_unavailable) {
+  if (s.ok()) return;
+  if (s.message().empty()) violated("an error without a message");
+  const bool ok_code = s.code() == StatusCode::InvalidArgument ||
+                       (accepted_is_unavailable && s.code() == StatusCode::Unavailable);
+  if (!ok_code) violated("unexpected status code for", s.message());
+  const grpc::Status g = server::to_grpc_status(s);
+  if (g.ok()) violated("an error mapped to grpc OK");
+}
+
+void generate(const v1::GenerateRequest& req) {
+  const server::InferenceService& service = *world->service;
+  auto mapped = server::to_request(req, service);
+  if (!mapped.ok()) return check_bad_input(mapped.status(), false);
+  scheduler::Request& r = mapped.value();
+  const int32_t vocab = service.tokenizer().vocab_size();
+  for (int32_t id : r.prompt) {
+    if (id < 0 || id >= vocab) violated("a prompt token outside the vocabulary was mapped");
+  }
+  if (r.prompt.empty()) violated("an empty prompt was mapped");
+  // What the stream would carry for the first prompt token and the request's text.
+  scheduler::TokenEvent ev;
+  ev.token = r.prompt.front();
+  ev.text = req.text().substr(0, 64) + service.token_piece(r.prompt.front());
+  ev.finish = scheduler::FinishReason::Stop;
+  ev.sample.logprob = -0.5f;
+  v1::GenerateResponse out;
+  server::to_response(ev, r.sampling.logprobs >= 0, service, out);
+  check_utf8(out.text(), "a response text is not valid UTF-8");
+  std::string wire;
+  if (!out.SerializeToString(&wire)) violated("a GenerateResponse does not serialize");
+
+  r.sink = [](const scheduler::TokenEvent&) {};
+  auto submitted = world->service->submit(std::move(r), "fuzz");
+  if (submitted.ok()) violated("a request was queued on a stopped engine loop");
+  check_bad_input(submitted.status(), true);
+}
+
+void tokenize(const v1::TokenizeRequest& req) {
+  const server::InferenceService& service = *world->service;
+  Result<std::vector<int32_t>> ids = Status::error("input is required: set text or chat");
+  if (req.input_case() == v1::TokenizeRequest::kText) {
+    ids = service.tokenize_text(req.text(), req.add_special(), req.parse_special());
+  } else if (req.input_case() == v1::TokenizeRequest::kChat) {
+    server::PromptInput in;
+    in.kind = server::PromptInput::Kind::Chat;
+    for (const v1::ChatMessage& m : req.chat().messages()) in.chat.push_back({m.role(), m.content()});
+    ids = service.tokenize(in);
+  }
+  if (!ids.ok()) return check_bad_input(ids.status(), false);
+  v1::TokenizeResponse response;
+  for (int32_t id : ids.value()) {
+    if (id < 0 || id >= service.tokenizer().vocab_size()) violated("a token outside the vocabulary");
+    response.add_token_ids(id);
+    response.add_pieces(server::utf8_safe(service.token_piece(id)));
+    check_utf8(response.pieces(response.pieces_size() - 1), "a piece is not valid UTF-8");
+  }
+  std::string wire;
+  if (!response.SerializeToString(&wire)) violated("a TokenizeResponse does not serialize");
+}
+
+void detokenize(const v1::DetokenizeRequest& req) {
+  const std::vector<int32_t> ids(req.token_ids().begin(), req.token_ids().end());
+  auto text = world->service->detokenize(ids, req.skip_special());
+  if (!text.ok()) return check_bad_input(text.status(), false);
+  v1::DetokenizeResponse response;
+  response.set_text(server::utf8_safe(text.value()));
+  check_utf8(response.text(), "a detokenized text is not valid UTF-8");
+  std::string wire;
+  if (!response.SerializeToString(&wire)) violated("a DetokenizeResponse does not serialize");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  // ParseFromArray logs every string field with invalid UTF-8 (and then fails the parse): keep the log quiet.
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*, int, const std::string&) {});
+  std::string path;
+  if (const char* p = std::getenv("PAGODA_MODEL"); p && *p) {
+    path = p;
+  } else if (const char* home = std::getenv("HOME")) {
+    path = std::string(home) + "/.cache/pagoda/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  }
+  engine::LoadOptions options;
+  options.kv_tokens = 256;
+  options.backend.cpu.num_threads = 1;
+  auto loaded = engine::load_model(path, options);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "grpc_request_fuzz: %s\n", loaded.message().c_str());
+    std::exit(1);
+  }
+  world = new World{std::move(loaded).value(), nullptr, {}, nullptr};
+  world->loop = std::make_unique<scheduler::EngineLoop>(*world->model.backend, *world->model.tokenizer,
+                                                        scheduler::EngineLoopConfig{});
+  world->loop->request_stop(/*drain=*/false);
+  world->service = std::make_unique<server::InferenceService>(world->model, *world->loop, world->metrics, "fuzz-model",
+                                                              world->loop->max_model_len());
+  world->service->set_serving(true);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  const int kind = data[0] % 4;
+  const void* body = data + 1;
+  const int n = static_cast<int>(size - 1);
+  if (kind <= 1) {
+    v1::GenerateRequest req;
+    if (req.ParseFromArray(body, n)) generate(req);
+  } else if (kind == 2) {
+    v1::TokenizeRequest req;
+    if (req.ParseFromArray(body, n)) tokenize(req);
+  } else {
+    v1::DetokenizeRequest req;
+    if (req.ParseFromArray(body, n)) detokenize(req);
+  }
+  return 0;
+}
