@@ -15,6 +15,7 @@ APT_PACKAGES=(
   ocl-icd-opencl-dev opencl-headers  # oneDNN's CMake config finds OpenCL; libdnnl-dev only recommends them
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libpcre2-dev
+  libssl-dev openssl  # TLS on both ports (--tls-cert); the TLS tests make their certificate with openssl
   fortunes gnuplot-nox  # load-test prompt text (English quotations) and benchmark plots
   clang-14 libclang-rt-14-dev libfuzzer-14-dev  # scripts/fuzz.sh: libFuzzer targets (tests/fuzz), ASan + UBSan
 )

@@ -84,10 +84,36 @@ void add_server_flags(CLI::App& app, ServerConfig& c) {
           ->delimiter(',')
           ->capture_default_str(),
       "OPEN_PATHS");
+  env(app.add_option("--tls-cert", c.tls_cert,
+                     "PEM certificate chain (server certificate first): both ports then speak TLS 1.2+ only; "
+                     "needs --tls-key"),
+      "TLS_CERT");
+  env(app.add_option("--tls-key", c.tls_key, "PEM private key of --tls-cert"), "TLS_KEY");
   app.add_flag("!--no-prefix-caching", c.engine.prefix_caching, "do not reuse KV blocks of identical prompt prefixes");
   env(app.add_option("--max-body-bytes", c.http.max_body_bytes, "largest HTTP request body")->check(CLI::Range(1024, 1 << 30))->capture_default_str(), "MAX_BODY_BYTES");
   env(app.add_option("--header-timeout-s", c.http.header_timeout_s, "seconds to receive a request")->check(CLI::Range(1, 3600))->capture_default_str(), "HEADER_TIMEOUT_S");
   env(app.add_option("--idle-timeout-s", c.http.idle_timeout_s, "seconds a keep-alive connection may idle")->check(CLI::Range(1, 3600))->capture_default_str(), "IDLE_TIMEOUT_S");
+  env(app.add_option("--max-unsent-bytes", c.http.max_unsent_bytes,
+                     "bytes of a stream waiting for a client that does not read it (HTTP and gRPC); past them "
+                     "the request is cancelled and the stream ends with an error")
+          ->check(CLI::Range(size_t{4096}, size_t{1} << 30))
+          ->capture_default_str(),
+      "MAX_UNSENT_BYTES");
+  env(app.add_option("--http-send-buffer-bytes", c.http.send_buffer_bytes,
+                     "SO_SNDBUF of HTTP connections (0: the kernel's autotuning, up to 4 MiB a connection)")
+          ->check(CLI::Range(0, 1 << 26))
+          ->capture_default_str(),
+      "HTTP_SEND_BUFFER_BYTES");
+  env(app.add_option("--max-connections", c.http.max_connections,
+                     "open HTTP connections at most; more get 503 and are closed")
+          ->check(CLI::Range(1, 1 << 20))
+          ->capture_default_str(),
+      "MAX_CONNECTIONS");
+  env(app.add_option("--max-streams-per-connection", c.grpc.max_concurrent_streams,
+                     "gRPC calls one connection may have open at once (HTTP/1.1 connections carry one)")
+          ->check(CLI::Range(1, 65536))
+          ->capture_default_str(),
+      "MAX_STREAMS_PER_CONNECTION");
   env(app.add_option("--grace-period-s", c.grace_period_s, "seconds running requests get to finish on SIGTERM")->check(CLI::Range(0, 3600))->capture_default_str(), "GRACE_PERIOD_S");
   env(app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))->capture_default_str(), "LOG_LEVEL");
 }
@@ -121,8 +147,17 @@ Status load_api_keys(ServerConfig& c, bool file_given) {
   return {};
 }
 
+Status load_tls(ServerConfig& c) {
+  auto tls = load_tls_credentials(c.tls_cert, c.tls_key);
+  if (!tls.ok()) return tls.status();
+  c.http.tls = tls.value();
+  c.grpc.tls = tls.value();
+  return {};
+}
+
 Status finalize_config(ServerConfig& c, const engine::ModelConfig& model) {
   c.http.host = c.grpc.host;
+  c.grpc.max_unsent_bytes = c.http.max_unsent_bytes;
   if (c.model_id.empty()) c.model_id = std::filesystem::path(c.model).stem().string();
   if (c.engine.scheduler.max_model_len > model.context_length) c.engine.scheduler.max_model_len = model.context_length;
   if (c.kv_memory_mib > 0) c.load.kv_memory_bytes = static_cast<int64_t>(c.kv_memory_mib * 1024 * 1024);
@@ -142,7 +177,8 @@ std::string describe_config(const ServerConfig& c) {
       "matmul {}; kv {}; "
       "max_num_seqs {}, max_num_batched_tokens {}, max_model_len {}, max_queue {}, chunked prefill {}, prefix caching {}; "
       "speculative {}{} (up to {} tokens); {}; "
-      "max body {} bytes, header timeout {} s, idle timeout {} s, grace period {} s",
+      "{}; max connections {}, max body {} bytes, header timeout {} s, idle timeout {} s, unsent stream bytes {}, gRPC streams per "
+      "connection {}, grace period {} s",
       c.model, c.model_id, c.grpc.host, c.grpc.port, c.http.host, c.http.port, c.http.threads,
       engine::backend_kind_name(c.load.backend.kind), c.load.backend.device,
       c.load.backend.cpu.num_threads == 0 ? std::string("all cores") : std::to_string(c.load.backend.cpu.num_threads),
@@ -156,7 +192,9 @@ std::string describe_config(const ServerConfig& c) {
       c.http.api_keys && c.http.api_keys->enabled()
           ? fmt::format("{} API key(s), open HTTP paths {}", c.http.api_keys->size(), open_paths)
           : std::string("no API keys"),
-      c.http.max_body_bytes, c.http.header_timeout_s, c.http.idle_timeout_s,
+      c.http.tls ? fmt::format("TLS from {}", c.tls_cert) : std::string("no TLS"), c.http.max_connections,
+      c.http.max_body_bytes,
+      c.http.header_timeout_s, c.http.idle_timeout_s, c.http.max_unsent_bytes, c.grpc.max_concurrent_streams,
       c.grace_period_s);
 }
 

@@ -26,6 +26,7 @@ struct ServerConfig {
   std::string draft_model;  // --speculative draft: the drafting GGUF (same vocabulary as the model)
   std::vector<std::string> api_keys;  // --api-key (never logged)
   std::string api_key_file;           // --api-key-file: one key per line
+  std::string tls_cert, tls_key;      // --tls-cert / --tls-key: PEM files, TLS on both ports
   engine::LoadOptions load;
   scheduler::EngineLoopConfig engine;
   GrpcServerOptions grpc;
@@ -42,6 +43,8 @@ void add_server_flags(CLI::App& app, ServerConfig& config);
 Status check_speculative_flags(ServerConfig& config, bool speculative_given);
 // Reads the API keys (--api-key, --api-key-file) into both front ends' options; errors name the flag.
 Status load_api_keys(ServerConfig& config, bool file_given);  // file_given: --api-key-file was set
+// Reads --tls-cert / --tls-key into both front ends' options (checked: PEM, key matches certificate).
+Status load_tls(ServerConfig& config);
 // Fills derived values (model id, context limits) after parsing; errors name the flag.
 Status finalize_config(ServerConfig& config, const engine::ModelConfig& model);
 // One line per setting, for the start-up log.

@@ -1,13 +1,14 @@
 #include "server/grpc_generate_reactor.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "server/grpc_mapping.h"
 
 namespace pagoda::server {
 
-GenerateReactor::GenerateReactor(InferenceService& service, int32_t n, bool with_logprobs)
-    : service_(service), n_(n), with_logprobs_(with_logprobs) {}
+GenerateReactor::GenerateReactor(InferenceService& service, int32_t n, bool with_logprobs, StreamLimits limits)
+    : service_(service), n_(n), with_logprobs_(with_logprobs), limits_(limits) {}
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateReactor::refuse(InferenceService& service,
                                                                         const Status& status) {
@@ -18,9 +19,10 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateReactor::refuse(Inferenc
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateReactor::start(InferenceService& service,
-                                                                       const v1::GenerateRequest& request) {
-  const auto make = [&service](int32_t n, bool with_logprobs) {
-    auto reactor = std::make_shared<GenerateReactor>(service, n, with_logprobs);
+                                                                       const v1::GenerateRequest& request,
+                                                                       const StreamLimits& limits) {
+  const auto make = [&service, &limits](int32_t n, bool with_logprobs) {
+    auto reactor = std::make_shared<GenerateReactor>(service, n, with_logprobs, limits);
     reactor->self_ = reactor;
     return reactor;
   };
@@ -60,10 +62,24 @@ void GenerateReactor::on_event(const scheduler::TokenEvent& ev) {
   if (ev.finish == scheduler::FinishReason::Error) {
     final_status_ = grpc::Status(grpc::StatusCode::INTERNAL, ev.error.empty() ? "generation failed" : ev.error);
   } else {
-    to_response(ev, with_logprobs_, service_, queue_.emplace_back());
+    v1::GenerateResponse& message = queue_.emplace_back();
+    to_response(ev, with_logprobs_, service_, message);
+    queued_bytes_ += message.ByteSizeLong();
     if (choices_done_ >= n_) final_status_ = grpc::Status::OK;
   }
+  scheduler::RequestId cancel_id = 0;
+  if (queued_bytes_ > limits_.max_unsent_bytes && choices_done_ < n_) {
+    // Not read: the request stops (no more engine time or KV), the queue goes, and the status says why.
+    cancel_id = id_;
+    final_status_ = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 "the stream was ended: the client did not read " +
+                                     std::to_string(limits_.max_unsent_bytes) + " bytes of it in time");
+    queue_.clear();
+    queued_bytes_ = 0;
+    if (limits_.unread_streams_ended) limits_.unread_streams_ended->inc();
+  }
   pump(lock);
+  if (cancel_id != 0) service_.cancel(cancel_id);
 }
 
 void GenerateReactor::end_with(grpc::Status status) {
@@ -108,6 +124,7 @@ void GenerateReactor::pump(std::unique_lock<std::mutex>& lock) {
     if (!cancelled_ && !queue_.empty()) {
       current_ = std::move(queue_.front());
       queue_.pop_front();
+      queued_bytes_ -= std::min(queued_bytes_, current_.ByteSizeLong());
       writing_ = true;
       action = Action::Write;
     } else if (final_status_) {

@@ -1,6 +1,8 @@
 #pragma once
 // One Generate call: a ServerWriteReactor fed by the request's stream sink on the engine thread.
-// Events are queued under a mutex and written one at a time (one outstanding write); the call finishes
+// Events are queued under a mutex and written one at a time (one outstanding write); a client that
+// leaves more than StreamLimits::max_unsent_bytes queued has its request cancelled and the call ends
+// with RESOURCE_EXHAUSTED (sent once its pending write drains). The call finishes
 // with OK after every choice's final message, with the service's error code, or CANCELLED when the
 // client cancels or its deadline passes (which cancels the request in the engine). The reactor is
 // shared between gRPC (until OnDone) and the sink (until the scheduler drops the request), so it
@@ -18,12 +20,19 @@
 
 namespace pagoda::server {
 
+// What a Generate stream may hold for a client that does not read it.
+struct StreamLimits {
+  size_t max_unsent_bytes = 1 << 20;  // queued messages' bytes before the call is ended
+  Counter* unread_streams_ended = nullptr;
+};
+
 class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
   // Validates, tokenizes and submits the request; the returned reactor is owned by gRPC and the
   // engine together. Errors finish the call at once with the mapped code.
   static grpc::ServerWriteReactor<v1::GenerateResponse>* start(InferenceService& service,
-                                                               const v1::GenerateRequest& request);
+                                                               const v1::GenerateRequest& request,
+                                                               const StreamLimits& limits = {});
   // A call refused before it reaches the service (no API key): finishes at once with `status`.
   static grpc::ServerWriteReactor<v1::GenerateResponse>* refuse(InferenceService& service, const Status& status);
 
@@ -31,7 +40,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   void OnCancel() override;
   void OnDone() override;
 
-  GenerateReactor(InferenceService& service, int32_t n, bool with_logprobs);  // use start()
+  GenerateReactor(InferenceService& service, int32_t n, bool with_logprobs, StreamLimits limits = {});  // use start()
 
  private:
   enum class Action { None, Write, Finish };
@@ -45,10 +54,12 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   InferenceService& service_;
   const int32_t n_;
   const bool with_logprobs_;
+  const StreamLimits limits_;
   std::shared_ptr<GenerateReactor> self_;  // gRPC's reference, dropped in OnDone
 
   std::mutex mu_;
   std::deque<v1::GenerateResponse> queue_;
+  size_t queued_bytes_ = 0;  // serialized size of queue_
   v1::GenerateResponse current_;  // the message being written (touched only while writing_)
   bool writing_ = false;
   bool cancelled_ = false;                    // client cancel, deadline or broken stream

@@ -24,13 +24,17 @@ constexpr const char* kServiceName = "pagoda.v1.Generation";
 // before returning; Generate hands off to a GenerateReactor.
 class GenerationService final : public v1::Generation::CallbackService {
  public:
-  GenerationService(InferenceService& service, std::shared_ptr<const ApiKeys> keys)
-      : service_(service), keys_(std::move(keys)) {}
+  GenerationService(InferenceService& service, const GrpcServerOptions& options)
+      : service_(service), keys_(options.api_keys) {
+    limits_.max_unsent_bytes = options.max_unsent_bytes;
+    limits_.unread_streams_ended = &service.metrics().counter(
+        "pagoda_streams_ended_unread_total", "Streams ended because the client stopped reading them", {{"api", "grpc"}});
+  }
 
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(grpc::CallbackServerContext* ctx,
                                                            const v1::GenerateRequest* request) override {
     if (Status s = authorize(*ctx); !s.ok()) return GenerateReactor::refuse(service_, s);
-    return GenerateReactor::start(service_, *request);
+    return GenerateReactor::start(service_, *request, limits_);
   }
 
   grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* ctx, const v1::TokenizeRequest* request,
@@ -102,6 +106,7 @@ class GenerationService final : public v1::Generation::CallbackService {
 
   InferenceService& service_;
   std::shared_ptr<const ApiKeys> keys_;
+  StreamLimits limits_;
 };
 
 std::string listen_address(const std::string& host, int port) {
@@ -112,7 +117,7 @@ std::string listen_address(const std::string& host, int port) {
 }  // namespace
 
 struct GrpcServer::Impl {
-  Impl(InferenceService& s, const GrpcServerOptions& o) : service(s), options(o), generation(s, o.api_keys) {}
+  Impl(InferenceService& s, const GrpcServerOptions& o) : service(s), options(o), generation(s, o) {}
 
   void apply_serving() {  // with mu held
     if (!server) return;
@@ -145,7 +150,14 @@ Status GrpcServer::start() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int selected = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &selected);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (const TlsCredentials* tls = impl_->options.tls.get()) {
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({tls->private_key_pem, tls->cert_chain_pem});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+  builder.AddListeningPort(address, credentials, &selected);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, impl_->options.max_concurrent_streams);
   builder.SetMaxReceiveMessageSize(impl_->options.max_message_bytes);
   builder.SetMaxSendMessageSize(impl_->options.max_message_bytes);
   builder.RegisterService(&impl_->generation);

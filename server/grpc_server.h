@@ -9,6 +9,7 @@
 #include "engine/status.h"
 #include "server/api_keys.h"
 #include "server/inference_service.h"
+#include "server/tls.h"
 
 namespace pagoda::server {
 
@@ -19,6 +20,12 @@ struct GrpcServerOptions {
   // API keys (server/api_keys.h): null or none set = open; else every pagoda.v1.Generation call needs
   // `authorization: Bearer <key>` metadata (health and reflection stay open).
   std::shared_ptr<const ApiKeys> api_keys;
+  std::shared_ptr<const TlsCredentials> tls;  // null: plaintext (insecure credentials)
+  // A Generate stream's messages produced but not yet written to the client: past this many bytes the
+  // client is not reading, so its request is cancelled and the call ends with RESOURCE_EXHAUSTED.
+  size_t max_unsent_bytes = 1 << 20;
+  // HTTP/2 streams (calls) one connection may have open at once.
+  int max_concurrent_streams = 256;
 };
 
 class GrpcServer {

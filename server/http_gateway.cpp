@@ -4,12 +4,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <boost/asio.hpp>
 #include <optional>
 #include <thread>
 #include <vector>
 
 #include "server/http_session.h"
+#include "server/tls_context.h"
 
 namespace pagoda::server {
 
@@ -33,16 +35,26 @@ struct HttpGateway::Impl : HttpContext {
   std::mutex lifecycle_mu;
   bool started = false, stopped = false;
 
+  Counter* refused_connections = nullptr;
+
   void do_accept();
+  bool at_connection_limit();
+  void refuse(tcp::socket socket);
   void close_sessions();
 };
 
 void HttpGateway::Impl::do_accept() {
   acceptor->async_accept(asio::make_strand(ioc), [this](error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
+    if (!ec && at_connection_limit()) {
+      refuse(std::move(socket));
+      do_accept();
+      return;
+    }
     if (!ec) {
       error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
+      if (opt.send_buffer_bytes > 0) socket.set_option(asio::socket_base::send_buffer_size(opt.send_buffer_bytes), ignored);
       make_http_session(*this, std::move(socket))->start();
       do_accept();
       return;
@@ -54,6 +66,34 @@ void HttpGateway::Impl::do_accept() {
       if (acceptor->is_open()) do_accept();
     });
   });
+}
+
+bool HttpGateway::Impl::at_connection_limit() {
+  std::lock_guard lock(sessions_mu);
+  return static_cast<int64_t>(sessions.size()) >= opt.max_connections;
+}
+
+// Over --max-connections: a short 503 written straight away (a fresh socket's send buffer takes it
+// without blocking), then the socket closes. The client learns why instead of seeing a reset.
+void HttpGateway::Impl::refuse(tcp::socket socket) {
+  static const std::string body =
+      R"({"error":{"message":"Too many open connections; retry later","type":"server_error","param":null,)"
+      R"("code":"too_many_connections"}})";
+  static const std::string response = "HTTP/1.1 503 Service Unavailable\r\nServer: pagoda\r\n"
+                                      "Content-Type: application/json\r\nConnection: close\r\nRetry-After: 1\r\n"
+                                      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  refused_connections->inc();
+  error_code ec;
+  socket.non_blocking(true, ec);
+  if (!ec) socket.write_some(asio::buffer(response), ec);
+  // Unread bytes at close make the kernel send a reset, which can destroy the 503 before the client
+  // reads it: take what the request has already sent.
+  std::array<char, 4096> sink;
+  for (int i = 0; i < 16 && !ec; ++i) {
+    if (socket.read_some(asio::buffer(sink), ec) == 0) break;
+  }
+  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.close(ec);
 }
 
 void HttpGateway::Impl::close_sessions() {
@@ -77,6 +117,15 @@ Status HttpGateway::start() {
   std::lock_guard lock(c.lifecycle_mu);
   const std::string where = c.opt.host + ":" + std::to_string(c.opt.port);
   if (c.started) return Status::error(StatusCode::Internal, "the HTTP gateway on " + where + " is already started");
+  if (c.opt.tls) {
+    auto tls = make_tls_server_context(*c.opt.tls);
+    if (!tls.ok()) return Status::error(StatusCode::InvalidArgument, "HTTP TLS: " + tls.message());
+    c.tls = std::move(tls.value());
+  }
+  c.refused_connections = &c.service.metrics().counter(
+      "pagoda_http_connections_refused_total", "HTTP connections answered 503 at once: --max-connections were open");
+  c.unread_streams_ended = &c.service.metrics().counter(
+      "pagoda_streams_ended_unread_total", "Streams ended because the client stopped reading them", {{"api", "http"}});
   error_code ec;
   tcp::resolver resolver(c.ioc);
   auto endpoints = resolver.resolve(c.opt.host, std::to_string(c.opt.port), tcp::resolver::passive, ec);

@@ -15,6 +15,7 @@
 #include "engine/status.h"
 #include "server/api_keys.h"
 #include "server/inference_service.h"
+#include "server/tls.h"
 
 namespace pagoda::server {
 
@@ -24,7 +25,18 @@ struct HttpGatewayOptions {
   int threads = 2;                 // Asio io_context threads
   size_t max_body_bytes = 1 << 20;
   int header_timeout_s = 10;       // to receive a request's headers (and body)
-  int idle_timeout_s = 60;         // keep-alive connection idle limit
+  int idle_timeout_s = 60;         // keep-alive connection idle limit; also how long a write may stall
+  // A stream's bytes produced but not yet taken by the client's socket: past this, the client is not
+  // reading, so its request is cancelled and the stream ends with an error event (slow consumers
+  // cannot hold memory or engine time).
+  size_t max_unsent_bytes = 1 << 20;
+  // SO_SNDBUF of each connection: 0 keeps the kernel's autotuning (up to net.ipv4.tcp_wmem's maximum,
+  // 4 MiB by default, that a client that does not read can fill before max_unsent_bytes applies).
+  int send_buffer_bytes = 0;
+  // Open connections at most; one more is answered 503 and closed at once (idle ones are closed after
+  // idle_timeout_s, silent new ones after header_timeout_s).
+  int max_connections = 4096;
+  std::shared_ptr<const TlsCredentials> tls;  // null: plain HTTP
   // API keys (server/api_keys.h): null or none set = open; else every path but open_paths needs one.
   std::shared_ptr<const ApiKeys> api_keys;
   std::vector<std::string> open_paths = {"/health", "/ready"};

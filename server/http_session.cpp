@@ -7,9 +7,10 @@
 #include <sys/socket.h>
 
 #include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
 #include <array>
+#include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cerrno>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -41,19 +42,52 @@ std::string random_hex(size_t n) {
 
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
-class Session final : public HttpSession, public std::enable_shared_from_this<Session> {
+// The connection's byte stream: plain TCP, or TLS over it (--tls-cert). Timeouts and the socket live on
+// the TCP layer either way.
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+template <class Stream>
+Stream open_stream(tcp::socket socket, HttpContext& ctx) {
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    return Stream(std::move(socket), *ctx.tls);
+  } else {
+    return Stream(std::move(socket));
+  }
+}
+
+template <class Stream>
+class Session final : public HttpSession, public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
  public:
-  Session(HttpContext& ctx, tcp::socket socket, uint64_t key) : ctx_(ctx), stream_(std::move(socket)), key_(key) {}
+  Session(HttpContext& ctx, tcp::socket socket, uint64_t key)
+      : ctx_(ctx), stream_(open_stream<Stream>(std::move(socket), ctx)), key_(key) {}
   ~Session() override {
     std::lock_guard lock(ctx_.sessions_mu);
     ctx_.sessions.erase(key_);
   }
   void start() override {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_next(); });
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        // The handshake counts against the header timeout: a client that connects and sends nothing
+        // (or plain HTTP, which fails the handshake) holds the connection no longer than that.
+        self->transport().expires_after(std::chrono::seconds(self->ctx_.opt.header_timeout_s));
+        self->stream_.async_handshake(asio::ssl::stream_base::server, [self](error_code ec) {
+          if (ec) {
+            spdlog::debug("http: TLS handshake failed: {}", ec.message());
+            return self->do_close();
+          }
+          self->read_next();
+        });
+      } else {
+        self->read_next();
+      }
+    });
   }
   // From shutdown: cancels a running request and closes the connection.
   void stop() override {
-    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
       if (self->gen_ && self->gen_->submitted) self->ctx_.service.cancel(self->gen_->id);
       self->do_close();  // first: no write may still use the generation's buffers after it ends
       self->end_generation();
@@ -72,6 +106,8 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     std::unique_ptr<http::response<http::empty_body>> head;
     std::unique_ptr<http::response_serializer<http::empty_body>> serializer;
     bool head_sent = false, writing = false, ended = false, last_sent = false;
+    bool abandoned = false;    // ended for not reading: later events are dropped
+    bool close_after = false;  // close the connection once the stream is written
     std::string pending;
   };
 
@@ -91,8 +127,8 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     }
     // Keep-alive: wait for the next request's first bytes up to the idle limit; the header limit
     // starts with them (so a slow sender cannot hold the connection by trickling bytes).
-    stream_.expires_after(std::chrono::seconds(ctx_.opt.idle_timeout_s));
-    stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](error_code ec, size_t n) {
+    transport().expires_after(std::chrono::seconds(ctx_.opt.idle_timeout_s));
+    stream_.async_read_some(buffer_.prepare(4096), [self = this->shared_from_this()](error_code ec, size_t n) {
       if (ec) return self->do_close();
       self->buffer_.commit(n);
       self->read_header();
@@ -100,9 +136,9 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
   }
 
   void read_header() {
-    stream_.expires_after(std::chrono::seconds(ctx_.opt.header_timeout_s));
+    transport().expires_after(std::chrono::seconds(ctx_.opt.header_timeout_s));
     http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](error_code ec, size_t) { self->on_header(ec); });
+                            [self = this->shared_from_this()](error_code ec, size_t) { self->on_header(ec); });
   }
 
   void on_header(error_code ec) {
@@ -119,7 +155,7 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     if (auto cl = parser_->content_length(); cl && *cl > ctx_.opt.max_body_bytes) return body_too_large();
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       static const std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
-      asio::async_write(stream_, asio::buffer(cont), [self = shared_from_this()](error_code ec2, size_t) {
+      asio::async_write(stream_, asio::buffer(cont), [self = this->shared_from_this()](error_code ec2, size_t) {
         if (ec2) return self->do_close();
         self->read_body();
       });
@@ -129,7 +165,7 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
   }
 
   void read_body() {
-    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](error_code ec, size_t) {
+    http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](error_code ec, size_t) {
       if (ec) return self->on_read_error(ec);
       self->handle(self->parser_->release());
     });
@@ -248,8 +284,8 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     res->body() = std::move(body);
     res->prepare_payload();
     const bool close_after = !res->keep_alive();
-    stream_.expires_after(std::chrono::seconds(ctx_.opt.idle_timeout_s));
-    http::async_write(stream_, *res, [self = shared_from_this(), res, close_after](error_code ec, size_t) {
+    transport().expires_after(std::chrono::seconds(ctx_.opt.idle_timeout_s));
+    http::async_write(stream_, *res, [self = this->shared_from_this(), res, close_after](error_code ec, size_t) {
       if (ec) return self->do_close();
       self->exchange_done(close_after);
     });
@@ -273,13 +309,13 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     if (closed_) return;
     if (drained == 0) {
       error_code ec;
-      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      transport().socket().shutdown(tcp::socket::shutdown_send, ec);
       if (ec) return do_close();
-      stream_.expires_after(std::chrono::seconds(2));
+      transport().expires_after(std::chrono::seconds(2));
     }
     if (drained >= (size_t{1} << 20)) return do_close();
     stream_.async_read_some(asio::buffer(linger_buf_),
-                            [self = shared_from_this(), drained](error_code ec, size_t n) {
+                            [self = this->shared_from_this(), drained](error_code ec, size_t n) {
                               if (ec) return self->do_close();  // EOF, reset, or the 2 s are up
                               self->linger_close(drained + std::max<size_t>(n, 1));
                             });
@@ -343,7 +379,7 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     if (!p.user.empty()) spdlog::info("http {}: user {}", log_id, p.user);
     gen_->id = submitted.value();
     gen_->submitted = true;
-    self_hold_ = shared_from_this();  // events keep coming even if no I/O is pending
+    self_hold_ = this->shared_from_this();  // events keep coming even if no I/O is pending
     ++ctx_.active;
     counted_ = true;
     if (gen_->streaming) start_stream();
@@ -352,7 +388,7 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
 
   // Runs on the engine thread: only posts the event to this session's strand.
   scheduler::StreamSink make_sink(uint64_t seq) {
-    std::weak_ptr<Session> weak = shared_from_this();
+    std::weak_ptr<Session> weak = this->shared_from_this();
     std::shared_ptr<SinkGate> gate = ctx_.gate;
     return [weak, gate, seq](const scheduler::TokenEvent& ev) {
       std::lock_guard lock(gate->mu);
@@ -390,11 +426,13 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
       }
       return;
     }
-    if (g.builder->cancelled()) {  // cancelled by the server: the stream just ends
+    if (g.builder->cancelled() && !g.abandoned) {  // cancelled by the server: the stream just ends
       end_generation();
       return do_close();
     }
+    if (g.abandoned) return;  // the unread-stream error is all that is still sent
     g.pending += out;
+    if (g.pending.size() > ctx_.opt.max_unsent_bytes) return abandon_unread_stream();
     if (g.builder->failed()) {
       g.pending += openai::sse_done();
       g.ended = true;
@@ -402,6 +440,30 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
       g.pending += g.builder->stream_end();
       g.ended = true;
     }
+    flush_stream();
+  }
+
+  // The client has not taken max_unsent_bytes of its stream: it is not reading (or reads slower than
+  // the model writes). Its request is cancelled, so it holds no engine time or KV memory, and what
+  // was not yet handed to the socket is replaced by an error event and [DONE], sent if the client
+  // ever reads again; a write that stays stuck past the idle timeout closes the connection.
+  void abandon_unread_stream() {
+    Generation& g = *gen_;
+    spdlog::warn("http: request {} cancelled: its client left {} bytes of the stream unread (limit {})", g.id,
+                 g.pending.size(), ctx_.opt.max_unsent_bytes);
+    if (ctx_.unread_streams_ended) ctx_.unread_streams_ended->inc();
+    g.abandoned = true;
+    g.close_after = true;
+    if (!g.builder->finished()) ctx_.service.cancel(g.id);
+    openai::ApiError e;
+    e.http_status = 429;
+    e.type = "server_error";
+    e.code = "stream_not_read";
+    e.message = "The stream was ended: the client did not read " + std::to_string(ctx_.opt.max_unsent_bytes) +
+                " bytes of it in time";
+    g.pending = openai::sse_event(openai::error_body(e));
+    g.pending += openai::sse_done();
+    g.ended = true;
     flush_stream();
   }
 
@@ -416,8 +478,8 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     g.serializer = std::make_unique<http::response_serializer<http::empty_body>>(*g.head);
     g.pending = g.builder->stream_start();
     g.writing = true;
-    stream_.expires_after(std::chrono::seconds(ctx_.opt.idle_timeout_s));
-    http::async_write_header(stream_, *g.serializer, [self = shared_from_this(), seq = g.seq](error_code ec, size_t) {
+    transport().expires_after(std::chrono::seconds(ctx_.opt.idle_timeout_s));
+    http::async_write_header(stream_, *g.serializer, [self = this->shared_from_this(), seq = g.seq](error_code ec, size_t) {
       if (!self->gen_ || self->gen_->seq != seq) return;
       self->gen_->writing = false;
       if (ec) return self->client_gone();
@@ -432,13 +494,13 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     // The bytes being written live in the handler, not in the Generation: a shutdown or disconnect
     // may end the generation while the write is still in flight.
     auto in_write = std::make_shared<std::string>();
-    auto on_written = [self = shared_from_this(), seq = g.seq, in_write](error_code ec, size_t) {
+    auto on_written = [self = this->shared_from_this(), seq = g.seq, in_write](error_code ec, size_t) {
       if (!self->gen_ || self->gen_->seq != seq) return;
       self->gen_->writing = false;
       if (ec) return self->client_gone();
       self->flush_stream();
     };
-    stream_.expires_after(std::chrono::seconds(ctx_.opt.idle_timeout_s));
+    transport().expires_after(std::chrono::seconds(ctx_.opt.idle_timeout_s));
     if (!g.pending.empty()) {
       in_write->swap(g.pending);
       g.writing = true;
@@ -448,7 +510,7 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
       g.writing = true;
       asio::async_write(stream_, http::make_chunk_last(), std::move(on_written));
     } else if (g.last_sent) {
-      const bool close = !g.head->keep_alive();
+      const bool close = g.close_after || !g.head->keep_alive();
       end_generation();
       exchange_done(close);
     }
@@ -458,10 +520,10 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
   // file or a reset (the client is gone, so its request is cancelled), or a stale readiness edge from
   // bytes already read (wait again). A non-blocking peek tells them apart.
   void watch_disconnect(uint64_t seq) {
-    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(), seq](error_code ec) {
+    transport().socket().async_wait(tcp::socket::wait_read, [self = this->shared_from_this(), seq](error_code ec) {
       if (ec || !self->gen_ || self->gen_->seq != seq || self->closed_) return;
       char c;
-      const ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      const ssize_t n = ::recv(self->transport().socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
       if (n > 0) return;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return self->watch_disconnect(seq);
       self->client_gone();
@@ -471,14 +533,16 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
   void client_gone() {
     if (gen_ && gen_->submitted && !gen_->builder->finished()) ctx_.service.cancel(gen_->id);
     do_close();  // the Cancelled (or final) event ends the generation
-    if (gen_ && (gen_->builder->finished() || gen_->builder->failed())) end_generation();
+    if (gen_ && (gen_->builder->finished() || gen_->builder->failed() || gen_->builder->cancelled())) {
+      end_generation();
+    }
   }
 
   void end_generation() {
     if (gen_) {
       gen_.reset();
       error_code ec;
-      stream_.socket().cancel(ec);  // the disconnect watch
+      transport().socket().cancel(ec);  // the disconnect watch
     }
     if (counted_) {
       counted_ = false;
@@ -491,12 +555,14 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     if (closed_) return;
     closed_ = true;
     error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    transport().socket().shutdown(tcp::socket::shutdown_both, ec);
+    transport().socket().close(ec);
   }
 
+  beast::tcp_stream& transport() { return beast::get_lowest_layer(stream_); }
+
   HttpContext& ctx_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   uint64_t key_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -517,7 +583,12 @@ HttpContext::HttpContext(InferenceService& s, const HttpGatewayOptions& o) : ser
 std::shared_ptr<HttpSession> make_http_session(HttpContext& context, tcp::socket socket) {
   std::lock_guard lock(context.sessions_mu);
   const uint64_t key = context.next_session++;
-  auto s = std::make_shared<Session>(context, std::move(socket), key);
+  std::shared_ptr<HttpSession> s;
+  if (context.tls) {
+    s = std::make_shared<Session<TlsStream>>(context, std::move(socket), key);
+  } else {
+    s = std::make_shared<Session<PlainStream>>(context, std::move(socket), key);
+  }
   context.sessions.emplace(key, s);
   return s;
 }

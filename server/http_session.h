@@ -13,6 +13,10 @@
 #include "server/http_gateway.h"
 #include "server/inference_service.h"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace pagoda::server {
 
 // Shared by the engine thread's sinks and the gateway: once closed (at shutdown) sinks post nothing,
@@ -35,6 +39,8 @@ struct HttpContext {
   HttpContext(InferenceService& s, const HttpGatewayOptions& o);
   InferenceService& service;
   HttpGatewayOptions opt;
+  std::shared_ptr<boost::asio::ssl::context> tls;  // set when the gateway serves TLS (opt.tls)
+  Counter* unread_streams_ended = nullptr;          // streams ended for a client that did not read
   int64_t created;  // unix time, for /v1/models
   std::atomic<bool> draining{false};
   std::atomic<int32_t> active{0};  // generations whose response is not fully written

@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
     spdlog::error("{}", s.message());
     return 2;
   }
+  if (Status s = server::load_tls(config); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 2;
+  }
   if (Status s = server::check_speculative_flags(config, app.count("--speculative") > 0); !s.ok()) {
     spdlog::error("{}", s.message());
     return 2;

@@ -8,11 +8,14 @@ import json
 import os
 import pathlib
 import socket
+import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from importlib import resources
 
 import pytest
 
@@ -32,14 +35,17 @@ def free_port() -> int:
 class Daemon:
     """A running pagodad: ports, the process, its log, and small raw-HTTP helpers."""
 
-    def __init__(self, extra_args=(), api_key=None):
+    def __init__(self, extra_args=(), api_key=None, tls_ca=None):
         if not os.path.exists(PAGODAD):
             pytest.skip(f"pagodad not built at {PAGODAD} (set PAGODAD)")
         if not os.path.exists(MODEL):
             pytest.skip(f"model not found at {MODEL} (set PAGODA_MODEL)")
         self.http_port = free_port()
         self.grpc_port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.http_port}"
+        # tls_ca: the daemon speaks TLS (--tls-cert in extra_args); this PEM file is the CA clients trust.
+        self.tls_ca = tls_ca
+        self.ssl_context = ssl.create_default_context(cafile=tls_ca) if tls_ca else None
+        self.base_url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{self.http_port}"
         self.api_key = api_key  # sent by request() and openai_client() unless told otherwise
         self.log = tempfile.NamedTemporaryFile(prefix="pagodad-", suffix=".log", delete=False)
         args = [PAGODAD, "--model", MODEL, "--host", "127.0.0.1", "--grpc-port", str(self.grpc_port),
@@ -61,10 +67,11 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"pagodad exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.base_url + "/health", timeout=1) as r:
+                with urllib.request.urlopen(self.base_url + "/health", timeout=1, context=self.ssl_context) as r:
                     if r.status == 200:
                         # /health answers as soon as HTTP listens; /ready once serving.
-                        with urllib.request.urlopen(self.base_url + "/ready", timeout=1) as rr:
+                        with urllib.request.urlopen(self.base_url + "/ready", timeout=1,
+                                                    context=self.ssl_context) as rr:
                             if rr.status == 200:
                                 return
             except (urllib.error.URLError, ConnectionError, OSError):
@@ -75,7 +82,10 @@ class Daemon:
 
     def request(self, method, path, body=None, headers=None, timeout=60):
         """One request on a fresh connection: (status, headers dict (lower-case), body bytes)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
+        if self.ssl_context:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.http_port, timeout=timeout, context=self.ssl_context)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
         try:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body).encode()
@@ -99,7 +109,8 @@ class Daemon:
         return status, json.loads(body) if body else None
 
     def metric(self, name) -> float:
-        """The value of an unlabelled series from GET /metrics."""
+        """The value of one series from GET /metrics: `name` is the series as rendered, labels included
+        (pagoda_requests_total{status="stop"})."""
         status, _, body = self.request("GET", "/metrics")
         assert status == 200
         for line in body.decode().splitlines():
@@ -108,7 +119,10 @@ class Daemon:
         raise KeyError(name)
 
     def openai_client(self, **kw):
+        import httpx
         import openai
+        if self.tls_ca and "http_client" not in kw:
+            kw["http_client"] = httpx.Client(verify=self.ssl_context)
         return openai.OpenAI(base_url=self.base_url + "/v1", api_key=kw.pop("api_key", self.api_key or "x"),
                              max_retries=0, timeout=kw.pop("timeout", 120), **kw)
 
@@ -123,8 +137,31 @@ class Daemon:
         self.log.close()
 
 
-def start_daemon(extra_args=(), api_key=None) -> Daemon:
-    return Daemon(extra_args, api_key)
+def start_daemon(extra_args=(), api_key=None, tls_ca=None) -> Daemon:
+    return Daemon(extra_args, api_key, tls_ca)
+
+
+def grpc_stubs(out_dir, *protos):
+    """Generates Python modules for proto/pagoda/v1/pagoda.proto and the given test protos
+    (pagoda_test/health.proto, ...) into out_dir and imports them: returns {module name: module}."""
+    import importlib
+    from grpc_tools import protoc
+    include = str(resources.files("grpc_tools") / "_proto")
+    files = ["pagoda/v1/pagoda.proto", *protos]
+    args = ["grpc_tools.protoc", f"-I{REPO / 'proto'}", f"-I{REPO / 'tests' / 'server' / 'protos'}", f"-I{include}",
+            f"--python_out={out_dir}", f"--grpc_python_out={out_dir}", *files]
+    assert protoc.main(args) == 0, f"protoc failed on {files}"
+    sys.path.insert(0, str(out_dir))
+    try:
+        modules = {}
+        for f in files:
+            package = f.rsplit("/", 1)[0].replace("/", ".")
+            stem = f.rsplit("/", 1)[1][:-len(".proto")]
+            for suffix in ("_pb2", "_pb2_grpc"):
+                modules[stem + suffix] = importlib.import_module(f"{package}.{stem}{suffix}")
+        return modules
+    finally:
+        sys.path.remove(str(out_dir))
 
 
 @pytest.fixture(scope="module")

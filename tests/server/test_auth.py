@@ -6,18 +6,12 @@ start-up with a clear error."""
 import os
 import socket
 import subprocess
-import sys
-from importlib import resources
-from pathlib import Path
 
 import grpc
 import pytest
-from grpc_tools import protoc
 
-from conftest import MODEL, PAGODAD, start_daemon
+from conftest import MODEL, PAGODAD, grpc_stubs, start_daemon
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 KEY, FILE_KEY = "sk-test-0123456789", "sk-file-abcdef"
 
 
@@ -32,18 +26,8 @@ def keyed(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pb(tmp_path_factory):
-    out = tmp_path_factory.mktemp("auth_stubs")
-    include = str(resources.files("grpc_tools") / "_proto")
-    assert protoc.main(["grpc_tools.protoc", f"-I{ROOT / 'proto'}", f"-I{HERE / 'protos'}", f"-I{include}",
-                        f"--python_out={out}", f"--grpc_python_out={out}", "pagoda/v1/pagoda.proto",
-                        "pagoda_test/health.proto"]) == 0
-    sys.path.insert(0, str(out))
-    try:
-        from pagoda.v1 import pagoda_pb2, pagoda_pb2_grpc
-        from pagoda_test import health_pb2, health_pb2_grpc
-    finally:
-        sys.path.remove(str(out))
-    return pagoda_pb2, pagoda_pb2_grpc, health_pb2, health_pb2_grpc
+    m = grpc_stubs(tmp_path_factory.mktemp("auth_stubs"), "pagoda_test/health.proto")
+    return m["pagoda_pb2"], m["pagoda_pb2_grpc"], m["health_pb2"], m["health_pb2_grpc"]
 
 
 def test_http_needs_a_key_except_on_the_probes(keyed):
