@@ -75,7 +75,7 @@ class BpeGpt2Tokenizer final : public Tokenizer {
     if (!special && (attr & (kAttrUnknown | kAttrControl))) return {};
     if (attr & (kAttrUnknown | kAttrControl | kAttrUserDefined)) return text;
     if (attr & kAttrNormal) return pre_->byte_encode() ? decode_byte_level(text) : text;
-    if (attr & kAttrByte) return std::string(1, static_cast<char>(std::strtol(text.substr(3, 2).c_str(), nullptr, 16)));
+    if (attr & kAttrByte) return byte_token_piece(text);
     return {};
   }
 

@@ -87,7 +87,7 @@ class BpeSpmTokenizer final : public Tokenizer {
       replace_all(s, kSpace, " ");
       return s;
     }
-    if (attr & kAttrByte) return std::string(1, static_cast<char>(std::strtol(text.substr(3, 2).c_str(), nullptr, 16)));
+    if (attr & kAttrByte) return byte_token_piece(text);
     return {};
   }
 

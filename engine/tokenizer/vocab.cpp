@@ -1,6 +1,7 @@
 #include "engine/tokenizer/vocab.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <set>
 
 namespace pagoda::engine::tok {
@@ -112,6 +113,11 @@ Vocab build_vocab(const TokenizerSpec& spec) {
     return v.texts[static_cast<size_t>(a)].size() > v.texts[static_cast<size_t>(b)].size();
   });
   return v;
+}
+
+std::string byte_token_piece(const std::string& text) {
+  if (text.size() < 3) return {};
+  return std::string(1, static_cast<char>(std::strtol(text.substr(3, 2).c_str(), nullptr, 16)));
 }
 
 std::vector<Fragment> partition_special(const Vocab& vocab, std::string_view text, bool parse_special) {

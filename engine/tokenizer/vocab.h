@@ -39,6 +39,11 @@ struct Vocab {
 
 Vocab build_vocab(const TokenizerSpec& spec);
 
+// The piece of a BYTE-type token "<0xXX>": the byte strtol reads from characters 3-4, as llama.cpp's
+// token_to_byte (so "<0x" gives a 0 byte, as there). Empty when the text has fewer than 3 characters
+// (a malformed vocabulary, where llama.cpp's substr(3, 2) throws).
+std::string byte_token_piece(const std::string& text);
+
 // A piece of the input: either a special token or a byte range of raw text.
 struct Fragment {
   int32_t token = -1;  // -1: raw text [offset, offset + length)

@@ -250,5 +250,39 @@ TEST(TokenizerSpm, ScoresSpacePrefixAndByteFallback) {
   EXPECT_TRUE(tok->is_end_of_generation(2));
 }
 
+// Found by tests/fuzz/gguf_reader_fuzz: a BYTE-type token whose text is shorter than 3 characters made
+// token_to_piece throw std::out_of_range (substr(3, 2)), ending the process that decoded it. Such a
+// token now decodes to nothing, in both models; longer ones keep llama.cpp's token_to_byte result.
+TEST(TokenizerVocab, ShortByteTokenGivesAnEmptyPiece) {
+  for (TokenizerSpec spec : {tiny_gpt2_spec(), tiny_spm_spec()}) {
+    const auto add_byte_token = [&](const std::string& text) {
+      spec.tokens.push_back(text);
+      spec.token_types.resize(spec.tokens.size() - 1, 1);
+      spec.token_types.push_back(6);
+      if (!spec.scores.empty()) spec.scores.resize(spec.tokens.size(), 0.0f);
+      return static_cast<int32_t>(spec.tokens.size() - 1);
+    };
+    const int32_t one = add_byte_token("x");
+    const int32_t two = add_byte_token("<0");
+    const int32_t three = add_byte_token("<0x");  // strtol of nothing: a 0 byte, as llama.cpp
+    const int32_t good = add_byte_token("<0x41>");
+    const std::string model = spec.model;
+    auto tok = make(std::move(spec));
+    ASSERT_NE(tok, nullptr);
+    for (bool special : {false, true}) {
+      EXPECT_EQ(tok->token_to_piece(one, special), "") << model;
+      EXPECT_EQ(tok->token_to_piece(two, special), "") << model;
+      EXPECT_EQ(tok->token_to_piece(three, special), std::string(1, '\0')) << model;
+      EXPECT_EQ(tok->token_to_piece(good, special), "A") << model;
+    }
+    const std::vector<int32_t> ids = {good, one, good, two};
+    EXPECT_EQ(tok->decode(ids), "AA") << model;
+    IncrementalDetokenizer detok(*tok);
+    std::string streamed;
+    for (int32_t id : ids) streamed += detok.push(id);
+    EXPECT_EQ(streamed + detok.flush(), "AA") << model;
+  }
+}
+
 }  // namespace
 }  // namespace pagoda::engine
