@@ -5,6 +5,7 @@
 // (scheduler::validate_request and the scheduler's own check) runs on an engine loop that was told to
 // stop, so a request that passes is answered Unavailable instead of being queued; Tokenize / Detokenize
 // as the service's methods. The model is $PAGODA_MODEL, loaded once.
+// Bytes 0 mod 8 in 4..7 build a GenerateRequest field by field instead (see structured()).
 // Properties: every outcome is OK or a Status whose code is one the service documents for bad input
 // (InvalidArgument, or Unavailable for an accepted request here), with a message; everything put in a
 // response is valid UTF-8 and the response serializes; token ids are inside the vocabulary.
@@ -12,10 +13,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <fuzzer/FuzzedDataProvider.h>
 #include <google/protobuf/stubs/logging.h>
 
 #include "engine/loaded_model.h"
@@ -120,6 +123,76 @@ void detokenize(const v1::DetokenizeRequest& req) {
   if (!response.SerializeToString(&wire)) violated("a DetokenizeResponse does not serialize");
 }
 
+// A GenerateRequest built field by field from the input (most raw bytes are not a valid message, so
+// this reaches the mapping and validation with every field set, unset, in range or not).
+v1::GenerateRequest structured(FuzzedDataProvider& in) {
+  v1::GenerateRequest req;
+  const auto text = [&](size_t max) { return engine::tok::sanitize_utf8(in.ConsumeRandomLengthString(max)); };
+  const auto id = [&] {
+    return in.ConsumeBool() ? in.ConsumeIntegralInRange<int32_t>(-2, 49200) : in.ConsumeIntegral<int32_t>();
+  };
+  const auto real = [&]() -> float {
+    switch (in.ConsumeIntegralInRange<int>(0, 5)) {
+      case 0: return std::numeric_limits<float>::quiet_NaN();
+      case 1: return std::numeric_limits<float>::infinity();
+      case 2: return -std::numeric_limits<float>::infinity();
+      case 3: return in.ConsumeFloatingPoint<float>();
+      default: return in.ConsumeFloatingPointInRange<float>(-3.0f, 12.0f);
+    }
+  };
+  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+    case 0: req.set_text(text(256)); break;
+    case 1: {
+      auto* ids = req.mutable_token_ids();
+      for (size_t k = in.ConsumeIntegralInRange<size_t>(0, 40); k > 0; --k) ids->add_ids(id());
+      break;
+    }
+    case 2: {
+      static const char* const kRoles[] = {"system", "user", "assistant", "developer", ""};
+      auto* chat = req.mutable_chat();
+      for (size_t k = in.ConsumeIntegralInRange<size_t>(0, 4); k > 0; --k) {
+        auto* m = chat->add_messages();
+        m->set_role(in.ConsumeBool() ? std::string(kRoles[in.ConsumeIntegralInRange<int>(0, 4)]) : text(12));
+        m->set_content(text(128));
+      }
+      break;
+    }
+    default: break;  // no prompt
+  }
+  if (in.ConsumeBool()) {
+    auto* s = req.mutable_sampling();
+    if (in.ConsumeBool()) s->set_temperature(real());
+    if (in.ConsumeBool()) s->set_top_p(real());
+    if (in.ConsumeBool()) s->set_top_k(in.ConsumeIntegral<int32_t>());
+    if (in.ConsumeBool()) s->set_min_p(real());
+    if (in.ConsumeBool()) s->set_repetition_penalty(real());
+    if (in.ConsumeBool()) s->set_presence_penalty(real());
+    if (in.ConsumeBool()) s->set_frequency_penalty(real());
+    if (in.ConsumeBool()) s->set_seed(in.ConsumeIntegral<uint64_t>());
+    if (in.ConsumeBool()) s->set_logprobs(in.ConsumeIntegralInRange<int32_t>(-3, 40));
+  }
+  if (in.ConsumeBool()) {
+    auto* st = req.mutable_stop();
+    if (in.ConsumeBool()) st->set_max_tokens(in.ConsumeBool() ? in.ConsumeIntegralInRange<int32_t>(-2, 9000)
+                                                              : in.ConsumeIntegral<int32_t>());
+    for (size_t k = in.ConsumeIntegralInRange<size_t>(0, 20); k > 0; --k) st->add_stop(text(40));
+    for (size_t k = in.ConsumeIntegralInRange<size_t>(0, 70); k > 0; --k) st->add_stop_token_ids(id());
+    st->set_ignore_eos(in.ConsumeBool());
+  }
+  if (in.ConsumeBool()) req.set_n(in.ConsumeBool() ? in.ConsumeIntegralInRange<int32_t>(-2, 20) : in.ConsumeIntegral<int32_t>());
+  if (in.ConsumeBool()) req.set_priority(in.ConsumeIntegral<int32_t>());
+  if (in.ConsumeBool()) req.set_request_id(text(16));
+  if (in.ConsumeBool()) req.set_num_speculative_tokens(in.ConsumeIntegralInRange<int32_t>(-3, 40));
+  switch (in.ConsumeIntegralInRange<int>(0, 2)) {
+    case 0: req.set_prediction_text(text(128)); break;
+    case 1:
+      for (size_t k = in.ConsumeIntegralInRange<size_t>(0, 40); k > 0; --k) req.mutable_prediction_token_ids()->add_ids(id());
+      break;
+    default: break;
+  }
+  return req;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -151,10 +224,19 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  const int kind = data[0] % 4;
+  const int kind = data[0] % 8;
   const void* body = data + 1;
   const int n = static_cast<int>(size - 1);
-  if (kind <= 1) {
+  if (kind >= 4) {
+    FuzzedDataProvider in(data + 1, size - 1);
+    const v1::GenerateRequest req = structured(in);
+    // What a client would send: it serializes, and the server's parse gives the same message back.
+    std::string wire;
+    if (!req.SerializeToString(&wire)) violated("a built GenerateRequest does not serialize");
+    v1::GenerateRequest back;
+    if (!back.ParseFromString(wire)) violated("a serialized GenerateRequest does not parse");
+    generate(back);
+  } else if (kind <= 1) {
     v1::GenerateRequest req;
     if (req.ParseFromArray(body, n)) generate(req);
   } else if (kind == 2) {

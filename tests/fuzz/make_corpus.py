@@ -272,6 +272,9 @@ def grpc_seeds():
     write("grpc_request_fuzz", "tokenize-text", b"\x02" + field(1, 2, "<|im_start|>Hello") + field(3, 0, 1) + field(4, 0, 1))
     write("grpc_request_fuzz", "tokenize-chat", b"\x02" + field(2, 2, chat))
     write("grpc_request_fuzz", "detokenize", b"\x03" + field(1, 2, packed([1, 2, 28, 49151, 2**31 - 1])) + field(2, 0, 1))
+    # Structured mode (byte 0 is 4..7 mod 8): the message is built field by field from the rest.
+    write("grpc_request_fuzz", "structured-counting", b"\x04" + bytes(range(96)))
+    write("grpc_request_fuzz", "structured-high", b"\x07" + bytes(range(255, 127, -1)))
 
 
 def main():
