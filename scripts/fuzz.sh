@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds="$2"; seconds_given=1; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     -*) die "unknown option '$1' (see --help)" ;;
     *)
       printf '%s\n' "${ALL[@]}" | grep -qx "$1" || die "unknown target '$1' (known: ${ALL[*]})"
