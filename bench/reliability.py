@@ -5,7 +5,7 @@
             every request is answered (200, or 429 / 503 quickly), every accepted one is correct (its text is
             the one a quiet server gives: greedy decoding is batch-invariant), the daemon stays up and its
             memory bounded (peak RSS, VmHWM). The sustainable rate is measured first: closed-loop clients
-            (--calibrate-clients) for 20 s.
+            (--calibrate-clients, 64: a full batch) for 20 s.
   faults    --requests (10,000) requests, each with a fault at a random point: HTTP clients that disconnect
             (before the answer, mid-stream after k chunks), gRPC calls cancelled after k messages or given a
             short deadline, and plain requests that must come back whole. Afterwards the daemon must be
@@ -163,7 +163,7 @@ async def overload_run(d, rate, seconds, refs, seed):
 
         async def sample_rss():
             while True:
-                rss_samples.append(rss_kib(d.proc.pid, "VmRSS"))
+                rss_samples.append(rss_kib(d.proc.pid, "VmRSS") or 0)
                 await asyncio.sleep(0.5)
 
         sampler = asyncio.create_task(sample_rss())
@@ -274,7 +274,7 @@ async def faults_run(d, pb, requests, concurrency, refs, seed):
         async def one(i):
             kind = rng.choice(FAULTS)
             prompt = rng.choice(PROMPTS)
-            max_tokens = rng.randint(1, 96)
+            max_tokens = rng.randint(1, 48)
             k = rng.randint(0, 24)
             wait_s = rng.uniform(0, 0.3)
             async with sem:
@@ -290,19 +290,22 @@ async def faults_run(d, pb, requests, concurrency, refs, seed):
                         req.sampling.temperature = 0  # greedy, as the references
                         timeout = rng.uniform(0.01, 0.5) if kind == "grpc_deadline" else 300
                         call = stub.Generate(req, timeout=timeout)
-                        got, text = 0, ""
+                        got, text, tokens = 0, "", 0
                         outcome = "finished"
                         try:
                             async for msg in call:
                                 got += 1
                                 text += msg.text
+                                if msg.finish_reason:
+                                    tokens = msg.usage.completion_tokens
                                 if kind == "grpc_cancel" and got >= k:
                                     call.cancel()
                                     outcome = "cancelled"
                                     break
                         except grpc.aio.AioRpcError as e:
                             outcome = e.code().name
-                        if kind == "grpc_whole" and (outcome != "finished" or not refs[prompt].startswith(text)):
+                        if kind == "grpc_whole" and (outcome != "finished" or tokens != max_tokens
+                                                     or not refs[prompt].startswith(text)):
                             wrong.append((kind, prompt, max_tokens, outcome, text))
                     else:  # http_whole
                         r = await client.post(d.base_url + "/v1/completions", json=completion_body(d, prompt, max_tokens))
@@ -329,14 +332,14 @@ def faults(args):
         # References long enough for any max_tokens drawn (a prefix of the greedy text).
         refs = {}
         for p in PROMPTS:
-            status, body = d.post_json("/v1/completions", completion_body(d, p, 96), timeout=600)
+            status, body = d.post_json("/v1/completions", completion_body(d, p, 48), timeout=600)
             refs[p] = body["choices"][0]["text"]
         t0 = time.monotonic()
         counts, wrong = asyncio.run(faults_run(d, pb, args.requests, args.concurrency, refs, args.seed))
         wall = time.monotonic() - t0
         alive = d.proc.poll() is None
         idle = wait_idle(d)
-        status, body = d.post_json("/v1/completions", completion_body(d, PROMPTS[0], 96), timeout=600)
+        status, body = d.post_json("/v1/completions", completion_body(d, PROMPTS[0], 48), timeout=600)
         still_right = status == 200 and body["choices"][0]["text"] == refs[PROMPTS[0]]
         blocks_total = d.metric("pagoda_kv_blocks_total")
         hwm = rss_kib(d.proc.pid, "VmHWM")
@@ -423,8 +426,8 @@ def drain(args):
     grace = 30
     pb = stubs()
     d = Daemon(["--threads", str(args.threads), "--grace-period-s", str(grace)])
-    results, refused, drain_s = asyncio.run(drain_run(d, pb, args.streams, grace))
     try:
+        results, refused, drain_s = asyncio.run(drain_run(d, pb, args.streams, grace))
         rc = d.proc.wait(timeout=30)
     finally:
         d.stop()
@@ -458,7 +461,7 @@ def main():
     ap.add_argument("--factor", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--max-queue", type=int, default=32)
-    ap.add_argument("--calibrate-clients", type=int, default=16)
+    ap.add_argument("--calibrate-clients", type=int, default=64, help="closed-loop clients measuring the sustainable rate (pagodad runs 64 sequences at once by default)")
     ap.add_argument("--requests", type=int, default=10000)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--streams", type=int, default=32)

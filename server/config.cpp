@@ -2,6 +2,7 @@
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <filesystem>
 #include <map>
@@ -145,6 +146,26 @@ Status load_api_keys(ServerConfig& c, bool file_given) {
   c.http.api_keys = keys.value();
   c.grpc.api_keys = keys.value();
   return {};
+}
+
+void fit_connection_limit(ServerConfig& c) {
+  // Each connection is a descriptor: raise the soft limit to the hard one, and keep --max-connections
+  // below it with room for gRPC's connections, the model files and logs, so the limit answers 503
+  // before accept() starts failing with EMFILE.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0) return;
+  if (files.rlim_cur < files.rlim_max) {
+    rlimit raised = files;
+    raised.rlim_cur = files.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) files = raised;
+  }
+  constexpr rlim_t kReserved = 256;
+  const rlim_t room = files.rlim_cur > 2 * kReserved ? files.rlim_cur - kReserved : files.rlim_cur / 2;
+  if (static_cast<rlim_t>(c.http.max_connections) > room) {
+    spdlog::warn("--max-connections {} is above what the open-file limit ({}) leaves room for: using {}",
+                 c.http.max_connections, static_cast<uint64_t>(files.rlim_cur), static_cast<uint64_t>(room));
+    c.http.max_connections = static_cast<int>(room);
+  }
 }
 
 Status load_tls(ServerConfig& c) {

@@ -45,6 +45,8 @@ Status check_speculative_flags(ServerConfig& config, bool speculative_given);
 Status load_api_keys(ServerConfig& config, bool file_given);  // file_given: --api-key-file was set
 // Reads --tls-cert / --tls-key into both front ends' options (checked: PEM, key matches certificate).
 Status load_tls(ServerConfig& config);
+// Raises the open-file soft limit to the hard one and keeps --max-connections under it (a warning).
+void fit_connection_limit(ServerConfig& config);
 // Fills derived values (model id, context limits) after parsing; errors name the flag.
 Status finalize_config(ServerConfig& config, const engine::ModelConfig& model);
 // One line per setting, for the start-up log.

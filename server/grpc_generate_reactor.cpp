@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "server/grpc_mapping.h"
 
@@ -20,9 +21,11 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateReactor::refuse(Inferenc
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateReactor::start(InferenceService& service,
                                                                        const v1::GenerateRequest& request,
-                                                                       const StreamLimits& limits) {
-  const auto make = [&service, &limits](int32_t n, bool with_logprobs) {
+                                                                       const StreamLimits& limits,
+                                                                       grpc::CallbackServerContext* call) {
+  const auto make = [&service, &limits, call](int32_t n, bool with_logprobs) {
     auto reactor = std::make_shared<GenerateReactor>(service, n, with_logprobs, limits);
+    reactor->call_ = call;
     reactor->self_ = reactor;
     return reactor;
   };
@@ -50,7 +53,8 @@ void GenerateReactor::submitted(scheduler::RequestId id) {
   {
     std::lock_guard lock(mu_);
     id_ = id;
-    cancel = cancelled_ && choices_done_ < n_;
+    // A cancel, or a RESOURCE_EXHAUSTED for an unread stream, before the id was known.
+    cancel = (cancelled_ || (final_status_ && !final_status_->ok())) && choices_done_ < n_;
   }
   if (cancel) service_.cancel(id);
 }
@@ -77,6 +81,8 @@ void GenerateReactor::on_event(const scheduler::TokenEvent& ev) {
     queue_.clear();
     queued_bytes_ = 0;
     if (limits_.unread_streams_ended) limits_.unread_streams_ended->inc();
+    // The status goes once the write in flight drains; a shutdown will not wait for that.
+    if (writing_ && limits_.stalled && call_) limits_.stalled->add(call_);
   }
   pump(lock);
   if (cancel_id != 0) service_.cancel(cancel_id);
@@ -113,8 +119,27 @@ void GenerateReactor::OnCancel() {
 }
 
 void GenerateReactor::OnDone() {
+  if (limits_.stalled && call_) limits_.stalled->remove(call_);
   // gRPC's reference goes; the sink's copy (if the scheduler still holds it) keeps the object alive.
   std::shared_ptr<GenerateReactor> keep = std::move(self_);
+}
+
+void StalledCalls::add(grpc::CallbackServerContext* call) {
+  std::lock_guard lock(mu_);
+  calls_.insert(call);
+}
+
+void StalledCalls::remove(grpc::CallbackServerContext* call) {
+  std::lock_guard lock(mu_);
+  calls_.erase(call);
+}
+
+void StalledCalls::cancel_all() {
+  std::lock_guard lock(mu_);  // held: no context is freed (OnDone waits here) while it is cancelled
+  const std::vector<grpc::CallbackServerContext*> calls(calls_.begin(), calls_.end());
+  for (grpc::CallbackServerContext* call : calls) {
+    if (calls_.count(call) != 0) call->TryCancel();
+  }
 }
 
 void GenerateReactor::pump(std::unique_lock<std::mutex>& lock) {

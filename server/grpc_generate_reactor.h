@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <unordered_set>
 
 #include "pagoda/v1/pagoda.pb.h"
 #include "scheduler/request.h"
@@ -20,10 +21,24 @@
 
 namespace pagoda::server {
 
+// Calls ended for not reading whose last write never drains: a shutdown cancels them at once instead
+// of waiting out its grace period for them.
+class StalledCalls {
+ public:
+  void add(grpc::CallbackServerContext* call);
+  void remove(grpc::CallbackServerContext* call);  // from OnDone: the context is about to go
+  void cancel_all();
+
+ private:
+  std::recursive_mutex mu_;  // TryCancel may run a reactor's OnDone (remove) on this thread
+  std::unordered_set<grpc::CallbackServerContext*> calls_;
+};
+
 // What a Generate stream may hold for a client that does not read it.
 struct StreamLimits {
   size_t max_unsent_bytes = 1 << 20;  // queued messages' bytes before the call is ended
   Counter* unread_streams_ended = nullptr;
+  std::shared_ptr<StalledCalls> stalled;
 };
 
 class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
@@ -32,7 +47,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   // engine together. Errors finish the call at once with the mapped code.
   static grpc::ServerWriteReactor<v1::GenerateResponse>* start(InferenceService& service,
                                                                const v1::GenerateRequest& request,
-                                                               const StreamLimits& limits = {});
+                                                               const StreamLimits& limits = {},
+                                                               grpc::CallbackServerContext* call = nullptr);
   // A call refused before it reaches the service (no API key): finishes at once with `status`.
   static grpc::ServerWriteReactor<v1::GenerateResponse>* refuse(InferenceService& service, const Status& status);
 
@@ -55,6 +71,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   const int32_t n_;
   const bool with_logprobs_;
   const StreamLimits limits_;
+  grpc::CallbackServerContext* call_ = nullptr;  // for StalledCalls; valid until OnDone
   std::shared_ptr<GenerateReactor> self_;  // gRPC's reference, dropped in OnDone
 
   std::mutex mu_;

@@ -27,6 +27,7 @@ class GenerationService final : public v1::Generation::CallbackService {
   GenerationService(InferenceService& service, const GrpcServerOptions& options)
       : service_(service), keys_(options.api_keys) {
     limits_.max_unsent_bytes = options.max_unsent_bytes;
+    limits_.stalled = std::make_shared<StalledCalls>();
     limits_.unread_streams_ended = &service.metrics().counter(
         "pagoda_streams_ended_unread_total", "Streams ended because the client stopped reading them", {{"api", "grpc"}});
   }
@@ -34,7 +35,7 @@ class GenerationService final : public v1::Generation::CallbackService {
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(grpc::CallbackServerContext* ctx,
                                                            const v1::GenerateRequest* request) override {
     if (Status s = authorize(*ctx); !s.ok()) return GenerateReactor::refuse(service_, s);
-    return GenerateReactor::start(service_, *request, limits_);
+    return GenerateReactor::start(service_, *request, limits_, ctx);
   }
 
   grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* ctx, const v1::TokenizeRequest* request,
@@ -107,6 +108,9 @@ class GenerationService final : public v1::Generation::CallbackService {
   InferenceService& service_;
   std::shared_ptr<const ApiKeys> keys_;
   StreamLimits limits_;
+
+ public:
+  StalledCalls& stalled() { return *limits_.stalled; }
 };
 
 std::string listen_address(const std::string& host, int port) {
@@ -195,6 +199,7 @@ void GrpcServer::shutdown(std::chrono::milliseconds grace) {
   }
   // Refuses new calls at once; calls still running at the deadline are cancelled (their reactors
   // cancel the engine requests and finish). Wait returns when every reactor is done.
+  impl_->generation.stalled().cancel_all();  // calls whose clients stopped reading: not waited for
   server->Shutdown(std::chrono::system_clock::now() + grace);
   server->Wait();
 }

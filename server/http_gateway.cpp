@@ -55,7 +55,11 @@ void HttpGateway::Impl::do_accept() {
       error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       if (opt.send_buffer_bytes > 0) socket.set_option(asio::socket_base::send_buffer_size(opt.send_buffer_bytes), ignored);
-      make_http_session(*this, std::move(socket))->start();
+      try {
+        make_http_session(*this, std::move(socket))->start();
+      } catch (const std::exception& e) {  // e.g. OpenSSL out of memory for a TLS stream: this one only
+        spdlog::warn("http: cannot start a session: {}", e.what());
+      }
       do_accept();
       return;
     }
@@ -74,7 +78,8 @@ bool HttpGateway::Impl::at_connection_limit() {
 }
 
 // Over --max-connections: a short 503 written straight away (a fresh socket's send buffer takes it
-// without blocking), then the socket closes. The client learns why instead of seeing a reset.
+// without blocking), then the socket closes. The client learns why instead of seeing a reset. (Under
+// TLS the socket just closes: the 503 would need a handshake first, which is what the limit saves.)
 void HttpGateway::Impl::refuse(tcp::socket socket) {
   static const std::string body =
       R"({"error":{"message":"Too many open connections; retry later","type":"server_error","param":null,)"
@@ -84,6 +89,10 @@ void HttpGateway::Impl::refuse(tcp::socket socket) {
                                       "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   refused_connections->inc();
   error_code ec;
+  if (tls) {  // a plain-text answer means nothing to a TLS client: the close is the answer
+    socket.close(ec);
+    return;
+  }
   socket.non_blocking(true, ec);
   if (!ec) socket.write_some(asio::buffer(response), ec);
   // Unread bytes at close make the kernel send a reset, which can destroy the 503 before the client

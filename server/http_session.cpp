@@ -17,6 +17,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 
 #include "server/openai_mapping.h"
 #include "server/openai_response.h"
@@ -174,7 +175,8 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
   void on_read_error(error_code ec) {
     if (ec == http::error::body_limit) return body_too_large();
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
-        ec == asio::error::operation_aborted || ec == asio::error::connection_reset || closed_) {
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+        ec == asio::ssl::error::stream_truncated || closed_) {
       return do_close();
     }
     keep_alive_ = false;
@@ -297,6 +299,10 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
 
   void exchange_done(bool close) {
     if (closed_) return;
+    if (watch_reading_) {  // TLS: the disconnect watch's read (cancelled by end_generation) ends first
+      resume_ = close ? Resume::Close : Resume::Read;
+      return;
+    }
     if (close) return linger_close();
     read_next();
   }
@@ -432,7 +438,9 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     }
     if (g.abandoned) return;  // the unread-stream error is all that is still sent
     g.pending += out;
-    if (g.pending.size() > ctx_.opt.max_unsent_bytes) return abandon_unread_stream();
+    if (g.pending.size() > ctx_.opt.max_unsent_bytes && !g.builder->finished() && !g.builder->failed()) {
+      return abandon_unread_stream();
+    }
     if (g.builder->failed()) {
       g.pending += openai::sse_done();
       g.ended = true;
@@ -454,7 +462,12 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     if (ctx_.unread_streams_ended) ctx_.unread_streams_ended->inc();
     g.abandoned = true;
     g.close_after = true;
-    if (!g.builder->finished()) ctx_.service.cancel(g.id);
+    ctx_.service.cancel(g.id);
+    // What is left is best effort: a shutdown does not wait for this client to read.
+    if (counted_) {
+      counted_ = false;
+      --ctx_.active;
+    }
     openai::ApiError e;
     e.http_status = 429;
     e.type = "server_error";
@@ -520,6 +533,27 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
   // file or a reset (the client is gone, so its request is cancelled), or a stale readiness edge from
   // bytes already read (wait again). A non-blocking peek tells them apart.
   void watch_disconnect(uint64_t seq) {
+    if constexpr (kTls) {
+      // Under TLS the raw bytes are records: a client's close_notify (what curl and most clients send
+      // when they abort) would look like a pipelined request to a peek. So the watch reads through the
+      // TLS stream (one read beside the response's writes is allowed), keeping what arrives (a
+      // pipelined request, up to a cap) for the next exchange; end of stream or an error means gone.
+      if (buffer_.size() >= kMaxPipelinedBytes) return;
+      watch_reading_ = true;
+      stream_.async_read_some(buffer_.prepare(4096), [self = this->shared_from_this(), seq](error_code ec, size_t n) {
+        self->watch_reading_ = false;
+        if (!ec) self->buffer_.commit(n);
+        if (self->resume_ != Resume::None) {  // the exchange ended while the read was pending
+          const Resume r = std::exchange(self->resume_, Resume::None);
+          if (self->closed_) return;
+          return r == Resume::Close ? self->linger_close() : self->read_next();
+        }
+        if (!self->gen_ || self->gen_->seq != seq || self->closed_) return;
+        if (ec) return self->client_gone();
+        self->watch_disconnect(seq);
+      });
+      return;
+    }
     transport().socket().async_wait(tcp::socket::wait_read, [self = this->shared_from_this(), seq](error_code ec) {
       if (ec || !self->gen_ || self->gen_->seq != seq || self->closed_) return;
       char c;
@@ -574,6 +608,11 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
   std::unique_ptr<Generation> gen_;
   uint64_t gen_seq_ = 0;
   std::shared_ptr<Session> self_hold_;
+  // TLS disconnect watch (watch_disconnect): a read is pending; what to do when it ends.
+  enum class Resume { None, Read, Close };
+  static constexpr size_t kMaxPipelinedBytes = 64 * 1024;
+  bool watch_reading_ = false;
+  Resume resume_ = Resume::None;
 };
 
 }  // namespace

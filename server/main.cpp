@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
     spdlog::error("{}", s.message());
     return 2;
   }
+  server::fit_connection_limit(config);
   if (Status s = server::check_speculative_flags(config, app.count("--speculative") > 0); !s.ok()) {
     spdlog::error("{}", s.message());
     return 2;

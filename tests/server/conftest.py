@@ -32,6 +32,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def daemon_env():
+    """The environment for a pagodad under test: without the developer's PAGODA_* settings (every flag
+    reads one: a PAGODA_API_KEY would lock the tests out, a PAGODA_TLS_CERT switch the ports to TLS)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PAGODA_")}
+
+
 class Daemon:
     """A running pagodad: ports, the process, its log, and small raw-HTTP helpers."""
 
@@ -50,10 +56,7 @@ class Daemon:
         self.log = tempfile.NamedTemporaryFile(prefix="pagodad-", suffix=".log", delete=False)
         args = [PAGODAD, "--model", MODEL, "--host", "127.0.0.1", "--grpc-port", str(self.grpc_port),
                 "--http-port", str(self.http_port), *extra_args]
-        # A key in the developer's environment would lock every other test out.
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("PAGODA_API_KEY", "PAGODA_API_KEY_FILE", "PAGODA_OPEN_PATHS")}
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=daemon_env())
         self._wait_healthy()
         self.model_id = self.get_json("/v1/models")["data"][0]["id"]
 

@@ -10,7 +10,7 @@ import subprocess
 import grpc
 import pytest
 
-from conftest import MODEL, PAGODAD, grpc_stubs, start_daemon
+from conftest import MODEL, PAGODAD, daemon_env, grpc_stubs, start_daemon
 
 KEY, FILE_KEY = "sk-test-0123456789", "sk-file-abcdef"
 
@@ -115,6 +115,6 @@ def test_open_paths_and_bad_key_files(tmp_path):
                          (["--api-key-file", ""], "path is empty"),
                          (["--api-key", "caf\u00e9-key"], "visible ASCII"),
                          (["--open-paths", "metrics"], "--open-paths")):
-        p = subprocess.run([PAGODAD, "--model", MODEL, "--http-port", "0", "--grpc-port", "0", *args],
+        p = subprocess.run([PAGODAD, "--model", MODEL, "--http-port", "0", "--grpc-port", "0", *args], env=daemon_env(),
                            capture_output=True, text=True, timeout=60)
         assert p.returncode != 0 and needle in p.stdout + p.stderr, (args, p.stdout, p.stderr)

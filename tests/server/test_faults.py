@@ -20,5 +20,10 @@ def test_random_disconnects_cancels_and_deadlines_leak_nothing():
     assert s["wrong_count"] == 0, s["wrong_whole_requests"]
     assert s["reference_text_after"], s
     assert s["exit_code"] == 0, s
-    # Every kind of fault was exercised.
-    assert all(sum(v.values()) > 0 for v in s["outcomes"].values()), s["outcomes"]
+    # Every kind of fault happened (not just drawn: a deadline met or a stream that ended first is none).
+    o = s["outcomes"]
+    assert o["http_disconnect_before_answer"].get("dropped", 0) > 0, o
+    assert o["http_stream_disconnect"].get("dropped", 0) > 0, o
+    assert o["grpc_cancel"].get("cancelled", 0) > 0, o
+    assert o["grpc_deadline"].get("DEADLINE_EXCEEDED", 0) > 0, o
+    assert o["http_whole"].get("200", 0) > 0 and o["grpc_whole"].get("finished", 0) > 0, o

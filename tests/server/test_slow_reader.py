@@ -18,7 +18,9 @@ LIMIT = 16384
 
 @pytest.fixture(scope="module")
 def daemon_small_buffers():
-    d = start_daemon(["--max-unsent-bytes", str(LIMIT), "--http-send-buffer-bytes", "16384"])
+    # A long idle timeout: the stalled write must still be waiting when the test reads at last.
+    d = start_daemon(["--max-unsent-bytes", str(LIMIT), "--http-send-buffer-bytes", "16384",
+                      "--idle-timeout-s", "600"])
     yield d
     d.stop()
 

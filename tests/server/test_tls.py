@@ -3,14 +3,16 @@ self-signed certificate (openssl), then talks to the daemon as clients do: the o
 raw HTTPS (plain and streamed), and grpcio with SSL channel credentials. A plaintext client on either
 port gets no answer and does not disturb the daemon; a bad certificate/key pair stops start-up with a
 clear error (exit 2) before the model loads."""
+import json
 import socket
+import ssl
 import subprocess
 import time
 
 import grpc
 import pytest
 
-from conftest import MODEL, PAGODAD, grpc_stubs, start_daemon
+from conftest import MODEL, PAGODAD, daemon_env, grpc_stubs, start_daemon
 
 
 def make_cert(directory, name, cn="localhost"):
@@ -84,7 +86,7 @@ def test_plaintext_clients_get_nothing_and_disturb_nothing(tls_daemon, pb):
         data = b""
         while chunk := s.recv(4096):
             data += chunk
-        assert b"HTTP/1.1 200" not in data
+        assert not data.startswith(b"HTTP/"), data[:100]
     # A client that connects and sends nothing is dropped after the header timeout, not held.
     with socket.create_connection(("127.0.0.1", tls_daemon.http_port), timeout=60) as s:
         t0 = time.time()
@@ -98,9 +100,56 @@ def test_plaintext_clients_get_nothing_and_disturb_nothing(tls_daemon, pb):
     assert tls_daemon.get_json("/health")["status"] == "ok"
 
 
+def test_an_aborted_tls_request_is_cancelled(tls_daemon):
+    """A client that sends close_notify and leaves (what curl does on Ctrl-C) has its request cancelled,
+    not run to its max_tokens."""
+    d = tls_daemon
+    before = d.metric('pagoda_requests_total{status="cancelled"}') if "cancelled" in d.request(
+        "GET", "/metrics")[2].decode() else 0.0
+    raw = socket.create_connection(("127.0.0.1", d.http_port), timeout=30)
+    s = d.ssl_context.wrap_socket(raw, server_hostname="localhost")
+    body = json.dumps({"model": d.model_id, "prompt": "Count: 1, 2, 3,", "max_tokens": 4000,
+                       "ignore_eos": True}).encode()
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    deadline = time.time() + 60
+    while time.time() < deadline and d.metric("pagoda_running_sequences") < 1:
+        time.sleep(0.05)
+    try:
+        s.unwrap()  # close_notify; then waits for the server's, which just closes on seeing the client go
+    except (ssl.SSLError, OSError):
+        pass
+    s.close()
+    deadline = time.time() + 60
+    while time.time() < deadline and d.metric("pagoda_requests_in_flight") > 0:
+        time.sleep(0.1)
+    assert d.metric("pagoda_requests_in_flight") == 0
+    assert d.metric('pagoda_requests_total{status="cancelled"}') == before + 1
+
+
+def test_connections_past_the_limit_are_closed_under_tls(certs):
+    _, (cert, key), _ = certs
+    d = start_daemon(["--tls-cert", str(cert), "--tls-key", str(key), "--max-connections", "2"], tls_ca=str(cert))
+    try:
+        held = [socket.create_connection(("127.0.0.1", d.http_port), timeout=30) for _ in range(2)]
+        time.sleep(0.5)
+        with socket.create_connection(("127.0.0.1", d.http_port), timeout=30) as raw:
+            with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+                d.ssl_context.wrap_socket(raw, server_hostname="localhost")
+        for s in held:
+            s.close()
+        deadline = time.time() + 10
+        while time.time() < deadline and d.metric("pagoda_http_connections_refused_total") < 1:
+            time.sleep(0.1)
+        assert d.metric("pagoda_http_connections_refused_total") >= 1
+        assert d.get_json("/health")["status"] == "ok"
+    finally:
+        d.stop()
+
+
 def run_daemon_expecting_failure(args):
     p = subprocess.run([PAGODAD, "--model", MODEL, "--http-port", "0", "--grpc-port", "0", *args],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, env=daemon_env())
     return p.returncode, p.stdout + p.stderr
 
 
