@@ -181,7 +181,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const uint8_t flags = data[0];
-  const Entry& e = tokenizers()[(flags >> 4) % tokenizers().size()];
+  // The high nibble picks the tokenizer, the last byte extends it past 16 (an even multiple of 16, so
+  // with the default two tokenizers the pick is the nibble's parity alone).
+  const size_t pick = (flags >> 4) + 16u * data[size - 1];
+  const Entry& e = tokenizers()[pick % tokenizers().size()];
   const Tokenizer& tok = *e.tok;
   const bool parse_special = flags & 1;
   const bool add_special = flags & 2;
