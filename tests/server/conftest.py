@@ -183,3 +183,10 @@ def cli_generate(prompt: str, max_tokens: int) -> str:
     text, sep, _ = out.rpartition("\n\n[prompt tokens:")
     assert sep, f"unexpected CLI output: {out!r}"
     return text
+
+
+@pytest.fixture(scope="module")
+def pb(tmp_path_factory):
+    """(pagoda_pb2, pagoda_pb2_grpc), generated for the module."""
+    m = grpc_stubs(tmp_path_factory.mktemp("pagoda_stubs"))
+    return m["pagoda_pb2"], m["pagoda_pb2_grpc"]

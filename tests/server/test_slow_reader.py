@@ -11,7 +11,7 @@ import time
 import grpc
 import pytest
 
-from conftest import grpc_stubs, start_daemon
+from conftest import start_daemon
 
 LIMIT = 16384
 
@@ -23,12 +23,6 @@ def daemon_small_buffers():
                       "--idle-timeout-s", "600"])
     yield d
     d.stop()
-
-
-@pytest.fixture(scope="module")
-def pb(tmp_path_factory):
-    m = grpc_stubs(tmp_path_factory.mktemp("slow_stubs"))
-    return m["pagoda_pb2"], m["pagoda_pb2_grpc"]
 
 
 def wait_for(predicate, timeout, what):

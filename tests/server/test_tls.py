@@ -12,7 +12,7 @@ import time
 import grpc
 import pytest
 
-from conftest import MODEL, PAGODAD, daemon_env, grpc_stubs, start_daemon
+from conftest import MODEL, PAGODAD, daemon_env, start_daemon
 
 
 def make_cert(directory, name, cn="localhost"):
@@ -36,12 +36,6 @@ def tls_daemon(certs):
     d = start_daemon(["--tls-cert", str(cert), "--tls-key", str(key)], tls_ca=str(cert))
     yield d
     d.stop()
-
-
-@pytest.fixture(scope="module")
-def pb(tmp_path_factory):
-    m = grpc_stubs(tmp_path_factory.mktemp("tls_stubs"))
-    return m["pagoda_pb2"], m["pagoda_pb2_grpc"]
 
 
 def test_https_with_the_openai_sdk_and_raw_requests(tls_daemon):
