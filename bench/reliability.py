@@ -134,6 +134,9 @@ async def calibrate(d, clients, seconds):
             nonlocal done
             while time.monotonic() < stop_at:
                 r = await client.post(d.base_url + "/v1/completions", json=completion_body(d, PROMPTS[i % len(PROMPTS)]))
+                if r.status_code == 429:  # more clients than the queue takes: try again shortly
+                    await asyncio.sleep(0.05)
+                    continue
                 r.raise_for_status()
                 done += 1
         t0 = time.monotonic()
