@@ -26,6 +26,7 @@ struct BenchArgs {
   engine::PrefillMatmul prefill_matmul = engine::PrefillMatmul::Int8;
   engine::BackendKind backend = engine::BackendKind::Auto;
   int32_t device = 0;
+  engine::BackendOptions cuda;  // its cuda_* fields: --cuda-graph-max-tokens, --cuda-decode-kernel
   bench::MixedPrefillOptions mixed;
   bench::ConcurrencyOptions concurrency;
   bench::SharedPrefixOptions shared;
@@ -39,6 +40,8 @@ std::optional<engine::LoadedModel> load_for_serving(const BenchArgs& a, int32_t 
   lo.backend.cpu.prefill_matmul = a.prefill_matmul;
   lo.backend.kind = a.backend;
   lo.backend.device = a.device;
+  lo.backend.cuda_graph_max_tokens = a.cuda.cuda_graph_max_tokens;
+  lo.backend.cuda_decode_gemv = a.cuda.cuda_decode_gemv;
   lo.kv_tokens = kv_tokens;
   auto loaded = engine::load_model(a.model, lo);
   if (!loaded.ok()) {
@@ -113,6 +116,7 @@ void add_common_options(CLI::App* cmd, BenchArgs& a) {
   cmd->add_option("--json", a.json_out, "also write the result as JSON here");
   add_prefill_matmul_option(cmd, a.prefill_matmul);
   add_backend_options(cmd, a.backend, a.device);
+  add_cuda_options(cmd, a.cuda);
 }
 
 int run_bench_single(const BenchArgs& a) {
@@ -122,6 +126,8 @@ int run_bench_single(const BenchArgs& a) {
   lo.backend.cpu.prefill_matmul = a.prefill_matmul;
   lo.backend.kind = a.backend;
   lo.backend.device = a.device;
+  lo.backend.cuda_graph_max_tokens = a.cuda.cuda_graph_max_tokens;
+  lo.backend.cuda_decode_gemv = a.cuda.cuda_decode_gemv;
   auto loaded = engine::load_model(a.model, lo);
   if (!loaded.ok()) {
     std::fprintf(stderr, "error: %s\n", loaded.message().c_str());
@@ -155,6 +161,7 @@ Runner add_bench_command(CLI::App& app) {
   single->add_option("--json", args->json_out, "also write the result as JSON here");
   add_prefill_matmul_option(single, args->prefill_matmul);
   add_backend_options(single, args->backend, args->device);
+  add_cuda_options(single, args->cuda);
 
   CLI::App* mixed = cmd->add_subcommand("mixed-prefill", "prompts of mixed lengths at once: packed vs padded prefill");
   mixed->add_option("--prompts", args->mixed.prompts)->check(CLI::Range(1, 1024))->capture_default_str();

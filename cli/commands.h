@@ -39,4 +39,17 @@ inline void add_backend_options(CLI::App* cmd, engine::BackendKind& kind, int32_
   cmd->add_option("--device", device, "cuda: which GPU")->check(CLI::NonNegativeNumber)->capture_default_str();
 }
 
+// --cuda-graph-max-tokens N and --cuda-decode-kernel cublas|gemv (engine/backend.h).
+inline void add_cuda_options(CLI::App* cmd, engine::BackendOptions& target) {
+  cmd->add_option("--cuda-graph-max-tokens", target.cuda_graph_max_tokens,
+                  "cuda: steps of at most this many tokens (decode) replay CUDA graphs; 0 = none")
+      ->check(CLI::Range(0, 4096))
+      ->capture_default_str();
+  static const std::map<std::string, bool> kernels = {{"cublas", false}, {"gemv", true}};
+  cmd->add_option("--cuda-decode-kernel", target.cuda_decode_gemv,
+                  "cuda: cublas (default: a sequence's logits do not depend on what shares its step) or gemv "
+                  "(a bandwidth-bound kernel for steps of <= 8 rows: faster decode, batch-dependent last bits)")
+      ->transform(CLI::CheckedTransformer(kernels, CLI::ignore_case));
+}
+
 }  // namespace pagoda::cli

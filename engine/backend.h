@@ -46,6 +46,11 @@ struct BackendOptions {
   // that preallocates step memory (cuda) sets it aside before the KV pool takes the rest.
   int32_t max_step_tokens = 2048;
   int32_t max_step_logits = 256;
+  // cuda: steps of at most this many tokens (decode) replay CUDA graphs; 0 = none (--cuda-graph-max-tokens).
+  int32_t cuda_graph_max_tokens = 64;
+  // cuda: decode steps (<= 8 rows) through a bandwidth-bound kernel instead of cuBLASLt: faster, but
+  // a sequence's logits then depend in the last bits on its batch (--cuda-decode-kernel gemv).
+  bool cuda_decode_gemv = false;
   CpuBackendOptions cpu;
 };
 

@@ -87,6 +87,8 @@ Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
       o.device = options.device;
       o.max_step_tokens = options.max_step_tokens;
       o.max_step_logits = options.max_step_logits;
+      o.graph_max_tokens = options.cuda_graph_max_tokens;
+      o.decode_gemv = options.cuda_decode_gemv;
       return cuda::make_cuda_backend(o);
 #else
       return Status::error(StatusCode::Unavailable,

@@ -5,13 +5,15 @@
 #   32 greedy sequences); the kernel and backend suites again under compute-sanitizer memcheck (and
 #   racecheck on the block reductions); the scheduler's soak tests with the CUDA backend (forced
 #   preemption, cancellation, every KV block returned); a first `pagoda bench single` on random
-#   smollm2-135m and llama3-8b models made there; then, when run from a checkout (tests/server beside
+#   smollm2-135m and llama3-8b models made there (smollm2 also without CUDA graphs; ncu's DRAM counters
+#   on llama3-8b's decode linear layers); then, when run from a checkout (tests/server beside
 #   the bundle) whose Python has the test packages (or wheels for them in .whl/), the daemon's HTTP
 #   and gRPC suites against `pagodad --backend cuda` on the random smollm2-135m-shaped model.
 # Writes under $OUT (default: ./gpu-out) the 8 files a lent machine returns: summary.txt (nvidia-smi
 # first), tests.log, results.jsonl (one JSON object per measured check), sanitizer.log, scheduler.log,
 # bench-single.json (smollm2-135m shape), bench-single-llama3-8b.json, server-suites.log. memcheck
-# skips the test that asks for 128 TiB on purpose: the sanitizer counts that failed cudaMalloc.
+# skips the test that asks for 128 TiB on purpose and the one that breaks a graph capture on purpose:
+# the sanitizer counts those failed calls.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$PWD/gpu-out}
@@ -50,8 +52,9 @@ fail() { [ "$rc" -eq 0 ] && rc=$1; }
 # bench_single LABEL MODEL PROMPT GEN REPEATS JSON: one `pagoda bench single` on the GPU, its result
 # line in the summary.
 bench_single() {
+  # shellcheck disable=SC2086  # GPU_CHECK_BENCH_EXTRA is a list of flags
   timeout 180 "$wrap/pagoda" bench single --backend "${GPU_CHECK_SERVER_BACKEND:-cuda}" --model "$2" \
-    --prompt-tokens "$3" --gen-tokens "$4" --repeats "$5" --json "$6" >"$wrap/bench.log" 2>&1
+    --prompt-tokens "$3" --gen-tokens "$4" --repeats "$5" --json "$6" ${GPU_CHECK_BENCH_EXTRA:-} >"$wrap/bench.log" 2>&1
   local src=$?
   fail $src
   echo "bench single $1: exit $src" | tee -a "$OUT/summary.txt"
@@ -71,7 +74,7 @@ if command -v compute-sanitizer >/dev/null; then
   start=$(date +%s)
   timeout 150 env LD_LIBRARY_PATH="$libs" compute-sanitizer --tool memcheck --leak-check no --error-exitcode 1 \
     "$here/bin/pagoda_cuda_tests" \
-    --gtest_filter='CudaKernels.*:Backends/BackendSuite.*/cuda:-CudaKernels.BadArguments*' >"$OUT/sanitizer.log" 2>&1
+    --gtest_filter='CudaKernels.*:Backends/BackendSuite.*/cuda:CudaGraphs.*:-CudaKernels.BadArguments*:CudaKernels.StepGraphs*' >"$OUT/sanitizer.log" 2>&1
   src=$?
   fail $src
   echo "memcheck: exit $src in $(( $(date +%s) - start )) s; $(grep -c '^========= Invalid' "$OUT/sanitizer.log") invalid accesses" \
@@ -107,6 +110,12 @@ if [ -d "$repo/tests/server" ]; then
     "$wrap/pagoda" make-model --preset smollm2-135m --out "$model" >/dev/null 2>&1 || echo "make-model failed" >>"$OUT/summary.txt"
     # A first decode/prefill timing on that model (the CUDA performance issue builds the real benchmarks).
     bench_single smollm2-135m "$model" 512 128 3 "$OUT/bench-single.json"
+    # With the few-row decode kernel, and without CUDA graphs (every step's ~300 launches from the
+    # host): what each buys. Their result lines go to the summary only.
+    GPU_CHECK_BENCH_EXTRA="--cuda-decode-kernel gemv" bench_single "smollm2-135m, --cuda-decode-kernel gemv" "$model" \
+      512 128 3 "$wrap/bench-gemv.json"
+    GPU_CHECK_BENCH_EXTRA="--cuda-graph-max-tokens 0" bench_single "smollm2-135m, no CUDA graphs" "$model" 512 128 3 \
+      "$wrap/bench-eager.json"
     start=$(date +%s)
     (cd "$repo" && PAGODAD="$wrap/pagodad" PAGODA_CLI="$wrap/pagoda" PAGODA_MODEL="$model" \
       PAGODA_BACKEND=${GPU_CHECK_SERVER_BACKEND:-cuda} timeout 300 python3 -m pytest tests/server -q -rs -p no:cacheprovider \
@@ -127,6 +136,21 @@ if [ "${GPU_CHECK_BIG_BENCH:-1}" = 1 ]; then
   big=$wrap/random-llama3-8b.gguf
   if timeout 120 "$wrap/pagoda" make-model --preset llama3-8b --out "$big" >/dev/null 2>&1; then
     bench_single llama3-8b "$big" 512 64 2 "$OUT/bench-single-llama3-8b.json"
+    GPU_CHECK_BENCH_EXTRA="--cuda-decode-kernel gemv" bench_single "llama3-8b, --cuda-decode-kernel gemv" "$big" \
+      512 64 2 "$wrap/bench-gemv-8b.json"
+    # Hardware counters of the first decode step's four linear layers (layer 0: q|k|v, o, gate|up,
+    # down; the skipped launch is the prefill's LM head row) under the few-row kernel: DRAM bytes and
+    # throughput against the card's peak, the roofline fraction's evidence.
+    if [ "${GPU_CHECK_NCU:-1}" = 1 ] && command -v ncu >/dev/null; then
+      {
+        echo "ncu: the decode linear layers of llama3-8b (first decode step, layer 0)"
+        timeout 150 env LD_LIBRARY_PATH="$libs" ncu --clock-control none --kernel-name regex:gemv_kernel --launch-skip 1 \
+          --launch-count 4 --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size \
+          "$here/bin/pagoda" bench single --backend cuda --cuda-decode-kernel gemv --model "$big" --prompt-tokens 16 \
+          --gen-tokens 2 --repeats 1 \
+          2>&1 | grep -E 'gemv_kernel|gpu__time|dram__|launch__grid|==PROF==|rror' | head -40
+      } | tee -a "$OUT/summary.txt"
+    fi
   else
     echo "bench single llama3-8b: make-model failed or timed out" | tee -a "$OUT/summary.txt"
     fail 1

@@ -33,6 +33,9 @@ void add_server_flags(CLI::App& app, ServerConfig& c) {
           ->capture_default_str(),
       "BACKEND");
   env(app.add_option("--device", c.load.backend.device, "cuda: which GPU")->check(CLI::NonNegativeNumber)->capture_default_str(), "DEVICE");
+  env(app.add_option("--cuda-graph-max-tokens", c.load.backend.cuda_graph_max_tokens, "cuda: steps of at most this many tokens (decode) replay CUDA graphs; 0 = none")->check(CLI::Range(0, 4096))->capture_default_str(), "CUDA_GRAPH_MAX_TOKENS");
+  static const std::map<std::string, bool> decode_kernels = {{"cublas", false}, {"gemv", true}};
+  env(app.add_option("--cuda-decode-kernel", c.load.backend.cuda_decode_gemv, "cuda: cublas (default: a sequence's logits do not depend on what shares its step) or gemv (a bandwidth-bound kernel for steps of <= 8 rows: faster decode, batch-dependent last bits)")->transform(CLI::CheckedTransformer(decode_kernels, CLI::ignore_case)), "CUDA_DECODE_KERNEL");
   env(app.add_option("--http-threads", c.http.threads, "HTTP I/O threads")->check(CLI::Range(1, 64))->capture_default_str(), "HTTP_THREADS");
   env(app.add_option("--kv-tokens", c.load.kv_tokens, "KV-cache capacity in tokens")->check(CLI::Range(16, 1 << 26))->capture_default_str(), "KV_TOKENS");
   env(app.add_option("--kv-memory-mib", c.kv_memory_mib, "KV-cache memory in MiB (overrides --kv-tokens)")->check(CLI::NonNegativeNumber), "KV_MEMORY_MIB");

@@ -2,6 +2,7 @@
 // over fp16 K/V, exp2 with the scale folded into q. Lane i holds head dims [i*EPL, (i+1)*EPL).
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 
@@ -33,7 +34,9 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(PagedAttentionAr
   const int32_t t = static_cast<int32_t>(row / a.n_heads), h = static_cast<int32_t>(row % a.n_heads);
   const int32_t split = blockIdx.y;
   const int32_t ctx = a.positions[t] + 1;
-  const int32_t begin = split * split_len, end = min(ctx, begin + split_len);
+  // The row's own split length (attention_split.h) unless the launch fixes one (tests) or has one split.
+  const int32_t len = num_splits == 1 ? ctx : split_len > 0 ? split_len : split_len_for_context(ctx, a.block_size);
+  const int32_t begin = split * len, end = min(ctx, begin + len);
   const int32_t kv_head = h / (a.n_heads / a.n_kv_heads);
   const int32_t hd = a.head_dim;
 
@@ -137,7 +140,7 @@ __global__ void combine_kernel(const float* ws, int32_t rows, int32_t num_splits
   float l = 0.0f;
   for (int32_t s = lane; s < num_splits; s += 32) {
     const float* p = w + s * (hd + 2);
-    if (p[1] > 0.0f) l += p[1] * exp2f(p[0] - mx);
+    if (p[1] != 0.0f) l += p[1] * exp2f(p[0] - mx);  // empty splits hold l = 0; NaN passes
   }
   l = warp_sum(l);
   const float inv = 1.0f / l;
@@ -145,7 +148,7 @@ __global__ void combine_kernel(const float* ws, int32_t rows, int32_t num_splits
     float o = 0.0f;
     for (int32_t s = 0; s < num_splits; ++s) {
       const float* p = w + s * (hd + 2);
-      if (p[1] > 0.0f) o += p[2 + i] * exp2f(p[0] - mx);
+      if (p[1] != 0.0f) o += p[2 + i] * exp2f(p[0] - mx);
     }
     out[row * hd + i] = o * inv;
   }
@@ -158,22 +161,7 @@ void launch(const PagedAttentionArgs& a, const AttentionSplit& split, float* ws,
   attention_kernel<EPL><<<grid, kWarps * 32, 0, s>>>(a, split.split_len, split.num_splits, ws);
 }
 
-}  // namespace
-
-size_t attention_workspace_floats(int32_t num_tokens, int32_t n_heads, int32_t head_dim, const AttentionSplit& split) {
-  if (split.num_splits <= 1) return 0;
-  return static_cast<size_t>(num_tokens) * n_heads * split.num_splits * (head_dim + 2);
-}
-
-cudaError_t paged_attention(const PagedAttentionArgs& a, const AttentionSplit& split, float* workspace,
-                            cudaStream_t s) {
-  if (a.num_tokens <= 0) return cudaSuccess;
-  if (a.head_dim <= 0 || a.head_dim > kMaxHeadDim || a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 ||
-      split.num_splits < 1 || (split.num_splits > 1 && (workspace == nullptr || split.split_len <= 0))) {
-    return cudaErrorInvalidValue;
-  }
-  // Unsplit, the one split covers every key (split_len is ignored then).
-  const AttentionSplit sp = split.num_splits > 1 ? split : AttentionSplit{1, INT32_MAX};
+cudaError_t launch_one(const PagedAttentionArgs& a, const AttentionSplit& sp, float* workspace, cudaStream_t s) {
   switch ((a.head_dim + 31) / 32) {
     case 1: launch<1>(a, sp, workspace, s); break;
     case 2: launch<2>(a, sp, workspace, s); break;
@@ -189,6 +177,36 @@ cudaError_t paged_attention(const PagedAttentionArgs& a, const AttentionSplit& s
   const int32_t rows = a.num_tokens * a.n_heads;
   combine_kernel<<<(rows + kWarps - 1) / kWarps, kWarps * 32, 0, s>>>(workspace, rows, sp.num_splits, a.head_dim, a.out);
   return cudaGetLastError();
+}
+
+}  // namespace
+
+size_t attention_workspace_floats(int32_t num_tokens, int32_t n_heads, int32_t head_dim, const AttentionSplit& split) {
+  if (split.num_splits <= 1) return 0;
+  const int32_t tokens = split.tokens_per_launch > 0 ? std::min(num_tokens, split.tokens_per_launch) : num_tokens;
+  return static_cast<size_t>(tokens) * n_heads * split.num_splits * (head_dim + 2);
+}
+
+cudaError_t paged_attention(const PagedAttentionArgs& a, const AttentionSplit& split, float* workspace,
+                            cudaStream_t s) {
+  if (a.num_tokens <= 0) return cudaSuccess;
+  if (a.head_dim <= 0 || a.head_dim > kMaxHeadDim || a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 ||
+      split.num_splits < 1 || split.split_len < 0 || split.tokens_per_launch < 0 ||
+      (split.num_splits > 1 && workspace == nullptr)) {
+    return cudaErrorInvalidValue;
+  }
+  const int32_t chunk = split.num_splits > 1 && split.tokens_per_launch > 0 ? split.tokens_per_launch : a.num_tokens;
+  for (int32_t t0 = 0; t0 < a.num_tokens; t0 += chunk) {
+    // Tokens [t0, t0 + n): every per-token array moves by t0 (the block tables are per sequence).
+    PagedAttentionArgs part = a;
+    part.num_tokens = std::min(chunk, a.num_tokens - t0);
+    part.q = a.q + static_cast<int64_t>(t0) * a.q_stride;
+    part.out = a.out + static_cast<int64_t>(t0) * a.n_heads * a.head_dim;
+    part.positions = a.positions + t0;
+    part.token_seq = a.token_seq + t0;
+    if (cudaError_t err = launch_one(part, split, workspace, s); err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
 }
 
 }  // namespace pagoda::engine::cuda

@@ -11,6 +11,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "engine/cuda/gemm.h"
 #include "engine/cuda/kernels.h"
 #include "engine/cuda/launch_plan.h"
+#include "engine/cuda/step_graphs.h"
 
 namespace pagoda::engine::cuda {
 
@@ -75,6 +77,7 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(const CudaBackendOptions& o) : opts_(o) {}
   ~CudaBackend() override {
     if (!info_.name.empty()) cudaSetDevice(info_.index);
+    graphs_.clear();
     weights_ = {};
     kv_.reset();
     buf_ = {};
@@ -94,12 +97,13 @@ class CudaBackend final : public Backend {
     }
     if (!stream_) PAGODA_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     if (!gemm_) {
-      auto g = Gemm::create();
+      auto g = Gemm::create(opts_.decode_gemv);
       if (!g.ok()) return g.status();
       gemm_ = std::move(g.value());
     }
     auto dw = upload_weights(*weights);
     if (!dw.ok()) return dw.status();
+    graphs_.clear();  // they hold the old weights' addresses
     weights_ = std::move(dw.value());
     w_ = std::move(weights);
     rope_.head_dim = c.head_dim;
@@ -117,6 +121,7 @@ class CudaBackend final : public Backend {
     if (Status s = use_device(); !s.ok()) return s;
     static constexpr KvDtype kSupported[] = {KvDtype::F16};  // the kernels' __half KV
     if (Status s = check_kv_shape(shape, kSupported); !s.ok()) return s;
+    graphs_.clear();  // they hold the old pool's address
     kv_shape_ = shape;
     layer_elems_ = static_cast<int64_t>(shape.num_blocks) * block_elems();
     if (Status s = kv_.allocate(static_cast<size_t>(layer_elems_ * w_->config.n_layers), "the KV pool"); !s.ok()) {
@@ -126,7 +131,10 @@ class CudaBackend final : public Backend {
     PAGODA_CUDA_TRY(cudaMemsetAsync(kv_.get(), 0, kv_.bytes(), stream_));
     PAGODA_CUDA_TRY(cudaStreamSynchronize(stream_));
     // The largest step's scratch now, so it cannot fail for memory the pool took.
-    if (Status s = reserve_step(opts_.max_step_tokens, opts_.max_step_logits, 0, 0); !s.ok()) return s;
+    const ModelConfig& c = w_->config;
+    const size_t attn_ws = static_cast<size_t>(std::min<int64_t>(
+        kMaxAttentionWorkspaceBytes / 4, int64_t(opts_.max_step_tokens) * c.n_heads * kMaxRowSplits * (c.head_dim + 2)));
+    if (Status s = reserve_step(opts_.max_step_tokens, opts_.max_step_logits, 0, attn_ws); !s.ok()) return s;
     spdlog::info("cuda: KV pool {} blocks of {} tokens, {:.2f} GiB; step scratch {:.2f} GiB", shape.num_blocks,
                  shape.block_size, static_cast<double>(kv_.bytes()) / (1 << 30),
                  static_cast<double>(scratch_bytes()) / (1 << 30));
@@ -171,12 +179,20 @@ class CudaBackend final : public Backend {
 
   BackendInfo info() const override {
     BackendInfo i;
-    i.kernels = fmt::format("cuda: {}; bf16 weights, cuBLASLt GEMMs (fp32 accumulate), fp16 paged KV", info_.describe());
+    i.kernels = fmt::format("cuda: {}; bf16 weights, {} (fp32 accumulate), fp16 paged KV, CUDA graphs {}",
+                            info_.describe(),
+                            opts_.decode_gemv ? "few-row kernel for <= 8 rows, cuBLASLt above" : "cuBLASLt GEMMs",
+                            opts_.graph_max_tokens > 0 ? fmt::format("for steps <= {} tokens", opts_.graph_max_tokens)
+                                                       : std::string("off"));
     i.decode_weight_bytes = weights_.lm_head.bytes();
     for (const DeviceLayer& L : weights_.layers) {
       i.decode_weight_bytes += L.qkv.bytes() + L.wo.bytes() + L.gate_up.bytes() + L.down.bytes();
     }
     return i;
+  }
+
+  CudaGraphStats graph_stats() const {
+    return {graphs_.captures(), graphs_.replays(), static_cast<int64_t>(graphs_.size()), graphs_.enabled()};
   }
 
   Status execute(const StepPlan& plan, std::span<float> logits) override {
@@ -267,6 +283,11 @@ class CudaBackend final : public Backend {
     }
     return {};
   }
+  std::array<const void*, 12> scratch_pointers() const {
+    return {buf_.ints.get(), buf_.x.get(),      buf_.qkv.get(),       buf_.attn.get(), buf_.out.get(),
+            buf_.gate_up.get(), buf_.attn_ws.get(), buf_.logits.get(), buf_.h.get(), buf_.attn_bf16.get(),
+            buf_.act.get(),  buf_.head_in.get()};
+  }
   int64_t scratch_bytes() const {
     int64_t n = 0;
     for (size_t b : {buf_.ints.bytes(), buf_.x.bytes(), buf_.qkv.bytes(), buf_.attn.bytes(), buf_.out.bytes(),
@@ -277,20 +298,32 @@ class CudaBackend final : public Backend {
     return n;
   }
 
+  // Packs the step's integers, sizes the scratch, uploads the integers, then launches the kernels:
+  // through a CUDA graph for steps of at most opts_.graph_max_tokens tokens, else eagerly.
   Status forward(const StepPlan& plan) {
     const ModelConfig& c = w_->config;
-    packed_ = pack_step(plan);  // a member: the upload below may still read it after forward() returns
+    // A member: the upload below may still read it after forward() returns.
+    packed_ = pack_step(plan, padded_block_table_width(plan.max_blocks_per_seq));
     const PackedStep& p = packed_;
     const AttentionSplit split =
-        choose_attention_split(p.max_context, static_cast<int64_t>(p.num_tokens) * c.n_heads, info_.sm_count,
-                               kv_shape_.block_size);
-    if (Status s = reserve_step(p.num_tokens, p.num_logits, p.data.size(),
-                                attention_workspace_floats(p.num_tokens, c.n_heads, c.head_dim, split));
-        !s.ok()) {
-      return s;
-    }
+        choose_attention_split(context_bucket(p.max_context), p.num_tokens, c.n_heads, c.head_dim, kv_shape_.block_size);
+    const auto before = scratch_pointers();
+    const Status reserved = reserve_step(p.num_tokens, p.num_logits, p.data.size(),
+                                         attention_workspace_floats(p.num_tokens, c.n_heads, c.head_dim, split));
+    // A buffer that moved (even when a later one then failed to grow) leaves graphs pointing at freed memory.
+    if (scratch_pointers() != before) graphs_.clear();
+    if (!reserved.ok()) return reserved;
     PAGODA_CUDA_TRY(cudaMemcpyAsync(buf_.ints.get(), p.data.data(), p.data.size() * sizeof(int32_t),
                                     cudaMemcpyHostToDevice, stream_));
+    if (p.num_tokens > opts_.graph_max_tokens) return enqueue_step(p, split);
+    const StepShape shape{p.num_tokens, p.num_seqs, p.max_blocks_per_seq, p.num_logits, split.num_splits};
+    return graphs_.run(shape, stream_, [&] { return enqueue_step(p, split); });
+  }
+
+  // The step's kernels on stream_, reading its integers from buf_.ints; nothing else (a graph
+  // captures exactly this).
+  Status enqueue_step(const PackedStep& p, const AttentionSplit& split) {
+    const ModelConfig& c = w_->config;
     const int32_t* ints = buf_.ints.get();
     const int32_t T = p.num_tokens, d = c.d_model, qd = c.q_dim(), kvd = c.kv_dim(), ff = c.ffn_dim;
     const int64_t stride = qd + 2 * kvd;
@@ -363,6 +396,7 @@ class CudaBackend final : public Backend {
   DeviceBuffer<int32_t> pairs_;
   StepBuffers buf_;
   PackedStep packed_;
+  StepGraphs graphs_;
   std::string broken_;  // set once the CUDA context is lost: every later call fails with it
 };
 
@@ -370,6 +404,11 @@ class CudaBackend final : public Backend {
 
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options) {
   return std::make_unique<CudaBackend>(options);
+}
+
+CudaGraphStats cuda_graph_stats(const Backend& backend) {
+  const auto* b = dynamic_cast<const CudaBackend*>(&backend);
+  return b ? b->graph_stats() : CudaGraphStats{};
 }
 
 }  // namespace pagoda::engine::cuda

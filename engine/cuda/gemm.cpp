@@ -3,11 +3,13 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "engine/cuda/cuda_status.h"
+#include "engine/cuda/gemv.h"
 
 namespace pagoda::engine::cuda {
 
-Result<std::unique_ptr<Gemm>> Gemm::create(size_t workspace_bytes) {
+Result<std::unique_ptr<Gemm>> Gemm::create(bool few_row_kernel, size_t workspace_bytes) {
   std::unique_ptr<Gemm> g(new Gemm());
+  g->few_row_kernel_ = few_row_kernel;
   PAGODA_CUBLAS_TRY(cublasLtCreate(&g->handle_));
   if (Status s = g->workspace_.allocate(workspace_bytes, "the cuBLASLt workspace"); !s.ok()) return s;
   return g;
@@ -73,6 +75,10 @@ Result<const Gemm::Plan*> Gemm::plan_for(int32_t M, int32_t N, int32_t K) {
 
 Status Gemm::run(const uint16_t* x, const uint16_t* w, float* y, int32_t M, int32_t N, int32_t K, cudaStream_t s) {
   if (M <= 0) return {};
+  if (few_row_kernel_ && gemv_applies(x, w, M, K)) {
+    PAGODA_CUDA_TRY(gemv_bf16(x, w, y, M, N, K, s));
+    return {};
+  }
   auto plan = plan_for(M, N, K);
   if (!plan.ok()) return plan.status();
   const Plan& p = *plan.value();

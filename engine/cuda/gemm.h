@@ -1,7 +1,14 @@
 #pragma once
-// Linear layers through cuBLASLt: y[M][N] (f32) = x[M][K] (bf16) . w[N][K]^T (bf16), fp32 accumulate.
-// One handle and one workspace for the backend's life; the layouts and the algorithm cuBLASLt's
-// heuristic picks are cached per (M, N, K) (at most kMaxPlans), so a steady decode loop asks it nothing.
+// Linear layers: y[M][N] (f32) = x[M][K] (bf16) . w[N][K]^T (bf16), fp32 accumulate, through cuBLASLt;
+// with `few_row_kernel`, a few rows (decode, M <= kGemvMaxRows) go to the bandwidth-bound kernel of
+// gemv.h instead. On an H200 cuBLASLt gave each output the same bits whatever M was, for every shape
+// the suites run (32 sequences decoded together give the tokens each gives alone; speculative
+// verification gives the plain output): an observation the GPU check keeps testing, not a documented
+// guarantee. The few-row kernel's order differs from cuBLASLt's, so with it on a sequence's logits
+// change in the last bits when its step grows past kGemvMaxRows rows. cuBLASLt: one handle
+// and one workspace for the backend's life; the layouts and the algorithm cuBLASLt's heuristic picks
+// are cached per (M, N, K) (at most kMaxPlans), so a steady loop asks it nothing. Every launch can be
+// captured into a CUDA graph (step_graphs.h).
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
@@ -17,7 +24,7 @@ namespace pagoda::engine::cuda {
 
 class Gemm {
  public:
-  static Result<std::unique_ptr<Gemm>> create(size_t workspace_bytes = 32u << 20);
+  static Result<std::unique_ptr<Gemm>> create(bool few_row_kernel = false, size_t workspace_bytes = 32u << 20);
   ~Gemm();
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
@@ -36,6 +43,7 @@ class Gemm {
   Status make_plan(int32_t M, int32_t N, int32_t K, Plan& p);  // on error p holds what was made
   static void destroy(Plan& p);
 
+  bool few_row_kernel_ = false;
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer<uint8_t> workspace_;
   std::map<std::tuple<int32_t, int32_t, int32_t>, Plan> plans_;

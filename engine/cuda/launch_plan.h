@@ -23,17 +23,26 @@ struct PackedStep {
   int32_t num_tokens = 0, num_seqs = 0, num_logits = 0, max_blocks_per_seq = 0;
   int32_t max_context = 0;  // the longest context any token attends to (its position + 1)
 };
-PackedStep pack_step(const StepPlan& plan);
+// block_table_width (>= the plan's max_blocks_per_seq; 0 = that) pads each table with -1.
+PackedStep pack_step(const StepPlan& plan, int32_t block_table_width = 0);
 
-// Splits a context only when the rows alone (query tokens x heads) would leave the GPU's
-// multiprocessors idle, and never into pieces shorter than kMinSplitKeys keys.
-inline constexpr int32_t kMinSplitKeys = 64;
-inline constexpr int32_t kMaxSplits = 64;
-AttentionSplit choose_attention_split(int32_t max_context, int64_t rows, int32_t sm_count, int32_t block_size);
+// The backend pads block tables to a power-of-two width and sizes the attention launch for the longest
+// context rounded up to a power of two (at least kMinSplitKeys): a decode step's shape then changes
+// when a context doubles, not at every new block, and its CUDA graph (step_graphs.h) is reused.
+int32_t padded_block_table_width(int32_t width);
+int32_t context_bucket(int32_t max_context);
+
+// The splits of a step of num_tokens query tokens whose longest context is max_context: room for the
+// longest row's splits (attention_split.h), or none when max_context fits one split; and as many tokens
+// per launch as keep the partial results within kMaxAttentionWorkspaceBytes (a prefill of thousands
+// of tokens over a long context runs as several launches).
+inline constexpr int64_t kMaxAttentionWorkspaceBytes = int64_t(256) << 20;
+AttentionSplit choose_attention_split(int32_t max_context, int32_t num_tokens, int32_t n_heads, int32_t head_dim,
+                                      int32_t block_size);
 
 // Device bytes of a step's scratch buffers (activations, q|k|v, gate|up, logits, ...) for `tokens`
-// tokens of which `logit_rows` want logits, with attention unsplit (splits only happen for steps of
-// few rows, whose partial results are far smaller).
+// tokens of which `logit_rows` want logits, and the attention splits' partial results (at most
+// kMaxAttentionWorkspaceBytes).
 int64_t step_scratch_bytes(const ModelConfig& c, int64_t tokens, int64_t logit_rows);
 
 // Device memory a KV pool may take: the free memory after the weights, less the scratch of the

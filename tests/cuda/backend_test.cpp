@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -223,6 +224,68 @@ TEST_P(BackendSuite, InvalidPlansAreErrorsAndTheBackendKeepsWorking) {
 INSTANTIATE_TEST_SUITE_P(Backends, BackendSuite, ::testing::Values("cpu", "cuda"),
                          [](const auto& info) { return info.param; });
 
+// Decode steps replayed from CUDA graphs give the eager steps' logits bit for bit: three sequences
+// decoded together for 60 steps (contexts 5..94, so the padded block tables widen from 1 to 8 blocks
+// and the attention split is replanned as contexts pass 64), then one alone; graphs really ran.
+TEST(CudaGraphs, ReplayedDecodeStepsEqualEagerStepsBitForBit) {
+  PAGODA_REQUIRE_GPU_OR_SKIP();
+  auto model = memory_model(*random_model_preset("tiny"));
+  ASSERT_NE(model, nullptr);
+  const int32_t vocab = model->weights->config.vocab_size;
+  for (bool decode_gemv : {false, true}) {
+  SCOPED_TRACE(decode_gemv ? "few-row kernel" : "cuBLASLt");
+  auto make = [&](int32_t graph_max_tokens) -> std::unique_ptr<Backend> {
+    CudaBackendOptions o;
+    o.graph_max_tokens = graph_max_tokens;
+    o.decode_gemv = decode_gemv;
+    auto b = make_cuda_backend(o);
+    EXPECT_TRUE(b->load(model->weights).ok());
+    EXPECT_TRUE(b->allocate_kv({64, 16}).ok());
+    return b;
+  };
+  auto graphed = make(64), eager = make(0);
+  const std::vector<std::vector<int32_t>> prompts = {random_tokens(5, vocab, 71), random_tokens(14, vocab, 72),
+                                                     random_tokens(30, vocab, 73)};
+  auto table = [](size_t i) {
+    std::vector<int32_t> t;
+    for (int b = 0; b < 8; ++b) t.push_back(static_cast<int32_t>(i * 8 + b));
+    return t;
+  };
+  std::vector<int32_t> last(prompts.size());
+  std::vector<float> a, b;
+  const auto step_both = [&](const StepPlan& plan, const std::string& what) {
+    a.assign(plan.logits_indices.size() * vocab, 0.0f);
+    b.assign(a.size(), 1.0f);
+    Status sa = graphed->execute(plan, a), sb = eager->execute(plan, b);
+    ASSERT_TRUE(sa.ok()) << sa.message();
+    ASSERT_TRUE(sb.ok()) << sb.message();
+    ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << what;
+  };
+  {
+    StepPlanBuilder pb(16);
+    for (size_t i = 0; i < prompts.size(); ++i) pb.add_sequence(i, prompts[i], 0, table(i));
+    step_both(pb.build(), "prefill");
+    for (size_t i = 0; i < prompts.size(); ++i) last[i] = argmax(std::span<const float>(a).subspan(i * vocab, vocab));
+  }
+  for (int s = 0; s < 60; ++s) {
+    StepPlanBuilder db(16);
+    const size_t n = s < 50 ? prompts.size() : 1;  // the last steps: one sequence alone, another shape
+    for (size_t i = 0; i < n; ++i) {
+      db.add_sequence(i, std::span<const int32_t>(&last[i], 1), static_cast<int32_t>(prompts[i].size()) + s, table(i));
+    }
+    step_both(db.build(), "decode step " + std::to_string(s));
+    for (size_t i = 0; i < n; ++i) last[i] = argmax(std::span<const float>(a).subspan(i * vocab, vocab));
+  }
+  const CudaGraphStats g = cuda_graph_stats(*graphed), e = cuda_graph_stats(*eager);
+  std::printf("graphs: %lld captured, %lld replays, %lld kept\n", static_cast<long long>(g.captures),
+              static_cast<long long>(g.replays), static_cast<long long>(g.cached));
+  EXPECT_TRUE(g.enabled);
+  EXPECT_GE(g.captures, 2);
+  EXPECT_GE(g.replays, 50) << "most decode steps replay a graph";
+  EXPECT_EQ(e.captures + e.replays, 0);
+  }
+}
+
 // ---- CUDA against CPU on real shapes ----
 
 void report(const std::string& json) {
@@ -359,26 +422,26 @@ TEST(CudaParity, Llama3_8bShapeTeacherForcedLogitsAgreeWithCpu) {
   check_parity({"llama3-8b", 2, GgmlType::Q4_0, 4});  // every matrix of the real shape, 2 of its 32 layers
 }
 
-// 32 sequences decoded greedily together equal each decoded alone (same token streams), for at
-// least 95% of them: GEMM kernels chosen by batch size may round differently, and a near-tie can flip.
-TEST(CudaParity, ThirtyTwoConcurrentGreedySequencesEqualTheirAloneOutputs) {
-  PAGODA_REQUIRE_GPU_OR_SKIP();
-  auto model = memory_model(*random_model_preset("smollm2-135m"));
-  ASSERT_NE(model, nullptr);
-  const int32_t vocab = model->weights->config.vocab_size;
+// 32 sequences decoded greedily together against each decoded alone: the share whose 16 tokens are
+// the same.
+double greedy_batch_invariance(const MemoryModel& model, bool decode_gemv) {
+  const int32_t vocab = model.weights->config.vocab_size;
   constexpr int kSeqs = 32, kSteps = 16, kBlocksPerSeq = 4;
-  auto backend = loaded_backend("cuda", *model, kSeqs * kBlocksPerSeq + 8);
-  ASSERT_NE(backend, nullptr);
+  CudaBackendOptions o;
+  o.decode_gemv = decode_gemv;
+  auto backend = make_cuda_backend(o);
+  if (Status s = backend->load(model.weights); !s.ok()) return ADD_FAILURE() << s.message(), -1.0;
+  if (Status s = backend->allocate_kv({kSeqs * kBlocksPerSeq + 8, 16}); !s.ok()) return ADD_FAILURE() << s.message(), -1.0;
   std::vector<std::vector<int32_t>> prompts, alone(kSeqs), together(kSeqs);
   for (int i = 0; i < kSeqs; ++i) prompts.push_back(random_tokens(8 + (i * 7) % 33, vocab, 500 + i));
   for (int i = 0; i < kSeqs; ++i) {
     SingleSequence seq(*backend, vocab, 64);
     auto r = seq.run(prompts[i]);
-    ASSERT_TRUE(r.ok()) << r.message();
+    if (!r.ok()) return ADD_FAILURE() << r.message(), -1.0;
     for (int s = 0; s < kSteps; ++s) {
       alone[i].push_back(argmax(r.value()));
       r = seq.run(std::span<const int32_t>(&alone[i].back(), 1));
-      ASSERT_TRUE(r.ok()) << r.message();
+      if (!r.ok()) return ADD_FAILURE() << r.message(), -1.0;
     }
   }
   auto table = [](int i) {
@@ -395,17 +458,29 @@ TEST(CudaParity, ThirtyTwoConcurrentGreedySequencesEqualTheirAloneOutputs) {
       else b.add_sequence(i, std::span<const int32_t>(&together[i].back(), 1), len + s - 1, table(i));
     }
     const StepPlan plan = b.build();
-    Status st = backend->execute(plan, logits);
-    ASSERT_TRUE(st.ok()) << st.message();
+    if (Status st = backend->execute(plan, logits); !st.ok()) return ADD_FAILURE() << st.message(), -1.0;
     if (s == kSteps) break;
     for (int i = 0; i < kSeqs; ++i) together[i].push_back(argmax(std::span<const float>(logits).subspan(i * vocab, vocab)));
   }
   int same = 0;
   for (int i = 0; i < kSeqs; ++i) same += alone[i] == together[i];
-  const double rate = double(same) / kSeqs;
+  return double(same) / kSeqs;
+}
+
+// By default (cuBLASLt for every linear layer) 32 sequences decoded greedily together equal each
+// decoded alone (same token streams), for at least 95% of them: a near-tie in attention's split
+// combine can still flip. With --cuda-decode-kernel gemv the alone runs use another kernel than the
+// batch of 32 and their tokens drift apart: that rate is reported, not asserted (the option says so).
+TEST(CudaParity, ThirtyTwoConcurrentGreedySequencesEqualTheirAloneOutputs) {
+  PAGODA_REQUIRE_GPU_OR_SKIP();
+  auto model = memory_model(*random_model_preset("smollm2-135m"));
+  ASSERT_NE(model, nullptr);
+  const double rate = greedy_batch_invariance(*model, false);
+  const double gemv_rate = greedy_batch_invariance(*model, true);
   report("{\"check\":\"batch_invariance\",\"model\":\"smollm2-135m\",\"sequences\":32,\"greedy_tokens\":16,"
-         "\"identical_rate\":" + std::to_string(rate) + "}");
+         "\"identical_rate\":" + std::to_string(rate) + ",\"identical_rate_decode_gemv\":" + std::to_string(gemv_rate) + "}");
   EXPECT_GE(rate, 0.95);
+  EXPECT_GE(gemv_rate, 0.0);  // ran without an error
 }
 
 }  // namespace

@@ -5,13 +5,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "engine/cpu/paged_attention.h"
 #include "engine/cpu/vec_kernels.h"
 #include "engine/cuda/attention.h"
 #include "engine/cuda/gemm.h"
+#include "engine/cuda/gemv.h"
 #include "engine/cuda/kernels.h"
 #include "engine/cuda/launch_plan.h"
+#include "engine/cuda/step_graphs.h"
 #include "engine/quant/dequant.h"
 #include "tests/cuda/cuda_test_util.h"
 
@@ -135,9 +138,14 @@ TEST(CudaKernels, SiluMulAndBf16ConversionMatchDoubleReferences) {
 
 TEST(CudaKernels, GemmMatchesADoubleReference) {
   PAGODA_REQUIRE_GPU_OR_SKIP();
-  auto g = Gemm::create();
+  for (bool few_row_kernel : {false, true}) {
+  auto g = Gemm::create(few_row_kernel);
   ASSERT_TRUE(g.ok()) << g.message();
-  for (const auto& [M, N, K] : {std::tuple{1, 384, 576}, std::tuple{7, 1000, 256}, std::tuple{64, 1536, 576}}) {
+  // With the few-row kernel on, M <= 8 with K % 8 == 0 runs it (gemv.h), the rest cuBLASLt; K = 100 and 1000 are not
+  // whole 16-byte chunks, N = 1001 leaves a partly used block.
+  for (const auto& [M, N, K] :
+       {std::tuple{1, 384, 576}, std::tuple{7, 1000, 256}, std::tuple{8, 1001, 1536}, std::tuple{3, 257, 4096},
+        std::tuple{2, 64, 100}, std::tuple{9, 384, 576}, std::tuple{1, 50, 1000}, std::tuple{64, 1536, 576}}) {
     const auto xb = to_bf16(random_floats(M * K, 21 + M)), wb = to_bf16(random_floats(N * K, 22 + N));
     auto dx = to_device(xb);
     auto dw = to_device(wb);
@@ -152,8 +160,86 @@ TEST(CudaKernels, GemmMatchesADoubleReference) {
         ref[m * N + n] = s;
       }
     }
-    EXPECT_LT(rel_l2(got, ref), 1e-5) << "M=" << M << " N=" << N << " K=" << K;
+    EXPECT_LT(rel_l2(got, ref), 1e-5) << "M=" << M << " N=" << N << " K=" << K << " few-row kernel " << few_row_kernel;
   }
+  }
+}
+
+// The few-row kernel sums each output in an order that does not depend on M: a row's result is the
+// same bits whether it runs alone or with seven others (decode's batch invariance).
+TEST(CudaKernels, GemvRowsDoNotDependOnHowManyRowsShareTheLaunch) {
+  PAGODA_REQUIRE_GPU_OR_SKIP();
+  const int N = 777, K = 2048;
+  const auto xb = to_bf16(random_floats(kGemvMaxRows * K, 41)), wb = to_bf16(random_floats(N * K, 42));
+  auto dx = to_device(xb);
+  auto dw = to_device(wb);
+  auto all = poisoned<float>(kGemvMaxRows * N);
+  ASSERT_EQ(gemv_bf16(dx.get(), dw.get(), all.get(), kGemvMaxRows, N, K, nullptr), cudaSuccess);
+  const auto together = to_host(all, kGemvMaxRows * N);
+  for (int M = 1; M <= kGemvMaxRows; ++M) {
+    for (int start = 0; start + M <= kGemvMaxRows; start += M) {
+      auto part = poisoned<float>(M * N);
+      ASSERT_EQ(gemv_bf16(dx.get() + start * K, dw.get(), part.get(), M, N, K, nullptr), cudaSuccess);
+      const auto got = to_host(part, M * N);
+      ASSERT_EQ(0, std::memcmp(got.data(), together.data() + start * N, M * N * sizeof(float)))
+          << "rows " << start << ".." << start + M - 1 << " launched as M=" << M;
+    }
+  }
+  EXPECT_FALSE(gemv_applies(dx.get(), dw.get(), kGemvMaxRows + 1, K));
+  EXPECT_FALSE(gemv_applies(dx.get(), dw.get(), 1, K - 4));
+  EXPECT_FALSE(gemv_applies(dx.get() + 1, dw.get(), 1, K));  // 2-byte aligned
+  EXPECT_EQ(gemv_bf16(dx.get(), dw.get(), all.get(), 0, N, K, nullptr), cudaErrorInvalidValue);
+}
+
+// StepGraphs: a shape runs eagerly the first time, is captured the second and replayed after; the
+// replays compute what the eager launches computed, on the inputs of the moment; a capture the stream
+// refuses turns graphs off and the step still runs.
+TEST(CudaKernels, StepGraphsCaptureASecondShapeReplayItAndFallBackWhenCaptureFails) {
+  PAGODA_REQUIRE_GPU_OR_SKIP();
+  cudaStream_t s = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  const int n = 1000;
+  DeviceBuffer<float> in;
+  ASSERT_TRUE(in.allocate(n, "in").ok());
+  auto out = poisoned<uint16_t>(n);
+  StepGraphs graphs(2);
+  const auto step = [&] { return cuda_status(f32_to_bf16(in.get(), n, out.get(), s), "f32_to_bf16"); };
+  for (int i = 0; i < 5; ++i) {
+    const auto x = random_floats(n, 60 + i);  // new inputs every step, as a step's integers are
+    ASSERT_EQ(cudaMemcpyAsync(in.get(), x.data(), n * 4, cudaMemcpyHostToDevice, s), cudaSuccess);
+    const Status st = graphs.run(StepShape{1, 1, 1, 1, 1}, s, step);
+    ASSERT_TRUE(st.ok()) << st.message();
+    ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+    EXPECT_EQ(to_host(out, n), to_bf16(x)) << "step " << i;
+    EXPECT_EQ(graphs.captures(), i >= 1 ? 1 : 0) << "step " << i;
+    EXPECT_EQ(graphs.replays(), std::max(0, i)) << "step " << i;
+  }
+  // Capacity 2: a third captured shape evicts the least recently used.
+  for (int shape = 2; shape <= 3; ++shape) {
+    for (int i = 0; i < 2; ++i) ASSERT_TRUE(graphs.run(StepShape{shape, 1, 1, 1, 1}, s, step).ok());
+  }
+  EXPECT_EQ(graphs.size(), 2u);
+  EXPECT_EQ(graphs.captures(), 3);
+  graphs.clear();
+  EXPECT_EQ(graphs.size(), 0u);
+  // Synchronizing a capturing stream is refused: graphs go off, the step runs eagerly and succeeds.
+  int eager_runs = 0;
+  const auto syncing = [&]() -> Status {
+    if (Status st = step(); !st.ok()) return st;
+    if (cudaError_t err = cudaStreamSynchronize(s); err != cudaSuccess) return cuda_status(err, "sync");
+    ++eager_runs;
+    return {};
+  };
+  const StepShape odd{9, 1, 1, 1, 1};
+  ASSERT_TRUE(graphs.run(odd, s, syncing).ok());
+  const Status st = graphs.run(odd, s, syncing);
+  EXPECT_TRUE(st.ok()) << st.message();
+  EXPECT_FALSE(graphs.enabled());
+  EXPECT_EQ(eager_runs, 2);
+  EXPECT_TRUE(graphs.run(odd, s, syncing).ok());
+  EXPECT_EQ(eager_runs, 3);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  cudaStreamDestroy(s);
 }
 
 // A ragged step over a paged pool: a long decode, a prefill chunk after cached context, a short
@@ -250,10 +336,14 @@ TEST(CudaKernels, WriteKvStoresTheCpuLayoutAndAttentionMatchesADoubleReference) 
     const PackedStep p = pack_step(c.plan);
     auto ints = to_device(p.data);
     auto dq = to_device(c.q);
-    // Unsplit, the split the planner picks for an H100-sized GPU, and a forced 32-key split.
-    for (const AttentionSplit split : {AttentionSplit{1, 0}, choose_attention_split(p.max_context, T * c.n_heads, 132,
-                                                                                     c.block_size),
-                                       AttentionSplit{(p.max_context + 31) / 32, 32}}) {
+    // Unsplit, the split the planner picks, the same per-row splits in a launch with room for the most
+    // splits any row can have, then in launches of 5 tokens, and a forced 32-key split. The per-row
+    // launches must agree bit for bit: a row's attention does not depend on its step.
+    const AttentionSplit planned = choose_attention_split(p.max_context, T, c.n_heads, hd, c.block_size);
+    ASSERT_GT(planned.num_splits, 1);
+    std::vector<std::vector<float>> per_row;
+    for (const AttentionSplit split : {AttentionSplit{1, 0}, planned, AttentionSplit{kMaxRowSplits, 0},
+                                       AttentionSplit{kMaxRowSplits, 0, 5}, AttentionSplit{(p.max_context + 31) / 32, 32}}) {
       auto out = poisoned<float>(T * qd);
       DeviceBuffer<float> ws;
       ASSERT_TRUE(ws.allocate(std::max<size_t>(1, attention_workspace_floats(T, c.n_heads, hd, split)), "ws").ok());
@@ -275,6 +365,11 @@ TEST(CudaKernels, WriteKvStoresTheCpuLayoutAndAttentionMatchesADoubleReference) 
       ASSERT_EQ(paged_attention(a, split, ws.get(), nullptr), cudaSuccess);
       const auto got = to_host(out, T * qd);
       EXPECT_LT(rel_l2(got, ref), 2e-5) << "hd " << hd << ", " << split.num_splits << " splits of " << split.split_len;
+      if (split.num_splits > 1 && split.split_len == 0) per_row.push_back(got);
+    }
+    ASSERT_EQ(per_row.size(), 3u);
+    for (size_t i = 1; i < per_row.size(); ++i) {
+      EXPECT_EQ(0, std::memcmp(per_row[0].data(), per_row[i].data(), per_row[0].size() * sizeof(float))) << "hd " << hd;
     }
 
     // The CPU backend's attention on the same pool: ggml rounds q and p to fp16, so ~1e-3 apart.

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import MODEL, PAGODA_CLI, PAGODAD, start_daemon
+from conftest import MODEL, PAGODA_CLI, PAGODAD, REAL_MODEL, start_daemon
 
 PASSAGE = ("The cat sat by the window every morning. The cat watched the birds in the garden, and when the sun "
            "rose over the roofs the cat stretched, yawned and went back to sleep on the warm stone sill.")
@@ -66,7 +66,8 @@ def test_prediction_changes_nothing_but_is_used(daemon, stream):
                        extra_body={"num_speculative_tokens": 4})
     assert text == plain
     details = usage.completion_tokens_details
-    assert details.accepted_prediction_tokens > usage.completion_tokens // 2, (text, details)
+    if REAL_MODEL:  # a trained model repeats the passage; a random-weight one writes other tokens
+        assert details.accepted_prediction_tokens > usage.completion_tokens // 2, (text, details)
     assert details.accepted_prediction_tokens < usage.completion_tokens
     assert details.rejected_prediction_tokens >= 0
 
