@@ -26,3 +26,13 @@ ctest --test-dir build --output-on-failure --no-tests=error -j2 "$@"
 if [ "${PAGODA_FUZZ_SECONDS:-20}" != 0 ]; then
   bash scripts/fuzz.sh --seconds "${PAGODA_FUZZ_SECONDS:-20}"
 fi
+
+# --- Sanitizers (scripts/sanitize.sh, tests/sanitizers/) --------------------------------------------
+# The engine, scheduler and server suites and the daemon's client tests under ASan + UBSan, in
+# build-asan/; any sanitizer report fails the run. About 21 min on 2 cores (2026-11-28). PAGODA_SANITIZERS:
+# asan (default), tsan, all, or none to skip. TSan (`bash scripts/sanitize.sh tsan`) is not in the default
+# yet: CI's time for it is still to be measured.
+case "${PAGODA_SANITIZERS:-asan}" in
+  none) ;;
+  *) bash scripts/sanitize.sh "${PAGODA_SANITIZERS:-asan}" ;;
+esac
