@@ -21,10 +21,16 @@ namespace pagoda::engine::cuda {
 inline constexpr int32_t kMinSplitKeys = 64;   // no split is shorter
 inline constexpr int32_t kMaxRowSplits = 32;   // no row has more splits
 
+// The least power of two >= x (x itself past 2^30).
+inline PAGODA_HOST_DEVICE int32_t next_power_of_two(int32_t x) {
+  int32_t p = 1;
+  while (p < x && p < (int32_t(1) << 30)) p <<= 1;
+  return p > x ? p : x;
+}
+
 // kMinSplitKeys, or the context rounded up to a power of two over kMaxRowSplits, in whole KV blocks.
 inline PAGODA_HOST_DEVICE int32_t split_len_for_context(int32_t ctx, int32_t block_size) {
-  int32_t pow2 = 1;
-  while (pow2 < ctx && pow2 < (int32_t(1) << 30)) pow2 <<= 1;
+  const int32_t pow2 = next_power_of_two(ctx);
   int32_t len = pow2 / kMaxRowSplits > kMinSplitKeys ? pow2 / kMaxRowSplits : kMinSplitKeys;
   const int32_t bs = block_size > 0 ? block_size : 1;
   return (len + bs - 1) / bs * bs;

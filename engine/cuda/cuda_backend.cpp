@@ -131,9 +131,7 @@ class CudaBackend final : public Backend {
     PAGODA_CUDA_TRY(cudaMemsetAsync(kv_.get(), 0, kv_.bytes(), stream_));
     PAGODA_CUDA_TRY(cudaStreamSynchronize(stream_));
     // The largest step's scratch now, so it cannot fail for memory the pool took.
-    const ModelConfig& c = w_->config;
-    const size_t attn_ws = static_cast<size_t>(std::min<int64_t>(
-        kMaxAttentionWorkspaceBytes / 4, int64_t(opts_.max_step_tokens) * c.n_heads * kMaxRowSplits * (c.head_dim + 2)));
+    const size_t attn_ws = static_cast<size_t>(max_attention_workspace_floats(w_->config, opts_.max_step_tokens));
     if (Status s = reserve_step(opts_.max_step_tokens, opts_.max_step_logits, 0, attn_ws); !s.ok()) return s;
     spdlog::info("cuda: KV pool {} blocks of {} tokens, {:.2f} GiB; step scratch {:.2f} GiB", shape.num_blocks,
                  shape.block_size, static_cast<double>(kv_.bytes()) / (1 << 30),

@@ -4,14 +4,6 @@
 
 namespace pagoda::engine::cuda {
 
-namespace {
-int32_t next_power_of_two(int32_t x) {
-  int32_t p = 1;
-  while (p < x && p < (int32_t(1) << 30)) p <<= 1;
-  return std::max(p, x);
-}
-}  // namespace
-
 int32_t padded_block_table_width(int32_t width) { return width <= 0 ? 0 : next_power_of_two(width); }
 
 int32_t context_bucket(int32_t max_context) { return next_power_of_two(std::max(max_context, kMinSplitKeys)); }
@@ -71,9 +63,11 @@ int64_t step_scratch_bytes(const ModelConfig& c, int64_t tokens, int64_t logit_r
   // Block tables come on top: a few KiB, up to MiBs for long contexts at large batches (padded to a
   // power of two), well inside the reserve kv_memory_available_on_device keeps.
   const int64_t ints = 4 * (4 * T + R);
-  const int64_t splits = std::min<int64_t>(kMaxAttentionWorkspaceBytes,
-                                           4 * T * c.n_heads * kMaxRowSplits * (int64_t(c.head_dim) + 2));
-  return f32 + bf16 + ints + splits;
+  return f32 + bf16 + ints + 4 * max_attention_workspace_floats(c, T);
+}
+
+int64_t max_attention_workspace_floats(const ModelConfig& c, int64_t tokens) {
+  return std::min<int64_t>(kMaxAttentionWorkspaceBytes / 4, tokens * c.n_heads * kMaxRowSplits * (int64_t(c.head_dim) + 2));
 }
 
 int64_t kv_memory_available_on_device(int64_t free_bytes, int64_t total_bytes, int64_t step_scratch) {

@@ -44,6 +44,8 @@ AttentionSplit choose_attention_split(int32_t max_context, int32_t num_tokens, i
 // tokens of which `logit_rows` want logits, and the attention splits' partial results (at most
 // kMaxAttentionWorkspaceBytes).
 int64_t step_scratch_bytes(const ModelConfig& c, int64_t tokens, int64_t logit_rows);
+// The attention workspace (floats) no step of at most `tokens` tokens exceeds.
+int64_t max_attention_workspace_floats(const ModelConfig& c, int64_t tokens);
 
 // Device memory a KV pool may take: the free memory after the weights, less the scratch of the
 // largest step (step_scratch_bytes) and a margin for the cuBLASLt workspace and the CUDA context's
