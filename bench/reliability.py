@@ -14,6 +14,12 @@
   drain     --streams (32) running streams, then SIGTERM: they finish within the grace period, requests
             arriving during the drain get 503 / UNAVAILABLE (or, once the ports close, a refused
             connection), and the daemon exits 0. Drain time reported.
+  soak      --seconds (1800 for this scenario) of mixed load from --concurrency (24) closed-loop clients:
+            HTTP completions and streamed chat, gRPC streams, long prompts that share prefixes (prefix
+            cache, chunked prefill, preemption), n > 1, logprobs, stop strings, seeded sampling, and a few
+            disconnects and cancels. The daemon's RSS and KV usage are sampled every --sample-s (5) and
+            plotted (<out>.png, gnuplot); "no growth": the median RSS of the last 5 minutes is within
+            --max-growth (2%) of minutes 5-10's, and the daemon is idle (0 KV blocks used) afterwards.
 
 Every scenario starts its own daemon (tests/server/conftest.py's Daemon: PAGODAD, PAGODA_MODEL). Writes
 <out>.json and <out>.md (default bench/results/<date>-reliability-<scenario>); `all` runs the three.
@@ -23,6 +29,7 @@ which is part of the overload, and the report says the machine.
   .venv/bin/python bench/reliability.py overload [--factor 10] [--seconds 60] [--max-queue 32]
   .venv/bin/python bench/reliability.py faults [--requests 10000] [--concurrency 64]
   .venv/bin/python bench/reliability.py drain [--streams 32]
+  .venv/bin/python bench/reliability.py soak [--seconds 1800] [--concurrency 24]
 """
 import argparse
 import asyncio
@@ -32,8 +39,11 @@ import os
 import pathlib
 import platform
 import random
+import re
+import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -448,6 +458,280 @@ def drain(args):
     return summary
 
 
+# ----------------------------------------------------------------------------------------------- soak
+
+# Long prompts: one shared preamble (its KV blocks are cached and reused by the prefix cache) under
+# several different tails, so requests share a prefix but not a whole prompt.
+PREAMBLE = " ".join(PROMPTS) * 32  # ~2,000 tokens
+LONG_TAILS = [" Summarise the above in one sentence:", " Which line mentions copper?", " Continue the story:"]
+SOAK_KINDS = ["http_greedy", "http_chat_stream_sampled", "grpc_greedy", "long_prompt", "http_n2_logprobs",
+              "http_stop_string", "fault_disconnect", "fault_grpc_cancel"]
+SOAK_WEIGHTS = [20, 20, 20, 10, 10, 8, 6, 6]
+SAMPLED_SERIES = ("pagoda_kv_blocks_used", "pagoda_kv_blocks_cached", "pagoda_kv_blocks_total",
+                  "pagoda_running_sequences", "pagoda_queue_depth", "pagoda_requests_in_flight",
+                  "pagoda_generation_tokens_total", "pagoda_preemptions")
+
+
+def parse_metrics(text):
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^([a-z_]+)(\{[^}]*\})? ([0-9.eE+-]+)$", line)
+        if m and m.group(1) in SAMPLED_SERIES:
+            out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(3))  # summed over labels
+    return out
+
+
+async def soak_run(d, pb, seconds, concurrency, sample_s, refs, long_refs, seed):
+    pagoda_pb2, pagoda_pb2_grpc = pb
+    rng = random.Random(seed)
+    counts = {k: {} for k in SOAK_KINDS}
+    wrong = []
+    samples = []
+    t0 = time.monotonic()
+    stop_at = t0 + seconds
+
+    def note(kind, outcome, ok=True, detail=None):
+        counts[kind][outcome] = counts[kind].get(outcome, 0) + 1
+        if not ok:
+            wrong.append((kind, outcome, detail))
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{d.grpc_port}") as channel, \
+            httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=concurrency + 4)) as client:
+        stub = pagoda_pb2_grpc.GenerationStub(channel)
+
+        async def grpc_call(prompt, max_tokens, cancel_after=None):
+            req = pagoda_pb2.GenerateRequest(text=prompt)
+            req.stop.max_tokens = max_tokens
+            req.stop.ignore_eos = True
+            req.sampling.temperature = 0
+            call = stub.Generate(req, timeout=600)
+            text, tokens, got = "", 0, 0
+            async for msg in call:
+                got += 1
+                text += msg.text
+                if msg.finish_reason:
+                    tokens = msg.usage.completion_tokens
+                if cancel_after is not None and got >= cancel_after:
+                    call.cancel()
+                    return "cancelled", text, tokens
+            return "finished", text, tokens
+
+        async def one(kind):
+            prompt = rng.choice(PROMPTS)
+            max_tokens = rng.randint(1, 64)
+            if kind == "http_stop_string" and len(refs[prompt]) < 16:
+                kind = "http_greedy"  # too short a reference to cut a stop string from
+            if kind == "http_greedy":
+                r = await client.post(d.base_url + "/v1/completions", json=completion_body(d, prompt, max_tokens))
+                b = r.json()
+                ok = (r.status_code == 200 and b["usage"]["completion_tokens"] == max_tokens
+                      and refs[prompt].startswith(b["choices"][0]["text"]))
+                note(kind, str(r.status_code), ok, (prompt, max_tokens))
+            elif kind == "http_chat_stream_sampled":
+                body = {"model": d.model_id, "messages": [{"role": "user", "content": prompt}], "stream": True,
+                        "max_tokens": max_tokens, "temperature": 0.8, "top_p": 0.95, "seed": rng.randint(0, 1 << 30),
+                        "stream_options": {"include_usage": True}}
+                finish, usage, done = None, None, False
+                async with client.stream("POST", d.base_url + "/v1/chat/completions", json=body) as r:
+                    async for line in r.aiter_lines():
+                        if line.startswith("data: [DONE]"):
+                            done = True
+                        elif line.startswith("data: "):
+                            c = json.loads(line[6:])
+                            if c.get("choices"):
+                                finish = c["choices"][0].get("finish_reason") or finish
+                            if c.get("usage"):
+                                usage = c["usage"]["completion_tokens"]
+                ok = r.status_code == 200 and done and finish in ("stop", "length") and usage is not None \
+                    and 0 < usage <= max_tokens
+                note(kind, f"{r.status_code} {finish}", ok, (prompt, max_tokens, usage))
+            elif kind == "grpc_greedy":
+                outcome, text, tokens = await grpc_call(prompt, max_tokens)
+                note(kind, outcome, outcome == "finished" and tokens == max_tokens and refs[prompt].startswith(text),
+                     (prompt, max_tokens, tokens))
+            elif kind == "long_prompt":
+                i = rng.randrange(len(LONG_TAILS))
+                mt = rng.randint(1, 32)
+                r = await client.post(d.base_url + "/v1/completions",
+                                      json=completion_body(d, PREAMBLE + LONG_TAILS[i], mt))
+                b = r.json()
+                ok = r.status_code == 200 and long_refs[i].startswith(b["choices"][0]["text"])
+                note(kind, str(r.status_code), ok, (i, mt))
+            elif kind == "http_n2_logprobs":
+                body = completion_body(d, prompt, max_tokens)
+                body.update({"n": 2, "logprobs": 3})
+                r = await client.post(d.base_url + "/v1/completions", json=body)
+                b = r.json()
+                ok = (r.status_code == 200 and len(b["choices"]) == 2
+                      and all(c["text"] == b["choices"][0]["text"] and refs[prompt].startswith(c["text"])
+                              and len(c["logprobs"]["tokens"]) == max_tokens for c in b["choices"]))
+                note(kind, str(r.status_code), ok, (prompt, max_tokens))
+            elif kind == "http_stop_string":
+                # A stop string cut from the reference: the answer ends right before it.
+                ref = refs[prompt]
+                cut = rng.randint(4, max(5, len(ref) // 2))
+                stop = ref[cut:cut + 3]
+                body = completion_body(d, prompt, 64)
+                body["stop"] = [stop]
+                r = await client.post(d.base_url + "/v1/completions", json=body)
+                b = r.json()
+                text = b["choices"][0]["text"] if r.status_code == 200 else None
+                ok = r.status_code == 200 and text == ref[:ref.find(stop)]
+                note(kind, str(r.status_code), ok, (prompt, stop, text))
+            elif kind == "fault_disconnect":
+                outcome = await http_raw(d, completion_body(d, prompt, max_tokens, stream=True), rng.randint(0, 8), 0)
+                note(kind, outcome)
+            else:  # fault_grpc_cancel
+                outcome, _, _ = await grpc_call(prompt, max_tokens, cancel_after=rng.randint(1, 8))
+                note(kind, outcome)
+
+        async def worker():
+            while time.monotonic() < stop_at:
+                kind = rng.choices(SOAK_KINDS, SOAK_WEIGHTS)[0]
+                try:
+                    await one(kind)
+                except (OSError, asyncio.TimeoutError, httpx.HTTPError, grpc.aio.AioRpcError, KeyError,
+                        json.JSONDecodeError) as e:
+                    note(kind, f"client_error:{type(e).__name__}", False, str(e)[:200])
+
+        async def sampler():
+            while time.monotonic() < stop_at + sample_s:
+                try:
+                    r = await client.get(d.base_url + "/metrics")
+                    m = parse_metrics(r.text)
+                except httpx.HTTPError:
+                    m = {}
+                m["t_s"] = time.monotonic() - t0
+                m["rss_mib"] = (rss_kib(d.proc.pid, "VmRSS") or 0) / 1024
+                samples.append(m)
+                if len(samples) % max(1, int(60 / sample_s)) == 0:
+                    log(f"t={m['t_s']:.0f}s rss={m['rss_mib']:.1f} MiB kv_used={m.get('pagoda_kv_blocks_used')} "
+                        f"cached={m.get('pagoda_kv_blocks_cached')} tokens={m.get('pagoda_generation_tokens_total')} "
+                        f"wrong={len(wrong)}")
+                await asyncio.sleep(sample_s)
+
+        sample_task = asyncio.create_task(sampler())
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await sample_task
+    return counts, wrong, samples
+
+
+def median_rss(samples, t_from, t_to):
+    v = [s["rss_mib"] for s in samples if t_from <= s["t_s"] < t_to]
+    return statistics.median(v) if v else None
+
+
+def rss_slope_mib_per_hour(samples, t_from):
+    pts = [(s["t_s"], s["rss_mib"]) for s in samples if s["t_s"] >= t_from]
+    if len(pts) < 3:
+        return None
+    mt = statistics.mean(t for t, _ in pts)
+    mr = statistics.mean(r for _, r in pts)
+    den = sum((t - mt) ** 2 for t, _ in pts)
+    return sum((t - mt) * (r - mr) for t, r in pts) / den * 3600 if den else None
+
+
+def soak_plot(samples, out_png):
+    if not shutil.which("gnuplot"):
+        log("gnuplot not found (apt-get install gnuplot-nox): no plot")
+        return None
+    data = pathlib.Path(out_png).with_suffix(".dat")
+    with open(data, "w") as f:
+        f.write("# minutes rss_mib kv_blocks_used kv_blocks_cached running_sequences kv_blocks_total\n")
+        for s in samples:
+            f.write(f"{s['t_s'] / 60:.3f} {s['rss_mib']:.2f} {s.get('pagoda_kv_blocks_used', 0):.0f} "
+                    f"{s.get('pagoda_kv_blocks_cached', 0):.0f} {s.get('pagoda_running_sequences', 0):.0f} "
+                    f"{s.get('pagoda_kv_blocks_total', 0):.0f}\n")
+    script = f"""set terminal pngcairo size 1000,600
+set output '{out_png}'
+set title 'pagodad soak: RSS and KV blocks over time'
+set xlabel 'minutes'
+set ylabel 'RSS (MiB)'
+set y2label 'KV blocks'
+set ytics nomirror
+set y2tics
+set yrange [0:*]
+set y2range [0:*]
+set key outside bottom center horizontal
+plot '{data}' using 1:2 axes x1y1 with lines lw 2 title 'RSS (MiB)', \\
+     '' using 1:3 axes x1y2 with lines title 'KV blocks used', \\
+     '' using 1:4 axes x1y2 with lines title 'KV blocks cached (prefix cache)', \\
+     '' using 1:5 axes x1y2 with lines title 'running sequences', \\
+     '' using 1:6 axes x1y2 with lines dt 2 title 'KV blocks in the pool'
+"""
+    p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if p.returncode != 0:
+        log(f"gnuplot failed: {p.stderr.strip()}")
+        return None
+    data.unlink()
+    return out_png
+
+
+def soak(args):
+    seconds = args.seconds if args.seconds_given else 1800.0
+    concurrency = args.concurrency if args.concurrency_given else 24
+    pb = stubs()
+    # A small KV cache (--soak-kv-tokens) so that the pool fills: preemption, prefix-cache eviction and
+    # chunked prefill run all along, the paths where a leak would hide.
+    d = Daemon(["--threads", str(args.threads), "--kv-tokens", str(args.soak_kv_tokens)])
+    try:
+        refs = {}
+        for p in PROMPTS:
+            status, body = d.post_json("/v1/completions", completion_body(d, p, 64), timeout=600)
+            assert status == 200, body
+            refs[p] = body["choices"][0]["text"]
+        long_refs = []
+        for tail in LONG_TAILS:
+            status, body = d.post_json("/v1/completions", completion_body(d, PREAMBLE + tail, 32), timeout=600)
+            assert status == 200, body
+            long_refs.append(body["choices"][0]["text"])
+        prompt_tokens = body["usage"]["prompt_tokens"]
+        log(f"soak: {seconds:.0f} s, {concurrency} clients; long prompts of ~{prompt_tokens} tokens")
+        t0 = time.monotonic()
+        counts, wrong, samples = asyncio.run(
+            soak_run(d, pb, seconds, concurrency, args.sample_s, refs, long_refs, args.seed))
+        wall = time.monotonic() - t0
+        alive = d.proc.poll() is None
+        idle = wait_idle(d)
+        kv_after = {n: d.metric(n) for n in ("pagoda_kv_blocks_used", "pagoda_kv_blocks_cached")}
+        status, body = d.post_json("/v1/completions", completion_body(d, PROMPTS[0], 64), timeout=600)
+        still_right = status == 200 and body["choices"][0]["text"] == refs[PROMPTS[0]]
+        hwm = rss_kib(d.proc.pid, "VmHWM")
+    finally:
+        d.stop()
+    # Minutes 5-10 against the last 5 (a sixth and a third of a shorter run: its first sixth is warm-up).
+    warm = min(300.0, seconds / 6)
+    early = median_rss(samples, warm, 2 * warm)
+    late = median_rss(samples, seconds - warm, seconds + 1)
+    growth = (late - early) / early if early and late else None
+    slope = rss_slope_mib_per_hour(samples, warm)
+    kv_used = [s.get("pagoda_kv_blocks_used", 0) for s in samples]
+    summary = {
+        "scenario": "soak", "machine": machine(), "date": datetime.date.today().isoformat(),
+        "seconds": seconds, "wall_s": wall, "concurrency": concurrency, "long_prompt_tokens": prompt_tokens,
+        "flags": {"kv_tokens": args.soak_kv_tokens, "threads": args.threads}, "request_mix": dict(zip(SOAK_KINDS, SOAK_WEIGHTS)),
+        "requests": sum(sum(c.values()) for c in counts.values()), "outcomes": counts,
+        "wrong_count": len(wrong), "wrong": wrong[:20],
+        "generated_tokens": samples[-1].get("pagoda_generation_tokens_total") if samples else None,
+        "preemptions": samples[-1].get("pagoda_preemptions") if samples else None,
+        "rss_mib": {"first_sample": samples[0]["rss_mib"] if samples else None, "median_early": early,
+                    "median_late": late, "windows_s": {"early": [warm, 2 * warm], "late": [seconds - warm, seconds]},
+                    "growth": growth, "slope_mib_per_hour_after_warmup": slope,
+                    "max_sampled": max((s["rss_mib"] for s in samples), default=None), "peak_vmhwm": hwm / 1024},
+        "kv_blocks": {"total": samples[-1].get("pagoda_kv_blocks_total") if samples else None,
+                      "used_max": max(kv_used, default=None), "used_mean": statistics.mean(kv_used) if kv_used else None,
+                      "after": kv_after},
+        "daemon_alive": alive, "idle_after": idle, "reference_text_after": still_right, "exit_code": d.proc.returncode,
+        "max_growth": args.max_growth, "samples": len(samples),
+    }
+    out = args.out_prefix
+    summary["plot"] = soak_plot(samples, out + ".png")
+    pathlib.Path(out + "-samples.json").write_text(json.dumps(samples) + "\n")
+    summary["pass"] = (alive and not wrong and not any(idle.values()) and still_right and d.proc.returncode == 0
+                       and growth is not None and growth <= args.max_growth)
+    return summary
+
+
 # ---------------------------------------------------------------------------------------------- report
 
 
@@ -455,12 +739,14 @@ def markdown(s):
     lines = [f"# Reliability: {s['scenario']} ({s['date']})", "", f"Machine: {s['machine']}.", "",
              f"Result: **{'pass' if s['pass'] else 'FAIL'}**.", "", "```json", json.dumps(
                  {k: v for k, v in s.items() if k not in ("stream_results",)}, indent=2), "```", ""]
+    if s.get("plot"):
+        lines[4:4] = [f"![RSS and KV blocks over time]({pathlib.Path(s['plot']).name})", ""]
     return "\n".join(lines)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("scenario", choices=["overload", "faults", "drain", "all"])
+    ap.add_argument("scenario", choices=["overload", "faults", "drain", "soak", "all"])
     ap.add_argument("--factor", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--max-queue", type=int, default=32)
@@ -469,13 +755,23 @@ def main():
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--streams", type=int, default=32)
     ap.add_argument("--threads", type=int, default=0, help="pagodad --threads (0: all cores)")
+    ap.add_argument("--soak-kv-tokens", type=int, default=3072, help="soak: pagodad --kv-tokens (small: the pool fills)")
+    ap.add_argument("--sample-s", type=float, default=5.0, help="soak: seconds between RSS / KV samples")
+    ap.add_argument("--max-growth", type=float, default=0.02, help="soak: RSS growth allowed, last 5 min vs min 5-10")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=None, help="output prefix (default bench/results/<date>-reliability-<scenario>)")
     args = ap.parse_args()
+    # soak has its own defaults for these (30 minutes, 24 clients) unless given.
+    args.seconds_given = any(a.startswith("--seconds") for a in sys.argv[1:])
+    args.concurrency_given = any(a.startswith("--concurrency") for a in sys.argv[1:])
     failed = False
     for scenario in (["overload", "faults", "drain"] if args.scenario == "all" else [args.scenario]):
         log(f"== {scenario}")
-        s = {"overload": overload, "faults": faults, "drain": drain}[scenario](args)
+        out = args.out or str(ROOT / "bench" / "results" / f"{datetime.date.today().isoformat()}-reliability-{scenario}")
+        if args.scenario == "all" and args.out:
+            out = f"{args.out}-{scenario}"
+        args.out_prefix = out  # soak writes its plot and samples next to the report
+        s = {"overload": overload, "faults": faults, "drain": drain, "soak": soak}[scenario](args)
         out = args.out or str(ROOT / "bench" / "results" / f"{datetime.date.today().isoformat()}-reliability-{scenario}")
         if args.scenario == "all" and args.out:
             out = f"{args.out}-{scenario}"
