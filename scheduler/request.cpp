@@ -31,6 +31,10 @@ Status validate_request(const Request& r, const RequestLimits& l) {
                                      r.prompt.size(), r.stop.max_tokens, total, l.max_model_len));
   }
   if (r.n < 1 || r.n > l.max_n) return Status::error(fmt::format("n must be in 1..{}, got {}", l.max_n, r.n));
+  if (s.grammar && r.stop.ignore_eos) {
+    return Status::error("ignore_eos cannot be combined with a grammar: a constrained output ends with an "
+                         "end-of-generation token once its grammar is complete");
+  }
   if (!(s.temperature >= 0.0f && s.temperature <= 100.0f)) {
     return Status::error(fmt::format("temperature must be in [0, 100], got {}", s.temperature));
   }

@@ -52,7 +52,7 @@ if [ "$build" -eq 1 ]; then
     # The gRPC target's engine and scheduler come from the normal build (a no-op after scripts/build.sh).
     export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1
     [ -f build/CMakeCache.txt ] || cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    cmake --build build --target pagoda_engine pagoda_scheduler -j"$(nproc)"
+    cmake --build build --target pagoda_engine pagoda_scheduler xgrammar -j"$(nproc)"
   fi
   grpc_flag=ON
   [ "$wants_grpc" -eq 1 ] || grpc_flag=OFF

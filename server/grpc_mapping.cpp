@@ -1,6 +1,7 @@
 #include "server/grpc_mapping.h"
 
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -126,6 +127,59 @@ Result<PromptInput> to_prompt_input(const v1::GenerateRequest& req) {
   return in;
 }
 
+namespace {
+
+const char* grammar_field(const v1::GenerateRequest& req) {
+  switch (req.constraint_case()) {
+    case v1::GenerateRequest::kJsonSchema:
+      return "json_schema";
+    case v1::GenerateRequest::kJsonObject:
+      return "json_object";
+    case v1::GenerateRequest::kRegex:
+      return "regex";
+    case v1::GenerateRequest::kChoice:
+      return "choice";
+    case v1::GenerateRequest::kGrammar:
+      return "grammar";
+    case v1::GenerateRequest::CONSTRAINT_NOT_SET:
+      break;
+  }
+  return "constraint";
+}
+
+// The request's constraint as a grammar spec; nullopt when there is none (json_object false included).
+std::optional<Result<engine::GrammarSpec>> to_grammar_spec(const v1::GenerateRequest& req) {
+  using Kind = engine::GrammarSpec::Kind;
+  switch (req.constraint_case()) {
+    case v1::GenerateRequest::kJsonSchema:
+      return Result<engine::GrammarSpec>(engine::GrammarSpec{Kind::JsonSchema, req.json_schema(), {}});
+    case v1::GenerateRequest::kJsonObject:
+      if (!req.json_object()) return std::nullopt;
+      return Result<engine::GrammarSpec>(engine::GrammarSpec{Kind::JsonObject, {}, {}});
+    case v1::GenerateRequest::kRegex:
+      return Result<engine::GrammarSpec>(engine::GrammarSpec{Kind::Regex, req.regex(), {}});
+    case v1::GenerateRequest::kChoice: {
+      const auto& c = req.choice().choices();
+      if (c.empty()) return Result<engine::GrammarSpec>(Status::error("choice: at least one choice is required"));
+      if (static_cast<size_t>(c.size()) > engine::kMaxGrammarChoices) {
+        return Result<engine::GrammarSpec>(Status::error(
+            "choice: " + std::to_string(c.size()) + " choices; at most " + std::to_string(engine::kMaxGrammarChoices) + " are allowed"));
+      }
+      for (const std::string& s : c) {
+        if (s.empty()) return Result<engine::GrammarSpec>(Status::error("choice: a choice is empty"));
+      }
+      return Result<engine::GrammarSpec>(engine::GrammarSpec{Kind::Choice, {}, {c.begin(), c.end()}});
+    }
+    case v1::GenerateRequest::kGrammar:
+      return Result<engine::GrammarSpec>(engine::GrammarSpec{Kind::Ebnf, req.grammar(), {}});
+    case v1::GenerateRequest::CONSTRAINT_NOT_SET:
+      break;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<scheduler::Request> to_request(const v1::GenerateRequest& req, const InferenceService& service) {
   auto input = to_prompt_input(req);
   if (!input.ok()) return input.status();
@@ -171,6 +225,12 @@ Result<scheduler::Request> to_request(const v1::GenerateRequest& req, const Infe
       break;
     case v1::GenerateRequest::PREDICTED_NOT_SET:
       break;
+  }
+  if (std::optional<Result<engine::GrammarSpec>> spec = to_grammar_spec(req)) {
+    if (!spec->ok()) return spec->status();
+    auto grammar = service.compile_grammar(spec->value());  // on this gRPC thread, never the engine's
+    if (!grammar.ok()) return Status::error(std::string(grammar_field(req)) + ": " + grammar.message());
+    r.sampling.grammar = std::move(grammar.value());
   }
   return r;
 }

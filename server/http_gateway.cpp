@@ -183,6 +183,11 @@ void HttpGateway::shutdown(std::chrono::milliseconds grace) {
       c.acceptor->close(ec);
     });
   }
+  {
+    std::lock_guard grammar_lock(c.grammar_mu);
+    c.grammar_closed = true;
+  }
+  c.grammar_pool.join();  // queued tasks answer 503 at once (draining); a running compile finishes
   c.close_sessions();
   c.work.reset();
   // Closed sockets finish their handlers quickly; a stuck one is not waited for beyond this.

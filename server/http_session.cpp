@@ -363,7 +363,50 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
       if (!predicted.ok()) return send_error(openai::invalid(predicted.message(), "prediction"));
       r.prediction = std::move(predicted.value());
     }
+    std::string log_id(req["x-request-id"]);  // the client's id for the log line, else ours
+    if (!p.grammar) return submit_generation(endpoint, p, std::move(r), prompt_len, std::move(log_id));
 
+    // The grammar compiles on the gateway's grammar threads, neither this I/O thread (its other
+    // connections go on) nor the engine's; the session waits with nothing in flight, then goes on
+    // here, on its strand. Compiled grammars are cached: a repeated schema is a lookup.
+    auto pending = std::make_shared<PendingGeneration>(PendingGeneration{endpoint, std::move(p), std::move(r), prompt_len,
+                                                                         std::move(log_id)});
+    auto compile = [self = this->shared_from_this(), pending] {
+      Result<std::shared_ptr<const engine::CompiledGrammar>> grammar =
+          self->ctx_.draining ? Result<std::shared_ptr<const engine::CompiledGrammar>>(Status::error(
+                                    StatusCode::Unavailable, "The server is shutting down and accepts no new requests"))
+                              : self->ctx_.service.compile_grammar(*pending->parsed.grammar);
+      asio::post(self->stream_.get_executor(), [self, pending, grammar = std::move(grammar)]() mutable {
+        if (self->closed_) return;
+        if (!grammar.ok()) {
+          openai::ApiError e = openai::error_from_status(grammar.status());
+          if (e.http_status == 400) e.param = pending->parsed.grammar_param;
+          return self->send_error(e);
+        }
+        pending->request.sampling.grammar = std::move(grammar.value());
+        self->submit_generation(pending->endpoint, pending->parsed, std::move(pending->request), pending->prompt_len,
+                                std::move(pending->log_id));
+      });
+    };
+    {
+      std::lock_guard lock(ctx_.grammar_mu);
+      if (!ctx_.grammar_closed) return asio::post(ctx_.grammar_pool, std::move(compile));
+    }
+    send_error(openai::error_from_status(
+        Status::error(StatusCode::Unavailable, "The server is shutting down and accepts no new requests")));
+  }
+
+  // A parsed request waiting for its grammar to compile.
+  struct PendingGeneration {
+    openai::Endpoint endpoint;
+    openai::ParsedRequest parsed;
+    scheduler::Request request;
+    int32_t prompt_len;
+    std::string log_id;
+  };
+
+  void submit_generation(openai::Endpoint endpoint, const openai::ParsedRequest& p, scheduler::Request r,
+                         int32_t prompt_len, std::string log_id) {
     const bool chat = endpoint == openai::Endpoint::ChatCompletions;
     const std::string id = (chat ? "chatcmpl-" : "cmpl-") + random_hex(24);
     auto gen = std::make_unique<Generation>();
@@ -375,7 +418,6 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     r.sink = make_sink(gen->seq);
     gen_ = std::move(gen);
 
-    std::string log_id(req["x-request-id"]);  // the client's id for the log line, else ours
     if (log_id.empty()) log_id = id;
     auto submitted = ctx_.service.submit(std::move(r), log_id);
     if (!submitted.ok()) {

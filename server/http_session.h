@@ -5,6 +5,7 @@
 // its own strand; engine-thread events are posted there.
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,13 @@ struct HttpContext {
   std::atomic<bool> draining{false};
   std::atomic<int32_t> active{0};  // generations whose response is not fully written
   std::shared_ptr<SinkGate> gate = std::make_shared<SinkGate>();
+  // Requests' grammars (constrained decoding) compile here, off the I/O threads and the engine thread:
+  // a slow schema delays only its own request. At shutdown the pool is closed (under grammar_mu: no
+  // task is posted after that) and joined while the io_context still runs, so every task's
+  // continuation reaches a live one; tasks that start while draining answer 503 without compiling.
+  boost::asio::thread_pool grammar_pool{2};
+  std::mutex grammar_mu;
+  bool grammar_closed = false;
   std::mutex sessions_mu;  // live sessions, for shutdown
   std::unordered_map<uint64_t, std::weak_ptr<HttpSession>> sessions;
   uint64_t next_session = 0;

@@ -16,6 +16,9 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
+// Memory xgrammar's cache of compiled grammars may hold (LRU beyond it): thousands of typical schemas.
+constexpr int64_t kGrammarCacheBytes = int64_t{256} << 20;
+
 bool valid_utf8(const std::string& s) {
   size_t i = 0;
   while (i < s.size()) {
@@ -54,7 +57,8 @@ struct RequestTrace {
 
 InferenceService::InferenceService(engine::LoadedModel& model, scheduler::EngineLoop& loop, MetricsRegistry& metrics,
                                    std::string model_id, int32_t max_model_len)
-    : model_(model), loop_(loop), metrics_(metrics), model_id_(std::move(model_id)), loop_config_max_len_(max_model_len) {
+    : model_(model), loop_(loop), metrics_(metrics), model_id_(std::move(model_id)), loop_config_max_len_(max_model_len),
+      grammars_(*model.tokenizer, kGrammarCacheBytes) {
   // Gauges that mirror the engine loop's published stats, refreshed at each /metrics render.
   Gauge& queue = metrics_.gauge("pagoda_queue_depth", "Sequences waiting to be scheduled");
   Gauge& running = metrics_.gauge("pagoda_running_sequences", "Sequences running in the engine");
@@ -174,6 +178,19 @@ Result<std::string> InferenceService::detokenize(std::span<const int32_t> ids, b
     }
   }
   return model_.tokenizer->decode(ids, !skip_special);
+}
+
+Result<std::shared_ptr<const engine::CompiledGrammar>> InferenceService::compile_grammar(const engine::GrammarSpec& spec) const {
+  const auto t0 = clock::now();
+  auto compiled = grammars_.compile(spec);
+  const double s = std::chrono::duration<double>(clock::now() - t0).count();
+  metrics_.histogram("pagoda_grammar_compile_seconds", "Time to compile (or find cached) a request's grammar",
+                     latency_buckets()).observe(s);
+  if (!compiled.ok()) {
+    metrics_.counter("pagoda_grammar_compile_errors_total", "Grammars that did not compile").inc();
+    return compiled.status();
+  }
+  return compiled;
 }
 
 Result<scheduler::RequestId> InferenceService::submit(scheduler::Request request, const std::string& log_id) {

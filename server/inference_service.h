@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/grammar/grammar.h"
 #include "engine/loaded_model.h"
 #include "engine/tokenizer/chat_template.h"
 #include "scheduler/engine_loop.h"
@@ -41,6 +42,10 @@ class InferenceService {
   Result<std::vector<int32_t>> tokenize_text(const std::string& text, bool add_special, bool parse_special) const;
   // A predicted output (speculative decoding): plain text, at most the model's context.
   Result<std::vector<int32_t>> tokenize_prediction(const std::string& text) const;
+  // Compiles a request's grammar (constrained decoding) on the calling thread, never the engine's;
+  // compiled grammars are cached (bounded), so a repeated schema costs a lookup. InvalidArgument with
+  // the compiler's message when it does not compile.
+  Result<std::shared_ptr<const engine::CompiledGrammar>> compile_grammar(const engine::GrammarSpec& spec) const;
   std::string token_piece(int32_t id) const;  // the token's text (bytes, may be partial UTF-8)
   Result<std::string> detokenize(std::span<const int32_t> ids, bool skip_special) const;
 
@@ -69,6 +74,7 @@ class InferenceService {
   MetricsRegistry& metrics_;
   std::string model_id_;
   int32_t loop_config_max_len_;
+  mutable engine::GrammarCompiler grammars_;  // thread-safe
   std::atomic<uint64_t> next_id_{1};
   std::atomic<bool> serving_{false};
   std::atomic<int32_t> in_flight_{0};

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "server/openai_json_fields.h"
+#include "server/openai_structured_outputs.h"
 
 namespace pagoda::server::openai {
 
@@ -20,9 +21,10 @@ using json = nlohmann::json;
 
 const std::set<std::string> kCommonFields = {"model", "max_tokens", "temperature", "top_p", "n", "stop", "seed",
                                              "presence_penalty", "frequency_penalty", "stream", "stream_options",
-                                             "user", "logit_bias", "logprobs", "prediction",
+                                             "user", "logit_bias", "logprobs", "prediction", "response_format",
                                              // Extensions (as vLLM names them; the last is Pagoda's).
-                                             "top_k", "min_p", "repetition_penalty", "ignore_eos",
+                                             "top_k", "min_p", "repetition_penalty", "ignore_eos", "guided_json",
+                                             "guided_regex", "guided_choice", "guided_grammar", "structured_outputs",
                                              "num_speculative_tokens"};
 
 std::set<std::string> allowed_fields(Endpoint e) {
@@ -31,7 +33,7 @@ std::set<std::string> allowed_fields(Endpoint e) {
     s.insert({"prompt", "echo", "best_of", "suffix"});
   } else {
     s.insert({"messages", "max_completion_tokens", "top_logprobs", "tools", "tool_choice", "functions", "function_call",
-              "parallel_tool_calls", "response_format"});
+              "parallel_tool_calls"});
   }
   return s;
 }
@@ -346,13 +348,17 @@ void parse_unsupported(const Fields& f, const ParsedRequest& r) {
     }
   }
   if (const json* v = f.get("parallel_tool_calls")) as_bool(*v, "parallel_tool_calls");  // no tools: nothing to do
-  if (const json* v = f.get("response_format")) {
-    if (!v->is_object()) wrong_type(*v, "response_format", "an object");
-    const json& type = v->contains("type") ? (*v)["type"] : json();
-    if (!(type.is_string() && type.get<std::string>() == "text") || v->size() != 1) {
-      reject("'response_format' is not supported except {\"type\": \"text\"}", "response_format");
-    }
+}
+
+void parse_grammar(const Fields& f, ParsedRequest& r) {
+  std::optional<StructuredOutput> so = parse_structured_output(f);
+  if (!so) return;
+  if (r.ignore_eos) {
+    reject(fmt::format("'ignore_eos' cannot be combined with '{}': a constrained output ends with an "
+                       "end-of-generation token once its grammar is complete", so->param), "ignore_eos");
   }
+  r.grammar = std::move(so->spec);
+  r.grammar_param = std::move(so->param);
 }
 
 ParsedRequest parse_object(Endpoint endpoint, const json& body, const ParseLimits& limits) {
@@ -375,6 +381,7 @@ ParsedRequest parse_object(Endpoint endpoint, const json& body, const ParseLimit
   if (const json* v = f.get("user")) r.user = as_string(*v, "user");
   if (const json* v = f.get("ignore_eos")) r.ignore_eos = as_bool(*v, "ignore_eos");
   parse_prediction(f, r, limits);
+  parse_grammar(f, r);
   parse_unsupported(f, r);
   return r;
 }
@@ -461,7 +468,11 @@ std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::stri
     return invalid(fmt::format("The request body must be a JSON object, got {}", json_type_name(j)));
   }
   try {
-    return parse_object(endpoint, j, limits);
+    ParsedRequest r = parse_object(endpoint, j, limits);
+    if (r.grammar && r.grammar->kind == engine::GrammarSpec::Kind::JsonSchema) {
+      r.grammar->text = schema_in_client_order(body, r.grammar_param);
+    }
+    return r;
   } catch (const Reject& r) {
     return r.error;
   }

@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "engine/grammar/grammar.h"
 #include "engine/sampling/sampling_params.h"
 #include "engine/status.h"
 #include "scheduler/request.h"
@@ -48,6 +49,10 @@ struct ParsedRequest {
   // Predicted Outputs: `prediction: {"type": "content", "content": text or [{"type": "text", "text": ...}]}`.
   std::optional<std::string> prediction;
   int32_t num_speculative_tokens = -1;  // extension: tokens drafted per step (-1: the server's setting)
+  // Constrained decoding (server/openai_structured_outputs.h): the grammar, compiled by the service, and
+  // the field it came from (for a compile error's `param`).
+  std::optional<engine::GrammarSpec> grammar;
+  std::string grammar_param;
 };
 
 // OpenAI's own rule: `stop` holds up to 4 sequences (the engine would take more).

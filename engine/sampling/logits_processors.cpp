@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "engine/grammar/grammar.h"
+
 namespace pagoda::engine {
 
 PenaltiesProcessor::PenaltiesProcessor(const SamplingParams& p, std::span<const int32_t> prompt)
@@ -69,6 +71,7 @@ std::vector<std::unique_ptr<LogitsProcessor>> make_logits_processors(const Sampl
     stages.push_back(std::make_unique<PenaltiesProcessor>(p, prompt));
   }
   if (!p.logit_bias.empty()) stages.push_back(std::make_unique<LogitBiasProcessor>(p.logit_bias));
+  if (p.grammar) stages.push_back(std::make_unique<GrammarProcessor>(p.grammar));
   return stages;
 }
 

@@ -4,11 +4,12 @@
 //
 //   1. penalties   repetition (prompt and output ids), presence and frequency (output ids)
 //   2. logit bias  a fixed per-token offset from the request
-//   3. token mask  the allowed set for this row (a grammar), given per call: tokens outside it -> -inf
+//   3. token mask  the allowed set for this row: the sequence's grammar (engine/grammar/grammar.h, a
+//                  stage that sees every committed token) and/or a mask given per call (the plan's)
 //   4. temperature, top-k, top-p, min-p and the draw (engine/sampler.cpp), or the argmax when greedy
 //
-// Stages 1-2 are per-sequence objects that see every committed token through accept(); the mask comes
-// with the step (StepPlan::token_masks) so that it can differ per position, speculative ones included.
+// Stages 1-3 are per-sequence objects that see every committed token through accept(); a per-call mask
+// comes with the step (StepPlan::token_masks).
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -61,7 +62,7 @@ class LogitBiasProcessor final : public LogitsProcessor {
 // Stage 3: tokens whose bit is clear in `allowed` ([token_mask_words(n)] words) get -inf.
 void apply_token_mask(std::span<float> logits, std::span<const uint32_t> allowed);
 
-// Stages 1-2 for these parameters, in pipeline order; stages with nothing to do are left out.
+// Stages 1-3 (the grammar's) for these parameters, in pipeline order; stages with nothing to do are left out.
 std::vector<std::unique_ptr<LogitsProcessor>> make_logits_processors(const SamplingParams& p,
                                                                      std::span<const int32_t> prompt);
 

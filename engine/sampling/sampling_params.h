@@ -2,10 +2,13 @@
 // What a request asks of sampling, and what one draw returns. Plain values: front ends fill them, the
 // scheduler carries them, the engine's sampler (engine/sampling/sampler.h) acts on them.
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
 namespace pagoda::engine {
+
+class CompiledGrammar;  // engine/grammar/grammar.h
 
 struct SamplingParams {
   float temperature = 0.0f;          // 0 = greedy
@@ -18,6 +21,8 @@ struct SamplingParams {
   std::vector<std::pair<int32_t, float>> logit_bias;  // (token, bias added to its logit), OpenAI semantics
   uint64_t seed = 0;
   int32_t logprobs = -1;             // -1 = none; 0 = the sampled token's; N = also the top N (max 20)
+  // Constrained decoding: the output stays inside this grammar (engine/grammar/grammar.h); null = none.
+  std::shared_ptr<const CompiledGrammar> grammar;
 };
 
 struct TokenLogprob {

@@ -190,6 +190,21 @@ v1::GenerateRequest structured(FuzzedDataProvider& in) {
       break;
     default: break;
   }
+  // Constrained decoding: every kind of grammar, mostly malformed (the compiler's refusals are the target).
+  static constexpr const char* kSchemas[] = {
+      R"({"type": "object", "properties": {"a": {"type": "integer", "minimum": 0}, "b": {"type": "string", "maxLength": 4}}})",
+      R"({"type": "array", "items": {"enum": ["x", "y"]}, "maxItems": 3})",
+      R"({"anyOf": [{"type": "string", "pattern": "^[a-z]{2}$"}, {"type": "null"}]})"};
+  switch (in.ConsumeIntegralInRange<int>(0, 5)) {
+    case 0: req.set_json_schema(in.ConsumeBool() ? std::string(kSchemas[in.ConsumeIntegralInRange<int>(0, 2)]) : text(200)); break;
+    case 1: req.set_json_object(in.ConsumeBool()); break;
+    case 2: req.set_regex(text(64)); break;
+    case 3:
+      for (size_t k = in.ConsumeIntegralInRange<size_t>(0, 6); k > 0; --k) req.mutable_choice()->add_choices(text(16));
+      break;
+    case 4: req.set_grammar(text(128)); break;
+    default: break;
+  }
   return req;
 }
 

@@ -221,7 +221,13 @@ def http_seeds():
     bodies = [json.dumps(chat), json.dumps(comp), json.dumps(ids), json.dumps(parts),
               '{"prompt": "x", "max_tokens": 9223372036854775807}',
               '{"messages": [{"role": "user", "content": "\\ud83d\\ude00 \\u0000"}], "n": 16}',
-              '{"prompt": [[1, 2]], "stop": "s", "logit_bias": null, "stream": false}']
+              '{"prompt": [[1, 2]], "stop": "s", "logit_bias": null, "stream": false}',
+              json.dumps({"messages": [{"role": "user", "content": "x"}], "response_format": {
+                  "type": "json_schema", "json_schema": {"name": "n", "strict": True, "schema": {
+                      "type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}}}}),
+              json.dumps({"prompt": "x", "guided_regex": "[0-9]{2}", "max_tokens": 4}),
+              json.dumps({"prompt": "x", "guided_choice": ["yes", "no"], "guided_grammar": "root ::= \"a\""}),
+              json.dumps({"prompt": "x", "structured_outputs": {"json": "{\"type\": \"array\"}"}})]
     for i, b in enumerate(bodies):
         for mode in (0x78, 0x79, 0x7f):  # body to /v1/completions, /v1/chat/completions; chunked + key
             write("http_request_fuzz", "body-%d-%02x" % (i, mode), bytes([mode]) + b.encode())
@@ -266,6 +272,11 @@ def grpc_seeds():
         ("chat", field(3, 2, chat) + field(8, 2, "req-1") + field(9, 2, "predicted text") + field(11, 0, 3)),
         ("prediction-ids", field(1, 2, "Hi") + field(10, 2, field(1, 2, packed([5, 6, 7])))),
         ("n-zero", field(1, 2, "Hi") + field(6, 0, 0)),
+        ("json-schema", field(1, 2, "Hi") + field(12, 2, '{"type": "object", "properties": {"a": {"type": "integer"}}}')),
+        ("json-object", field(1, 2, "Hi") + field(13, 0, 1)),
+        ("regex", field(1, 2, "Hi") + field(14, 2, "[a-z]{1,3}")),
+        ("choice", field(1, 2, "Hi") + field(15, 2, field(1, 2, "yes") + field(1, 2, "no"))),
+        ("grammar", field(1, 2, "Hi") + field(16, 2, 'root ::= "(" [0-9]+ ")"')),
     ]
     for name, msg in gen:
         write("grpc_request_fuzz", "generate-" + name, b"\x00" + msg)

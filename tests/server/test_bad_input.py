@@ -111,7 +111,7 @@ CASES = [
      400, "only 'text' content parts"),
     ("tools", "POST", CHAT, {"messages": MSG, "tools": [{"type": "function", "function": {"name": "f"}}]}, 400, "tool calling"),
     ("tool-choice", "POST", CHAT, {"messages": MSG, "tool_choice": "auto"}, 400, "tool calling"),
-    ("response-format-json", "POST", CHAT, {"messages": MSG, "response_format": {"type": "json_object"}}, 400, "'response_format'"),
+    ("response-format-yaml", "POST", CHAT, {"messages": MSG, "response_format": {"type": "yaml"}}, 400, "'response_format.type'"),
     ("stream-not-bool", "POST", C, {"prompt": "hi", "stream": "yes"}, 400, "'stream' must be a boolean"),
     ("stream-options-without-stream", "POST", C, {"prompt": "hi", "stream_options": {"include_usage": True}}, 400,
      "only allowed when 'stream' is true"),
