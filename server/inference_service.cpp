@@ -59,6 +59,10 @@ InferenceService::InferenceService(engine::LoadedModel& model, scheduler::Engine
                                    std::string model_id, int32_t max_model_len)
     : model_(model), loop_(loop), metrics_(metrics), model_id_(std::move(model_id)), loop_config_max_len_(max_model_len),
       grammars_(*model.tokenizer, kGrammarCacheBytes) {
+  // Structured outputs' series exist (at 0) before the first constrained request.
+  metrics_.histogram("pagoda_grammar_compile_seconds", "Time to compile (or find cached) a request's grammar",
+                     latency_buckets());
+  metrics_.counter("pagoda_grammar_compile_errors_total", "Grammars that did not compile");
   // Gauges that mirror the engine loop's published stats, refreshed at each /metrics render.
   Gauge& queue = metrics_.gauge("pagoda_queue_depth", "Sequences waiting to be scheduled");
   Gauge& running = metrics_.gauge("pagoda_running_sequences", "Sequences running in the engine");
