@@ -123,6 +123,25 @@ def completion_body(d, prompt, max_tokens=MAX_TOKENS, stream=False):
             "stream": stream}
 
 
+async def read_sse(client, url, body):
+    """POSTs a streaming request and reads it to the end: (status, saw [DONE], the last finish_reason,
+    the text of choice 0, usage.completion_tokens or None)."""
+    text, done, finish, usage = "", False, None, None
+    async with client.stream("POST", url, json=body) as r:
+        async for line in r.aiter_lines():
+            if line.startswith("data: [DONE]"):
+                done = True
+            elif line.startswith("data: "):
+                c = json.loads(line[6:])
+                if c.get("choices"):
+                    choice = c["choices"][0]
+                    text += choice.get("text") or (choice.get("delta") or {}).get("content") or ""
+                    finish = choice.get("finish_reason") or finish
+                if c.get("usage"):
+                    usage = c["usage"]["completion_tokens"]
+        return r.status_code, done, finish, text, usage
+
+
 def references(d):
     """Each prompt's greedy text from the quiet server, one request at a time."""
     out = {}
@@ -381,15 +400,7 @@ async def drain_run(d, pb, streams, grace_s):
             body = completion_body(d, PROMPTS[i % len(PROMPTS)], 64, stream=True)
             text, done, finish = "", False, None
             try:
-                async with client.stream("POST", d.base_url + "/v1/completions", json=body) as r:
-                    async for line in r.aiter_lines():
-                        if line.startswith("data: [DONE]"):
-                            done = True
-                        elif line.startswith("data: "):
-                            c = json.loads(line[6:])
-                            if c.get("choices"):
-                                text += c["choices"][0].get("text") or ""
-                                finish = c["choices"][0].get("finish_reason") or finish
+                _, done, finish, text, _ = await read_sse(client, d.base_url + "/v1/completions", body)
             except httpx.HTTPError as e:
                 finish = f"error:{type(e).__name__}"
             results.append({"done": done, "finish": finish, "chars": len(text)})
@@ -531,20 +542,10 @@ async def soak_run(d, pb, seconds, concurrency, sample_s, refs, long_refs, seed)
                 body = {"model": d.model_id, "messages": [{"role": "user", "content": prompt}], "stream": True,
                         "max_tokens": max_tokens, "temperature": 0.8, "top_p": 0.95, "seed": rng.randint(0, 1 << 30),
                         "stream_options": {"include_usage": True}}
-                finish, usage, done = None, None, False
-                async with client.stream("POST", d.base_url + "/v1/chat/completions", json=body) as r:
-                    async for line in r.aiter_lines():
-                        if line.startswith("data: [DONE]"):
-                            done = True
-                        elif line.startswith("data: "):
-                            c = json.loads(line[6:])
-                            if c.get("choices"):
-                                finish = c["choices"][0].get("finish_reason") or finish
-                            if c.get("usage"):
-                                usage = c["usage"]["completion_tokens"]
-                ok = r.status_code == 200 and done and finish in ("stop", "length") and usage is not None \
+                status, done, finish, _, usage = await read_sse(client, d.base_url + "/v1/chat/completions", body)
+                ok = status == 200 and done and finish in ("stop", "length") and usage is not None \
                     and 0 < usage <= max_tokens
-                note(kind, f"{r.status_code} {finish}", ok, (prompt, max_tokens, usage))
+                note(kind, f"{status} {finish}", ok, (prompt, max_tokens, usage))
             elif kind == "grpc_greedy":
                 outcome, text, tokens = await grpc_call(prompt, max_tokens)
                 note(kind, outcome, outcome == "finished" and tokens == max_tokens and refs[prompt].startswith(text),

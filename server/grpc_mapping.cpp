@@ -228,6 +228,10 @@ Result<scheduler::Request> to_request(const v1::GenerateRequest& req, const Infe
   }
   if (std::optional<Result<engine::GrammarSpec>> spec = to_grammar_spec(req)) {
     if (!spec->ok()) return spec->status();
+    if (r.stop.ignore_eos) {  // validate_request says so too, but only after a compile for nothing
+      return Status::error(std::string(grammar_field(req)) + " cannot be combined with stop.ignore_eos: a constrained "
+                           "output ends with an end-of-generation token once its grammar is complete");
+    }
     auto grammar = service.compile_grammar(spec->value());  // on this gRPC thread, never the engine's
     if (!grammar.ok()) return Status::error(std::string(grammar_field(req)) + ": " + grammar.message());
     r.sampling.grammar = std::move(grammar.value());
