@@ -22,7 +22,14 @@ def test_connections_past_the_limit_get_503_and_the_daemon_recovers(limited):
     d = limited
     held = [socket.create_connection(("127.0.0.1", d.http_port), timeout=30) for _ in range(3)]
     try:
-        time.sleep(0.5)  # the accepts have run
+        # One answered request on each: the daemon has accepted and counted all three (a fixed sleep was
+        # not always long enough under ASan, and the fourth connection was then served, not refused).
+        for s in held:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += s.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 200"), answer
         with socket.create_connection(("127.0.0.1", d.http_port), timeout=30) as s:
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             data = b""
