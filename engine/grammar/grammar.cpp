@@ -44,14 +44,19 @@ const char* grammar_kind_name(GrammarSpec::Kind kind) {
 
 namespace {
 
-// The vocabulary as xgrammar sees it: each token's bytes as the detokenizer writes them (so one table
-// serves byte-level BPE and SentencePiece alike: VocabType::RAW). Control tokens are "", which
-// xgrammar treats as special (never allowed), except the end-of-generation ones, its stop tokens.
-xgrammar::TokenizerInfo tokenizer_info(const Tokenizer& tok) {
+// Each token's bytes as the detokenizer writes them (so one table serves byte-level BPE and
+// SentencePiece alike: xgrammar's VocabType::RAW); control tokens are "".
+std::vector<std::string> token_pieces(const Tokenizer& tok) {
   std::vector<std::string> pieces(static_cast<size_t>(tok.vocab_size()));
   for (int32_t id = 0; id < tok.vocab_size(); ++id) {
     if (!tok.is_control(id)) pieces[static_cast<size_t>(id)] = tok.token_to_piece(id, /*special=*/false);
   }
+  return pieces;
+}
+
+// The vocabulary as xgrammar sees it. Control tokens ("") are xgrammar's specials (never allowed),
+// except the end-of-generation ones, its stop tokens.
+xgrammar::TokenizerInfo tokenizer_info(const Tokenizer& tok, const std::vector<std::string>& pieces) {
   const std::vector<int32_t>& stops = tok.end_of_generation_ids();
   return xgrammar::TokenizerInfo(pieces, xgrammar::VocabType::RAW, tok.vocab_size(),
                                  std::vector<int32_t>(stops.begin(), stops.end()));
@@ -62,10 +67,10 @@ xgrammar::TokenizerInfo tokenizer_info(const Tokenizer& tok) {
 // control character must be escaped. xgrammar 0.2.8 lets them into a string with a length bound
 // (minLength / maxLength: its character class there excludes only '"', '\\', CR and LF), which makes the
 // output invalid JSON; intersecting each JSON grammar's mask with this set keeps it valid.
-std::vector<uint32_t> json_safe_tokens(const Tokenizer& tok) {
+std::vector<uint32_t> json_safe_tokens(const Tokenizer& tok, const std::vector<std::string>& pieces) {
   std::vector<uint32_t> mask(static_cast<size_t>(token_mask_words(tok.vocab_size())), 0u);
   for (int32_t id = 0; id < tok.vocab_size(); ++id) {
-    const std::string piece = tok.is_control(id) ? std::string() : tok.token_to_piece(id, /*special=*/false);
+    const std::string& piece = pieces[static_cast<size_t>(id)];
     const bool safe = std::none_of(piece.begin(), piece.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
     if (safe || tok.is_end_of_generation(id)) mask[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
   }
@@ -88,10 +93,10 @@ std::string regex_literal(const std::string& s) {
 // failed to compile (its size uncounted), so a stream of distinct bad schemas would grow it without
 // bound. Only grammars that compiled are kept here, LRU within the byte budget.
 struct GrammarCompiler::Impl {
-  explicit Impl(const Tokenizer& tok, int64_t budget)
-      : compiler(tokenizer_info(tok), static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u)),
-                 /*cache_enabled=*/false),
-        json_safe(std::make_shared<const std::vector<uint32_t>>(json_safe_tokens(tok))), cache_budget(budget) {}
+  Impl(const Tokenizer& tok, const std::vector<std::string>& pieces, int64_t budget)
+      : compiler(tokenizer_info(tok, pieces),
+                 static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u)), /*cache_enabled=*/false),
+        json_safe(std::make_shared<const std::vector<uint32_t>>(json_safe_tokens(tok, pieces))), cache_budget(budget) {}
 
   struct Entry {
     std::string key;
@@ -132,13 +137,8 @@ struct GrammarCompiler::Impl {
 };
 
 GrammarCompiler::GrammarCompiler(const Tokenizer& tokenizer, int64_t cache_bytes)
-    : impl_(std::make_unique<Impl>(tokenizer, cache_bytes)) {}
+    : impl_(std::make_unique<Impl>(tokenizer, token_pieces(tokenizer), cache_bytes)) {}
 GrammarCompiler::~GrammarCompiler() = default;
-
-int64_t GrammarCompiler::cache_bytes_used() const {
-  std::lock_guard lock(impl_->mu);
-  return impl_->used;
-}
 
 namespace {
 

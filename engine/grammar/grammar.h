@@ -55,7 +55,6 @@ class GrammarCompiler {
   // Thread-safe. InvalidArgument with xgrammar's message when the schema, regex or grammar does not
   // compile (or uses what it does not support), or is over kMaxGrammarBytes.
   Result<std::shared_ptr<const CompiledGrammar>> compile(const GrammarSpec& spec);
-  int64_t cache_bytes_used() const;
 
  private:
   struct Impl;
