@@ -67,9 +67,9 @@ Result<SpeculativeResult> run_speculative(engine::LoadedModel& m, const Speculat
   const engine::Tokenizer& tok = *m.tokenizer;
   std::vector<std::vector<int32_t>> prompts, predictions;
   for (const CopyTask& t : kTasks) {
-    const std::string text =
-        engine::apply_chat_template(tok.spec().chat_template, {{"user", std::string(t.ask) + t.source}}, true);
-    prompts.push_back(tok.encode(text, true, true));
+    auto text = engine::render_user_turn(tok, std::string(t.ask) + t.source);
+    if (!text.ok()) return text.status();
+    prompts.push_back(engine::encode_rendered_chat(tok, text.value()));
     predictions.push_back(tok.encode(t.source, false, false));
   }
   res.tasks = static_cast<int32_t>(prompts.size());

@@ -18,6 +18,7 @@ Runner add_tokenize_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
 Runner add_make_model_command(CLI::App& app);
 Runner add_loadgen_command(CLI::App& app);
+Runner add_chat_template_command(CLI::App& app);
 
 // --prefill-matmul int8|bf16, shared by the commands that run the model.
 inline void add_prefill_matmul_option(CLI::App* cmd, engine::PrefillMatmul& target) {

@@ -45,12 +45,18 @@ int run_generate(const GenerateArgs& a) {
   engine::LoadedModel& m = loaded.value();
   const engine::Tokenizer& tok = *m.tokenizer;
 
-  std::string text = a.prompt;
+  std::vector<int32_t> prompt;
   if (a.chat) {
-    text = engine::apply_chat_template(tok.spec().chat_template, {{"user", a.prompt}}, true);
+    auto text = engine::render_user_turn(tok, a.prompt);
+    if (!text.ok()) {
+      std::fprintf(stderr, "error: %s\n", text.message().c_str());
+      return 2;
+    }
+    // Chat text carries the template's control tokens, so special-token parsing is on for it.
+    prompt = engine::encode_rendered_chat(tok, text.value());
+  } else {
+    prompt = tok.encode(a.prompt, /*add_special=*/true, /*parse_special=*/false);
   }
-  // Chat text carries the template's control tokens, so special-token parsing is on for it.
-  std::vector<int32_t> prompt = tok.encode(text, /*add_special=*/true, /*parse_special=*/a.chat);
   if (prompt.empty()) {
     std::fprintf(stderr, "error: the prompt is empty after tokenization\n");
     return 2;

@@ -1,4 +1,4 @@
-// `pagoda`: generate text, tokenize, and benchmark from the command line.
+// `pagoda`: generate text, tokenize, render chat templates, and benchmark from the command line.
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
@@ -10,7 +10,8 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "debug logging");
   std::vector<std::pair<CLI::App*, pagoda::cli::Runner>> commands;
   for (auto add : {pagoda::cli::add_generate_command, pagoda::cli::add_tokenize_command, pagoda::cli::add_bench_command,
-                   pagoda::cli::add_loadgen_command, pagoda::cli::add_make_model_command}) {
+                   pagoda::cli::add_loadgen_command, pagoda::cli::add_make_model_command,
+                   pagoda::cli::add_chat_template_command}) {
     pagoda::cli::Runner run = add(app);
     commands.emplace_back(app.get_subcommands({}).back(), std::move(run));
   }

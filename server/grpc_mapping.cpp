@@ -77,7 +77,7 @@ uint64_t random_seed() {
 std::vector<engine::ChatMessage> to_chat(const v1::ChatMessages& chat) {
   std::vector<engine::ChatMessage> out;
   out.reserve(static_cast<size_t>(chat.messages_size()));
-  for (const v1::ChatMessage& m : chat.messages()) out.push_back({m.role(), m.content()});
+  for (const v1::ChatMessage& m : chat.messages()) out.push_back({m.role(), m.content(), {}, {}});
   return out;
 }
 

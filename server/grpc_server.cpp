@@ -94,7 +94,7 @@ class GenerationService final : public v1::Generation::CallbackService {
     } else if (request.input_case() == v1::TokenizeRequest::kChat) {
       PromptInput in;
       in.kind = PromptInput::Kind::Chat;
-      for (const v1::ChatMessage& m : request.chat().messages()) in.chat.push_back({m.role(), m.content()});
+      for (const v1::ChatMessage& m : request.chat().messages()) in.chat.push_back({m.role(), m.content(), {}, {}});
       ids = service_.tokenize(in);
     }
     if (!ids.ok()) return ids.status();

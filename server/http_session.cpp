@@ -21,6 +21,7 @@
 
 #include "server/openai_mapping.h"
 #include "server/openai_response.h"
+#include "server/openai_tools.h"
 
 namespace pagoda::server {
 
@@ -340,7 +341,12 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     auto parsed = openai::parse_request(endpoint, req.body(), limits);
     if (auto* err = std::get_if<openai::ApiError>(&parsed)) return send_error(*err);
     openai::ParsedRequest& p = std::get<openai::ParsedRequest>(parsed);
+    if (auto err = openai::apply_tools(p, ctx_.service.chat_template())) return send_error(*err);
 
+    if (p.prompt.suffix && !ctx_.service.tokenizer().has_fill_in_the_middle()) {
+      return send_error(openai::invalid("'suffix' needs a model trained for fill-in-the-middle; this one has no FIM "
+                                        "prefix, suffix and middle tokens", "suffix"));
+    }
     auto ids = ctx_.service.tokenize(p.prompt);
     if (!ids.ok()) {
       openai::ApiError e = openai::error_from_status(ids.status());
@@ -349,6 +355,16 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     }
     const int32_t prompt_len = static_cast<int32_t>(ids.value().size());
     if (auto err = openai::resolve_max_tokens(p, prompt_len, ctx_.service.context_length())) return send_error(*err);
+    if (p.echo) {
+      if (p.prompt.kind == PromptInput::Kind::Text) {
+        p.echo_text = p.prompt.text;
+      } else {
+        // The client's ids, not the prompt built from them (with a suffix, that holds the FIM markers too).
+        auto text = ctx_.service.detokenize(p.prompt.token_ids, /*skip_special=*/false);
+        if (!text.ok()) return send_error(openai::invalid(text.message(), "prompt"));
+        p.echo_text = std::move(text.value());
+      }
+    }
 
     scheduler::Request r;
     r.prompt = std::move(ids.value());

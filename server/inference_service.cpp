@@ -58,7 +58,11 @@ struct RequestTrace {
 InferenceService::InferenceService(engine::LoadedModel& model, scheduler::EngineLoop& loop, MetricsRegistry& metrics,
                                    std::string model_id, int32_t max_model_len)
     : model_(model), loop_(loop), metrics_(metrics), model_id_(std::move(model_id)), loop_config_max_len_(max_model_len),
+      chat_template_(engine::ChatTemplate::from_tokenizer(*model.tokenizer)),
       grammars_(*model.tokenizer, kGrammarCacheBytes) {
+  if (!chat_template_.fallback_reason().empty()) {
+    spdlog::warn("chat template: ChatML, because {}", chat_template_.fallback_reason());
+  }
   // Structured outputs' series exist (at 0) before the first constrained request.
   metrics_.histogram("pagoda_grammar_compile_seconds", "Time to compile (or find cached) a request's grammar",
                      latency_buckets());
@@ -148,7 +152,8 @@ Result<std::vector<int32_t>> InferenceService::tokenize(const PromptInput& in) c
       ids = in.token_ids;
       break;
     case PromptInput::Kind::Text: {
-      auto r = tokenize_text(in.text, /*add_special=*/true, /*parse_special=*/false);
+      // With a suffix the prompt is the prefix of a fill-in-the-middle prompt: no BOS of its own.
+      auto r = tokenize_text(in.text, /*add_special=*/!in.suffix, /*parse_special=*/false);
       if (!r.ok()) return r;
       ids = std::move(r.value());
       break;
@@ -157,17 +162,26 @@ Result<std::vector<int32_t>> InferenceService::tokenize(const PromptInput& in) c
       if (in.chat.empty()) return Status::error("messages is empty: at least one message is required");
       for (size_t i = 0; i < in.chat.size(); ++i) {
         const std::string& role = in.chat[i].role;
-        if (role != "system" && role != "user" && role != "assistant") {
-          return Status::error(fmt::format("messages[{}].role '{}' is not one of system, user, assistant", i, role));
+        if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
+          return Status::error(fmt::format("messages[{}].role '{}' is not one of system, user, assistant, tool", i, role));
         }
         if (!valid_utf8(in.chat[i].content)) return Status::error(fmt::format("messages[{}].content is not valid UTF-8", i));
       }
-      const std::string text = engine::apply_chat_template(tok.spec().chat_template, in.chat, true);
+      auto text = chat_template_.render(in.chat, in.tools_json, /*add_generation_prompt=*/true);
+      if (!text.ok()) return text.status();
       // The template's control tokens are real special tokens; message text cannot inject them
       // beyond what the template itself does (same as llama.cpp's server).
-      ids = tok.encode(text, /*add_special=*/true, /*parse_special=*/true);
+      ids = engine::encode_rendered_chat(tok, text.value());
       break;
     }
+  }
+  if (in.suffix && in.kind != PromptInput::Kind::Chat) {
+    if (!valid_utf8(*in.suffix)) return Status::error("suffix is not valid UTF-8");
+    // The FIM prompt brings its own BOS: a client's leading one (ids) would be a second.
+    if (!ids.empty() && tok.spec().add_bos && ids.front() == tok.bos_id()) ids.erase(ids.begin());
+    auto fim = tok.encode_fill_in_the_middle(ids, *in.suffix);
+    if (!fim.ok()) return fim.status();
+    ids = std::move(fim.value());
   }
   if (ids.empty()) return Status::error("prompt is empty: at least one token is required");
   return ids;
@@ -286,7 +300,7 @@ ModelInfoView InferenceService::model_info() const {
     return std::string(ft ? engine::ggml_type_name(static_cast<uint32_t>(ft->type)) : "?");
   }() : "?";
   v.backend = model_.backend->info().kernels;
-  v.chat_template = engine::chat_template_kind_name(engine::detect_chat_template(model_.tokenizer->spec().chat_template));
+  v.chat_template = chat_template_.description();
   return v;
 }
 

@@ -4,6 +4,7 @@
 // ends translate their wire formats to and from this; nothing else in them touches the engine.
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -23,6 +24,9 @@ struct PromptInput {
   std::string text;                        // Text: special-token text is not parsed (it is plain text)
   std::vector<int32_t> token_ids;          // TokenIds
   std::vector<engine::ChatMessage> chat;   // Chat: rendered with the model's template + generation prompt
+  std::string tools_json;                  // Chat: the request's tools (a JSON array) for the template; may be empty
+  // Text / TokenIds: fill in the middle between the prompt and this suffix (completions' `suffix`).
+  std::optional<std::string> suffix;
 };
 
 struct ModelInfoView {
@@ -62,6 +66,7 @@ class InferenceService {
   int32_t context_length() const;
   const scheduler::RequestLimits& request_limits() const;
   const engine::Tokenizer& tokenizer() const { return *model_.tokenizer; }
+  const engine::ChatTemplate& chat_template() const { return chat_template_; }
 
   bool serving() const { return serving_.load(); }  // false while loading or draining
   void set_serving(bool on) { serving_.store(on); }
@@ -74,6 +79,7 @@ class InferenceService {
   MetricsRegistry& metrics_;
   std::string model_id_;
   int32_t loop_config_max_len_;
+  engine::ChatTemplate chat_template_;        // the model's (thread-safe to render)
   mutable engine::GrammarCompiler grammars_;  // thread-safe
   std::atomic<uint64_t> next_id_{1};
   std::atomic<bool> serving_{false};

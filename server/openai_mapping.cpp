@@ -12,6 +12,7 @@
 
 #include "server/openai_json_fields.h"
 #include "server/openai_structured_outputs.h"
+#include "server/openai_tools.h"
 
 namespace pagoda::server::openai {
 
@@ -125,6 +126,34 @@ std::string message_content(const json& content, const std::string& field) {
   return text;
 }
 
+// An assistant turn's earlier calls: [{"id", "type": "function", "function": {"name", "arguments"}}].
+std::vector<engine::ChatToolCall> message_tool_calls(const json& v, const std::string& field) {
+  if (!v.is_array()) wrong_type(v, field, "an array");
+  std::vector<engine::ChatToolCall> calls;
+  for (size_t j = 0; j < v.size(); ++j) {
+    const json& c = v[j];
+    const std::string name = fmt::format("{}[{}]", field, j);
+    if (!c.is_object()) wrong_type(c, name, "an object");
+    for (const auto& [key, value] : c.items()) {
+      if (key != "id" && key != "type" && key != "function") reject(fmt::format("'{}.{}' is not supported", name, key), "messages");
+    }
+    if (c.contains("type") && !(c["type"].is_string() && c["type"] == "function")) {
+      reject(fmt::format("'{}.type' must be \"function\"", name), "messages");
+    }
+    if (!c.contains("function") || !c["function"].is_object()) reject(fmt::format("'{}.function' is required", name), "messages");
+    const json& fn = c["function"];
+    if (!fn.contains("name")) reject(fmt::format("'{}.function.name' is required", name), "messages");
+    engine::ChatToolCall call;
+    call.id = c.contains("id") && !c["id"].is_null() ? as_string(c["id"], name + ".id") : std::string();
+    call.name = as_string(fn["name"], name + ".function.name");
+    call.arguments = fn.contains("arguments") && !fn["arguments"].is_null()
+                         ? as_string(fn["arguments"], name + ".function.arguments")
+                         : std::string("{}");
+    calls.push_back(std::move(call));
+  }
+  return calls;
+}
+
 PromptInput parse_messages(const Fields& f) {
   const json* v = f.get("messages");
   if (!v) reject("'messages' is required", "messages");
@@ -136,20 +165,38 @@ PromptInput parse_messages(const Fields& f) {
     const json& m = (*v)[i];
     const std::string name = fmt::format("messages[{}]", i);
     if (!m.is_object()) wrong_type(m, name, "an object");
-    for (const auto& [key, value] : m.items()) {
-      if (key != "role" && key != "content") {
-        reject(fmt::format("'{}.{}' is not supported (a message has 'role' and 'content')", name, key), "messages");
-      }
-    }
     if (!m.contains("role")) reject(fmt::format("'{}.role' is required", name), "messages");
     std::string role = as_string(m["role"], name + ".role");
     if (role == "developer") role = "system";  // OpenAI's newer name for the system role
-    if (role != "system" && role != "user" && role != "assistant") {
-      reject(fmt::format("'{}.role' is '{}'; supported roles are system, user and assistant", name, role), "messages");
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
+      reject(fmt::format("'{}.role' is '{}'; supported roles are system, user, assistant and tool", name, role),
+             "messages");
     }
-    if (!m.contains("content") || m["content"].is_null())
-      reject(fmt::format("'{}.content' is required", name), "messages");
-    in.chat.push_back({role, message_content(m["content"], name + ".content")});
+    for (const auto& [key, value] : m.items()) {
+      const bool known = key == "role" || key == "content" || key == "name" ||
+                         (key == "tool_calls" && role == "assistant") || (key == "tool_call_id" && role == "tool") ||
+                         (key == "refusal" && role == "assistant");
+      if (!known) reject(fmt::format("'{}.{}' is not supported for a {} message", name, key, role), "messages");
+    }
+    if (m.contains("name") && !m["name"].is_null()) as_string(m["name"], name + ".name");
+    engine::ChatMessage msg;
+    msg.role = role;
+    if (role == "assistant" && m.contains("tool_calls") && !m["tool_calls"].is_null()) {
+      msg.tool_calls = message_tool_calls(m["tool_calls"], name + ".tool_calls");
+    }
+    if (role == "tool") {
+      if (!m.contains("tool_call_id") || m["tool_call_id"].is_null()) {
+        reject(fmt::format("'{}.tool_call_id' is required for a tool message", name), "messages");
+      }
+      msg.tool_call_id = as_string(m["tool_call_id"], name + ".tool_call_id");
+    }
+    const bool content_optional = role == "assistant" && !msg.tool_calls.empty();
+    if (!m.contains("content") || m["content"].is_null()) {
+      if (!content_optional) reject(fmt::format("'{}.content' is required", name), "messages");
+    } else {
+      msg.content = message_content(m["content"], name + ".content");
+    }
+    in.chat.push_back(std::move(msg));
   }
   return in;
 }
@@ -324,30 +371,23 @@ void parse_prediction(const Fields& f, ParsedRequest& r, const ParseLimits& limi
 }
 
 // Fields OpenAI defines that Pagoda cannot honour: accepted only at their no-op values.
-void parse_unsupported(const Fields& f, const ParsedRequest& r) {
+void parse_unsupported(const Fields& f, ParsedRequest& r) {
   if (r.endpoint == Endpoint::Completions) {
-    if (const json* v = f.get("echo"); v && as_bool(*v, "echo")) reject("'echo' is not supported", "echo");
+    if (const json* v = f.get("echo"); v && as_bool(*v, "echo")) {
+      if (r.sampling.logprobs >= 0) {
+        reject("'echo' with 'logprobs' is not supported: it needs the prompt's log-probabilities, which this server "
+               "does not compute", "echo");
+      }
+      r.echo = true;
+    }
     if (const json* v = f.get("best_of")) {
       const int64_t b = as_int(*v, "best_of");
       if (b != r.n) reject(fmt::format("'best_of' ({}) other than 'n' ({}) is not supported", b, r.n), "best_of");
     }
     if (const json* v = f.get("suffix"); v && !as_string(*v, "suffix").empty()) {
-      reject("'suffix' is not supported", "suffix");
-    }
-    return;
-  }
-  for (const char* name : {"tools", "functions"}) {
-    if (const json* v = f.get(name)) {
-      if (!v->is_array()) wrong_type(*v, name, "an array");
-      if (!v->empty()) reject(fmt::format("'{}' is not supported: this server does not do tool calling", name), name);
+      r.prompt.suffix = v->get<std::string>();  // fill in the middle (the model must have FIM tokens)
     }
   }
-  for (const char* name : {"tool_choice", "function_call"}) {
-    if (const json* v = f.get(name); v && !(v->is_string() && v->get<std::string>() == "none")) {
-      reject(fmt::format("'{}' is not supported: this server does not do tool calling", name), name);
-    }
-  }
-  if (const json* v = f.get("parallel_tool_calls")) as_bool(*v, "parallel_tool_calls");  // no tools: nothing to do
 }
 
 void parse_grammar(const Fields& f, ParsedRequest& r) {
@@ -361,7 +401,7 @@ void parse_grammar(const Fields& f, ParsedRequest& r) {
   r.grammar_param = std::move(so->param);
 }
 
-ParsedRequest parse_object(Endpoint endpoint, const json& body, const ParseLimits& limits) {
+ParsedRequest parse_object(Endpoint endpoint, const json& body, std::string_view text, const ParseLimits& limits) {
   Fields f(body, allowed_fields(endpoint));
   f.reject_unknown();
   parse_model(f, limits);
@@ -383,6 +423,7 @@ ParsedRequest parse_object(Endpoint endpoint, const json& body, const ParseLimit
   parse_prediction(f, r, limits);
   parse_grammar(f, r);
   parse_unsupported(f, r);
+  if (endpoint == Endpoint::ChatCompletions) r.tools = parse_tools(f, text);
   return r;
 }
 
@@ -468,7 +509,7 @@ std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::stri
     return invalid(fmt::format("The request body must be a JSON object, got {}", json_type_name(j)));
   }
   try {
-    ParsedRequest r = parse_object(endpoint, j, limits);
+    ParsedRequest r = parse_object(endpoint, j, body, limits);
     if (r.grammar && r.grammar->kind == engine::GrammarSpec::Kind::JsonSchema) {
       r.grammar->text = schema_in_client_order(body, r.grammar_param);
     }

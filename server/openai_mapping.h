@@ -15,6 +15,7 @@
 #include "engine/status.h"
 #include "scheduler/request.h"
 #include "server/inference_service.h"
+#include "server/tool_calls.h"
 
 namespace pagoda::server::openai {
 
@@ -35,6 +36,18 @@ std::string error_body(const ApiError& error);  // the JSON text
 
 enum class Endpoint { Completions, ChatCompletions };
 
+// A chat request's tools (server/openai_tools.h): present only when it has tools and tool_choice is not "none".
+struct ToolsRequest {
+  enum class Choice { Auto, Required, Named };
+  Choice choice = Choice::Auto;
+  std::string named;                // Choice::Named: the function that must be called
+  bool parallel = true;             // parallel_tool_calls: more than one call per turn
+  std::vector<std::string> names;   // the functions, in request order
+  std::vector<std::string> schemas; // each function's `parameters` (JSON text, the client's key order)
+  std::string tools_json;           // the `tools` array as the chat template gets it (client's key order)
+  tools::ToolCallFormat format = tools::ToolCallFormat::Hermes;  // the template's (set by apply_tools)
+};
+
 struct ParsedRequest {
   Endpoint endpoint = Endpoint::Completions;
   PromptInput prompt;
@@ -53,6 +66,11 @@ struct ParsedRequest {
   // the field it came from (for a compile error's `param`).
   std::optional<engine::GrammarSpec> grammar;
   std::string grammar_param;
+  std::optional<ToolsRequest> tools;  // chat: tool calling
+  // Completions' `echo`: the prompt comes back before the completion. echo_text is the prompt as text (for a
+  // prompt of token ids, their detokenized text), filled in by the front end before the response is built.
+  bool echo = false;
+  std::string echo_text;
 };
 
 // OpenAI's own rule: `stop` holds up to 4 sequences (the engine would take more).

@@ -55,7 +55,59 @@ ResponseBuilder::ResponseBuilder(const ParsedRequest& request, std::string id, i
       prompt_tokens_(prompt_tokens),
       prediction_(request.prediction.has_value()),
       piece_(std::move(piece)),
-      choices_(static_cast<size_t>(std::max(request.n, 1))) {}
+      tools_(request.tools),
+      echo_(request.echo ? std::optional<std::string>(request.echo_text) : std::nullopt),
+      choices_(static_cast<size_t>(std::max(request.n, 1))) {
+  if (tools_ && stream_) {
+    for (Choice& c : choices_) c.tool_parser = std::make_unique<tools::ToolCallStreamParser>(tools_->format, tools_->names);
+  }
+}
+
+// Unique within the response (its id is random): call_<id's random part>_<choice>_<k>.
+std::string ResponseBuilder::tool_call_id(size_t choice, size_t k) const {
+  const size_t dash = id_.find('-');
+  const std::string base = dash == std::string::npos ? id_ : id_.substr(dash + 1);
+  return "call_" + base.substr(0, 24) + "_" + std::to_string(choice) + "_" + std::to_string(k);
+}
+
+json ResponseBuilder::tool_calls_json(size_t choice, const std::vector<tools::ToolCall>& calls, size_t first,
+                                      bool with_index) const {
+  json out = json::array();
+  for (size_t k = 0; k < calls.size(); ++k) {
+    json call = {{"id", tool_call_id(choice, first + k)},
+                 {"type", "function"},
+                 {"function", {{"name", calls[k].name}, {"arguments", calls[k].arguments}}}};
+    if (with_index) call["index"] = first + k;  // streamed deltas carry the call's index
+    out.push_back(std::move(call));
+  }
+  return out;
+}
+
+std::string ResponseBuilder::tool_delta_chunks(int32_t index, Choice& c, const tools::ToolStreamDelta& d,
+                                               const std::vector<int32_t>& tokens,
+                                               const std::vector<engine::SampleResult>& samples) {
+  std::string out;
+  if (!d.content.empty() || !tokens.empty()) out += chunk(index, d.content, tokens, samples, 0, nullptr);
+  std::vector<tools::ToolCall> calls = d.calls;
+  if (!tools_->parallel) {  // the grammar holds Hermes to one call; Llama 3 "auto" output is not constrained
+    calls.resize(std::min<size_t>(calls.size(), c.tool_calls_sent > 0 ? 0 : 1));
+  }
+  if (calls.empty()) return out;
+  json choice = {{"index", index},
+                 {"delta", {{"tool_calls", tool_calls_json(static_cast<size_t>(index), calls,
+                                                           static_cast<size_t>(c.tool_calls_sent), true)}}},
+                 {"logprobs", nullptr},
+                 {"finish_reason", nullptr}};
+  c.tool_calls_sent += static_cast<int32_t>(calls.size());
+  json j = {{"id", id_},
+            {"object", "chat.completion.chunk"},
+            {"created", created_},
+            {"model", model_},
+            {"choices", json::array({choice})}};
+  if (include_usage_) j["usage"] = nullptr;
+  out += sse_event(dump(j));
+  return out;
+}
 
 namespace {
 
@@ -122,8 +174,12 @@ std::string ResponseBuilder::chunk(int32_t index, const std::string& text, const
 }
 
 std::string ResponseBuilder::stream_start() {
-  if (!chat_) return {};
   std::string out;
+  if (!chat_) {
+    if (!echo_) return {};
+    for (size_t i = 0; i < choices_.size(); ++i) out += chunk(static_cast<int32_t>(i), *echo_, {}, {}, 0, nullptr);
+    return out;
+  }
   for (size_t i = 0; i < choices_.size(); ++i) {
     json choice = {{"index", i},
                    {"delta", {{"role", "assistant"}, {"content", ""}}},
@@ -170,8 +226,11 @@ std::string ResponseBuilder::on_event(const scheduler::TokenEvent& ev) {
     }
   }
   std::string out;
-  if (stream_ && (!ev.text.empty() || !tokens.empty()))
+  if (stream_ && c.tool_parser) {
+    out += tool_delta_chunks(ev.index, c, c.tool_parser->feed(ev.text), tokens, samples);
+  } else if (stream_ && (!ev.text.empty() || !tokens.empty())) {
     out += chunk(ev.index, ev.text, tokens, samples, offset, nullptr);
+  }
   if (!stream_) c.text += ev.text;
   if (ev.finish != FinishReason::None) {
     c.finish = ev.finish;
@@ -181,7 +240,12 @@ std::string ResponseBuilder::on_event(const scheduler::TokenEvent& ev) {
     if (ev.prompt_tokens > 0) prompt_tokens_ = ev.prompt_tokens;
     cached_tokens_ = std::max(cached_tokens_, ev.cached_prompt_tokens);
     ++done_;
-    if (stream_) out += chunk(ev.index, "", {}, {}, offset, finish_name(ev.finish));
+    const char* finish = finish_name(ev.finish);
+    if (stream_ && c.tool_parser) {
+      out += tool_delta_chunks(ev.index, c, c.tool_parser->finish(), {}, {});
+      if (c.tool_calls_sent > 0 && ev.finish == FinishReason::Stop) finish = "tool_calls";
+    }
+    if (stream_) out += chunk(ev.index, "", {}, {}, offset, finish);
   }
   return out;
 }
@@ -226,14 +290,25 @@ std::string ResponseBuilder::body() const {
   for (size_t i = 0; i < choices_.size(); ++i) {
     const Choice& c = choices_[i];
     json choice = {{"index", i}};
-    if (chat_) {
+    json finish = finish_json(c.finish);
+    if (chat_ && tools_) {
+      tools::ParsedToolOutput parsed = tools::parse_tool_calls(tools_->format, c.text, tools_->names);
+      if (!tools_->parallel && parsed.calls.size() > 1) parsed.calls.resize(1);
+      json message = {{"role", "assistant"},
+                      {"content", parsed.content.empty() && !parsed.calls.empty() ? json() : json(parsed.content)}};
+      if (!parsed.calls.empty()) {
+        message["tool_calls"] = tool_calls_json(i, parsed.calls, 0, false);
+        if (c.finish == FinishReason::Stop) finish = "tool_calls";
+      }
+      choice["message"] = std::move(message);
+    } else if (chat_) {
       choice["message"] = {{"role", "assistant"}, {"content", c.text}};
     } else {
-      choice["text"] = c.text;
+      choice["text"] = echo_ ? *echo_ + c.text : c.text;
     }
     choice["logprobs"] =
         logprobs_ >= 0 ? logprobs_json(chat_, logprobs_, c.tokens, c.samples, c.offsets, piece_) : json();
-    choice["finish_reason"] = finish_json(c.finish);
+    choice["finish_reason"] = std::move(finish);
     choices.push_back(std::move(choice));
   }
   json j = {{"id", id_},           {"object", chat_ ? "chat.completion" : "text_completion"},

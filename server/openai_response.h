@@ -5,6 +5,8 @@
 // Knows nothing about sockets: the gateway feeds events in order and writes what comes back.
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,7 @@
 
 #include "scheduler/request.h"
 #include "server/openai_mapping.h"
+#include "server/tool_calls.h"
 
 namespace pagoda::server::openai {
 
@@ -45,7 +48,16 @@ class ResponseBuilder {
     std::vector<int32_t> tokens;
     std::vector<engine::SampleResult> samples;
     std::vector<size_t> offsets;  // text offset of each token (completions)
+    // Tool calling (chat with tools): streaming releases content and calls through the parser.
+    std::unique_ptr<tools::ToolCallStreamParser> tool_parser;
+    int32_t tool_calls_sent = 0;
   };
+  std::string tool_call_id(size_t choice, size_t k) const;
+  nlohmann::json tool_calls_json(size_t choice, const std::vector<tools::ToolCall>& calls, size_t first,
+                                 bool with_index) const;
+  // Streaming with tools: the chunks for what the parser released.
+  std::string tool_delta_chunks(int32_t index, Choice& c, const tools::ToolStreamDelta& d,
+                                const std::vector<int32_t>& tokens, const std::vector<engine::SampleResult>& samples);
   nlohmann::json usage_json() const;
   std::string chunk(int32_t index, const std::string& text, const std::vector<int32_t>& tokens,
                     const std::vector<engine::SampleResult>& samples, size_t offset, const char* finish) const;
@@ -60,6 +72,8 @@ class ResponseBuilder {
   int32_t cached_tokens_ = 0;
   bool prediction_;  // the request brought one: usage reports accepted / rejected prediction tokens
   std::function<std::string(int32_t)> piece_;
+  std::optional<ToolsRequest> tools_;
+  std::optional<std::string> echo_;  // completions' echo: the prompt text, sent before each choice's text
   std::vector<Choice> choices_;
   int32_t done_ = 0;
   bool failed_ = false, cancelled_ = false;

@@ -38,6 +38,8 @@ const char* grammar_kind_name(GrammarSpec::Kind kind) {
       return "choice";
     case GrammarSpec::Kind::Ebnf:
       return "grammar";
+    case GrammarSpec::Kind::StructuralTag:
+      return "structural tag";
   }
   return "?";
 }
@@ -205,6 +207,10 @@ Result<std::shared_ptr<const CompiledGrammar>> GrammarCompiler::compile(const Gr
       }
       case GrammarSpec::Kind::Ebnf:
         made = std::make_shared<const CompiledGrammar>(c.CompileGrammar(spec.text, "root"), nullptr);
+        break;
+      case GrammarSpec::Kind::StructuralTag:
+        // No JSON-safe mask: a tag's text outside its JSON (e.g. "<tool_call>\n") may need a newline.
+        made = std::make_shared<const CompiledGrammar>(c.CompileStructuralTag(spec.text), nullptr);
         break;
     }
   } catch (const std::exception& e) {

@@ -29,9 +29,11 @@ namespace pagoda::engine {
 class Tokenizer;
 
 struct GrammarSpec {
-  enum class Kind { JsonSchema, JsonObject, Regex, Choice, Ebnf };
+  // StructuralTag: xgrammar's structural tag (JSON text): tags with JSON-schema contents, e.g. tool calls.
+  enum class Kind { JsonSchema, JsonObject, Regex, Choice, Ebnf, StructuralTag };
   Kind kind = Kind::JsonObject;
-  std::string text;                  // JsonSchema: the schema (JSON text); Regex: the pattern; Ebnf: the grammar
+  std::string text;                  // JsonSchema: the schema (JSON text); Regex: the pattern; Ebnf: the grammar;
+                                     // StructuralTag: the structural tag (JSON text)
   std::vector<std::string> choices;  // Choice: the output is exactly one of these
 };
 

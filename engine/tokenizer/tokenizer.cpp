@@ -40,6 +40,23 @@ bool Tokenizer::is_end_of_generation(int32_t id) const {
 
 int32_t Tokenizer::find_token(std::string_view text) const { return vocab_->find(std::string(text)); }
 
+Result<std::vector<int32_t>> Tokenizer::encode_fill_in_the_middle(std::span<const int32_t> prefix,
+                                                                  std::string_view suffix) const {
+  if (!has_fill_in_the_middle()) {
+    return Status::error("this model has no fill-in-the-middle tokens (FIM prefix, suffix and middle markers): "
+                         "'suffix' needs a code model trained for it");
+  }
+  std::vector<int32_t> out;
+  if (spec_.add_bos && spec_.bos_id >= 0) out.push_back(spec_.bos_id);
+  out.push_back(spec_.fim_pre_id);
+  out.insert(out.end(), prefix.begin(), prefix.end());
+  out.push_back(spec_.fim_suf_id);
+  const std::vector<int32_t> s = encode(suffix, /*add_special=*/false, /*parse_special=*/false);
+  out.insert(out.end(), s.begin(), s.end());
+  out.push_back(spec_.fim_mid_id);
+  return out;
+}
+
 uint32_t Tokenizer::token_attr(int32_t id) const {
   if (id < 0 || static_cast<size_t>(id) >= vocab_->attrs.size()) return 0;
   return vocab_->attrs[static_cast<size_t>(id)];

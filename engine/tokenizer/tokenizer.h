@@ -29,6 +29,8 @@ struct TokenizerSpec {
   std::vector<int32_t> token_types;  // 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte
   std::vector<std::string> merges;   // "a b" pairs, gpt2 only
   int32_t bos_id = -1, eos_id = -1, eot_id = -1, unk_id = -1, pad_id = -1;
+  // Fill-in-the-middle (code models): the prefix / suffix / middle markers, -1 when the model has none.
+  int32_t fim_pre_id = -1, fim_suf_id = -1, fim_mid_id = -1;
   bool add_bos = false, add_eos = false, add_space_prefix = false;
   std::string chat_template;  // tokenizer.chat_template, may be empty
 };
@@ -59,6 +61,11 @@ class Tokenizer {
   // after llama.cpp's name-based adjustments; 0 for an id out of range.
   uint32_t token_attr(int32_t id) const;
   bool is_control(int32_t id) const { return (token_attr(id) & 8u) != 0; }
+  bool has_fill_in_the_middle() const { return spec_.fim_pre_id >= 0 && spec_.fim_suf_id >= 0 && spec_.fim_mid_id >= 0; }
+  // A fill-in-the-middle prompt, as llama.cpp's server builds one (prefix-suffix-middle order):
+  // [BOS] <FIM_PRE> prefix <FIM_SUF> suffix <FIM_MID>; the model writes the middle. An error when the model
+  // has no FIM markers.
+  Result<std::vector<int32_t>> encode_fill_in_the_middle(std::span<const int32_t> prefix, std::string_view suffix) const;
 
  protected:
   explicit Tokenizer(TokenizerSpec spec);

@@ -15,6 +15,28 @@ bool is_one_of(const std::string& s, std::initializer_list<const char*> names) {
   return false;
 }
 
+// The fill-in-the-middle markers by their text, for GGUFs without the fim_*_token_id keys (llama.cpp's
+// llama_vocab::impl::load looks for the same names: Qwen, StarCoder/Granite, DeepSeek, CodeLlama, GLM-4.5,
+// Falcon-H1).
+void find_fim_tokens(TokenizerSpec& spec) {
+  struct Marker {
+    int32_t* id;
+    std::initializer_list<const char*> names;
+  };
+  for (const Marker& m :
+       {Marker{&spec.fim_pre_id, {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>",
+                                  "<PRE>", "▁<PRE>", "<|code_prefix|>", "<|prefix|>"}},
+        Marker{&spec.fim_suf_id, {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>",
+                                  "<SUF>", "▁<SUF>", "<|code_suffix|>", "<|suffix|>"}},
+        Marker{&spec.fim_mid_id, {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>",
+                                  "<MID>", "▁<MID>", "<|code_middle|>", "<|middle|>"}}}) {
+    if (*m.id >= 0) continue;
+    for (size_t i = 0; i < spec.tokens.size() && *m.id < 0; ++i) {
+      if (is_one_of(spec.tokens[i], m.names)) *m.id = static_cast<int32_t>(i);
+    }
+  }
+}
+
 }  // namespace
 
 Result<TokenizerSpec> tokenizer_spec_from_gguf(const GgufFile& file) {
@@ -94,7 +116,14 @@ Result<TokenizerSpec> tokenizer_spec_from_gguf(const GgufFile& file) {
                          IdKey{"tokenizer.ggml.eos_token_id", &spec.eos_id},
                          IdKey{"tokenizer.ggml.eot_token_id", &spec.eot_id},
                          IdKey{"tokenizer.ggml.unknown_token_id", &spec.unk_id},
-                         IdKey{"tokenizer.ggml.padding_token_id", &spec.pad_id}}) {
+                         IdKey{"tokenizer.ggml.padding_token_id", &spec.pad_id},
+                         IdKey{"tokenizer.ggml.fim_pre_token_id", &spec.fim_pre_id},
+                         IdKey{"tokenizer.ggml.fim_suf_token_id", &spec.fim_suf_id},
+                         IdKey{"tokenizer.ggml.fim_mid_token_id", &spec.fim_mid_id},
+                         // their older names
+                         IdKey{"tokenizer.ggml.prefix_token_id", &spec.fim_pre_id},
+                         IdKey{"tokenizer.ggml.suffix_token_id", &spec.fim_suf_id},
+                         IdKey{"tokenizer.ggml.middle_token_id", &spec.fim_mid_id}}) {
     if (*k.id >= 0 && static_cast<size_t>(*k.id) >= n) *k.id = -1;  // default out of range: disabled
     auto v = file.get_int(k.key);
     if (!v.ok()) return v.status();
@@ -113,6 +142,7 @@ Result<TokenizerSpec> tokenizer_spec_from_gguf(const GgufFile& file) {
   auto tmpl = file.get_string("tokenizer.chat_template");
   if (!tmpl.ok()) return tmpl.status();
   if (tmpl.value()) spec.chat_template = std::move(*tmpl.value());
+  find_fim_tokens(spec);
   return spec;
 }
 

@@ -85,9 +85,9 @@ class Speculative : public ::testing::Test {
     const engine::Tokenizer& tok = *model_->tokenizer;
     for (const char* ask : asks) {
       for (const char* passage : passages) {
-        const std::string text = engine::apply_chat_template(tok.spec().chat_template,
-                                                             {{"user", std::string(ask) + passage}}, true);
-        prompts.push_back(tok.encode(text, true, true));
+        auto text = engine::render_user_turn(tok, std::string(ask) + passage);
+        EXPECT_TRUE(text.ok()) << text.message();
+        prompts.push_back(engine::encode_rendered_chat(tok, text.value()));
       }
     }
     return prompts;

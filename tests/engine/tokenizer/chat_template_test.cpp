@@ -1,5 +1,6 @@
-// Chat templates: detection by markers and rendering. The SmolLM2 expectations are what jinja2 renders
-// from the model's own tokenizer.chat_template (checked with Python jinja2 3.1).
+// Chat templates rendered by the Jinja engine. The SmolLM2 expectations are what jinja2 renders from the
+// model's own tokenizer.chat_template (checked with Python jinja2 3.1); tests/server/test_chat_templates.py
+// compares every real template of llama.cpp's collection against jinja2 itself.
 #include <gtest/gtest.h>
 
 #include "engine/gguf/gguf_file.h"
@@ -20,6 +21,15 @@ const std::string kSmolTemplate =
 const std::string kSmolSystem =
     "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n";
 
+std::string render(const std::string& source, const std::vector<ChatMessage>& msgs, bool add_gen,
+                   const std::string& tools = "") {
+  auto r = ChatTemplate(source, "<s>", "</s>").render(msgs, tools, add_gen);
+  EXPECT_TRUE(r.ok()) << r.message();
+  return r.ok() ? r.value() : std::string();
+}
+
+ChatMessage msg(std::string role, std::string content) { return {std::move(role), std::move(content), {}, {}}; }
+
 struct Case {
   std::vector<ChatMessage> messages;
   bool add_generation_prompt;
@@ -28,27 +38,28 @@ struct Case {
 
 std::vector<Case> smol_cases() {
   return {
-      {{{"user", "Hello!"}}, true, kSmolSystem + "<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"},
-      {{{"user", "Hello!"}}, false, kSmolSystem + "<|im_start|>user\nHello!<|im_end|>\n"},
-      {{{"system", "You are terse."}, {"user", "Hi"}},
+      {{msg("user", "Hello!")}, true, kSmolSystem + "<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"},
+      {{msg("user", "Hello!")}, false, kSmolSystem + "<|im_start|>user\nHello!<|im_end|>\n"},
+      {{msg("system", "You are terse."), msg("user", "Hi")},
        true,
        "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
-      {{{"user", "What is 2+2?"}, {"assistant", "4"}, {"user", "And 3+3?"}},
+      {{msg("user", "What is 2+2?"), msg("assistant", "4"), msg("user", "And 3+3?")},
        true,
        kSmolSystem +
            "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n<|im_start|>user\nAnd "
            "3+3?<|im_end|>\n<|im_start|>assistant\n"},
       {{}, true, "<|im_start|>assistant\n"},
-      {{{"assistant", "I start."}, {"user", "ok\nmulti\nline"}},
+      {{msg("assistant", "I start."), msg("user", "ok\nmulti\nline")},
        false,
        kSmolSystem + "<|im_start|>assistant\nI start.<|im_end|>\n<|im_start|>user\nok\nmulti\nline<|im_end|>\n"},
   };
 }
 
 TEST(ChatTemplate, SmolLM2MatchesJinja) {
-  EXPECT_EQ(detect_chat_template(kSmolTemplate), ChatTemplateKind::ChatML);
-  for (const Case& c : smol_cases())
-    EXPECT_EQ(apply_chat_template(kSmolTemplate, c.messages, c.add_generation_prompt), c.jinja2);
+  for (const Case& c : smol_cases()) EXPECT_EQ(render(kSmolTemplate, c.messages, c.add_generation_prompt), c.jinja2);
+  const ChatTemplate t(kSmolTemplate, "", "");
+  EXPECT_EQ(t.description(), "gguf");
+  EXPECT_FALSE(t.caps().supports_tools);  // SmolLM2's template has no tool support: the server adds it
 }
 
 TEST(ChatTemplate, SmolLM2TemplateFromModel) {
@@ -59,48 +70,71 @@ TEST(ChatTemplate, SmolLM2TemplateFromModel) {
   ASSERT_TRUE(spec.ok()) << spec.message();
   EXPECT_EQ(spec.value().chat_template, kSmolTemplate);
   for (const Case& c : smol_cases())
-    EXPECT_EQ(apply_chat_template(spec.value().chat_template, c.messages, c.add_generation_prompt), c.jinja2);
+    EXPECT_EQ(render(spec.value().chat_template, c.messages, c.add_generation_prompt), c.jinja2);
 }
 
-TEST(ChatTemplate, EscapedNewlinesInTemplateLiterals) {
-  // The same template as written in tokenizer_config.json style, with \n escapes inside the literals.
+TEST(ChatTemplate, FallsBackToChatML) {
+  const ChatTemplate none("", "", "");
+  EXPECT_EQ(none.description(), "chatml (fallback: the model has no chat template)");
+  const ChatTemplate broken("{% for m in messages %}{{ m.content }", "", "");
+  EXPECT_NE(broken.fallback_reason().find("does not parse"), std::string::npos) << broken.fallback_reason();
+  for (const ChatTemplate* t : {&none, &broken}) {
+    auto r = t->render({msg("user", "hi")}, "", true);
+    ASSERT_TRUE(r.ok()) << r.message();
+    EXPECT_EQ(r.value(), "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+  }
+}
+
+TEST(ChatTemplate, ATemplateWhoseProbeThrowsStillLoads) {
+  // llama.cpp's capability probe throws on this one (it pops the probe's only message, then reads it).
+  const ChatTemplate t("{%- set first = messages.pop(0) -%}{{ first.content }}|{% for m in messages %}{{ m.content }}"
+                       "{% endfor %}", "", "");
+  EXPECT_EQ(t.description(), "gguf");
+  EXPECT_FALSE(t.caps().supports_tools);
+  EXPECT_EQ(render(t.source(), {msg("system", "s"), msg("user", "u")}, true), "s|u");
+}
+
+TEST(ChatTemplate, RaiseExceptionIsAnError) {
   const std::string t =
-      "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ "
-      "'<|im_start|>system\\nYou are Qwen.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + "
-      "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}";
-  EXPECT_EQ(apply_chat_template(t, {{"user", "x"}}, true),
-            "<|im_start|>system\nYou are Qwen.<|im_end|>\n<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n");
+      "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+      "{{ m.content }}{% endfor %}";
+  auto r = ChatTemplate(t, "", "").render({msg("system", "s"), msg("user", "u")}, "", true);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.message().find("System role not supported"), std::string::npos) << r.message();
+  EXPECT_EQ(render(t, {msg("user", "u")}, true), "u");
 }
 
-TEST(ChatTemplate, PlainChatMLHasNoDefaultSystem) {
-  const std::string t = "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n'}}"
-                        "{% endfor %}";
-  EXPECT_EQ(apply_chat_template(t, {{"user", "hi"}}, true), "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+TEST(ChatTemplate, BosAndLoopsAndFilters) {
+  const std::string t =
+      "{{ bos_token }}{% for m in messages %}{{ loop.index }}:{{ m.role | upper }}={{ m.content | trim }};"
+      "{% endfor %}{% if add_generation_prompt %}>{% endif %}";
+  EXPECT_EQ(render(t, {msg("user", "  a "), msg("assistant", "b")}, true), "<s>1:USER=a;2:ASSISTANT=b;>");
+  EXPECT_EQ(render(t, {msg("user", "a")}, false), "<s>1:USER=a;");
 }
 
-TEST(ChatTemplate, DetectsByMarkers) {
-  EXPECT_EQ(detect_chat_template("{{ '<|start_header_id|>' + role + '<|end_header_id|>' }}"), ChatTemplateKind::Llama3);
-  EXPECT_EQ(detect_chat_template("[INST] <<SYS>>\n{{ sys }}\n<</SYS>>"), ChatTemplateKind::Llama2);
-  EXPECT_EQ(detect_chat_template("{{ '[INST] ' + content + ' [/INST]' }}"), ChatTemplateKind::Mistral);
-  EXPECT_EQ(detect_chat_template("<|user|>\n{{ content }}<|endoftext|>"), ChatTemplateKind::Zephyr);
-  EXPECT_EQ(detect_chat_template("something else"), ChatTemplateKind::Fallback);
-  EXPECT_EQ(detect_chat_template(""), ChatTemplateKind::Fallback);
-  EXPECT_STREQ(chat_template_kind_name(ChatTemplateKind::Fallback), "fallback (chatml)");
-}
-
-TEST(ChatTemplate, RendersOtherFormats) {
-  const std::vector<ChatMessage> msgs = {{"system", "S"}, {"user", "U"}, {"assistant", "A"}, {"user", "V"}};
-  EXPECT_EQ(apply_chat_template("<|start_header_id|><|end_header_id|>", msgs, true),
-            "<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU"
-            "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nA<|eot_id|><|start_header_id|>user"
-            "<|end_header_id|>\n\nV<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
-  EXPECT_EQ(apply_chat_template("[INST] <<SYS>>", msgs, true),
-            "[INST] <<SYS>>\nS\n<</SYS>>\n\nU [/INST]A</s>[INST] V [/INST]");
-  EXPECT_EQ(apply_chat_template("[INST]", msgs, true), "[INST] S\nU [/INST]A</s>[INST] V [/INST]");
-  EXPECT_EQ(apply_chat_template("<|user|>", msgs, true),
-            "<|system|>\nS<|endoftext|>\n<|user|>\nU<|endoftext|>\n<|assistant|>\nA<|endoftext|>\n<|user|>\nV"
-            "<|endoftext|>\n<|assistant|>\n");
-  EXPECT_EQ(apply_chat_template("unknown", {{"user", "U"}}, true), "<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n");
+TEST(ChatTemplate, ToolsAndToolCallsReachTheTemplate) {
+  // A Hermes-style template reduced to what matters: tools as JSON, calls' arguments as objects.
+  const std::string t =
+      "{% if tools %}{% for tool in tools %}{{ tool | tojson }}\n{% endfor %}{% endif %}"
+      "{% for m in messages %}{{ m.role }}:{% if m.content %}{{ m.content }}{% endif %}"
+      "{% if m.tool_calls %}{% for c in m.tool_calls %}<tool_call>{\"name\": \"{{ c.function.name }}\", "
+      "\"arguments\": {{ c.function.arguments | tojson }}}</tool_call>{% endfor %}{% endif %}"
+      "{% if m.tool_call_id %}[{{ m.tool_call_id }}]{% endif %}\n{% endfor %}";
+  const ChatTemplate tmpl(t, "", "");
+  EXPECT_TRUE(tmpl.caps().supports_tools);
+  EXPECT_TRUE(tmpl.caps().supports_tool_calls);
+  ChatMessage call = msg("assistant", "");
+  call.tool_calls.push_back({"call_1", "get_weather", R"({"city":"Paris","days":2})"});
+  ChatMessage result = msg("tool", "sunny");
+  result.tool_call_id = "call_1";
+  const std::string tools = R"([{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}])";
+  auto r = tmpl.render({msg("user", "weather?"), call, result}, tools, false);
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r.value(),
+            "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": {\"type\": "
+            "\"object\"}}}\nuser:weather?assistant:<tool_call>{\"name\": \"get_weather\", \"arguments\": "
+            "{\"city\": \"Paris\", \"days\": 2}}</tool_call>tool:sunny[call_1]");  // trim_blocks, as jinja2
+  EXPECT_FALSE(tmpl.render({msg("user", "x")}, "{not json", true).ok());
 }
 
 }  // namespace

@@ -1,0 +1,83 @@
+# llama.cpp's Jinja engine (MIT; common/jinja, written for the Hugging Face chat templates GGUFs carry):
+# renders the model's own chat template (engine/tokenizer/chat_template.cpp). It comes from the same
+# pinned PyPI sdist of llama-cpp-python the project already uses as its oracle: one download into
+# ${PAGODA_CACHE:-~/.cache/pagoda}/downloads, checked against its sha256, reused by every build folder;
+# only the files needed are unpacked (the engine, its JSON and UTF-8 helpers; and, as test data, llama.cpp's
+# collection of real chat templates and a few of its vocabulary-only GGUFs). PAGODA_LLAMA_CPP_SOURCE_DIR points at
+# an unpacked vendor/llama.cpp instead (no network).
+set(PAGODA_LLAMA_CPP_PYTHON_VERSION 0.3.36)
+set(PAGODA_LLAMA_CPP_PYTHON_URL
+    "https://files.pythonhosted.org/packages/ec/e9/e7de2b0463ea3ffbf0ede6cb21b58c1258a8f6521aae45ca773a59fe7cf3/llama_cpp_python-0.3.36.tar.gz")
+set(PAGODA_LLAMA_CPP_PYTHON_SHA256 832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e)
+set(PAGODA_LLAMA_CPP_SOURCE_DIR "" CACHE PATH
+    "An unpacked vendor/llama.cpp of llama-cpp-python ${PAGODA_LLAMA_CPP_PYTHON_VERSION} (empty: download the sdist)")
+
+if(PAGODA_LLAMA_CPP_SOURCE_DIR)
+  set(_llama_dir "${PAGODA_LLAMA_CPP_SOURCE_DIR}")
+else()
+  if(DEFINED ENV{PAGODA_CACHE} AND NOT "$ENV{PAGODA_CACHE}" STREQUAL "")
+    set(_pagoda_cache "$ENV{PAGODA_CACHE}")
+  else()
+    set(_pagoda_cache "$ENV{HOME}/.cache/pagoda")
+  endif()
+  set(_sdist "${_pagoda_cache}/downloads/llama_cpp_python-${PAGODA_LLAMA_CPP_PYTHON_VERSION}.tar.gz")
+  # Build folders configured at once (build, build-asan, build-fuzz ...) share the download.
+  file(MAKE_DIRECTORY "${_pagoda_cache}/downloads")
+  file(LOCK "${_sdist}.lock" GUARD FILE TIMEOUT 1800)
+  if(EXISTS "${_sdist}")
+    file(SHA256 "${_sdist}" _have)
+    if(NOT _have STREQUAL PAGODA_LLAMA_CPP_PYTHON_SHA256)
+      message(STATUS "llama-cpp-python sdist: ${_sdist} has the wrong sha256; downloading it again")
+      file(REMOVE "${_sdist}")
+    endif()
+  endif()
+  if(NOT EXISTS "${_sdist}")
+    message(STATUS "llama-cpp-python ${PAGODA_LLAMA_CPP_PYTHON_VERSION} sdist (76 MB): downloading to ${_sdist}")
+    file(DOWNLOAD "${PAGODA_LLAMA_CPP_PYTHON_URL}" "${_sdist}.part"
+         EXPECTED_HASH SHA256=${PAGODA_LLAMA_CPP_PYTHON_SHA256} STATUS _status TLS_VERIFY ON)
+    list(GET _status 0 _code)
+    if(NOT _code EQUAL 0)
+      file(REMOVE "${_sdist}.part")
+      message(FATAL_ERROR "downloading ${PAGODA_LLAMA_CPP_PYTHON_URL} failed: ${_status}")
+    endif()
+    file(RENAME "${_sdist}.part" "${_sdist}")
+  endif()
+  file(LOCK "${_sdist}.lock" RELEASE)
+  # What to unpack; the stamp names it, so a change here (or an interrupted unpack) unpacks again.
+  set(_prefix "llama_cpp_python-${PAGODA_LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp")
+  set(_patterns
+      "${_prefix}/common/jinja" "${_prefix}/common/json.*" "${_prefix}/common/unicode.*" "${_prefix}/LICENSE"
+      "${_prefix}/models/templates" "${_prefix}/models/ggml-vocab-qwen2.gguf"
+      "${_prefix}/models/ggml-vocab-starcoder.gguf" "${_prefix}/models/ggml-vocab-deepseek-coder.gguf")
+  string(SHA256 _what "${PAGODA_LLAMA_CPP_PYTHON_SHA256};${_patterns}")
+  set(_root "${CMAKE_BINARY_DIR}/_deps/llama_jinja-src")
+  set(_stamp "${_root}/unpacked-${_what}")
+  set(_llama_dir "${_root}/${_prefix}")
+  if(NOT EXISTS "${_stamp}")
+    file(REMOVE_RECURSE "${_root}")
+    file(ARCHIVE_EXTRACT INPUT "${_sdist}" DESTINATION "${_root}" PATTERNS ${_patterns})
+    file(TOUCH "${_stamp}")
+  endif()
+endif()
+if(NOT EXISTS "${_llama_dir}/common/jinja/runtime.cpp")
+  message(FATAL_ERROR "llama.cpp's Jinja engine not found in '${_llama_dir}/common/jinja'")
+endif()
+# Real chat templates (Qwen, Llama 3.x, Mistral, Phi, Gemma, Hermes ...) and vocabularies, for the tests.
+set(PAGODA_CHAT_TEMPLATES_DIR "${_llama_dir}/models/templates" CACHE INTERNAL "")
+set(PAGODA_LLAMA_MODELS_DIR "${_llama_dir}/models" CACHE INTERNAL "")
+
+add_library(llama_jinja STATIC
+  "${_llama_dir}/common/jinja/caps.cpp"
+  "${_llama_dir}/common/jinja/lexer.cpp"
+  "${_llama_dir}/common/jinja/parser.cpp"
+  "${_llama_dir}/common/jinja/runtime.cpp"
+  "${_llama_dir}/common/jinja/string.cpp"
+  "${_llama_dir}/common/jinja/value.cpp"
+  "${_llama_dir}/common/json.cpp"
+  "${_llama_dir}/common/unicode.cpp")
+# common/json.cpp includes ggml.h for GGML_ASSERT alone: cmake/llama_jinja/ggml.h stands in for it.
+target_include_directories(llama_jinja SYSTEM PUBLIC "${_llama_dir}/common")
+target_include_directories(llama_jinja PRIVATE "${CMAKE_CURRENT_LIST_DIR}/llama_jinja")
+# Third-party code: its warnings are not ours to fix.
+target_compile_options(llama_jinja PRIVATE $<$<NOT:$<CONFIG:Debug>>:-O2> -w)
+set_target_properties(llama_jinja PROPERTIES POSITION_INDEPENDENT_CODE ON CXX_STANDARD 17)
