@@ -91,6 +91,35 @@ def test_model_may_be_omitted_and_token_id_prompt(daemon):
     assert isinstance(text, str)
 
 
+def test_echo_returns_the_prompt_before_the_completion(daemon):
+    client = daemon.openai_client()
+    prompt = PROMPTS[1]
+    plain = client.completions.create(model=daemon.model_id, prompt=prompt, max_tokens=12, temperature=0)
+    echo = client.completions.create(model=daemon.model_id, prompt=prompt, max_tokens=12, temperature=0, echo=True,
+                                     n=2)
+    for c in echo.choices:
+        assert c.text == prompt + plain.choices[0].text
+    assert echo.usage.prompt_tokens == plain.usage.prompt_tokens
+    s = client.completions.create(model=daemon.model_id, prompt=prompt, max_tokens=12, temperature=0, echo=True,
+                                  stream=True)
+    text, finish, _, _ = stream_text(s)
+    assert text == prompt + plain.choices[0].text and finish == plain.choices[0].finish_reason
+    # A prompt of token ids echoes as their text.
+    status, body = daemon.post_json("/v1/completions", {"prompt": [504, 3575, 282, 4649, 314], "max_tokens": 2,
+                                                        "echo": True, "temperature": 0})
+    assert status == 200, body
+    assert body["choices"][0]["text"].startswith(PROMPTS[0])
+
+
+def test_suffix_needs_a_fill_in_the_middle_model(daemon):
+    status, body = daemon.post_json("/v1/completions", {"prompt": "def f():", "suffix": "    return 1", "max_tokens": 4})
+    assert status == 400 and body["error"]["param"] == "suffix"
+    assert "fill-in-the-middle" in body["error"]["message"]
+    # An empty suffix is no suffix.
+    status, body = daemon.post_json("/v1/completions", {"prompt": "def f():", "suffix": "", "max_tokens": 2})
+    assert status == 200, body
+
+
 def test_n_and_stop_and_seed(daemon):
     client = daemon.openai_client()
     base = client.completions.create(model=daemon.model_id, prompt=PROMPTS[1], max_tokens=16, temperature=0)
