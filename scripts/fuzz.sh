@@ -9,7 +9,7 @@
 #     --runs N      stop each target after N inputs instead (with --seconds too: whichever comes first)
 #     --no-build    use the binaries already in build-fuzz/
 #     target        some of: gguf_reader_fuzz tokenizer_fuzz chat_template_fuzz stop_strings_fuzz
-#                   http_request_fuzz grpc_request_fuzz (default: all)
+#                   http_request_fuzz tool_calls_fuzz grpc_request_fuzz (default: all)
 # The tokenizer and gRPC targets load $PAGODA_MODEL (default: the cache path scripts/fetch_model.sh uses).
 # The gRPC target links the engine from the normal build in build/ (built here if missing).
 # New inputs a run finds go to build-fuzz/corpus/<target>/ (not committed); crashes to
@@ -19,7 +19,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-ALL=(gguf_reader_fuzz tokenizer_fuzz chat_template_fuzz stop_strings_fuzz http_request_fuzz grpc_request_fuzz)
+ALL=(gguf_reader_fuzz tokenizer_fuzz chat_template_fuzz stop_strings_fuzz http_request_fuzz tool_calls_fuzz
+     grpc_request_fuzz)
 seconds="${PAGODA_FUZZ_SECONDS:-20}"
 runs=""
 build=1
@@ -52,7 +53,7 @@ if [ "$build" -eq 1 ]; then
     # The gRPC target's engine and scheduler come from the normal build (a no-op after scripts/build.sh).
     export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1
     [ -f build/CMakeCache.txt ] || cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    cmake --build build --target pagoda_engine pagoda_scheduler xgrammar -j"$(nproc)"
+    cmake --build build --target pagoda_engine pagoda_scheduler xgrammar llama_jinja -j"$(nproc)"
   fi
   grpc_flag=ON
   [ "$wants_grpc" -eq 1 ] || grpc_flag=OFF

@@ -3,7 +3,8 @@
 // server/http_session.cpp sets (16 KiB of header, the default 1 MiB body, a Content-Length over it
 // refused after the header); up to four pipelined requests are routed as HttpSession::handle does, and
 // POST /v1/completions and /v1/chat/completions go through the OpenAI mapping (parse_request), the API
-// key check, the chat template (as InferenceService::tokenize renders messages), the stop-string
+// key check, tools fitted to the template (apply_tools) and the chat template (as InferenceService::tokenize
+// renders messages, tools included), the stop-string
 // matcher's set-up and the context-length check (resolve_max_tokens).
 // Properties: the parser ends in a request or an error, never a crash; parse_request gives a request or
 // an ApiError with a 4xx status whose body (error_body) is valid JSON in OpenAI's error shape; a parsed
@@ -25,6 +26,7 @@
 #include "engine/tokenizer/chat_template.h"
 #include "server/api_keys.h"
 #include "server/openai_mapping.h"
+#include "server/openai_tools.h"
 #include "server/stop_strings.h"
 
 namespace beast = boost::beast;
@@ -79,10 +81,15 @@ void generate(openai::Endpoint endpoint, const std::string& body, uint8_t knob) 
     violated("num_speculative_tokens outside its limits");
   if (p.max_tokens && *p.max_tokens < 1) violated("max_tokens below 1 was accepted");
   switch (p.prompt.kind) {
-    case pagoda::server::PromptInput::Kind::Chat:
+    case pagoda::server::PromptInput::Kind::Chat: {
       if (endpoint != openai::Endpoint::ChatCompletions || p.prompt.chat.empty()) violated("a chat prompt out of place");
-      (void)pagoda::engine::apply_chat_template(kTemplate, p.prompt.chat, true);
+      static const pagoda::engine::ChatTemplate tmpl(kTemplate, "", "");
+      if (auto err = openai::apply_tools(p, tmpl)) return check_error(*err);
+      if (p.tools && !p.grammar) violated("tools without a grammar for the Hermes format");
+      // SmolLM2's template cannot fail on a conversation the mapping accepted.
+      if (!tmpl.render(p.prompt.chat, p.prompt.tools_json, true).ok()) violated("an accepted conversation did not render");
       break;
+    }
     case pagoda::server::PromptInput::Kind::Text:
       if (p.prompt.text.empty()) violated("an empty text prompt was accepted");
       break;

@@ -142,26 +142,71 @@ def fdp_string(s):
     return s.replace("\\", "\\\\") + "\\x"  # FuzzedDataProvider: a backslash and another byte end it
 
 
-def chat_seed(template, messages, add_gen, which):
-    """which < 128: the template text is the input's; else one of the target's built-in templates."""
-    head = fdp_string(template) if which < 128 else ""
-    tail = []
-    for role_byte, content in messages:
-        head += fdp_string(content)
-        tail.append(role_byte)
-    return head.encode() + bytes(reversed(tail)) + bytes([1 if add_gen else 0, which])
+def chat_seed(which, add_gen, messages, template=None, tools=None):
+    """The target's layout: FuzzedDataProvider takes integers and booleans from the end of the input and
+    strings from the front. which < 32: the template text is the input's; else one of the real ones
+    (which % 3: SmolLM2, Qwen2.5 with tools, Llama 3). messages: (role byte, content, extra) with extra
+    (id, name, arguments) for an assistant's tool call, or a tool message's call id."""
+    front, end = "", [which, 1 if add_gen else 0]
+    if which < 32:
+        front += fdp_string(template)
+    end.append(1 if tools is not None else 0)
+    if tools is not None:
+        front += fdp_string(tools)
+    for role_byte, content, extra in messages:
+        end.append(role_byte)
+        front += fdp_string(content)
+        if role_byte % 4 == 2:
+            end.append(1 if extra else 0)
+            if extra:
+                front += "".join(fdp_string(x) for x in extra)
+        elif role_byte % 4 == 3:
+            front += fdp_string(extra or "")
+    return front.encode() + bytes(reversed(end))
 
 
 def chat_template_seeds():
-    conv = [(1, "Hello!"), (2, "Hi, how can I help?"), (1, "Tell me a joke.")]
-    with_sys = [(0, "You are terse."), (1, "Hi")]
-    for which in (128, 129, 130, 131, 132, 133):
-        write("chat_template_fuzz", "builtin-%d" % which, chat_seed("", conv, True, which))
-        write("chat_template_fuzz", "builtin-sys-%d" % which, chat_seed("", with_sys, False, which))
-    write("chat_template_fuzz", "custom-chatml", chat_seed("{{'<|im_start|>' + m['role'] }} != 'system'", conv, True, 0))
-    write("chat_template_fuzz", "custom-inst", chat_seed("[INST] <<SYS>> content.strip() bos_token + '[INST]", with_sys, True, 5))
-    write("chat_template_fuzz", "custom-sys-literal",
-          chat_seed("messages[0]['role'] != 'system' '<|im_start|>system\\nBe brief.<|im_end|>\\n'", conv, True, 7))
+    conv = [(1, "Hello!", None), (2, "Hi, how can I help?", None), (1, "Tell me a joke.", None)]
+    with_sys = [(0, "You are terse.", None), (1, "Hi", None)]
+    tool_turn = [(1, "Weather in Paris?", None), (2, "", ("call_1", "get_weather", '{"city": "Paris"}')),
+                 (3, "Sunny, 24 C", "call_1")]
+    tools = json.dumps([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}])
+    for which in (129, 130, 131):
+        write("chat_template_fuzz", "real-%d" % which, chat_seed(which, True, conv))
+        write("chat_template_fuzz", "real-sys-%d" % which, chat_seed(which, False, with_sys))
+        write("chat_template_fuzz", "real-tools-%d" % which, chat_seed(which, True, tool_turn, tools=tools))
+    write("chat_template_fuzz", "custom-loop", chat_seed(
+        0, True, conv, template="{% for m in messages %}{{ m.role | upper }}: {{ m.content | trim }}\n{% endfor %}"))
+    write("chat_template_fuzz", "custom-ns", chat_seed(
+        5, True, tool_turn, template="{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}"
+        "{% if m.tool_calls %}{{ m.tool_calls[0].function.arguments | tojson }}{% endif %}{% endfor %}{{ ns.n }}",
+        tools=tools))
+    write("chat_template_fuzz", "custom-raise", chat_seed(
+        7, True, with_sys, template="{% if messages[0].role == 'system' %}{{ raise_exception('no system') }}{% endif %}"))
+
+
+# ---- tool calls ----------------------------------------------------------------------------------
+def tool_calls_seed(hermes, text, seed=7, extra_name=None):
+    end = [1 if hermes else 0, 1 if extra_name else 0]
+    front = fdp_string(extra_name) if extra_name else ""
+    end.append(seed)
+    return (front + text).encode() + bytes(reversed(end))
+
+
+def tool_calls_seeds():
+    call = '{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}'
+    write("tool_calls_fuzz", "hermes-one", tool_calls_seed(True, "<tool_call>\n" + call + "\n</tool_call>"))
+    write("tool_calls_fuzz", "hermes-two", tool_calls_seed(
+        True, "Let me check.\n<tool_call>\n" + call + "\n</tool_call>\n<tool_call>\n"
+        '{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>', seed=3))
+    write("tool_calls_fuzz", "hermes-bad", tool_calls_seed(True, "<tool_call>{not json}</tool_call> <tool_c", seed=11))
+    write("tool_calls_fuzz", "llama", tool_calls_seed(False, '{"name": "add", "parameters": {"a": 1, "b": 2}}'))
+    write("tool_calls_fuzz", "llama-tag", tool_calls_seed(
+        False, '<|python_tag|>{"name": "add", "parameters": {"a": 1}}; {"name": "get_weather", "arguments": {}}',
+        seed=200))
+    write("tool_calls_fuzz", "plain", tool_calls_seed(True, "The weather in Paris is sunny. \u00e9\U0001F600"))
+    write("tool_calls_fuzz", "extra-name", tool_calls_seed(
+        True, '<tool_call>{"name": "f\\u00e9", "arguments": {}}</tool_call>', extra_name="f\u00e9"))
 
 
 # ---- stop strings --------------------------------------------------------------------------------
@@ -227,7 +272,18 @@ def http_seeds():
                       "type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}}}}),
               json.dumps({"prompt": "x", "guided_regex": "[0-9]{2}", "max_tokens": 4}),
               json.dumps({"prompt": "x", "guided_choice": ["yes", "no"], "guided_grammar": "root ::= \"a\""}),
-              json.dumps({"prompt": "x", "structured_outputs": {"json": "{\"type\": \"array\"}"}})]
+              json.dumps({"prompt": "x", "structured_outputs": {"json": "{\"type\": \"array\"}"}}),
+              json.dumps({"messages": [{"role": "user", "content": "Weather?"}], "tool_choice": "required",
+                          "tools": [{"type": "function", "function": {"name": "get_weather", "description": "d",
+                                     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+                          "parallel_tool_calls": False}),
+              json.dumps({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+                                       {"role": "assistant", "content": None, "tool_calls": [
+                                           {"id": "c1", "type": "function",
+                                            "function": {"name": "f", "arguments": "{\"a\": 1}"}}]},
+                                       {"role": "tool", "tool_call_id": "c1", "content": "r"}],
+                          "tools": [{"type": "function", "function": {"name": "f"}}],
+                          "tool_choice": {"type": "function", "function": {"name": "f"}}})]
     for i, b in enumerate(bodies):
         for mode in (0x78, 0x79, 0x7f):  # body to /v1/completions, /v1/chat/completions; chunked + key
             write("http_request_fuzz", "body-%d-%02x" % (i, mode), bytes([mode]) + b.encode())
@@ -290,11 +346,12 @@ def grpc_seeds():
 
 def main():
     for target in ("gguf_reader_fuzz", "tokenizer_fuzz", "chat_template_fuzz", "stop_strings_fuzz",
-                   "http_request_fuzz", "grpc_request_fuzz"):
+                   "http_request_fuzz", "tool_calls_fuzz", "grpc_request_fuzz"):
         shutil.rmtree(os.path.join(OUT, target), ignore_errors=True)
     gguf_seeds()
     tokenizer_seeds()
     chat_template_seeds()
+    tool_calls_seeds()
     stop_strings_seeds()
     http_seeds()
     grpc_seeds()
