@@ -13,20 +13,16 @@ set(PAGODA_XGRAMMAR_SOURCE_DIR "" CACHE PATH "An unpacked xgrammar-${PAGODA_XGRA
 if(PAGODA_XGRAMMAR_SOURCE_DIR)
   set(xgrammar_SOURCE_DIR "${PAGODA_XGRAMMAR_SOURCE_DIR}")
 else()
-  if(DEFINED ENV{PAGODA_CACHE} AND NOT "$ENV{PAGODA_CACHE}" STREQUAL "")
-    set(_pagoda_cache "$ENV{PAGODA_CACHE}")
-  else()
-    set(_pagoda_cache "$ENV{HOME}/.cache/pagoda")
-  endif()
+  include(${CMAKE_CURRENT_LIST_DIR}/pagoda_downloads.cmake)
   include(FetchContent)
   FetchContent_Declare(xgrammar
     URL "${PAGODA_XGRAMMAR_URL}"
     URL_HASH SHA256=${PAGODA_XGRAMMAR_SHA256}
-    DOWNLOAD_DIR "${_pagoda_cache}/downloads"
+    DOWNLOAD_DIR "${PAGODA_DOWNLOAD_DIR}"
     DOWNLOAD_EXTRACT_TIMESTAMP TRUE)
   FetchContent_GetProperties(xgrammar)
   if(NOT xgrammar_POPULATED)
-    message(STATUS "xgrammar ${PAGODA_XGRAMMAR_VERSION}: ${_pagoda_cache}/downloads (sha256 ${PAGODA_XGRAMMAR_SHA256})")
+    message(STATUS "xgrammar ${PAGODA_XGRAMMAR_VERSION}: ${PAGODA_DOWNLOAD_DIR} (sha256 ${PAGODA_XGRAMMAR_SHA256})")
     FetchContent_Populate(xgrammar)
   endif()
 endif()

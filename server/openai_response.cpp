@@ -99,13 +99,7 @@ std::string ResponseBuilder::tool_delta_chunks(int32_t index, Choice& c, const t
                  {"logprobs", nullptr},
                  {"finish_reason", nullptr}};
   c.tool_calls_sent += static_cast<int32_t>(calls.size());
-  json j = {{"id", id_},
-            {"object", "chat.completion.chunk"},
-            {"created", created_},
-            {"model", model_},
-            {"choices", json::array({choice})}};
-  if (include_usage_) j["usage"] = nullptr;
-  out += sse_event(dump(j));
+  out += choice_event(std::move(choice));
   return out;
 }
 
@@ -164,11 +158,15 @@ std::string ResponseBuilder::chunk(int32_t index, const std::string& text, const
     choice["logprobs"] = nullptr;
   }
   choice["finish_reason"] = finish ? json(finish) : json();
+  return choice_event(std::move(choice));
+}
+
+std::string ResponseBuilder::choice_event(json choice) const {
   json j = {{"id", id_},
             {"object", chat_ ? "chat.completion.chunk" : "text_completion"},
             {"created", created_},
             {"model", model_},
-            {"choices", json::array({choice})}};
+            {"choices", json::array({std::move(choice)})}};
   if (include_usage_) j["usage"] = nullptr;
   return sse_event(dump(j));
 }
@@ -181,17 +179,10 @@ std::string ResponseBuilder::stream_start() {
     return out;
   }
   for (size_t i = 0; i < choices_.size(); ++i) {
-    json choice = {{"index", i},
-                   {"delta", {{"role", "assistant"}, {"content", ""}}},
-                   {"logprobs", nullptr},
-                   {"finish_reason", nullptr}};
-    json j = {{"id", id_},
-              {"object", "chat.completion.chunk"},
-              {"created", created_},
-              {"model", model_},
-              {"choices", json::array({choice})}};
-    if (include_usage_) j["usage"] = nullptr;
-    out += sse_event(dump(j));
+    out += choice_event({{"index", i},
+                         {"delta", {{"role", "assistant"}, {"content", ""}}},
+                         {"logprobs", nullptr},
+                         {"finish_reason", nullptr}});
   }
   return out;
 }

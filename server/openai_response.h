@@ -59,6 +59,8 @@ class ResponseBuilder {
   std::string tool_delta_chunks(int32_t index, Choice& c, const tools::ToolStreamDelta& d,
                                 const std::vector<int32_t>& tokens, const std::vector<engine::SampleResult>& samples);
   nlohmann::json usage_json() const;
+  // One streamed chunk holding `choice`, in the response's envelope (id, object, created, model, usage).
+  std::string choice_event(nlohmann::json choice) const;
   std::string chunk(int32_t index, const std::string& text, const std::vector<int32_t>& tokens,
                     const std::vector<engine::SampleResult>& samples, size_t offset, const char* finish) const;
 

@@ -38,15 +38,12 @@ bool is_known(const std::vector<std::string>& names, const std::string& name) {
 // Compact JSON; `replace` so that dump() cannot throw (the parser already rejects invalid UTF-8 in strings).
 std::string compact(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// One call object: {"name": <known name>, <args_key>: {...}}. Llama 3 templates say "parameters", Hermes ones
-// "arguments"; Llama models sometimes write "arguments" anyway, so that format accepts both ("parameters" wins).
-// Deeper JSON is not a call: dump() writes it back recursively (the request parser's limit, for the same reason).
-constexpr int kMaxJsonDepth = 64;
-
-bool nested_deeper_than(std::string_view s, int limit) {
-  int depth = 0;
+// Calls on_bracket(i, c) for each bracket of s outside JSON strings, from `start`, until it returns false.
+// Whether the text is valid JSON is for the parser to say; this only follows its nesting.
+template <typename OnBracket>
+void for_each_bracket(std::string_view s, size_t start, OnBracket on_bracket) {
   bool in_string = false;
-  for (size_t i = 0; i < s.size(); ++i) {
+  for (size_t i = start; i < s.size(); ++i) {
     const char c = s[i];
     if (in_string) {
       if (c == '\\') {
@@ -56,15 +53,28 @@ bool nested_deeper_than(std::string_view s, int limit) {
       }
     } else if (c == '"') {
       in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > limit) return true;
-    } else if (c == '}' || c == ']') {
-      --depth;
+    } else if (c == '{' || c == '[' || c == '}' || c == ']') {
+      if (!on_bracket(i, c)) return;
     }
   }
-  return false;
 }
 
+// Deeper JSON is not a call: dump() writes it back recursively (the request parser's limit, for the same reason).
+constexpr int kMaxJsonDepth = 64;
+
+bool nested_deeper_than(std::string_view s, int limit) {
+  int depth = 0;
+  bool deeper = false;
+  for_each_bracket(s, 0, [&](size_t, char c) {
+    depth += (c == '{' || c == '[') ? 1 : -1;
+    deeper = depth > limit;
+    return !deeper;
+  });
+  return deeper;
+}
+
+// One call object: {"name": <known name>, <args_key>: {...}}. Llama 3 templates say "parameters", Hermes ones
+// "arguments"; Llama models sometimes write "arguments" anyway, so that format accepts both ("parameters" wins).
 std::optional<ToolCall> call_from_json(std::string_view text, bool accept_parameters,
                                        const std::vector<std::string>& names) {
   if (nested_deeper_than(text, kMaxJsonDepth)) return std::nullopt;
@@ -117,30 +127,16 @@ ParsedToolOutput parse_hermes(std::string_view text, const std::vector<std::stri
   return out;
 }
 
-// Index just past the JSON object starting at s[start] == '{', counting brackets outside strings; npos if it never
-// closes. Whether the object is valid JSON is for the parser to say; this only finds where it ends.
+// Index just past the JSON object starting at s[start] == '{'; npos if it never closes.
 size_t object_end(std::string_view s, size_t start) {
   int depth = 0;
-  bool in_string = false;
-  for (size_t i = start; i < s.size(); ++i) {
-    const char c = s[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if (c == '}' || c == ']') {
-      if (--depth == 0) return i + 1;
-    }
-  }
-  return std::string_view::npos;
+  size_t end = std::string_view::npos;
+  for_each_bracket(s, start, [&](size_t i, char c) {
+    depth += (c == '{' || c == '[') ? 1 : -1;
+    if (depth == 0) end = i + 1;
+    return depth != 0;
+  });
+  return end;
 }
 
 // `{...}` or `{...}; {...}` (Llama 3.2 sometimes writes parallel calls that way), a trailing ';' allowed. All the

@@ -97,7 +97,7 @@ void tokenize(const v1::TokenizeRequest& req) {
   } else if (req.input_case() == v1::TokenizeRequest::kChat) {
     server::PromptInput in;
     in.kind = server::PromptInput::Kind::Chat;
-    for (const v1::ChatMessage& m : req.chat().messages()) in.chat.push_back({m.role(), m.content()});
+    for (const v1::ChatMessage& m : req.chat().messages()) in.chat.push_back({m.role(), m.content(), {}, {}});
     ids = service.tokenize(in);
   }
   if (!ids.ok()) return check_bad_input(ids.status(), false);
