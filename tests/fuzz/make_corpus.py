@@ -142,14 +142,12 @@ def fdp_string(s):
     return s.replace("\\", "\\\\") + "\\x"  # FuzzedDataProvider: a backslash and another byte end it
 
 
-def chat_seed(which, add_gen, messages, template=None, tools=None):
+def chat_seed(which, add_gen, messages, tools=None):
     """The target's layout: FuzzedDataProvider takes integers and booleans from the end of the input and
-    strings from the front. which < 32: the template text is the input's; else one of the real ones
-    (which % 3: SmolLM2, Qwen2.5 with tools, Llama 3). messages: (role byte, content, extra) with extra
-    (id, name, arguments) for an assistant's tool call, or a tool message's call id."""
+    strings from the front. which % 3 picks the real template: SmolLM2, Qwen2.5 with tools, Llama 3.
+    messages: (role byte, content, extra) with extra (id, name, arguments) for an assistant's tool call,
+    or a tool message's call id."""
     front, end = "", [which, 1 if add_gen else 0]
-    if which < 32:
-        front += fdp_string(template)
     end.append(1 if tools is not None else 0)
     if tools is not None:
         front += fdp_string(tools)
@@ -175,14 +173,9 @@ def chat_template_seeds():
         write("chat_template_fuzz", "real-%d" % which, chat_seed(which, True, conv))
         write("chat_template_fuzz", "real-sys-%d" % which, chat_seed(which, False, with_sys))
         write("chat_template_fuzz", "real-tools-%d" % which, chat_seed(which, True, tool_turn, tools=tools))
-    write("chat_template_fuzz", "custom-loop", chat_seed(
-        0, True, conv, template="{% for m in messages %}{{ m.role | upper }}: {{ m.content | trim }}\n{% endfor %}"))
-    write("chat_template_fuzz", "custom-ns", chat_seed(
-        5, True, tool_turn, template="{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}"
-        "{% if m.tool_calls %}{{ m.tool_calls[0].function.arguments | tojson }}{% endif %}{% endfor %}{{ ns.n }}",
-        tools=tools))
-    write("chat_template_fuzz", "custom-raise", chat_seed(
-        7, True, with_sys, template="{% if messages[0].role == 'system' %}{{ raise_exception('no system') }}{% endif %}"))
+    write("chat_template_fuzz", "unicode-130", chat_seed(
+        130, True, [(1, "Gr\u00fc\u00dfe \U0001F600", None), (2, "", ("c", "f", "{\"a\": [1, {\"b\": null}]}")),
+                    (3, "\u4e16\u754c", "c")], tools="[]"))
 
 
 # ---- tool calls ----------------------------------------------------------------------------------
