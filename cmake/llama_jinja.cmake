@@ -43,8 +43,12 @@ else()
   set(_prefix "llama_cpp_python-${PAGODA_LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp")
   set(_patterns
       "${_prefix}/common/jinja" "${_prefix}/common/json.*" "${_prefix}/common/unicode.*" "${_prefix}/LICENSE"
-      "${_prefix}/models/templates" "${_prefix}/models/ggml-vocab-qwen2.gguf"
-      "${_prefix}/models/ggml-vocab-starcoder.gguf" "${_prefix}/models/ggml-vocab-deepseek-coder.gguf")
+      "${_prefix}/models/templates")
+  # Vocabulary-only GGUFs with llama.cpp's tokenizer cases (.inp/.out), for the tokenizer tests.
+  foreach(_vocab llama-spm llama-bpe phi-3 qwen2 qwen35 gemma-4 starcoder deepseek-coder deepseek-llm falcon gpt-2
+                 mpt refact command-r)
+    list(APPEND _patterns "${_prefix}/models/ggml-vocab-${_vocab}.gguf*")
+  endforeach()
   string(SHA256 _what "${PAGODA_LLAMA_CPP_PYTHON_SHA256};${_patterns}")
   set(_root "${CMAKE_BINARY_DIR}/_deps/llama_jinja-src")
   set(_stamp "${_root}/unpacked-${_what}")

@@ -1,4 +1,5 @@
-// Byte-level BPE (tokenizer.ggml.model "gpt2"), token-identical to llama.cpp's llm_tokenizer_bpe_session:
+// Byte-level BPE (tokenizer.ggml.model "gpt2"; also Gemma 4's "gemma4", BPE over raw UTF-8 with
+// spaces escaped to U+2581 and <0xXX> byte tokens), token-identical to llama.cpp's llm_tokenizer_bpe_session:
 // special tokens are cut out first, the rest is split into words by the pre-tokenizer, and each word is
 // merged pairwise by merge rank (lowest rank first, leftmost first among equal ranks).
 #include <cstdio>
@@ -61,7 +62,14 @@ class BpeGpt2Tokenizer final : public Tokenizer {
         out.push_back(f.token);
         continue;
       }
-      for (const std::string& word : pre_->split(text.substr(f.offset, f.length))) merge_word(word, out);
+      std::string_view raw = text.substr(f.offset, f.length);
+      std::string escaped;
+      if (spec_.escape_whitespaces) {  // llama_escape_whitespace: ' ' -> U+2581
+        escaped.reserve(raw.size() * 3);
+        for (char c : raw) c == ' ' ? escaped += "\xE2\x96\x81" : escaped += c;
+        raw = escaped;
+      }
+      for (const std::string& word : pre_->split(raw)) merge_word(word, out);
     }
     if (add_special && spec_.add_eos && spec_.eos_id >= 0) out.push_back(spec_.eos_id);
     return out;
@@ -74,7 +82,10 @@ class BpeGpt2Tokenizer final : public Tokenizer {
     const std::string& text = v.texts[static_cast<size_t>(id)];
     if (!special && (attr & (kAttrUnknown | kAttrControl))) return {};
     if (attr & (kAttrUnknown | kAttrControl | kAttrUserDefined)) return text;
-    if (attr & kAttrNormal) return pre_->byte_encode() ? decode_byte_level(text) : text;
+    if (attr & kAttrNormal) {
+      if (spec_.escape_whitespaces) return unescape_whitespace(text);
+      return pre_->byte_encode() ? decode_byte_level(text) : text;
+    }
     if (attr & kAttrByte) return byte_token_piece(text);
     return {};
   }
@@ -116,11 +127,28 @@ class BpeGpt2Tokenizer final : public Tokenizer {
     return out;
   }
 
+  // llama_unescape_whitespace: U+2581 -> ' '.
+  static std::string unescape_whitespace(const std::string& text) {
+    std::string out;
+    out.reserve(text.size());
+    for (size_t i = 0; i < text.size(); ++i) {
+      if (text.compare(i, 3, "\xE2\x96\x81") == 0) {
+        out += ' ';
+        i += 2;
+      } else {
+        out += text[i];
+      }
+    }
+    return out;
+  }
+
   void merge_word(const std::string& word, std::vector<int32_t>& out) const {
     const Vocab& v = *vocab_;
     std::vector<Symbol> symbols;
     size_t offset = 0;
-    if (pre_->ignore_merges() && v.find(word) >= 0) {
+    // A whole word that is a token: with ignore_merges, or (Gemma 4) a run of newlines.
+    const bool newlines = spec_.pre == "gemma4" && word.find_first_not_of('\n') == std::string::npos;
+    if ((pre_->ignore_merges() || newlines) && v.find(word) >= 0) {
       symbols.push_back({-1, -1, 0, word.size()});
       offset = word.size();
     }
@@ -168,7 +196,14 @@ class BpeGpt2Tokenizer final : public Tokenizer {
         continue;
       }
       for (char c : piece) {  // as llama.cpp: each raw byte looked up on its own; misses are dropped
-        const int32_t bid = v.find(std::string(1, c));
+        int32_t bid = -1;
+        if (pre_->byte_encode()) {
+          bid = v.find(std::string(1, c));
+        } else {  // raw UTF-8 words (Gemma 4): the byte tokens are <0xXX>
+          char hex[7];
+          std::snprintf(hex, sizeof(hex), "<0x%02X>", static_cast<unsigned>(static_cast<uint8_t>(c)));
+          bid = v.find(hex);
+        }
         if (bid >= 0) out.push_back(bid);
       }
     }

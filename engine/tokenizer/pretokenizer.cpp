@@ -20,12 +20,17 @@ const char* const kLlama3 =
 const char* const kQwen2 =
     "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+// Qwen3.5: Qwen2's, with combining marks (\p{M}) kept inside words.
+const char* const kQwen35 =
+    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| "
+    "?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const char* const kPoro = " ?[^(\\s|.,!?\\x{2026}\\x{3002}\\x{FF0C}\\x{3001}\\x{964}\\x{6D4}\\x{60C})]+";
 
 struct PreSet {
   std::vector<const char*> names;
   std::vector<std::string> regexes;
   bool ignore_merges = false;
+  bool byte_encode = true;  // false: words stay raw UTF-8 (SPM-style BPE with <0xXX> byte tokens)
 };
 
 const std::vector<PreSet>& pre_sets() {
@@ -59,6 +64,10 @@ const std::vector<PreSet>& pre_sets() {
        {kGpt2},
        false},
       {{"qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "stablelm2"}, {kQwen2}, false},
+      {{"qwen35"}, {kQwen35}, false},
+      // Gemma 4: SPM-style BPE (spaces already escaped to U+2581), merged over whole lines; only newlines
+      // split (llama.cpp's BPE merge lookup must not see one inside a token).
+      {{"gemma4", "granite-embed-multi-311m"}, {"[^\\n]+|[\\n]+"}, false, /*byte_encode=*/false},
       {{"poro-chat", "bloom", "gpt3-finnish"}, {kPoro}, false},
       {{"viking"}, {kPoro, "\\p{N}"}, false},
       {{"tekken"},
@@ -142,6 +151,7 @@ Result<std::unique_ptr<PreTokenizer>> PreTokenizer::create(std::string_view pre)
   }
   std::unique_ptr<PreTokenizer> p(new PreTokenizer());
   p->ignore_merges_ = found->ignore_merges;
+  p->byte_encode_ = found->byte_encode;
   for (const auto& re : found->regexes) {
     const std::string pattern = to_pcre2(re);
     int err = 0;

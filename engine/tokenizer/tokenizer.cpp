@@ -23,9 +23,9 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerSpec spec) {
   if (!spec.scores.empty() && spec.scores.size() < n)
     return Status::error("tokenizer: " + std::to_string(spec.scores.size()) + " scores for " + std::to_string(n) +
                          " tokens (need one per token)");
-  if (spec.model == "gpt2") return tok::make_bpe_gpt2(std::move(spec));
+  if (spec.model == "gpt2" || spec.model == "gemma4") return tok::make_bpe_gpt2(std::move(spec));
   if (spec.model == "llama") return tok::make_bpe_spm(std::move(spec));
-  return Status::error("tokenizer: unsupported tokenizer.ggml.model '" + spec.model + "' (supported: gpt2, llama)");
+  return Status::error("tokenizer: unsupported tokenizer.ggml.model '" + spec.model + "' (supported: gpt2, llama, gemma4)");
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool special) const {

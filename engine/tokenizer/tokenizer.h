@@ -22,7 +22,7 @@ struct Vocab;
 
 // What the tokenizer needs from the file, as plain data (so tests can build one by hand).
 struct TokenizerSpec {
-  std::string model;  // "gpt2" | "llama"
+  std::string model;  // "gpt2" | "llama" | "gemma4" (BPE over raw UTF-8, Gemma 4)
   std::string pre;    // tokenizer.ggml.pre ("default" when absent)
   std::vector<std::string> tokens;
   std::vector<float> scores;         // may be empty for gpt2
@@ -32,6 +32,8 @@ struct TokenizerSpec {
   // Fill-in-the-middle (code models): the prefix / suffix / middle markers, -1 when the model has none.
   int32_t fim_pre_id = -1, fim_suf_id = -1, fim_mid_id = -1;
   bool add_bos = false, add_eos = false, add_space_prefix = false;
+  // SPM-style BPE (Gemma 4): spaces become U+2581 before the pre-tokenizer, and back in pieces.
+  bool escape_whitespaces = false;
   std::string chat_template;  // tokenizer.chat_template, may be empty
 };
 

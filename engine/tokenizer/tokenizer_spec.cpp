@@ -46,12 +46,15 @@ Result<TokenizerSpec> tokenizer_spec_from_gguf(const GgufFile& file) {
   if (!model.ok()) return model.status();
   if (!model.value()) return Status::error(file.path() + ": metadata key 'tokenizer.ggml.model' is missing");
   spec.model = *model.value();
-  if (spec.model != "gpt2" && spec.model != "llama")
-    return Status::error(file.path() + ": tokenizer.ggml.model '" + spec.model + "' is not supported (supported: gpt2, llama)");
+  if (spec.model != "gpt2" && spec.model != "llama" && spec.model != "gemma4")
+    return Status::error(file.path() + ": tokenizer.ggml.model '" + spec.model +
+                         "' is not supported (supported: gpt2, llama, gemma4)");
 
   auto pre = file.get_string("tokenizer.ggml.pre");
   if (!pre.ok()) return pre.status();
   spec.pre = pre.value() && !pre.value()->empty() ? *pre.value() : "default";
+  if (spec.model == "gemma4") spec.pre = "gemma4";  // as llama-vocab.cpp: the model names its pre-tokenizer
+  spec.escape_whitespaces = is_one_of(spec.pre, {"gemma4", "granite-embed-multi-311m"});
 
   auto tokens = file.get_string_array("tokenizer.ggml.tokens");
   if (!tokens.ok()) return tokens.status();
@@ -79,10 +82,12 @@ Result<TokenizerSpec> tokenizer_spec_from_gguf(const GgufFile& file) {
     for (int64_t t : *types.value()) spec.token_types.push_back(static_cast<int32_t>(t));
   }
 
-  if (spec.model == "gpt2") {
+  if (spec.model == "gpt2" || spec.model == "gemma4") {
     auto merges = file.get_string_array("tokenizer.ggml.merges");
     if (!merges.ok()) return merges.status();
-    if (!merges.value()) return Status::error(file.path() + ": model 'gpt2' needs tokenizer.ggml.merges (missing)");
+    if (!merges.value()) {
+      return Status::error(file.path() + ": model '" + spec.model + "' needs tokenizer.ggml.merges (missing)");
+    }
     spec.merges.reserve(merges.value()->size());
     for (std::string_view m : *merges.value()) spec.merges.emplace_back(m);
   }
@@ -95,6 +100,10 @@ Result<TokenizerSpec> tokenizer_spec_from_gguf(const GgufFile& file) {
     spec.unk_id = 0;
     spec.add_bos = true;
     spec.add_space_prefix = true;
+  } else if (spec.model == "gemma4") {  // no defaults: the file names them
+    spec.bos_id = -1;
+    spec.eos_id = -1;
+    spec.unk_id = -1;
   } else {
     spec.bos_id = 11;
     spec.eos_id = 11;
@@ -135,6 +144,7 @@ Result<TokenizerSpec> tokenizer_spec_from_gguf(const GgufFile& file) {
   auto add_bos = file.get_bool("tokenizer.ggml.add_bos_token");
   if (!add_bos.ok()) return add_bos.status();
   if (add_bos.value()) spec.add_bos = *add_bos.value();
+  if (spec.pre == "gemma4") spec.add_bos = true;  // llama.cpp's Gemma 4 workaround (its PR 21500)
   auto add_eos = file.get_bool("tokenizer.ggml.add_eos_token");
   if (!add_eos.ok()) return add_eos.status();
   if (add_eos.value()) spec.add_eos = *add_eos.value();
