@@ -1,4 +1,5 @@
-// `pagoda make-model`: write a Llama-shaped GGUF with random weights (tests, benchmarks at real shapes).
+// `pagoda make-model`: write a GGUF of a registered family with random weights (tests, benchmarks at real
+// shapes), optionally with the tokenizer of a real model or vocabulary file.
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +19,7 @@ struct MakeModelArgs {
   std::string type;  // empty: the preset's default
   int32_t layers = 0;
   std::optional<uint64_t> seed;
+  std::string vocab;
   std::string out;
 };
 
@@ -56,6 +58,12 @@ int run_make_model(const MakeModelArgs& a) {
   }
   if (a.layers > 0) spec->n_layers = a.layers;
   if (a.seed) spec->seed = *a.seed;
+  if (!a.vocab.empty()) {
+    if (Status s = engine::use_vocabulary(*spec, a.vocab); !s.ok()) {
+      std::fprintf(stderr, "error: --vocab: %s\n", s.message().c_str());
+      return 2;
+    }
+  }
   if (Status s = engine::validate_random_model_spec(*spec); !s.ok()) {
     std::fprintf(stderr, "error: %s\n", s.message().c_str());
     return 2;
@@ -88,9 +96,12 @@ int run_make_model(const MakeModelArgs& a) {
   }
   const int64_t params = engine::random_model_param_count(*spec);
   const double mib = static_cast<double>(size) / (1024.0 * 1024.0);
-  std::printf("wrote %s: preset %s, %s, %d layers, %lld bytes (%.1f MiB), %lld parameters (%.3f M) in %.1f s\n",
-              a.out.c_str(), a.preset.c_str(), engine::ggml_type_name(static_cast<uint32_t>(spec->weight_type)),
-              spec->n_layers, size, mib, static_cast<long long>(params), static_cast<double>(params) / 1e6, secs);
+  std::printf("wrote %s: preset %s (%s), %s, %d layers, vocabulary %d (%s), %lld bytes (%.1f MiB), %lld parameters "
+              "(%.3f M) in %.1f s\n",
+              a.out.c_str(), a.preset.c_str(), spec->architecture.c_str(),
+              engine::ggml_type_name(static_cast<uint32_t>(spec->weight_type)), spec->n_layers, spec->vocab_size,
+              a.vocab.empty() ? "bytes" : a.vocab.c_str(), size, mib, static_cast<long long>(params),
+              static_cast<double>(params) / 1e6, secs);
   return 0;
 }
 
@@ -98,11 +109,16 @@ int run_make_model(const MakeModelArgs& a) {
 
 Runner add_make_model_command(CLI::App& app) {
   auto args = std::make_shared<MakeModelArgs>();
-  CLI::App* cmd = app.add_subcommand("make-model", "write a Llama-shaped GGUF model with random weights");
-  cmd->add_option("--preset", args->preset, "tiny | smollm2-135m | llama3-8b | llama2-7b")->capture_default_str();
+  CLI::App* cmd = app.add_subcommand("make-model", "write a GGUF model with random weights (llama, qwen2, qwen3)");
+  std::string presets;
+  for (const std::string& n : engine::random_model_preset_names()) presets += (presets.empty() ? "" : " | ") + n;
+  cmd->add_option("--preset", args->preset, presets)->capture_default_str();
   cmd->add_option("--type", args->type, "weight type: q4_0 | q4_1 | q8_0 | f16 | f32 (default: the preset's)");
   cmd->add_option("--layers", args->layers, "override the number of layers");
   cmd->add_option("--seed", args->seed, "random seed (default 1)");
+  cmd->add_option("--vocab", args->vocab,
+                  "take the tokenizer (every tokenizer.* key) of this GGUF, e.g. llama.cpp's "
+                  "models/ggml-vocab-qwen2.gguf; the vocabulary size follows it");
   cmd->add_option("--out", args->out, "output GGUF path")->required();
   return [args] { return run_make_model(*args); };
 }

@@ -21,6 +21,13 @@ if built; then
   exit 0
 fi
 
+# The configure step (cmake/llama_jinja.cmake) already downloads this sdist, pinned by sha256: use it.
+CACHED_SDIST="$PAGODA_CACHE/downloads/llama_cpp_python-$VERSION.tar.gz"
+if [ ! -f "$LLAMA/CMakeLists.txt" ] && [ -f "$CACHED_SDIST" ]; then
+  log "extracting $CACHED_SDIST into $PAGODA_CACHE"
+  rm -rf "$SRC"
+  tar -xzf "$CACHED_SDIST" -C "$PAGODA_CACHE" --no-same-owner
+fi
 if [ ! -f "$LLAMA/CMakeLists.txt" ]; then
   PIP="$VENV/bin/pip"
   [ -x "$PIP" ] || die "$PIP not found: run scripts/setup.sh first"

@@ -6,6 +6,7 @@
 // spread over OpenMP threads, which does not change any result.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -69,19 +70,49 @@ inline void rope(std::vector<double>& x, int heads, int hd, int pos, double base
   }
 }
 
-inline std::vector<std::vector<double>> reference_logits(const ModelWeights& W, const std::vector<int32_t>& tokens) {
+// `expert_hits` (MoE models): counts, per expert, the tokens (of every layer) routed to it.
+inline std::vector<std::vector<double>> reference_logits(const ModelWeights& W, const std::vector<int32_t>& tokens,
+                                                         std::vector<int>* expert_hits = nullptr) {
   const ModelConfig& c = W.config;
   const int hd = c.head_dim, nh = c.n_heads, nkv = c.n_kv_heads, group = nh / nkv;
   const Matrix emb = dequant(W.token_embd), out = dequant(W.output);
   struct Layer {
     std::vector<double> attn_norm, ffn_norm;
     Matrix q, k, v, o, gate, up, down;
+    std::vector<double> bq, bk, bv, q_norm, k_norm;  // empty where the model has none
+    Matrix router;                                    // routed experts (ops.moe), else empty
+    std::vector<Matrix> exp_gate, exp_up, exp_down;
   };
+  auto opt = [](const GgufTensorInfo* t) { return t ? vec(t) : std::vector<double>(); };
   std::vector<Layer> layers;
   for (const LayerWeights& L : W.layers) {
+    auto mat = [](const GgufTensorInfo* t) { return t ? dequant(t) : Matrix(); };
     layers.push_back({vec(L.attn_norm), vec(L.ffn_norm), dequant(L.wq), dequant(L.wk), dequant(L.wv), dequant(L.wo),
-                      dequant(L.w_gate), dequant(L.w_up), dequant(L.w_down)});
+                      mat(L.w_gate), mat(L.w_up), mat(L.w_down), opt(L.bq), opt(L.bk), opt(L.bv), opt(L.q_norm),
+                      opt(L.k_norm), Matrix(), {}, {}, {}});
+    if (!c.ops.moe) continue;
+    Layer& R = layers.back();
+    R.router = dequant(L.router);
+    for (int e = 0; e < c.n_experts; ++e) {
+      const GgufTensorInfo g = tensor_slice(*L.exp_gate, e), u = tensor_slice(*L.exp_up, e),
+                           d = tensor_slice(*L.exp_down, e);
+      R.exp_gate.push_back(dequant(&g));
+      R.exp_up.push_back(dequant(&u));
+      R.exp_down.push_back(dequant(&d));
+    }
   }
+  auto add = [](std::vector<double>& x, const std::vector<double>& b) {
+    for (size_t i = 0; i < b.size(); ++i) x[i] += b[i];
+  };
+  // Each head of x normalized on its own (qwen3's Q/K norm).
+  auto norm_heads = [&](std::vector<double>& x, const std::vector<double>& g) {
+    if (g.empty()) return;
+    for (size_t h = 0; h * hd < x.size(); ++h) {
+      const std::vector<double> head(x.begin() + h * hd, x.begin() + (h + 1) * hd);
+      const std::vector<double> n = rms_norm(head, g, c.rms_eps);
+      std::copy(n.begin(), n.end(), x.begin() + h * hd);
+    }
+  };
   const std::vector<double> out_norm = vec(W.output_norm);
   std::vector<std::vector<std::vector<double>>> kcache(layers.size()), vcache(layers.size());
   std::vector<std::vector<double>> logits;
@@ -91,6 +122,11 @@ inline std::vector<std::vector<double>> reference_logits(const ModelWeights& W, 
       const Layer& L = layers[l];
       const std::vector<double> h = rms_norm(x, L.attn_norm, c.rms_eps);
       std::vector<double> q = L.q.apply(h), k = L.k.apply(h), v = L.v.apply(h);
+      add(q, L.bq);
+      add(k, L.bk);
+      add(v, L.bv);
+      norm_heads(q, L.q_norm);
+      norm_heads(k, L.k_norm);
       rope(q, nh, hd, static_cast<int>(pos), c.rope_theta, c.ops.rope);
       rope(k, nkv, hd, static_cast<int>(pos), c.rope_theta, c.ops.rope);
       kcache[l].push_back(k);
@@ -115,11 +151,35 @@ inline std::vector<std::vector<double>> reference_logits(const ModelWeights& W, 
       const std::vector<double> o = L.o.apply(attn);
       for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
       const std::vector<double> h2 = rms_norm(x, L.ffn_norm, c.rms_eps);
-      const std::vector<double> g = L.gate.apply(h2), u = L.up.apply(h2);
-      std::vector<double> a(g.size());
-      for (size_t i = 0; i < g.size(); ++i) a[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
-      const std::vector<double> dn = L.down.apply(a);
-      for (size_t i = 0; i < x.size(); ++i) x[i] += dn[i];
+      auto swiglu_ffn = [&](const Matrix& gate, const Matrix& up, const Matrix& down) {
+        const std::vector<double> g = gate.apply(h2), u = up.apply(h2);
+        std::vector<double> a(g.size());
+        for (size_t i = 0; i < g.size(); ++i) a[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
+        return down.apply(a);
+      };
+      if (!c.ops.moe) {
+        const std::vector<double> dn = swiglu_ffn(L.gate, L.up, L.down);
+        for (size_t i = 0; i < x.size(); ++i) x[i] += dn[i];
+        continue;
+      }
+      // Routed experts: softmax over the router, the k most probable, their probabilities renormalized.
+      std::vector<double> p = L.router.apply(h2);
+      const double pmax = *std::max_element(p.begin(), p.end());
+      for (double& v : p) v = std::exp(v - pmax);  // unnormalized: the renormalization below cancels the sum
+      std::vector<int> order(p.size());
+      for (size_t e = 0; e < p.size(); ++e) order[e] = static_cast<int>(e);
+      std::sort(order.begin(), order.end(), [&](int a, int b) { return p[a] > p[b]; });
+      double chosen = 0.0;
+      for (int k = 0; k < c.n_experts_used; ++k) chosen += p[order[k]];
+      for (int k = 0; k < c.n_experts_used; ++k) {
+        const int e = order[k];
+        if (expert_hits) {
+          expert_hits->resize(static_cast<size_t>(c.n_experts));
+          ++(*expert_hits)[static_cast<size_t>(e)];
+        }
+        const std::vector<double> dn = swiglu_ffn(L.exp_gate[e], L.exp_up[e], L.exp_down[e]);
+        for (size_t i = 0; i < x.size(); ++i) x[i] += p[e] / chosen * dn[i];
+      }
     }
     logits.push_back(out.apply(rms_norm(x, out_norm, c.rms_eps)));
   }

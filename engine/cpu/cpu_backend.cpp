@@ -1,8 +1,8 @@
 // The CPU backend: the decoder forward pass ModelConfig::ops describes (engine/model/architecture.h)
 // over a ragged StepPlan, with a paged fp16 KV cache.
-// Matmuls run on the GGUF's own 4/8-bit blocks with int8 activations (quant_matrix.h): a decode
-// step reads as few bytes as llama.cpp's, and every rounding is ggml's, so the logits are
-// llama.cpp's bit for bit. Optionally (CpuBackendOptions::prefill_matmul) large steps use oneDNN's
+// Matmuls run on the GGUF's own 4/8-bit blocks with int8 activations (quant_matrix.h), or on its F16 /
+// F32 values in ggml's order of summation (float_matrix.h): a decode step reads as few bytes as
+// llama.cpp's, and every rounding is ggml's, so the logits are llama.cpp's bit for bit. Optionally (CpuBackendOptions::prefill_matmul) large steps use oneDNN's
 // bf16 matmul instead.
 #include <omp.h>
 #include <spdlog/fmt/fmt.h>
@@ -14,6 +14,8 @@
 
 #include "engine/backend.h"
 #include "engine/cpu/cpu_features.h"
+#include "engine/cpu/float_matrix.h"
+#include "engine/cpu/moe_routing.h"
 #include "engine/cpu/onednn_matmul.h"
 #include "engine/cpu/paged_attention.h"
 #include "engine/cpu/quant_matrix.h"
@@ -23,6 +25,7 @@ namespace pagoda::engine {
 
 namespace {
 
+using cpu::FloatMatrix;
 using cpu::OnednnMatmul;
 using cpu::QuantActs;
 using cpu::QuantMatrix;
@@ -38,16 +41,29 @@ int64_t host_memory_available() {
   return 0;
 }
 
-// One linear layer: the int8 form always, the oneDNN bf16 one when that prefill path is on.
+// One linear layer: F16 / F32 weights in their own type (float_matrix.h), any other in the int8 form
+// (quant_matrix.h); plus the oneDNN bf16 form when that prefill path is on.
 struct Linear {
   QuantMatrix quant;
+  FloatMatrix flt;
+  bool is_float = false;
   std::unique_ptr<OnednnMatmul> gemm;
 
-  static Result<Linear> create(const std::vector<const GgufTensorInfo*>& parts, bool with_bf16) {
+  // `tinyblas`: F16/F32 weights may take tinyBLAS's order for multi-row steps (false for experts:
+  // ggml's MUL_MAT_ID always uses vec_dot).
+  static Result<Linear> create(const std::vector<const GgufTensorInfo*>& parts, bool with_bf16,
+                               bool tinyblas = true) {
     Linear lin;
-    auto q = cpu::make_quant_matrix(parts);
-    if (!q.ok()) return q.status();
-    lin.quant = std::move(q.value());
+    if (cpu::is_float_matrix(parts)) {
+      auto f = cpu::make_float_matrix(parts, tinyblas);
+      if (!f.ok()) return f.status();
+      lin.flt = std::move(f.value());
+      lin.is_float = true;
+    } else {
+      auto q = cpu::make_quant_matrix(parts);
+      if (!q.ok()) return q.status();
+      lin.quant = std::move(q.value());
+    }
     if (with_bf16) {
       auto g = OnednnMatmul::create(parts);
       if (!g.ok()) return g.status();
@@ -55,15 +71,21 @@ struct Linear {
     }
     return lin;
   }
-  int64_t rows() const { return quant.rows; }
+  int64_t rows() const { return is_float ? flt.rows : quant.rows; }
+  int64_t weight_bytes() const { return is_float ? flt.weight_bytes() : quant.weight_bytes(); }
 };
 
 struct Layer {
   std::vector<float> attn_norm, ffn_norm;
+  std::vector<float> qkv_bias;        // Q, K, V biases stacked as the qkv rows are; empty = none
+  std::vector<float> q_norm, k_norm;  // per-head RMSNorm weights (LayerOps::qk_norm); empty = none
   Linear qkv;      // Q, K, V stacked: one matmul
   Linear wo;
-  Linear gate_up;  // gate and up stacked
+  Linear gate_up;  // gate and up stacked (dense FFN)
   Linear down;
+  // Routed experts (LayerOps::moe): the router, and per expert its gate and up stacked, and down.
+  Linear router;
+  std::vector<Linear> exp_gate_up, exp_down;
 };
 
 class CpuBackend final : public Backend {
@@ -93,12 +115,28 @@ class CpuBackend final : public Backend {
       if (!fn.ok()) return fn.status();
       dst.attn_norm = std::move(an.value());
       dst.ffn_norm = std::move(fn.value());
+      for (const GgufTensorInfo* b : {L.bq, L.bk, L.bv}) {
+        if (!b) continue;
+        auto v = tensor_to_f32(*b);
+        if (!v.ok()) return v.status();
+        dst.qkv_bias.insert(dst.qkv_bias.end(), v.value().begin(), v.value().end());
+      }
+      for (auto [norm, t] : {std::pair{&dst.q_norm, L.q_norm}, std::pair{&dst.k_norm, L.k_norm}}) {
+        if (!t) continue;
+        auto v = tensor_to_f32(*t);
+        if (!v.ok()) return v.status();
+        *norm = std::move(v.value());
+      }
       for (auto [lin, parts] : {std::pair{&dst.qkv, std::vector{L.wq, L.wk, L.wv}}, std::pair{&dst.wo, std::vector{L.wo}},
                                 std::pair{&dst.gate_up, std::vector{L.w_gate, L.w_up}},
                                 std::pair{&dst.down, std::vector{L.w_down}}}) {
+        if (parts[0] == nullptr) continue;  // no dense FFN in a MoE layer
         auto r = Linear::create(parts, bf16_enabled());
         if (!r.ok()) return r.status();
         *lin = std::move(r.value());
+      }
+      if (c.ops.moe) {
+        if (Status s = load_experts(L, dst); !s.ok()) return s;
       }
     }
     auto on = tensor_to_f32(*w_->output_norm);
@@ -151,14 +189,21 @@ class CpuBackend final : public Backend {
 
   BackendInfo info() const override {
     BackendInfo i;
-    i.kernels = fmt::format("cpu: {} threads, {}; int8 matmul {}, oneDNN bf16 prefill {}", omp_get_max_threads(),
+    i.kernels = fmt::format("cpu: {} threads, {}; int8 matmul {} (F16/F32 weights: ggml's own float order), oneDNN "
+                            "bf16 prefill {}",
+                            omp_get_max_threads(),
                             cpu::cpu_features().describe(), cpu::quant_gemv_kernel_name(),
                             layers_.empty() || !layers_[0].qkv.gemm ? "off" : layers_[0].qkv.gemm->impl_name());
     // A decode step reads the quantized (int8-path) form of every matrix; the embedding only a row.
-    i.decode_weight_bytes = lm_head_.quant.weight_bytes();
+    i.decode_weight_bytes = lm_head_.weight_bytes();
     for (const Layer& L : layers_) {
-      i.decode_weight_bytes += L.qkv.quant.weight_bytes() + L.wo.quant.weight_bytes() +
-                               L.gate_up.quant.weight_bytes() + L.down.quant.weight_bytes();
+      i.decode_weight_bytes += L.qkv.weight_bytes() + L.wo.weight_bytes() + L.gate_up.weight_bytes() +
+                               L.down.weight_bytes() + L.router.weight_bytes();
+      // A decode step reads the k experts its token is routed to.
+      if (!L.exp_gate_up.empty()) {
+        i.decode_weight_bytes += w_->config.n_experts_used *
+                                 (L.exp_gate_up[0].weight_bytes() + L.exp_down[0].weight_bytes());
+      }
     }
     return i;
   }
@@ -186,9 +231,81 @@ class CpuBackend final : public Backend {
 
   bool bf16_enabled() const { return opts_.prefill_matmul == PrefillMatmul::OnednnBf16; }
 
+  // The router and each expert's matrices (slices of the 3-D expert tensors). They stay on the exact
+  // int8 / float paths: an expert sees few rows per step.
+  Status load_experts(const LayerWeights& L, Layer& dst) {
+    const ModelConfig& c = w_->config;
+    if (c.n_experts > cpu::kMaxExperts) {
+      return Status::error(fmt::format("{} experts: the CPU backend routes at most {}", c.n_experts, cpu::kMaxExperts));
+    }
+    auto router = Linear::create({L.router}, false);
+    if (!router.ok()) return router.status();
+    dst.router = std::move(router.value());
+    dst.exp_gate_up.clear();
+    dst.exp_down.clear();
+    for (int e = 0; e < c.n_experts; ++e) {
+      const GgufTensorInfo gate = tensor_slice(*L.exp_gate, e), up = tensor_slice(*L.exp_up, e),
+                           down = tensor_slice(*L.exp_down, e);
+      auto gu = Linear::create({&gate, &up}, false, /*tinyblas=*/false);
+      if (!gu.ok()) return gu.status();
+      auto dn = Linear::create({&down}, false, /*tinyblas=*/false);
+      if (!dn.ok()) return dn.status();
+      dst.exp_gate_up.push_back(std::move(gu.value()));
+      dst.exp_down.push_back(std::move(dn.value()));
+    }
+    return {};
+  }
+
+  // x += the experts' output for every token, h = ffn_norm(x) (llama.cpp's build_moe_ffn): route each
+  // token to its k experts, run each expert once over the tokens routed to it, then per token weight
+  // the k outputs and add them up in routing order.
+  void moe_ffn(const Layer& L, int64_t T) {
+    const ModelConfig& c = w_->config;
+    const int64_t d = c.d_model, E = c.n_experts, K = c.n_experts_used, fe = c.expert_ffn_dim;
+    router_.resize(static_cast<size_t>(T * E));
+    linear(L.router, h_.data(), T, router_.data());
+    chosen_.resize(static_cast<size_t>(T * K));
+    chosen_w_.resize(chosen_.size());
+    for (int64_t t = 0; t < T; ++t) {
+      cpu::moe_route(&router_[t * E], static_cast<int>(E), static_cast<int>(K), &chosen_[t * K], &chosen_w_[t * K]);
+    }
+    by_expert_.assign(static_cast<size_t>(E), {});
+    for (int64_t slot = 0; slot < T * K; ++slot) by_expert_[chosen_[slot]].push_back(static_cast<int32_t>(slot));
+    expert_out_.resize(static_cast<size_t>(T * K * d));
+    for (int64_t e = 0; e < E; ++e) {
+      const std::vector<int32_t>& slots = by_expert_[e];
+      const int64_t n = static_cast<int64_t>(slots.size());
+      if (n == 0) continue;
+      xe_.resize(static_cast<size_t>(n * d));
+      gue_.resize(static_cast<size_t>(n * 2 * fe));
+      acte_.resize(static_cast<size_t>(n * fe));
+      oute_.resize(static_cast<size_t>(n * d));
+      for (int64_t i = 0; i < n; ++i) std::memcpy(&xe_[i * d], &h_[(slots[i] / K) * d], d * sizeof(float));
+      linear(L.exp_gate_up[e], xe_.data(), n, gue_.data());
+      for (int64_t i = 0; i < n; ++i) cpu::silu_mul(&gue_[i * 2 * fe], &gue_[i * 2 * fe + fe], &acte_[i * fe], fe);
+      linear(L.exp_down[e], acte_.data(), n, oute_.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const float w = chosen_w_[slots[i]];
+        float* out = &expert_out_[slots[i] * d];
+        for (int64_t j = 0; j < d; ++j) out[j] = oute_[i * d + j] * w;
+      }
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      float* x = &x_[t * d];
+      const float* first = &expert_out_[t * K * d];
+      for (int64_t j = 0; j < d; ++j) {
+        float sum = first[j];
+        for (int64_t k = 1; k < K; ++k) sum += expert_out_[(t * K + k) * d + j];
+        x[j] = sum + x[j];
+      }
+    }
+  }
+
   // y = x W^T for M rows.
   void linear(const Linear& lin, const float* x, int64_t M, float* y) {
-    if (!lin.gemm || M < opts_.bf16_min_tokens) {
+    if (lin.is_float && (!lin.gemm || M < opts_.bf16_min_tokens)) {
+      cpu::float_gemv(lin.flt, x, static_cast<int32_t>(M), y, x_f16_);
+    } else if (!lin.gemm || M < opts_.bf16_min_tokens) {
       cpu::quantize_acts(x, static_cast<int32_t>(M), lin.quant.cols, acts_);
       cpu::quant_gemv(lin.quant, acts_, y);
     } else {
@@ -220,16 +337,28 @@ class CpuBackend final : public Backend {
       const Layer& L = layers_[l];
       const cpu::PagedKvLayer kv{kv_.data() + l * layer_elems_, kv_shape_.block_size, c.n_kv_heads, c.head_dim};
 
-      // Attention block: x += Wo . attn(rope(Wq h), rope(Wk h), Wv h), h = rmsnorm(x).
+      // Attention block: x += Wo . attn(rope(norm(Wq h + bq)), rope(norm(Wk h + bk)), Wv h + bv), h = rmsnorm(x)
+      // (the biases and the per-head norms where the model has them).
 #pragma omp parallel for if (many)
       for (int64_t t = 0; t < T; ++t) cpu::rms_norm(&x_[t * d], L.attn_norm.data(), &h_[t * d], d, c.rms_eps);
       linear(L.qkv, h_.data(), T, qkv_.data());
 #pragma omp parallel for if (many)
       for (int64_t t = 0; t < T; ++t) {
-        const float* row = &qkv_[t * (qd + 2 * kvd)];
+        float* row = &qkv_[t * (qd + 2 * kvd)];
+        if (!L.qkv_bias.empty()) cpu::add_inplace(row, L.qkv_bias.data(), qd + 2 * kvd);
         std::memcpy(&q_[t * qd], row, qd * sizeof(float));
         std::memcpy(&k_[t * kvd], row + qd, kvd * sizeof(float));
         std::memcpy(&v_[t * kvd], row + qd + kvd, kvd * sizeof(float));
+        if (!L.q_norm.empty()) {  // qwen3: each head of Q and of K normalized on its own, before RoPE
+          for (int h = 0; h < c.n_heads; ++h) {
+            float* qh = &q_[t * qd + h * c.head_dim];
+            cpu::rms_norm(qh, L.q_norm.data(), qh, c.head_dim, c.rms_eps);
+          }
+          for (int h = 0; h < c.n_kv_heads; ++h) {
+            float* kh = &k_[t * kvd + h * c.head_dim];
+            cpu::rms_norm(kh, L.k_norm.data(), kh, c.head_dim, c.rms_eps);
+          }
+        }
         float cos_sin[256];  // head_dim <= 256 (checked at load)
         cpu::rope_cache(plan.positions[t], c.head_dim, rope_theta_scale_,
                         w_->rope_freq_factors.empty() ? nullptr : w_->rope_freq_factors.data(), cos_sin);
@@ -241,9 +370,13 @@ class CpuBackend final : public Backend {
       linear(L.wo, attn_.data(), T, h_.data());
       cpu::add_inplace(x_.data(), h_.data(), T * d);
 
-      // Feed-forward block: x += Wdown . (silu(Wgate h) * Wup h), h = rmsnorm(x).
+      // Feed-forward block: x += Wdown . (silu(Wgate h) * Wup h), h = rmsnorm(x) (or the routed experts).
 #pragma omp parallel for if (many)
       for (int64_t t = 0; t < T; ++t) cpu::rms_norm(&x_[t * d], L.ffn_norm.data(), &h_[t * d], d, c.rms_eps);
+      if (c.ops.moe) {
+        moe_ffn(L, T);
+        continue;
+      }
       linear(L.gate_up, h_.data(), T, gu_.data());
 #pragma omp parallel for if (many)
       for (int64_t t = 0; t < T; ++t) cpu::silu_mul(&gu_[t * 2 * ff], &gu_[t * 2 * ff + ff], &act_[t * ff], ff);
@@ -270,7 +403,13 @@ class CpuBackend final : public Backend {
   std::vector<cpu::KvScalar> kv_;
   // Step scratch, reused across steps.
   std::vector<float> x_, h_, qkv_, q_, k_, v_, attn_, gu_, act_;
+  // Mixture-of-experts scratch: router logits, each token's chosen experts and weights, the slots
+  // (token * k + rank) routed to each expert, one expert's rows, and every slot's weighted output.
+  std::vector<float> router_, chosen_w_, xe_, gue_, acte_, oute_, expert_out_;
+  std::vector<int32_t> chosen_;
+  std::vector<std::vector<int32_t>> by_expert_;
   std::vector<uint16_t> x_bf16_;
+  std::vector<float> x_f16_;  // activations rounded to fp16 for F16 weights
   QuantActs acts_;
 };
 

@@ -58,6 +58,9 @@ Result<QuantMatrix> make_quant_matrix(const std::vector<const GgufTensorInfo*>& 
     w.rows += t->dims[1];
     if (kind_of(t->type) != w.kind) w.kind = QuantKind::Q8;  // mixed formats: one common 8-bit form
   }
+  bool all_rows_by_8 = true;
+  for (const GgufTensorInfo* t : parts) all_rows_by_8 = all_rows_by_8 && t->dims[1] % 8 == 0;
+  const bool repacked = w.kind == QuantKind::Q4_0 && all_rows_by_8;
   const int64_t nb = w.blocks_per_row(), rbb = w.row_block_bytes();
   w.u.assign(static_cast<size_t>(w.pairs() * nb * 2 * rbb), w.kind == QuantKind::Q8 ? 0x80 : 0);
   w.d.assign(static_cast<size_t>(w.pairs() * nb * 2), 0);
@@ -104,6 +107,7 @@ Result<QuantMatrix> make_quant_matrix(const std::vector<const GgufTensorInfo*>& 
     }
     row0 += rows;
   }
+  if (repacked) w.kind = QuantKind::Q4_0x8;  // same bytes, ggml's repacked order of summation
   return w;
 }
 

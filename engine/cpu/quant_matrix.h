@@ -20,10 +20,15 @@ namespace pagoda::engine::cpu {
 inline constexpr int kQBlock = 32;
 
 enum class QuantKind : uint8_t {
-  Q4_1,  // u = nibble, w = d * u + m
-  Q4_0,  // u = nibble, w = d * (u - 8)
-  Q8,    // u = q ^ 0x80 (q signed), w = d * q   (Q8_0, and requantized formats)
+  Q4_1,    // u = nibble, w = d * u + m
+  Q4_0,    // u = nibble, w = d * (u - 8)
+  Q4_0x8,  // Q4_0 as ggml's repacked q4_0_8x8 kernels sum it (below)
+  Q8,      // u = q ^ 0x80 (q signed), w = d * q   (Q8_0, and requantized formats)
 };
+// ggml repacks a Q4_0 matrix whose rows are a multiple of 8 (on AVX2 and AVX-512: q4_0_8x8, its CPU_REPACK buffer)
+// and multiplies it differently: each block's 32 products summed as one integer, then one scalar
+// acc = fma(float(sum), d_w * d_a, acc) per block, no eight lanes. make_quant_matrix picks Q4_0x8 where
+// llama.cpp would repack; the layout is Q4_0's.
 
 struct QuantMatrix {
   int64_t rows = 0, cols = 0;  // y[rows] = W[rows][cols] . x[cols]
@@ -36,10 +41,13 @@ struct QuantMatrix {
   int64_t pairs() const { return (rows + 1) / 2; }
   int64_t blocks_per_row() const { return cols / kQBlock; }
   int64_t row_block_bytes() const { return kind == QuantKind::Q8 ? kQBlock : kQBlock / 2; }
+  bool nibbles() const { return kind != QuantKind::Q8; }
   int64_t weight_bytes() const { return static_cast<int64_t>(u.size() + 2 * (d.size() + m.size())); }
 };
 
-// Builds one matrix from row-stacked GGUF tensors (e.g. Q, K and V fused): all parts share cols.
+// Builds one matrix from row-stacked GGUF tensors (e.g. Q, K and V fused): all parts share cols. Q4_0
+// becomes Q4_0x8 when every part's rows are a multiple of 8, as llama.cpp repacks every such matmul
+// weight, a tied LM head included (ggml decides per tensor; a mix of parts stays Q4_0).
 Result<QuantMatrix> make_quant_matrix(const std::vector<const GgufTensorInfo*>& parts);
 
 // M activation rows quantized per block of 32.

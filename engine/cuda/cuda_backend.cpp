@@ -95,6 +95,22 @@ class CudaBackend final : public Backend {
       return Status::error(fmt::format("the CUDA backend supports head_dim up to {} (even); the model has {}",
                                        kMaxHeadDim, c.head_dim));
     }
+    // Layer ops this backend has no kernels for yet: refused by name rather than computed wrongly.
+    if (c.ops.moe) {
+      return Status::error(fmt::format("the CUDA backend does not implement routed experts ('{}' models) yet (use "
+                                       "--backend cpu)",
+                                       c.architecture));
+    }
+    if (c.ops.qk_norm) {
+      return Status::error(fmt::format("the CUDA backend does not implement the per-head Q/K RMSNorm of '{}' models "
+                                       "yet (use --backend cpu)", c.architecture));
+    }
+    for (const LayerWeights& L : weights->layers) {
+      if (L.bq) {
+        return Status::error(fmt::format("the CUDA backend does not implement attention biases (attn_q/k/v.bias, "
+                                         "'{}' models) yet (use --backend cpu)", c.architecture));
+      }
+    }
     if (!stream_) PAGODA_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     if (!gemm_) {
       auto g = Gemm::create(opts_.decode_gemv);

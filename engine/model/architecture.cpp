@@ -4,11 +4,15 @@ namespace pagoda::engine {
 
 namespace {
 
-// Families whose GGUF tensors and math are the llama graph. (Mistral's sliding window is not applied:
-// its GGUFs of 7B v0.2 and later set none.)
+// Each family as llama.cpp builds its graph (src/models/<name>.cpp there). Mistral's sliding window is
+// not applied: its GGUFs of 7B v0.2 and later set none. Qwen2's is off in every released config
+// (use_sliding_window: false), and llama.cpp does not apply it either.
 constexpr Architecture kArchitectures[] = {
-    {"llama", {RopeStyle::Interleaved}},
-    {"mistral", {RopeStyle::Interleaved}},
+    {"llama", {.rope = RopeStyle::Interleaved}},
+    {"mistral", {.rope = RopeStyle::Interleaved}},
+    {"qwen2", {.rope = RopeStyle::HalfSplit}, /*qkv_bias=*/true},
+    {"qwen3", {.rope = RopeStyle::HalfSplit, .qk_norm = true}},
+    {"qwen3moe", {.rope = RopeStyle::HalfSplit, .qk_norm = true, .moe = true}},
 };
 
 }  // namespace

@@ -14,21 +14,32 @@ enum class RopeStyle {
   HalfSplit,    // pairs (i, i + d/2): llama.cpp's "neox" mode (qwen2, phi3, gpt-neox, ...)
 };
 
-// One decoder layer: RMSNorm -> attention (Q, K, V projections, RoPE on Q and K, grouped-query heads,
-// O projection) -> residual add -> RMSNorm -> SwiGLU feed-forward -> residual add. The fields are the
-// ways families differ that Pagoda implements; each backend implements every value of every field.
+// One decoder layer: RMSNorm -> attention (Q, K, V projections plus their biases where the file has
+// them, optional per-head RMSNorm of Q and K, RoPE on Q and K, grouped-query heads, O projection) ->
+// residual add -> RMSNorm -> SwiGLU feed-forward (dense, or routed experts) -> residual add. The fields are the ways families
+// differ that Pagoda implements; a backend either implements a value or refuses the model at load
+// with a message naming it (Backend::load).
 struct LayerOps {
   RopeStyle rope = RopeStyle::Interleaved;
+  // RMSNorm over each head of Q and of K (attn_q_norm / attn_k_norm, [head_dim]) before RoPE: qwen3.
+  bool qk_norm = false;
+  // A routed mixture of experts instead of the dense SwiGLU FFN (qwen3moe): a router (ffn_gate_inp)
+  // gives each token a softmax over the experts, the top k run (ffn_{gate,up,down}_exps, SwiGLU each)
+  // and their outputs are summed weighted by the k probabilities renormalized to sum to one.
+  bool moe = false;
 };
 
 struct Architecture {
   const char* name;  // as in general.architecture; also the prefix of its metadata keys
   LayerOps ops;
+  // Whether the family's converted files carry attn_{q,k,v}.bias (qwen2). The loader takes the
+  // biases wherever a file has them, as llama.cpp does; this only tells `pagoda make-model` to write them.
+  bool qkv_bias = false;
 };
 
 // The registered family called `name`, or nullptr.
 const Architecture* find_architecture(std::string_view name);
-// "llama, mistral": for errors that list what is supported.
+// "llama, mistral, qwen2, qwen3, qwen3moe": for errors that list what is supported.
 std::string architecture_names();
 
 }  // namespace pagoda::engine

@@ -30,10 +30,13 @@ Result<double> float_key(const GgufFile& f, const std::string& key, double fallb
 
 std::string ModelConfig::summary() const {
   return fmt::format("{} '{}': {} layers, d_model {}, heads {} (kv {}), head_dim {}, ffn {}, vocab {}, ctx {}, "
-                     "rope theta {}{}, {} embeddings",
+                     "rope theta {}{}, {} embeddings{}",
                      architecture, name, n_layers, d_model, n_heads, n_kv_heads, head_dim, ffn_dim, vocab_size,
                      context_length, rope_theta, rope_scaling.llama3 ? " (llama3 scaling)" : "",
-                     tied_embeddings ? "tied" : "separate");
+                     tied_embeddings ? "tied" : "separate",
+                     ops.moe ? fmt::format(", {} experts ({} per token, ffn {})", n_experts, n_experts_used,
+                                           expert_ffn_dim)
+                             : std::string());
 }
 
 Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
@@ -76,17 +79,23 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
     return Status::error(fmt::format("{}: head_count {} is not a multiple of head_count_kv {}", f.path(), c.n_heads,
                                      c.n_kv_heads));
   }
-  if (c.d_model % c.n_heads != 0) {
+  // A head's width is attention.key_length where the file says (qwen3: 128 with d_model 1024 and 16
+  // heads), else embedding_length / head_count.
+  auto kd = int_key(f, a + "attention.key_length", 0);
+  if (!kd.ok()) return kd.status();
+  if (kd.value() == 0 && c.d_model % c.n_heads != 0) {
     return Status::error(
         fmt::format("{}: embedding_length {} is not a multiple of head_count {}", f.path(), c.d_model, c.n_heads));
   }
-  c.head_dim = c.d_model / c.n_heads;
-  auto kd = int_key(f, a + "attention.key_length", c.head_dim);
-  if (!kd.ok()) return kd.status();
-  if (kd.value() != c.head_dim) {
-    return Status::error(fmt::format("{}: attention.key_length {} != embedding_length / head_count = {} "
-                                     "(only equal sizes are supported)",
-                                     f.path(), kd.value(), c.head_dim));
+  if (kd.value() < 0 || kd.value() > 4096) {
+    return Status::error(fmt::format("{}: attention.key_length {} is out of range", f.path(), kd.value()));
+  }
+  c.head_dim = kd.value() ? static_cast<int32_t>(kd.value()) : c.d_model / c.n_heads;
+  auto vd = int_key(f, a + "attention.value_length", c.head_dim);
+  if (!vd.ok()) return vd.status();
+  if (vd.value() != c.head_dim) {
+    return Status::error(fmt::format("{}: attention.value_length {} != key_length {} (only equal sizes are supported)",
+                                     f.path(), vd.value(), c.head_dim));
   }
   if (c.head_dim % 2 != 0 || c.head_dim > 256) {
     return Status::error(fmt::format("{}: head_dim {} must be even and at most 256", f.path(), c.head_dim));
@@ -121,6 +130,26 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
     c.rope_scaling.low_freq_factor = static_cast<float>(lo.value());
     c.rope_scaling.high_freq_factor = static_cast<float>(hi.value());
     c.rope_scaling.original_context = static_cast<int32_t>(orig.value());
+  }
+
+  if (c.ops.moe) {  // as llama.cpp's qwen3moe loader: expert_feed_forward_length else ffn / used
+    auto ne = int_key(f, a + "expert_count");
+    auto nu = int_key(f, a + "expert_used_count");
+    if (!ne.ok()) return ne.status();
+    if (!nu.ok()) return nu.status();
+    if (ne.value() < 1 || ne.value() > 1024 || nu.value() < 1 || nu.value() > ne.value()) {
+      return Status::error(fmt::format("{}: expert_count {} and expert_used_count {} must satisfy 1 <= used <= "
+                                       "count <= 1024",
+                                       f.path(), ne.value(), nu.value()));
+    }
+    c.n_experts = static_cast<int32_t>(ne.value());
+    c.n_experts_used = static_cast<int32_t>(nu.value());
+    auto fe = int_key(f, a + "expert_feed_forward_length", c.ffn_dim / c.n_experts_used);
+    if (!fe.ok()) return fe.status();
+    if (fe.value() < 1 || fe.value() > (1 << 24)) {
+      return Status::error(fmt::format("{}: expert_feed_forward_length {} is out of range", f.path(), fe.value()));
+    }
+    c.expert_ffn_dim = static_cast<int32_t>(fe.value());
   }
 
   const GgufTensorInfo* emb = f.find_tensor("token_embd.weight");

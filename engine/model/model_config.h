@@ -37,6 +37,10 @@ struct ModelConfig {
   float rms_eps = 1e-5f;
   RopeScaling rope_scaling;
   bool tied_embeddings = false;  // no output.weight: the token embedding doubles as the LM head
+  // Routed experts (ops.moe): how many, how many run per token, and each one's hidden size.
+  int32_t n_experts = 0;
+  int32_t n_experts_used = 0;
+  int32_t expert_ffn_dim = 0;
 
   int32_t q_dim() const { return n_heads * head_dim; }
   int32_t kv_dim() const { return n_kv_heads * head_dim; }

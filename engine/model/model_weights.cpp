@@ -34,6 +34,23 @@ Status find(const GgufFile& f, const std::string& name, std::vector<int64_t> dim
   return {};
 }
 
+// attn_{q,k,v}.bias: optional for every family, as in llama.cpp's loader, but all three or none (a file
+// with only some is broken, not a variant).
+Status find_biases(const GgufFile& f, const std::string& prefix, int64_t q, int64_t kv, LayerWeights& L) {
+  const int present = (f.find_tensor(prefix + "attn_q.bias") != nullptr) +
+                      (f.find_tensor(prefix + "attn_k.bias") != nullptr) +
+                      (f.find_tensor(prefix + "attn_v.bias") != nullptr);
+  if (present == 0) return {};
+  if (present != 3) {
+    return Status::error(fmt::format("{}: '{}' has {} of the three attention biases attn_q/k/v.bias (all or none)",
+                                     f.path(), prefix, present));
+  }
+  Status s = find(f, prefix + "attn_q.bias", {q}, &L.bq);
+  if (s.ok()) s = find(f, prefix + "attn_k.bias", {kv}, &L.bk);
+  if (s.ok()) s = find(f, prefix + "attn_v.bias", {kv}, &L.bv);
+  return s;
+}
+
 // HF's llama3 rope scaling as per-pair divisors of the base frequency (what convert_hf_to_gguf stores
 // in rope_freqs.weight).
 std::vector<float> llama3_freq_factors(const ModelConfig& c) {
@@ -57,6 +74,19 @@ std::vector<float> llama3_freq_factors(const ModelConfig& c) {
 }
 
 }  // namespace
+
+GgufTensorInfo tensor_slice(const GgufTensorInfo& t, int64_t index) {
+  GgufTensorInfo s;
+  s.name = fmt::format("{}[{}]", t.name, index);
+  s.dims = {t.dims[0], t.dims[1]};
+  s.type = t.type;
+  const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(t.type));
+  const int64_t bytes = ggml_row_bytes(*info, t.dims[0]) * t.dims[1];
+  s.offset = t.offset + static_cast<uint64_t>(index * bytes);
+  s.data = t.data + index * bytes;
+  s.nbytes = static_cast<uint64_t>(bytes);
+  return s;
+}
 
 Status tensor_row_to_f32(const GgufTensorInfo& t, int64_t row, float* dst) {
   const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(t.type));
@@ -101,7 +131,18 @@ Result<std::shared_ptr<ModelWeights>> model_weights_from_gguf(std::unique_ptr<Gg
     if (s.ok()) s = find(f, p + "attn_k.weight", {d, kv}, &L.wk);
     if (s.ok()) s = find(f, p + "attn_v.weight", {d, kv}, &L.wv);
     if (s.ok()) s = find(f, p + "attn_output.weight", {q, d}, &L.wo);
+    if (s.ok()) s = find_biases(f, p, q, kv, L);
+    if (s.ok() && c.ops.qk_norm) s = find(f, p + "attn_q_norm.weight", {c.head_dim}, &L.q_norm);
+    if (s.ok() && c.ops.qk_norm) s = find(f, p + "attn_k_norm.weight", {c.head_dim}, &L.k_norm);
     if (s.ok()) s = find(f, p + "ffn_norm.weight", {d}, &L.ffn_norm);
+    if (c.ops.moe) {
+      const int64_t ne = c.n_experts, fe = c.expert_ffn_dim;
+      if (s.ok()) s = find(f, p + "ffn_gate_inp.weight", {d, ne}, &L.router);
+      if (s.ok()) s = find(f, p + "ffn_gate_exps.weight", {d, fe, ne}, &L.exp_gate);
+      if (s.ok()) s = find(f, p + "ffn_up_exps.weight", {d, fe, ne}, &L.exp_up);
+      if (s.ok()) s = find(f, p + "ffn_down_exps.weight", {fe, d, ne}, &L.exp_down);
+      continue;
+    }
     if (s.ok()) s = find(f, p + "ffn_gate.weight", {d, ff}, &L.w_gate);
     if (s.ok()) s = find(f, p + "ffn_up.weight", {d, ff}, &L.w_up);
     if (s.ok()) s = find(f, p + "ffn_down.weight", {ff, d}, &L.w_down);

@@ -1,5 +1,5 @@
 #pragma once
-// The weights of a Llama-family model as views into the mapped GGUF file: every tensor the forward
+// The weights of a model (any registered family) as views into the mapped GGUF file: every tensor the forward
 // pass needs, found by its GGUF name and checked against the config's shapes. Backends turn these
 // views into whatever layout their kernels want (bf16, repacked quant blocks, device memory).
 #include <memory>
@@ -18,10 +18,23 @@ struct LayerWeights {
   const GgufTensorInfo* wk = nullptr;         // [d_model -> kv_dim]
   const GgufTensorInfo* wv = nullptr;         // [d_model -> kv_dim]
   const GgufTensorInfo* wo = nullptr;         // [q_dim -> d_model]
+  // Added to the projections' outputs where the file has them (qwen2); nullptr = none. All three or none.
+  const GgufTensorInfo* bq = nullptr;  // [q_dim] f32
+  const GgufTensorInfo* bk = nullptr;  // [kv_dim]
+  const GgufTensorInfo* bv = nullptr;  // [kv_dim]
+  // Per-head RMSNorm weights of Q and K (LayerOps::qk_norm); nullptr otherwise.
+  const GgufTensorInfo* q_norm = nullptr;  // [head_dim] f32
+  const GgufTensorInfo* k_norm = nullptr;  // [head_dim] f32
   const GgufTensorInfo* ffn_norm = nullptr;   // [d_model] f32
+  // Dense FFN (nullptr with ops.moe):
   const GgufTensorInfo* w_gate = nullptr;     // [d_model -> ffn]
   const GgufTensorInfo* w_up = nullptr;       // [d_model -> ffn]
   const GgufTensorInfo* w_down = nullptr;     // [ffn -> d_model]
+  // Routed experts (ops.moe), expert e's matrix being slice e of the 3-D tensor:
+  const GgufTensorInfo* router = nullptr;     // ffn_gate_inp [d_model -> n_experts]
+  const GgufTensorInfo* exp_gate = nullptr;   // ffn_gate_exps {d_model, expert_ffn, n_experts}
+  const GgufTensorInfo* exp_up = nullptr;     // ffn_up_exps   {d_model, expert_ffn, n_experts}
+  const GgufTensorInfo* exp_down = nullptr;   // ffn_down_exps {expert_ffn, d_model, n_experts}
 };
 
 struct ModelWeights {
@@ -41,6 +54,9 @@ Result<std::shared_ptr<ModelWeights>> model_weights_from_gguf(std::unique_ptr<Gg
 
 // Reads a small f32/f16/bf16/quantized tensor fully into f32 (norm weights, one embedding row ...).
 Result<std::vector<float>> tensor_to_f32(const GgufTensorInfo& t);
+// Slice `index` of a 3-D tensor {cols, rows, n} as a 2-D one {cols, rows} (one expert's matrix); its
+// data points into the same mapping.
+GgufTensorInfo tensor_slice(const GgufTensorInfo& t, int64_t index);
 // Dequantizes row `row` of a 2-D tensor (dims {cols, rows}) into dst[cols].
 Status tensor_row_to_f32(const GgufTensorInfo& t, int64_t row, float* dst);
 

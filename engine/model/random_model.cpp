@@ -1,4 +1,4 @@
-// Random Llama models: metadata as convert_hf_to_gguf writes it for llama, tensors named and shaped
+// Random models of the registered families: metadata as convert_hf_to_gguf writes it, tensors named and shaped
 // as llama.cpp (and model_weights.cpp) expect, weights generated row by row from a per-row seed (so
 // rows can be generated in parallel and the result does not depend on the thread count) and quantized
 // with ggml's reference quantizers.
@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/gguf/gguf_file.h"
+#include "engine/model/architecture.h"
 #include "engine/quant/dequant.h"
 #include "engine/tokenizer/unicode_utf8.h"
 
@@ -159,7 +161,8 @@ struct TensorPlan {
 };
 
 std::vector<TensorPlan> tensor_plan(const RandomModelSpec& s) {
-  const int64_t d = s.d_model, hd = s.d_model / s.n_heads, q = hd * s.n_heads, kv = hd * s.n_kv_heads;
+  const int64_t d = s.d_model, hd = random_model_head_dim(s), q = hd * s.n_heads, kv = hd * s.n_kv_heads;
+  const Architecture* arch = find_architecture(s.architecture);  // validated: registered
   const int64_t ff = s.ffn_dim, vocab = s.vocab_size;
   const GgmlType w = s.weight_type;
   // Matrices: std 1/sqrt(fan_in) keeps activations and logits of order 1 at every size (0.016 at
@@ -174,8 +177,26 @@ std::vector<TensorPlan> tensor_plan(const RandomModelSpec& s) {
     out.push_back({p + "attn_q.weight", w, {d, q}, 0.0f, sd});
     out.push_back({p + "attn_k.weight", w, {d, kv}, 0.0f, sd});
     out.push_back({p + "attn_v.weight", w, {d, kv}, 0.0f, sd});
+    if (arch->qkv_bias) {  // large, as trained Qwen2 biases are (their K bias most of all)
+      out.push_back({p + "attn_q.bias", GgmlType::F32, {q}, 0.0f, 0.5f});
+      out.push_back({p + "attn_k.bias", GgmlType::F32, {kv}, 0.0f, 0.5f});
+      out.push_back({p + "attn_v.bias", GgmlType::F32, {kv}, 0.0f, 0.5f});
+    }
+    if (arch->ops.qk_norm) {
+      out.push_back({p + "attn_q_norm.weight", GgmlType::F32, {hd}, 1.0f, 0.1f});
+      out.push_back({p + "attn_k_norm.weight", GgmlType::F32, {hd}, 1.0f, 0.1f});
+    }
     out.push_back({p + "attn_output.weight", w, {q, d}, 0.0f, sq});
     out.push_back({p + "ffn_norm.weight", GgmlType::F32, {d}, 1.0f, 0.1f});
+    if (arch->ops.moe) {  // the router stays F32, as llama.cpp's quantizer leaves it
+      const int64_t ne = s.n_experts, fe = s.expert_ffn_dim;
+      const float se = 1.0f / std::sqrt(static_cast<float>(fe));
+      out.push_back({p + "ffn_gate_inp.weight", GgmlType::F32, {d, ne}, 0.0f, 4.0f * sd});
+      out.push_back({p + "ffn_gate_exps.weight", w, {d, fe, ne}, 0.0f, sd});
+      out.push_back({p + "ffn_up_exps.weight", w, {d, fe, ne}, 0.0f, sd});
+      out.push_back({p + "ffn_down_exps.weight", w, {fe, d, ne}, 0.0f, se});
+      continue;
+    }
     out.push_back({p + "ffn_gate.weight", w, {d, ff}, 0.0f, sd});
     out.push_back({p + "ffn_up.weight", w, {d, ff}, 0.0f, sd});
     out.push_back({p + "ffn_down.weight", w, {ff, d}, 0.0f, sf});
@@ -188,7 +209,8 @@ std::vector<TensorPlan> tensor_plan(const RandomModelSpec& s) {
 // Generates a tensor a chunk of rows at a time (rows in parallel) and appends the encoded bytes.
 Status generate_tensor(const RandomModelSpec& spec, const TensorPlan& t, const GgufWriter::Append& append) {
   const int64_t cols = t.dims[0];
-  const int64_t rows = t.dims.size() > 1 ? t.dims[1] : 1;
+  int64_t rows = 1;  // every dimension after the first (3-D expert tensors: rows of all experts)
+  for (size_t i = 1; i < t.dims.size(); ++i) rows *= t.dims[i];
   const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(t.type));
   const int64_t row_bytes = ggml_row_bytes(*info, cols);
   const int64_t chunk_rows = std::max<int64_t>(1, (int64_t{8} << 20) / row_bytes);
@@ -227,25 +249,87 @@ uint32_t file_type(GgmlType t) {
 }
 
 // Metadata and tokenizer; tensors are added by the callers.
-void set_metadata(const RandomModelSpec& s, GgufWriter& w) {
-  const uint32_t hd = static_cast<uint32_t>(s.d_model / s.n_heads);
-  w.set_string("general.architecture", "llama");
+// One metadata value copied as it is (type included).
+void copy_value(GgufWriter& w, const std::string& key, const GgufValue& v) {
+  auto numbers = [&]<class T>(void (GgufWriter::*set)(std::string_view, std::span<const T>)) {
+    std::vector<T> xs(static_cast<size_t>(v.count));
+    if (!xs.empty()) std::memcpy(xs.data(), v.raw, xs.size() * sizeof(T));
+    (w.*set)(key, std::span<const T>(xs));
+  };
+  switch (v.type) {
+    case GgufValueType::UINT8: w.set_u8(key, static_cast<uint8_t>(v.u)); return;
+    case GgufValueType::INT8: w.set_i8(key, static_cast<int8_t>(v.i)); return;
+    case GgufValueType::UINT16: w.set_u16(key, static_cast<uint16_t>(v.u)); return;
+    case GgufValueType::INT16: w.set_i16(key, static_cast<int16_t>(v.i)); return;
+    case GgufValueType::UINT32: w.set_u32(key, static_cast<uint32_t>(v.u)); return;
+    case GgufValueType::INT32: w.set_i32(key, static_cast<int32_t>(v.i)); return;
+    case GgufValueType::UINT64: w.set_u64(key, v.u); return;
+    case GgufValueType::INT64: w.set_i64(key, v.i); return;
+    case GgufValueType::FLOAT32: w.set_f32(key, static_cast<float>(v.f)); return;
+    case GgufValueType::FLOAT64: w.set_f64(key, v.f); return;
+    case GgufValueType::BOOL: w.set_bool(key, v.u != 0); return;
+    case GgufValueType::STRING: w.set_string(key, v.str); return;
+    case GgufValueType::ARRAY: break;
+  }
+  switch (v.elem_type) {
+    case GgufValueType::UINT8: numbers(&GgufWriter::set_u8_array); return;
+    case GgufValueType::INT8: numbers(&GgufWriter::set_i8_array); return;
+    case GgufValueType::UINT16: numbers(&GgufWriter::set_u16_array); return;
+    case GgufValueType::INT16: numbers(&GgufWriter::set_i16_array); return;
+    case GgufValueType::UINT32: numbers(&GgufWriter::set_u32_array); return;
+    case GgufValueType::INT32: numbers(&GgufWriter::set_i32_array); return;
+    case GgufValueType::UINT64: numbers(&GgufWriter::set_u64_array); return;
+    case GgufValueType::INT64: numbers(&GgufWriter::set_i64_array); return;
+    case GgufValueType::FLOAT32: numbers(&GgufWriter::set_f32_array); return;
+    case GgufValueType::FLOAT64: numbers(&GgufWriter::set_f64_array); return;
+    case GgufValueType::BOOL: {
+      std::vector<bool> bs(static_cast<size_t>(v.count));
+      for (size_t i = 0; i < bs.size(); ++i) bs[i] = v.raw[i] != 0;
+      w.set_bool_array(key, bs);
+      return;
+    }
+    case GgufValueType::STRING: {
+      std::vector<std::string> ss(v.strings.begin(), v.strings.end());
+      w.set_string_array(key, ss);
+      return;
+    }
+    case GgufValueType::ARRAY: return;  // GgufFile rejects arrays of arrays
+  }
+}
+
+Status set_metadata(const RandomModelSpec& s, GgufWriter& w) {
+  const uint32_t hd = static_cast<uint32_t>(random_model_head_dim(s));
+  const std::string a = s.architecture + ".";
+  w.set_string("general.architecture", s.architecture);
   w.set_string("general.name", s.name);
   w.set_u32("general.file_type", file_type(s.weight_type));
   w.set_u32("general.quantization_version", 2);
-  w.set_u32("llama.context_length", static_cast<uint32_t>(s.context_length));
-  w.set_u32("llama.embedding_length", static_cast<uint32_t>(s.d_model));
-  w.set_u32("llama.block_count", static_cast<uint32_t>(s.n_layers));
-  w.set_u32("llama.feed_forward_length", static_cast<uint32_t>(s.ffn_dim));
-  w.set_u32("llama.attention.head_count", static_cast<uint32_t>(s.n_heads));
-  w.set_u32("llama.attention.head_count_kv", static_cast<uint32_t>(s.n_kv_heads));
-  w.set_u32("llama.attention.key_length", hd);
-  w.set_u32("llama.attention.value_length", hd);
-  w.set_f32("llama.attention.layer_norm_rms_epsilon", s.rms_eps);
-  w.set_f32("llama.rope.freq_base", s.rope_theta);
-  w.set_u32("llama.rope.dimension_count", hd);
-  w.set_u32("llama.vocab_size", static_cast<uint32_t>(s.vocab_size));
-
+  w.set_u32(a + "context_length", static_cast<uint32_t>(s.context_length));
+  w.set_u32(a + "embedding_length", static_cast<uint32_t>(s.d_model));
+  w.set_u32(a + "block_count", static_cast<uint32_t>(s.n_layers));
+  w.set_u32(a + "feed_forward_length", static_cast<uint32_t>(s.ffn_dim));
+  w.set_u32(a + "attention.head_count", static_cast<uint32_t>(s.n_heads));
+  w.set_u32(a + "attention.head_count_kv", static_cast<uint32_t>(s.n_kv_heads));
+  w.set_u32(a + "attention.key_length", hd);
+  w.set_u32(a + "attention.value_length", hd);
+  w.set_f32(a + "attention.layer_norm_rms_epsilon", s.rms_eps);
+  w.set_f32(a + "rope.freq_base", s.rope_theta);
+  w.set_u32(a + "rope.dimension_count", hd);
+  w.set_u32(a + "vocab_size", static_cast<uint32_t>(s.vocab_size));
+  if (s.n_experts > 0) {
+    w.set_u32(a + "expert_count", static_cast<uint32_t>(s.n_experts));
+    w.set_u32(a + "expert_used_count", static_cast<uint32_t>(s.n_experts_used));
+    w.set_u32(a + "expert_feed_forward_length", static_cast<uint32_t>(s.expert_ffn_dim));
+  }
+  if (!s.vocab_path.empty()) {  // the tokenizer of another file, every tokenizer.* key as it is there
+    auto f = GgufFile::open(s.vocab_path);
+    if (!f.ok()) return f.status();
+    for (const auto& [key, value] : f.value()->metadata()) {
+      if (key.starts_with("tokenizer.")) copy_value(w, key, value);
+    }
+    if (!w.has_key("tokenizer.chat_template")) w.set_string("tokenizer.chat_template", kChatMlTemplate);
+    return {};
+  }
   std::vector<std::string> tokens;
   std::vector<int32_t> types;
   tokens.reserve(static_cast<size_t>(s.vocab_size));
@@ -264,7 +348,7 @@ void set_metadata(const RandomModelSpec& s, GgufWriter& w) {
   w.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(s.vocab_size - 2));
   w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(s.vocab_size - 1));
   w.set_bool("tokenizer.ggml.add_bos_token", false);
-  w.set_string("tokenizer.chat_template", kChatMlTemplate);
+  w.set_string("tokenizer.chat_template", kChatMlTemplate);  return {};
 }
 
 }  // namespace
@@ -290,12 +374,64 @@ std::optional<RandomModelSpec> random_model_preset(std::string_view name) {
     s.context_length = 4096, s.rope_theta = 10000.0f, s.tied_embeddings = false, s.weight_type = GgmlType::Q4_0;
     return s;
   }
+  // Qwen: the tiny shapes for tests (qwen3's heads wider than d_model / heads, as in every Qwen3), then
+  // the real ones (Qwen2.5-0.5B-Instruct's and Qwen3-0.6B's config.json).
+  if (name == "qwen2-tiny" || name == "qwen3-tiny") {
+    s.architecture = name.substr(0, 5);
+    s.rope_theta = 1000000.0f, s.rms_eps = 1e-6f, s.tied_embeddings = true;
+    if (name == "qwen3-tiny") s.head_dim = 32;
+    return s;
+  }
+  // qwen3moe: eight experts, two per token (Qwen3-30B-A3B has 128 and 8), tiny shapes for tests.
+  if (name == "qwen3moe-tiny") {
+    s.architecture = "qwen3moe";
+    s.rope_theta = 1000000.0f, s.rms_eps = 1e-6f, s.tied_embeddings = true, s.head_dim = 32;
+    s.n_experts = 8, s.n_experts_used = 2, s.expert_ffn_dim = 64;
+    return s;
+  }
+  if (name == "qwen2.5-0.5b") {
+    s.architecture = "qwen2";
+    s.n_layers = 24, s.d_model = 896, s.n_heads = 14, s.n_kv_heads = 2, s.ffn_dim = 4864, s.vocab_size = 151936;
+    s.context_length = 32768, s.rope_theta = 1000000.0f, s.rms_eps = 1e-6f, s.tied_embeddings = true;
+    return s;
+  }
+  if (name == "qwen3-0.6b") {
+    s.architecture = "qwen3";
+    s.n_layers = 28, s.d_model = 1024, s.n_heads = 16, s.n_kv_heads = 8, s.head_dim = 128, s.ffn_dim = 3072;
+    s.vocab_size = 151936, s.context_length = 40960, s.rope_theta = 1000000.0f, s.rms_eps = 1e-6f;
+    s.tied_embeddings = true;
+    return s;
+  }
   return std::nullopt;
 }
 
-std::vector<std::string> random_model_preset_names() { return {"tiny", "smollm2-135m", "llama3-8b", "llama2-7b"}; }
+std::vector<std::string> random_model_preset_names() {
+  return {"tiny",       "smollm2-135m", "llama3-8b",     "llama2-7b", "qwen2-tiny",
+          "qwen3-tiny", "qwen3moe-tiny", "qwen2.5-0.5b", "qwen3-0.6b"};
+}
+
+Status use_vocabulary(RandomModelSpec& spec, const std::string& path) {
+  auto f = GgufFile::open(path);
+  if (!f.ok()) return f.status();
+  auto tokens = f.value()->get_string_array("tokenizer.ggml.tokens");
+  if (!tokens.ok()) return tokens.status();
+  if (!tokens.value() || tokens.value()->empty()) {
+    return Status::error(fmt::format("{}: no tokenizer.ggml.tokens: not a vocabulary to take", path));
+  }
+  spec.vocab_path = path;
+  spec.vocab_size = static_cast<int>(tokens.value()->size());
+  return {};
+}
+
+int random_model_head_dim(const RandomModelSpec& s) {
+  return s.head_dim > 0 ? s.head_dim : (s.n_heads > 0 ? s.d_model / s.n_heads : 0);
+}
 
 Status validate_random_model_spec(const RandomModelSpec& s) {
+  if (!find_architecture(s.architecture)) {
+    return Status::error(fmt::format("random model '{}': unknown architecture '{}' (known: {})", s.name,
+                                     s.architecture, architecture_names()));
+  }
   switch (s.weight_type) {
     case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q8_0: case GgmlType::F16: case GgmlType::F32:
       break;
@@ -307,19 +443,28 @@ Status validate_random_model_spec(const RandomModelSpec& s) {
     return Status::error(fmt::format("random model '{}': layers, d_model, heads, kv heads, ffn and context must be "
                                      "positive", s.name));
   }
-  if (s.d_model % s.n_heads != 0 || s.n_heads % s.n_kv_heads != 0) {
-    return Status::error(fmt::format("random model '{}': d_model {} must be a multiple of heads {}, and heads a "
-                                     "multiple of kv heads {}", s.name, s.d_model, s.n_heads, s.n_kv_heads));
+  if ((s.head_dim == 0 && s.d_model % s.n_heads != 0) || s.n_heads % s.n_kv_heads != 0) {
+    return Status::error(fmt::format("random model '{}': d_model {} must be a multiple of heads {} (or head_dim "
+                                     "given), and heads a multiple of kv heads {}", s.name, s.d_model, s.n_heads,
+                                     s.n_kv_heads));
   }
-  const int hd = s.d_model / s.n_heads;
+  if (s.head_dim < 0) return Status::error(fmt::format("random model '{}': head_dim {} is negative", s.name, s.head_dim));
+  const int hd = random_model_head_dim(s);
   if (hd % 2 != 0 || hd > 256) {
     return Status::error(fmt::format("random model '{}': head_dim {} must be even and at most 256", s.name, hd));
+  }
+  const Architecture* arch = find_architecture(s.architecture);
+  if (arch->ops.moe && (s.n_experts < 1 || s.n_experts_used < 1 || s.n_experts_used > s.n_experts ||
+                        s.expert_ffn_dim < 1 || s.expert_ffn_dim % kBlock != 0)) {
+    return Status::error(fmt::format("random model '{}': {} needs experts (count {}, used {} <= count) of a hidden "
+                                     "size that is a multiple of 32 (got {})",
+                                     s.name, s.architecture, s.n_experts, s.n_experts_used, s.expert_ffn_dim));
   }
   if (s.d_model % kBlock != 0 || s.ffn_dim % kBlock != 0) {
     return Status::error(fmt::format("random model '{}': d_model {} and ffn {} must be multiples of 32", s.name,
                                      s.d_model, s.ffn_dim));
   }
-  if (s.vocab_size < kByteTokens + 2) {
+  if (s.vocab_path.empty() && s.vocab_size < kByteTokens + 2) {
     return Status::error(fmt::format("random model '{}': vocab_size {} is below the {} byte and control tokens",
                                      s.name, s.vocab_size, kByteTokens + 2));
   }
@@ -339,7 +484,7 @@ int64_t random_model_param_count(const RandomModelSpec& s) {
 Result<GgufWriter> random_llama_writer(const RandomModelSpec& spec) {
   if (Status s = validate_random_model_spec(spec); !s.ok()) return s;
   GgufWriter w;
-  set_metadata(spec, w);
+  if (Status s = set_metadata(spec, w); !s.ok()) return s;
   for (const TensorPlan& t : tensor_plan(spec)) {
     std::vector<uint8_t> bytes;
     const GgufWriter::Append append = [&](std::span<const uint8_t> b) -> Status {
@@ -356,7 +501,7 @@ Status write_random_llama(const RandomModelSpec& spec, const std::string& path,
                           const std::function<void(const RandomModelProgress&)>& progress) {
   if (Status s = validate_random_model_spec(spec); !s.ok()) return s;
   GgufWriter w;
-  set_metadata(spec, w);
+  if (Status s = set_metadata(spec, w); !s.ok()) return s;
   const std::vector<TensorPlan> plan = tensor_plan(spec);
   uint64_t total = 0;
   for (const TensorPlan& t : plan) {

@@ -1,5 +1,6 @@
 #pragma once
-// Llama-shaped GGUF models with random weights: for tests (a tiny model that loads and runs in
+// GGUF models with random weights, in any registered family's layout (llama by default; qwen2 adds Q/K/V
+// biases, qwen3 per-head Q/K norms and wider heads): for tests (a tiny model that loads and runs in
 // milliseconds) and for benchmarks at real model shapes (smollm2-135m, llama3-8b, llama2-7b) without
 // downloading anything. Weights are deterministic in the seed, quantized with ggml's reference
 // formulas (Q4_0, Q4_1, Q8_0) or stored as F16/F32; norms are F32. The tokenizer is a byte-level
@@ -19,27 +20,39 @@ namespace pagoda::engine {
 
 struct RandomModelSpec {
   std::string name = "tiny";
+  std::string architecture = "llama";  // a registered family (engine/model/architecture.h): its tensors and keys
   int n_layers = 2;
   int d_model = 64;
   int n_heads = 4;
   int n_kv_heads = 2;
+  int head_dim = 0;  // 0: d_model / n_heads
   int ffn_dim = 128;
+  // Routed experts (families with LayerOps::moe): count, used per token, each one's hidden size.
+  int n_experts = 0;
+  int n_experts_used = 0;
+  int expert_ffn_dim = 0;
   int vocab_size = 320;
   int context_length = 256;
   float rope_theta = 10000.0f;
   float rms_eps = 1e-5f;
   GgmlType weight_type = GgmlType::Q8_0;  // Q4_0, Q4_1, Q8_0, F16 or F32 (norms are always F32)
   bool tied_embeddings = false;           // no output.weight: token_embd doubles as the LM head
+  std::string vocab_path;                 // set by use_vocabulary(); empty: the byte-level vocabulary
   uint64_t seed = 1;
 };
 
-// Presets: "tiny", "smollm2-135m", "llama3-8b", "llama2-7b"; nullopt for another name.
+// Presets: "tiny", "smollm2-135m", "llama3-8b", "llama2-7b", "qwen2-tiny", "qwen3-tiny", "qwen3moe-tiny",
+// "qwen2.5-0.5b", "qwen3-0.6b"; nullopt for another name.
 std::optional<RandomModelSpec> random_model_preset(std::string_view name);
 std::vector<std::string> random_model_preset_names();
 
 // Checks the shape (divisibility, head_dim, a vocabulary big enough for the byte tokens) and type.
 Status validate_random_model_spec(const RandomModelSpec& spec);
 int64_t random_model_param_count(const RandomModelSpec& spec);
+int random_model_head_dim(const RandomModelSpec& spec);
+// Takes the tokenizer of another GGUF (every tokenizer.* key, e.g. from llama.cpp's vocabulary-only
+// models/ggml-vocab-qwen2.gguf) instead of the byte-level one; vocab_size becomes its token count.
+Status use_vocabulary(RandomModelSpec& spec, const std::string& path);
 
 // Builds the whole model in memory (small models: tests edit the writer to make broken files).
 Result<GgufWriter> random_llama_writer(const RandomModelSpec& spec);

@@ -45,11 +45,12 @@ def daemon_env():
 class Daemon:
     """A running pagodad: ports, the process, its log, and small raw-HTTP helpers."""
 
-    def __init__(self, extra_args=(), api_key=None, tls_ca=None):
+    def __init__(self, extra_args=(), api_key=None, tls_ca=None, model=None):
         if not os.path.exists(PAGODAD):
             pytest.skip(f"pagodad not built at {PAGODAD} (set PAGODAD)")
-        if not os.path.exists(MODEL):
-            pytest.skip(f"model not found at {MODEL} (set PAGODA_MODEL)")
+        model = model or MODEL  # another GGUF (e.g. one `pagoda make-model` wrote), else the test model
+        if not os.path.exists(model):
+            pytest.skip(f"model not found at {model} (set PAGODA_MODEL)")
         self.http_port = free_port()
         self.grpc_port = free_port()
         # tls_ca: the daemon speaks TLS (--tls-cert in extra_args); this PEM file is the CA clients trust.
@@ -58,7 +59,7 @@ class Daemon:
         self.base_url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{self.http_port}"
         self.api_key = api_key  # sent by request() and openai_client() unless told otherwise
         self.log = tempfile.NamedTemporaryFile(prefix="pagodad-", suffix=".log", delete=False)
-        args = [PAGODAD, "--model", MODEL, "--host", "127.0.0.1", "--grpc-port", str(self.grpc_port),
+        args = [PAGODAD, "--model", model, "--host", "127.0.0.1", "--grpc-port", str(self.grpc_port),
                 "--http-port", str(self.http_port), *extra_args]
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=daemon_env())
         self._wait_healthy()
@@ -144,8 +145,8 @@ class Daemon:
         self.log.close()
 
 
-def start_daemon(extra_args=(), api_key=None, tls_ca=None) -> Daemon:
-    return Daemon(extra_args, api_key, tls_ca)
+def start_daemon(extra_args=(), api_key=None, tls_ca=None, model=None) -> Daemon:
+    return Daemon(extra_args, api_key, tls_ca, model)
 
 
 def grpc_stubs(out_dir, *protos):

@@ -117,6 +117,32 @@ void check_type(GgmlType type, int64_t rows_a, int64_t rows_b) {
 TEST(QuantGemv, Q4_1MatchesDequantizedReference) { check_type(GgmlType::Q4_1, 37, 0); }
 TEST(QuantGemv, Q4_0MatchesDequantizedReference) { check_type(GgmlType::Q4_0, 37, 0); }
 TEST(QuantGemv, Q8_0MatchesDequantizedReference) { check_type(GgmlType::Q8_0, 37, 0); }
+// Rows a multiple of 8: ggml's repacked Q4_0 order of summation (QuantKind::Q4_0x8).
+TEST(QuantGemv, RepackedQ4_0MatchesDequantizedReference) { check_type(GgmlType::Q4_0, 40, 16); }
+
+// Where llama.cpp repacks a Q4_0 matrix: every part's rows a multiple of 8.
+TEST(QuantGemv, Q4_0IsRepackedWhereLlamaCppRepacksIt) {
+  auto a = random_blocks(GgmlType::Q4_0, 40, 64, 1), b = random_blocks(GgmlType::Q4_0, 37, 64, 2);
+  GgufTensorInfo ta = tensor("a", GgmlType::Q4_0, 40, 64, a), tb = tensor("b", GgmlType::Q4_0, 37, 64, b);
+  EXPECT_EQ(make_quant_matrix({&ta}).value().kind, QuantKind::Q4_0x8);
+  EXPECT_EQ(make_quant_matrix({&tb}).value().kind, QuantKind::Q4_0);
+  EXPECT_EQ(make_quant_matrix({&ta, &tb}).value().kind, QuantKind::Q4_0);
+  // The two orders of summation are different arithmetic: somewhere they round differently.
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist;
+  std::vector<float> x(8 * 64);
+  for (float& v : x) v = dist(rng);
+  QuantActs qa;
+  quantize_acts(x.data(), 8, 64, qa);
+  std::vector<float> y8(8 * 40), y(8 * 40);
+  QuantMatrix repacked = make_quant_matrix({&ta}).value(), lanes = repacked;
+  lanes.kind = QuantKind::Q4_0;  // the same bytes, summed in ggml's vec_dot lanes
+  quant_gemv_with(GemvIsa::Scalar, repacked, qa, y8.data());
+  quant_gemv_with(GemvIsa::Scalar, lanes, qa, y.data());
+  int differ = 0;
+  for (size_t i = 0; i < y.size(); ++i) differ += y[i] != y8[i];
+  EXPECT_GT(differ, 0);
+}
 TEST(QuantGemv, StackedPartsActAsOneMatrix) { check_type(GgmlType::Q4_1, 37, 21); }
 TEST(QuantGemv, OtherTypesAreRequantizedTo8Bits) { check_type(GgmlType::F32, 38, 0); }
 

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "engine/model/model_weights.h"
 #include "engine/model/random_model.h"
 
@@ -17,10 +19,23 @@ TEST(Architecture, RegisteredFamiliesAndTheirOps) {
     EXPECT_STREQ(a->name, name);
     EXPECT_EQ(a->ops.rope, RopeStyle::Interleaved) << name;
   }
+  for (const char* name : {"qwen2", "qwen3"}) {
+    const Architecture* a = find_architecture(name);
+    ASSERT_NE(a, nullptr) << name;
+    EXPECT_EQ(a->ops.rope, RopeStyle::HalfSplit) << name << ": llama.cpp's LLAMA_ROPE_TYPE_NEOX";
+  }
+  EXPECT_FALSE(find_architecture("llama")->ops.qk_norm);
+  EXPECT_FALSE(find_architecture("qwen2")->ops.qk_norm);
+  EXPECT_TRUE(find_architecture("qwen2")->qkv_bias);
+  EXPECT_TRUE(find_architecture("qwen3")->ops.qk_norm);
+  EXPECT_FALSE(find_architecture("qwen3")->ops.moe);
+  EXPECT_TRUE(find_architecture("qwen3moe")->ops.moe);
+  EXPECT_TRUE(find_architecture("qwen3moe")->ops.qk_norm);
+  EXPECT_FALSE(find_architecture("qwen3")->qkv_bias);
   EXPECT_EQ(find_architecture("gpt2"), nullptr);
   EXPECT_EQ(find_architecture(""), nullptr);
   EXPECT_EQ(find_architecture("Llama"), nullptr) << "names are matched exactly, as ggml does";
-  EXPECT_EQ(architecture_names(), "llama, mistral");
+  EXPECT_EQ(architecture_names(), "llama, mistral, qwen2, qwen3, qwen3moe");
 }
 
 TEST(Architecture, TheLoadedConfigCarriesTheFamilysOps) {
@@ -35,15 +50,108 @@ TEST(Architecture, TheLoadedConfigCarriesTheFamilysOps) {
   EXPECT_EQ(c.value().architecture, "llama");
   EXPECT_EQ(c.value().ops.rope, RopeStyle::Interleaved);
 
-  w.value().set_string("general.architecture", "qwen3moe");
+  w.value().set_string("general.architecture", "mixtral");
   auto other = w.value().to_bytes();
   ASSERT_TRUE(other.ok());
   auto g = GgufFile::parse(other.value(), "moe.gguf");
   ASSERT_TRUE(g.ok());
   auto bad = model_config_from_gguf(*g.value());
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.message().find("unsupported architecture 'qwen3moe' (supported: llama, mistral)"), std::string::npos)
+  EXPECT_NE(bad.message().find("unsupported architecture 'mixtral' (supported: llama, mistral, qwen2, qwen3, qwen3moe)"), std::string::npos)
       << bad.message();
+}
+
+// Each Qwen preset writes its family's keys and tensors, and the loader finds them: qwen2's biases,
+// qwen3's per-head norms and heads wider than d_model / heads (attention.key_length).
+TEST(Architecture, QwenPresetsLoadWithTheirExtraTensors) {
+  for (const char* preset : {"qwen2-tiny", "qwen3-tiny"}) {
+    SCOPED_TRACE(preset);
+    auto w = random_llama_writer(*random_model_preset(preset));
+    ASSERT_TRUE(w.ok()) << w.message();
+    auto bytes = w.value().to_bytes();
+    ASSERT_TRUE(bytes.ok());
+    auto f = GgufFile::parse(bytes.value(), std::string(preset) + ".gguf");
+    ASSERT_TRUE(f.ok());
+    auto m = model_weights_from_gguf(std::move(f.value()));
+    ASSERT_TRUE(m.ok()) << m.message();
+    const ModelConfig& c = m.value()->config;
+    EXPECT_EQ(c.architecture, std::string(preset).substr(0, 5));
+    EXPECT_EQ(c.ops.rope, RopeStyle::HalfSplit);
+    EXPECT_TRUE(c.tied_embeddings);
+    const LayerWeights& L = m.value()->layers[0];
+    if (c.architecture == "qwen2") {
+      EXPECT_EQ(c.head_dim, 16);
+      ASSERT_NE(L.bq, nullptr);
+      EXPECT_EQ(L.bq->dims, std::vector<int64_t>{c.q_dim()});
+      ASSERT_NE(L.bk, nullptr);
+      EXPECT_EQ(L.bv->dims, std::vector<int64_t>{c.kv_dim()});
+      EXPECT_EQ(L.q_norm, nullptr);
+    } else {
+      EXPECT_EQ(c.head_dim, 32);
+      EXPECT_EQ(c.q_dim(), 128) << "wider than d_model 64";
+      EXPECT_EQ(L.bq, nullptr);
+      ASSERT_NE(L.q_norm, nullptr);
+      EXPECT_EQ(L.k_norm->dims, std::vector<int64_t>{32});
+      EXPECT_EQ(L.wo->dims, (std::vector<int64_t>{128, 64}));
+    }
+  }
+}
+
+// qwen3moe: no dense FFN; a router and three 3-D expert tensors whose slices are the experts' matrices.
+TEST(Architecture, Qwen3MoePresetLoadsItsExperts) {
+  auto w = random_llama_writer(*random_model_preset("qwen3moe-tiny"));
+  ASSERT_TRUE(w.ok()) << w.message();
+  auto bytes = w.value().to_bytes();
+  ASSERT_TRUE(bytes.ok());
+  auto f = GgufFile::parse(bytes.value(), "moe.gguf");
+  ASSERT_TRUE(f.ok());
+  auto m = model_weights_from_gguf(std::move(f.value()));
+  ASSERT_TRUE(m.ok()) << m.message();
+  const ModelConfig& c = m.value()->config;
+  EXPECT_TRUE(c.ops.moe);
+  EXPECT_EQ(c.n_experts, 8);
+  EXPECT_EQ(c.n_experts_used, 2);
+  EXPECT_EQ(c.expert_ffn_dim, 64);
+  const LayerWeights& L = m.value()->layers[1];
+  EXPECT_EQ(L.w_gate, nullptr);
+  ASSERT_NE(L.router, nullptr);
+  EXPECT_EQ(L.router->type, GgmlType::F32);
+  EXPECT_EQ(L.exp_down->dims, (std::vector<int64_t>{64, 64, 8}));
+  const GgufTensorInfo third = tensor_slice(*L.exp_up, 3);
+  EXPECT_EQ(third.dims, (std::vector<int64_t>{64, 64}));
+  EXPECT_EQ(third.data, L.exp_up->data + 3 * third.nbytes);
+  EXPECT_EQ(third.nbytes * 8, L.exp_up->nbytes);
+  EXPECT_NE(c.summary().find("8 experts (2 per token, ffn 64)"), std::string::npos) << c.summary();
+}
+
+// Broken Qwen files: a bias missing from the three, a missing qwen3 norm, a value_length unlike the key's.
+TEST(Architecture, BrokenQwenFilesNameWhatIsWrong) {
+  auto load = [](const char* preset, const std::function<void(GgufWriter&)>& edit) {
+    auto w = random_llama_writer(*random_model_preset(preset));
+    EXPECT_TRUE(w.ok());
+    edit(w.value());
+    auto bytes = w.value().to_bytes();
+    EXPECT_TRUE(bytes.ok());
+    auto f = GgufFile::parse(bytes.value(), "broken.gguf");
+    EXPECT_TRUE(f.ok());
+    auto m = model_weights_from_gguf(std::move(f.value()));
+    return m.ok() ? std::string("loaded") : m.message();
+  };
+  EXPECT_NE(load("qwen2-tiny", [](GgufWriter& w) { w.remove_tensor("blk.1.attn_k.bias"); })
+                .find("'blk.1.' has 2 of the three attention biases"),
+            std::string::npos);
+  EXPECT_NE(load("qwen3-tiny", [](GgufWriter& w) { w.remove_tensor("blk.0.attn_k_norm.weight"); })
+                .find("missing tensor 'blk.0.attn_k_norm.weight'"),
+            std::string::npos);
+  EXPECT_NE(load("qwen3-tiny", [](GgufWriter& w) { w.set_u32("qwen3.attention.value_length", 16); })
+                .find("value_length 16 != key_length 32"),
+            std::string::npos);
+  EXPECT_NE(load("qwen3moe-tiny", [](GgufWriter& w) { w.set_u32("qwen3moe.expert_used_count", 9); })
+                .find("expert_count 8 and expert_used_count 9"),
+            std::string::npos);
+  EXPECT_NE(load("qwen3moe-tiny", [](GgufWriter& w) { w.remove_tensor("blk.0.ffn_gate_inp.weight"); })
+                .find("missing tensor 'blk.0.ffn_gate_inp.weight'"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -103,7 +103,7 @@ using reference::reference_logits;
 
 
 std::string tiny_path(const RandomModelSpec& s) {
-  return ::testing::TempDir() + "/pagoda_tiny_" + ggml_type_name(static_cast<uint32_t>(s.weight_type)) +
+  return ::testing::TempDir() + "/pagoda_" + s.name + "_" + ggml_type_name(static_cast<uint32_t>(s.weight_type)) +
          (s.tied_embeddings ? "_tied" : "") + ".gguf";
 }
 
@@ -126,7 +126,7 @@ void check_forward(const RandomModelSpec& spec) {
   LoadedModel m = load_tiny(spec);
   ASSERT_NE(m.backend, nullptr);
   const ModelConfig& c = m.config();
-  ASSERT_EQ(c.head_dim, 16);
+  ASSERT_EQ(c.head_dim, random_model_head_dim(spec));
   ASSERT_EQ(c.tied_embeddings, spec.tied_embeddings);
   const int32_t vocab = c.vocab_size;
   const std::vector<std::vector<double>> ref = reference_logits(*m.weights, kPrompt);
@@ -179,8 +179,36 @@ TEST(TinyModelForward, Q8_0UntiedMatchesTheReference) { check_forward(tiny(GgmlT
 
 TEST(TinyModelForward, Q4_1TiedMatchesTheReference) { check_forward(tiny(GgmlType::Q4_1, /*tied=*/true)); }
 
-// No registered family uses RopeStyle::HalfSplit yet; the tiny model run with it set must still match
-// the reference forward computing that layout (and differ from the interleaved run: the flag is used).
+// qwen2: Q/K/V biases (large, std 0.5), half-split RoPE, tied embeddings.
+TEST(TinyModelForward, Qwen2WithAttentionBiasesMatchesTheReference) {
+  check_forward(*random_model_preset("qwen2-tiny"));
+}
+
+// qwen3: per-head Q/K RMSNorm before RoPE, heads of 32 with d_model 64 (q_dim 128 != d_model).
+TEST(TinyModelForward, Qwen3WithQkNormAndWideHeadsMatchesTheReference) {
+  check_forward(*random_model_preset("qwen3-tiny"));
+}
+
+// qwen3moe: qwen3's attention, then eight routed experts of which each token takes two. F32 weights: with
+// int8 rounding a near-tie between the second and third expert can route differently from the f64
+// reference, a jump no tolerance covers (the golden test checks the quantized types against llama.cpp).
+TEST(TinyModelForward, Qwen3MoeMatchesTheReference) {
+  RandomModelSpec spec = *random_model_preset("qwen3moe-tiny");
+  spec.weight_type = GgmlType::F32;
+  check_forward(spec);
+  // The routing spreads: every expert gets tokens (2 layers x 64 tokens x 2 choices over 8 experts).
+  LoadedModel m = load_tiny(spec);
+  ASSERT_NE(m.weights, nullptr);
+  std::vector<int32_t> tokens;
+  for (int32_t i = 0; i < 64; ++i) tokens.push_back((i * 37 + 11) % 318);
+  std::vector<int> hits;
+  reference_logits(*m.weights, tokens, &hits);
+  ASSERT_EQ(hits.size(), 8u);
+  for (size_t e = 0; e < hits.size(); ++e) EXPECT_GT(hits[e], 0) << "expert " << e << " never chosen";
+}
+
+// The llama-layout tiny model run with RopeStyle::HalfSplit set matches the reference forward computing
+// that layout, and differs from the interleaved run (the flag is used).
 TEST(TinyModelForward, HalfSplitRopeMatchesTheReference) {
   auto p = parse_edited([](GgufWriter&) {});
   ASSERT_TRUE(p->weights.ok()) << p->weights.message();

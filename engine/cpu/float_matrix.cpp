@@ -1,0 +1,141 @@
+// F16 / F32 matmuls with ggml's two orders of summation (float_matrix.h). Written as lane loops with the
+// reduction spelled out (ggml_numerics.h's style): each lane is one fma chain, so any vectorization the
+// compiler picks gives the same bits.
+#include "engine/cpu/float_matrix.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "engine/cpu/ggml_numerics.h"
+
+namespace pagoda::engine::cpu {
+
+namespace {
+
+#define PAGODA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+// ggml_vec_dot_f16 / ggml_vec_dot_f32 (AVX-512: GGML_F32x16_REDUCE) on one row.
+template <class W>
+PAGODA_CLONES float dot_vec(const W* w, const float* x, int64_t K) {
+  float sum[4][kLanes] = {};
+  const int64_t np = K & ~int64_t{63};
+  for (int64_t i = 0; i < np; i += 64) {
+    for (int j = 0; j < 4; ++j) {
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) {
+        sum[j][l] = std::fma(x[i + j * kLanes + l], static_cast<float>(w[i + j * kLanes + l]), sum[j][l]);
+      }
+    }
+  }
+  float x0[kLanes];
+  for (int l = 0; l < kLanes; ++l) x0[l] = (sum[0][l] + sum[2][l]) + (sum[1][l] + sum[3][l]);
+  if constexpr (sizeof(W) == 2) {  // ggml_vec_dot_f16 keeps its sum, and the tail, in double
+    double d = ggml_reduce16(x0);
+    for (int64_t i = np; i < K; ++i) d += static_cast<double>(x[i] * static_cast<float>(w[i]));
+    return static_cast<float>(d);
+  } else {  // ggml_vec_dot_f32: a float sum; its `sumf += x[i]*y[i]` is contracted to an fma
+    float f = ggml_reduce16(x0);
+    for (int64_t i = np; i < K; ++i) f = std::fma(x[i], w[i], f);
+    return f;
+  }
+}
+
+// tinyBLAS's gemm_bloc on MT outputs of one weight row (MT independent chains keep the FMA unit busy).
+template <class W, int MT>
+PAGODA_CLONES void dot_tinyblas(const W* w, const float* x, int64_t K, int64_t x_stride, float* out) {
+  float acc[MT][kLanes] = {};
+  for (int64_t i = 0; i < K; i += kLanes) {
+    for (int m = 0; m < MT; ++m) {
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) {
+        acc[m][l] = std::fma(static_cast<float>(w[i + l]), x[m * x_stride + i + l], acc[m][l]);
+      }
+    }
+  }
+  for (int m = 0; m < MT; ++m) out[m] = ggml_reduce16(acc[m]);
+}
+
+template <class W>
+void run(const W* wd, const float* xd, const FloatMatrix& w, int32_t M, float* y) {
+  const bool tiny = M >= 2 && w.tinyblas;
+  const int64_t K = w.cols, N = w.rows;
+  constexpr int64_t kRowsPerTask = 16;
+  const int64_t tasks = (N + kRowsPerTask - 1) / kRowsPerTask;
+#pragma omp parallel for schedule(static) if (N * K * M >= (1 << 16))
+  for (int64_t t = 0; t < tasks; ++t) {
+    for (int64_t r = t * kRowsPerTask; r < std::min(N, (t + 1) * kRowsPerTask); ++r) {
+      const W* wr = wd + r * K;
+      if (!tiny) {
+        for (int32_t m = 0; m < M; ++m) y[m * N + r] = dot_vec(wr, xd + m * K, K);
+        continue;
+      }
+      int32_t m = 0;
+      float out[4];
+      for (; m + 4 <= M; m += 4) {
+        dot_tinyblas<W, 4>(wr, xd + m * K, K, K, out);
+        for (int i = 0; i < 4; ++i) y[(m + i) * N + r] = out[i];
+      }
+      for (; m < M; ++m) {
+        dot_tinyblas<W, 1>(wr, xd + m * K, K, K, out);
+        y[m * N + r] = out[0];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool is_float_matrix(const std::vector<const GgufTensorInfo*>& parts) {
+  if (parts.empty()) return false;
+  const GgmlType t = parts[0]->type;
+  if (t != GgmlType::F16 && t != GgmlType::F32) return false;
+  for (const GgufTensorInfo* p : parts) {
+    if (p->type != t) return false;
+  }
+  return true;
+}
+
+Result<FloatMatrix> make_float_matrix(const std::vector<const GgufTensorInfo*>& parts, bool tinyblas_allowed) {
+  if (!is_float_matrix(parts)) return Status::error("make_float_matrix: the parts are not all F16 or all F32");
+  FloatMatrix w;
+  w.cols = parts[0]->dims[0];
+  w.f16 = parts[0]->type == GgmlType::F16;
+  w.tinyblas = tinyblas_allowed && w.cols % kLanes == 0;
+  for (const GgufTensorInfo* t : parts) {
+    if (t->dims.size() != 2 || t->dims[0] != w.cols) {
+      return Status::error(fmt::format("tensor '{}': cannot stack into a {}-column matrix", t->name, w.cols));
+    }
+    w.rows += t->dims[1];
+    if (t->dims[1] % 4 != 0) w.tinyblas = false;  // llama.cpp multiplies each part on its own
+  }
+  const size_t n = static_cast<size_t>(w.rows * w.cols);
+  if (w.f16) {
+    w.h.resize(n);
+  } else {
+    w.f.resize(n);
+  }
+  size_t at = 0;
+  for (const GgufTensorInfo* t : parts) {
+    const size_t count = static_cast<size_t>(t->num_elements());
+    if (w.f16) {
+      std::memcpy(w.h.data() + at, t->data, count * sizeof(_Float16));
+    } else {
+      std::memcpy(w.f.data() + at, t->data, count * sizeof(float));
+    }
+    at += count;
+  }
+  return w;
+}
+
+void float_gemv(const FloatMatrix& w, const float* x, int32_t M, float* y, std::vector<float>& scratch) {
+  if (!w.f16) return run(w.f.data(), x, w, M, y);
+  // ggml converts the activations to its vec_dot_type, fp16 (round to nearest even), then back up.
+  scratch.resize(static_cast<size_t>(M) * static_cast<size_t>(w.cols));
+  for (size_t i = 0; i < scratch.size(); ++i) scratch[i] = static_cast<float>(static_cast<_Float16>(x[i]));
+  run(w.h.data(), scratch.data(), w, M, y);
+}
+
+}  // namespace pagoda::engine::cpu
