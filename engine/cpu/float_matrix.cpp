@@ -16,10 +16,11 @@ namespace pagoda::engine::cpu {
 namespace {
 
 #define PAGODA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define PAGODA_INLINE inline __attribute__((always_inline))
 
 // ggml_vec_dot_f16 / ggml_vec_dot_f32 (AVX-512: GGML_F32x16_REDUCE) on one row.
 template <class W>
-PAGODA_CLONES float dot_vec(const W* w, const float* x, int64_t K) {
+PAGODA_INLINE float dot_vec(const W* w, const float* x, int64_t K) {
   float sum[4][kLanes] = {};
   const int64_t np = K & ~int64_t{63};
   for (int64_t i = 0; i < np; i += 64) {
@@ -45,17 +46,44 @@ PAGODA_CLONES float dot_vec(const W* w, const float* x, int64_t K) {
 
 // tinyBLAS's gemm_bloc on MT outputs of one weight row (MT independent chains keep the FMA unit busy).
 template <class W, int MT>
-PAGODA_CLONES void dot_tinyblas(const W* w, const float* x, int64_t K, int64_t x_stride, float* out) {
+PAGODA_INLINE void dot_tinyblas(const W* w, const float* x, int64_t K, float* out) {
   float acc[MT][kLanes] = {};
   for (int64_t i = 0; i < K; i += kLanes) {
     for (int m = 0; m < MT; ++m) {
 #pragma omp simd
-      for (int l = 0; l < kLanes; ++l) {
-        acc[m][l] = std::fma(static_cast<float>(w[i + l]), x[m * x_stride + i + l], acc[m][l]);
-      }
+      for (int l = 0; l < kLanes; ++l) acc[m][l] = std::fma(static_cast<float>(w[i + l]), x[m * K + i + l], acc[m][l]);
     }
   }
   for (int m = 0; m < MT; ++m) out[m] = ggml_reduce16(acc[m]);
+}
+
+// One weight row against M activation rows, per instruction set (clones of plain functions: compilers do
+// not multiversion templates). The lane loops above are inlined into each clone.
+PAGODA_CLONES void row_f16(const _Float16* w, const float* x, int64_t K, int32_t M, bool tiny, float* out) {
+  int32_t m = 0;
+  if (tiny) {
+    for (; m + 4 <= M; m += 4) dot_tinyblas<_Float16, 4>(w, x + m * K, K, out + m);
+    for (; m < M; ++m) dot_tinyblas<_Float16, 1>(w, x + m * K, K, out + m);
+  } else {
+    for (; m < M; ++m) out[m] = dot_vec(w, x + m * K, K);
+  }
+}
+
+PAGODA_CLONES void row_f32(const float* w, const float* x, int64_t K, int32_t M, bool tiny, float* out) {
+  int32_t m = 0;
+  if (tiny) {
+    for (; m + 4 <= M; m += 4) dot_tinyblas<float, 4>(w, x + m * K, K, out + m);
+    for (; m < M; ++m) dot_tinyblas<float, 1>(w, x + m * K, K, out + m);
+  } else {
+    for (; m < M; ++m) out[m] = dot_vec(w, x + m * K, K);
+  }
+}
+
+inline void row(const _Float16* w, const float* x, int64_t K, int32_t M, bool tiny, float* out) {
+  row_f16(w, x, K, M, tiny, out);
+}
+inline void row(const float* w, const float* x, int64_t K, int32_t M, bool tiny, float* out) {
+  row_f32(w, x, K, M, tiny, out);
 }
 
 template <class W>
@@ -66,21 +94,12 @@ void run(const W* wd, const float* xd, const FloatMatrix& w, int32_t M, float* y
   const int64_t tasks = (N + kRowsPerTask - 1) / kRowsPerTask;
 #pragma omp parallel for schedule(static) if (N * K * M >= (1 << 16))
   for (int64_t t = 0; t < tasks; ++t) {
+    float out[64];
     for (int64_t r = t * kRowsPerTask; r < std::min(N, (t + 1) * kRowsPerTask); ++r) {
-      const W* wr = wd + r * K;
-      if (!tiny) {
-        for (int32_t m = 0; m < M; ++m) y[m * N + r] = dot_vec(wr, xd + m * K, K);
-        continue;
-      }
-      int32_t m = 0;
-      float out[4];
-      for (; m + 4 <= M; m += 4) {
-        dot_tinyblas<W, 4>(wr, xd + m * K, K, K, out);
-        for (int i = 0; i < 4; ++i) y[(m + i) * N + r] = out[i];
-      }
-      for (; m < M; ++m) {
-        dot_tinyblas<W, 1>(wr, xd + m * K, K, K, out);
-        y[m * N + r] = out[0];
+      for (int32_t m0 = 0; m0 < M; m0 += 64) {  // out[] holds 64 activation rows at a time
+        const int32_t mt = std::min<int32_t>(64, M - m0);
+        row(wd + r * K, xd + m0 * K, K, mt, tiny, out);
+        for (int32_t m = 0; m < mt; ++m) y[(m0 + m) * N + r] = out[m];
       }
     }
   }

@@ -34,7 +34,7 @@ inline int weight_at(const uint8_t* u, int e) {
     return static_cast<int8_t>(u[e] ^ 0x80);
   } else {
     const int nib = e < 16 ? u[e] & 0x0F : u[e - 16] >> 4;
-    return K == QuantKind::Q4_1 ? nib : nib - 8;
+    return K == QuantKind::Q4_0 ? nib - 8 : nib;
   }
 }
 
@@ -46,7 +46,7 @@ void rows_scalar(const QuantMatrix& w, const QuantActs& x, int64_t p0, int64_t p
     const int64_t pair = row / 2, half = row % 2;
     for (int32_t m = 0; m < x.M; ++m) {
       float acc[8] = {};
-      float summs = 0.0f, block_acc = 0.0f;
+      float summs = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
         const int64_t slot = (pair * nb + b) * 2 + half;
         const uint8_t* u = w.u.data() + slot * rbb;
@@ -54,26 +54,12 @@ void rows_scalar(const QuantMatrix& w, const QuantActs& x, int64_t p0, int64_t p
         int32_t lanes[8] = {};
         for (int e = 0; e < kQBlock; ++e) lanes[e / 4] += weight_at<K>(u, e) * a[e];
         const float d = fp16_to_fp32(w.d[slot]) * x.d[m * nb + b];
-        if constexpr (K == QuantKind::Q4_0x8) {  // the whole block's integer sum, one scalar fma
-          int32_t sum = 0;
-          for (int k = 0; k < 8; ++k) sum += lanes[k];
-          block_acc = std::fma(static_cast<float>(sum), d, block_acc);
-          continue;
-        }
         for (int k = 0; k < 8; ++k) acc[k] = std::fma(d, static_cast<float>(lanes[k]), acc[k]);
         if constexpr (K == QuantKind::Q4_1) summs = std::fma(fp16_to_fp32(w.m[slot]), x.s_q8_1[m * nb + b], summs);
       }
-      y[m * w.rows + row] = K == QuantKind::Q4_0x8 ? block_acc : hsum8(acc) + summs;
+      y[m * w.rows + row] = hsum8(acc) + summs;
     }
   }
-}
-
-// The integer sum of eight lanes (exact in any order).
-__attribute__((target("avx2,fma"))) inline int32_t hsum_epi32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm_cvtsi128_si32(s);
 }
 
 __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
@@ -94,10 +80,10 @@ __attribute__((target("avx2,fma,f16c"))) inline void row_tile_avx2(const QuantMa
   const int64_t pair = row / 2, half = row % 2;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[MT];
-  float summs[MT], block_acc[MT];
+  float summs[MT];
   for (int i = 0; i < MT; ++i) {
     acc[i] = _mm256_setzero_ps();
-    summs[i] = block_acc[i] = 0.0f;
+    summs[i] = 0.0f;
   }
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t slot = (pair * nb + b) * 2 + half;
@@ -109,7 +95,7 @@ __attribute__((target("avx2,fma,f16c"))) inline void row_tile_avx2(const QuantMa
       const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
       const __m128i lo = _mm_set1_epi8(0x0F);
       q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), lo), _mm_and_si128(raw, lo));
-      if constexpr (K != QuantKind::Q4_1) q = _mm256_sub_epi8(q, _mm256_set1_epi8(8));
+      if constexpr (K == QuantKind::Q4_0) q = _mm256_sub_epi8(q, _mm256_set1_epi8(8));
     }
     const __m256i q_abs = _mm256_sign_epi8(q, q);  // signed kinds: |w|, the sign goes onto a
     const float wd = _cvtsh_ss(w.d[slot]);
@@ -123,17 +109,11 @@ __attribute__((target("avx2,fma,f16c"))) inline void row_tile_avx2(const QuantMa
         dot = _mm256_madd_epi16(_mm256_maddubs_epi16(q_abs, _mm256_sign_epi8(a, q)), ones);
       }
       const float d = wd * x.d[m * nb + b];
-      if constexpr (K == QuantKind::Q4_0x8) {
-        block_acc[i] = std::fma(static_cast<float>(hsum_epi32(dot)), d, block_acc[i]);
-        continue;
-      }
       acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot), acc[i]);
       if constexpr (K == QuantKind::Q4_1) summs[i] = std::fma(_cvtsh_ss(w.m[slot]), x.s_q8_1[m * nb + b], summs[i]);
     }
   }
-  for (int i = 0; i < MT; ++i) {
-    y[(m0 + i) * w.rows + row] = K == QuantKind::Q4_0x8 ? block_acc[i] : hsum256(acc[i]) + summs[i];
-  }
+  for (int i = 0; i < MT; ++i) y[(m0 + i) * w.rows + row] = hsum256(acc[i]) + summs[i];
 }
 
 template <QuantKind K>
@@ -161,9 +141,7 @@ struct WideActs {
   std::vector<float> s_t;    // [nb][m_stride]: Q8_1 sums, m fastest
 };
 
-constexpr int zero_point(QuantKind k) {
-  return k == QuantKind::Q4_0 || k == QuantKind::Q4_0x8 ? 8 : k == QuantKind::Q8 ? 128 : 0;
-}
+constexpr int zero_point(QuantKind k) { return k == QuantKind::Q4_0 ? 8 : k == QuantKind::Q8 ? 128 : 0; }
 
 void widen_acts(QuantKind kind, const QuantActs& x, WideActs& out) {
   const int64_t nb = x.K / kQBlock;
@@ -211,15 +189,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f1
   const __m512i scale_idx = K == QuantKind::Q8 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
                                                : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
   __m512 acc[P][M];
-  float block_acc[P][2][M];  // Q4_0x8: rows A and B, one scalar fma chain per (row, m)
   // Q4_1 block-minimum terms of rows A and B, one lane per activation row: the same fma chain per
   // (row, m) as ggml's scalar `summs += m * s`, eight chains at once.
   __m256 summsA[P], summsB[P];
   for (int p = 0; p < P; ++p) {
-    for (int m = 0; m < M; ++m) {
-      acc[p][m] = _mm512_setzero_ps();
-      block_acc[p][0][m] = block_acc[p][1][m] = 0.0f;
-    }
+    for (int m = 0; m < M; ++m) acc[p][m] = _mm512_setzero_ps();
     summsA[p] = summsB[p] = _mm256_setzero_ps();
   }
   for (int64_t b = 0; b < nb; ++b) {
@@ -256,14 +230,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f1
       for (int p = 0; p < P; ++p) {
         __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[p], a);
         if constexpr (K != QuantKind::Q4_1) lanes = _mm512_sub_epi32(lanes, _mm512_loadu_si512(wa.zp.data() + ab * 16));
-        if constexpr (K == QuantKind::Q4_0x8) {  // 4-bit lanes [A_lo B_lo A_hi B_hi]
-          const float* dwp = reinterpret_cast<const float*>(&dw[p]);
-          block_acc[p][0][m] = std::fma(static_cast<float>(_mm512_mask_reduce_add_epi32(0x0F0F, lanes)),
-                                        dwp[0] * da[m], block_acc[p][0][m]);
-          block_acc[p][1][m] = std::fma(static_cast<float>(_mm512_mask_reduce_add_epi32(0xF0F0, lanes)),
-                                        dwp[4] * da[m], block_acc[p][1][m]);
-          continue;
-        }
         acc[p][m] = _mm512_fmadd_ps(_mm512_mul_ps(dw[p], dam), _mm512_cvtepi32_ps(lanes), acc[p][m]);
       }
     }
@@ -277,11 +243,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f1
       // Back to ggml's lane order per row: 8-bit [A | B]; 4-bit [A_lo B_lo A_hi B_hi] -> [A_lo A_hi | B_lo B_hi].
       const __m512 r = K == QuantKind::Q8 ? acc[p][m] : _mm512_shuffle_f32x4(acc[p][m], acc[p][m], _MM_SHUFFLE(3, 1, 2, 0));
       float* ym = y + static_cast<int64_t>(m0 + m) * w.rows;
-      if constexpr (K == QuantKind::Q4_0x8) {
-        ym[rowA] = block_acc[p][0][m];
-        if (rowA + 1 < w.rows) ym[rowA + 1] = block_acc[p][1][m];
-        continue;
-      }
       ym[rowA] = hsum256(_mm512_castps512_ps256(r)) + summs[0][m];
       if (rowA + 1 < w.rows) ym[rowA + 1] = hsum256(_mm512_extractf32x8_ps(r, 1)) + summs[1][m];
     }
@@ -362,7 +323,7 @@ void quant_gemv_with(GemvIsa isa, const QuantMatrix& w, const QuantActs& x, floa
   switch (w.kind) {
     case QuantKind::Q4_1: run_kind<QuantKind::Q4_1>(isa, w, x, y); break;
     case QuantKind::Q4_0: run_kind<QuantKind::Q4_0>(isa, w, x, y); break;
-    case QuantKind::Q4_0x8: run_kind<QuantKind::Q4_0x8>(isa, w, x, y); break;
+    case QuantKind::Q4_0x8: repacked_q4_0_gemv(isa, w, x, y); break;
     case QuantKind::Q8: run_kind<QuantKind::Q8>(isa, w, x, y); break;
   }
 }

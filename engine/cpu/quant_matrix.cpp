@@ -45,6 +45,25 @@ QuantKind kind_of(GgmlType t) {
   }
 }
 
+// The pair layout of a Q4_0 matrix into Q4_0x8's groups of 16 rows (quant_matrix.h).
+void regroup_q4_0x8(QuantMatrix& w) {
+  const int64_t nb = w.blocks_per_row(), groups = w.groups();
+  std::vector<uint8_t> u(static_cast<size_t>(groups * nb * 4 * 64), 0);
+  std::vector<uint16_t> d(static_cast<size_t>(groups * nb * 16), 0);
+  for (int64_t r = 0; r < w.rows; ++r) {
+    const int64_t g = r / 16, rr = r % 16, pair = r / 2, half = r % 2;
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t slot = (pair * nb + b) * 2 + half;
+      const uint8_t* qs = w.u.data() + slot * (kQBlock / 2);
+      for (int t = 0; t < 4; ++t) std::memcpy(&u[static_cast<size_t>(((g * nb + b) * 4 + t) * 64 + rr * 4)], qs + 4 * t, 4);
+      d[static_cast<size_t>((g * nb + b) * 16 + rr)] = w.d[slot];
+    }
+  }
+  w.u = std::move(u);
+  w.d = std::move(d);
+  w.kind = QuantKind::Q4_0x8;
+}
+
 }  // namespace
 
 Result<QuantMatrix> make_quant_matrix(const std::vector<const GgufTensorInfo*>& parts) {
@@ -107,7 +126,7 @@ Result<QuantMatrix> make_quant_matrix(const std::vector<const GgufTensorInfo*>& 
     }
     row0 += rows;
   }
-  if (repacked) w.kind = QuantKind::Q4_0x8;  // same bytes, ggml's repacked order of summation
+  if (repacked) regroup_q4_0x8(w);
   return w;
 }
 

@@ -25,10 +25,12 @@ enum class QuantKind : uint8_t {
   Q4_0x8,  // Q4_0 as ggml's repacked q4_0_8x8 kernels sum it (below)
   Q8,      // u = q ^ 0x80 (q signed), w = d * q   (Q8_0, and requantized formats)
 };
-// ggml repacks a Q4_0 matrix whose rows are a multiple of 8 (on AVX2 and AVX-512: q4_0_8x8, its CPU_REPACK buffer)
-// and multiplies it differently: each block's 32 products summed as one integer, then one scalar
-// acc = fma(float(sum), d_w * d_a, acc) per block, no eight lanes. make_quant_matrix picks Q4_0x8 where
-// llama.cpp would repack; the layout is Q4_0's.
+// ggml repacks a Q4_0 matrix whose rows are a multiple of 8 (on AVX2 and AVX-512: q4_0_8x8, its
+// CPU_REPACK buffer) and multiplies it differently: each block's 32 products summed as one integer, then
+// one acc = fma(float(sum), d_w * d_a, acc) per block and output, no eight lanes. So do we, on a layout
+// of our own with the same idea (rows in the vector lanes, repacked_gemv.cpp): groups of 16 rows; per
+// group and block, four 64-byte runs (run t: each row's bytes 4t..4t+3, i.e. elements 4t..4t+3 in the
+// low nibbles and 16+4t..16+4t+3 in the high ones), then the 16 rows' fp16 scales.
 
 struct QuantMatrix {
   int64_t rows = 0, cols = 0;  // y[rows] = W[rows][cols] . x[cols]
@@ -38,10 +40,12 @@ struct QuantMatrix {
   std::vector<uint8_t> u;
   std::vector<uint16_t> d;  // fp16 [pair][block][2]
   std::vector<uint16_t> m;  // fp16 [pair][block][2], Q4_1 only
+  // Q4_0x8 instead: u = [group][block][run 4][row 16][4 bytes], d = fp16 [group][block][row 16]; the
+  // rows past `rows` in the last group are zero.
   int64_t pairs() const { return (rows + 1) / 2; }
   int64_t blocks_per_row() const { return cols / kQBlock; }
   int64_t row_block_bytes() const { return kind == QuantKind::Q8 ? kQBlock : kQBlock / 2; }
-  bool nibbles() const { return kind != QuantKind::Q8; }
+  int64_t groups() const { return (rows + 15) / 16; }  // Q4_0x8
   int64_t weight_bytes() const { return static_cast<int64_t>(u.size() + 2 * (d.size() + m.size())); }
 };
 
@@ -69,5 +73,7 @@ std::string quant_gemv_kernel_name();
 // The same with a named kernel, for tests that compare every kernel the machine can run.
 enum class GemvIsa { Scalar, Avx2, Vnni };
 void quant_gemv_with(GemvIsa isa, const QuantMatrix& w, const QuantActs& x, float* y);
+// quant_gemv of a Q4_0x8 matrix (repacked_gemv.cpp).
+void repacked_q4_0_gemv(GemvIsa isa, const QuantMatrix& w, const QuantActs& x, float* y);
 
 }  // namespace pagoda::engine::cpu

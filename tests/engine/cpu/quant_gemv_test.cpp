@@ -134,13 +134,14 @@ TEST(QuantGemv, Q4_0IsRepackedWhereLlamaCppRepacksIt) {
   for (float& v : x) v = dist(rng);
   QuantActs qa;
   quantize_acts(x.data(), 8, 64, qa);
-  std::vector<float> y8(8 * 40), y(8 * 40);
-  QuantMatrix repacked = make_quant_matrix({&ta}).value(), lanes = repacked;
-  lanes.kind = QuantKind::Q4_0;  // the same bytes, summed in ggml's vec_dot lanes
-  quant_gemv_with(GemvIsa::Scalar, repacked, qa, y8.data());
-  quant_gemv_with(GemvIsa::Scalar, lanes, qa, y.data());
+  // The same 40 rows stacked with 37 more are not repacked: summed in ggml's vec_dot lanes.
+  std::vector<float> y8(8 * 40), y(8 * 77);
+  quant_gemv_with(GemvIsa::Scalar, make_quant_matrix({&ta}).value(), qa, y8.data());
+  quant_gemv_with(GemvIsa::Scalar, make_quant_matrix({&ta, &tb}).value(), qa, y.data());
   int differ = 0;
-  for (size_t i = 0; i < y.size(); ++i) differ += y[i] != y8[i];
+  for (int m = 0; m < 8; ++m) {
+    for (int r = 0; r < 40; ++r) differ += y[m * 77 + r] != y8[m * 40 + r];
+  }
   EXPECT_GT(differ, 0);
 }
 TEST(QuantGemv, StackedPartsActAsOneMatrix) { check_type(GgmlType::Q4_1, 37, 21); }
