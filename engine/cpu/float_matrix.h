@@ -39,5 +39,7 @@ Result<FloatMatrix> make_float_matrix(const std::vector<const GgufTensorInfo*>& 
 // Parallel over rows (OpenMP).
 // `scratch` holds the fp16-rounded activations of an F16 matrix.
 void float_gemv(const FloatMatrix& w, const float* x, int32_t M, float* y, std::vector<float>& scratch);
+// The same without the AVX-512 kernels (tests: both give the same bits).
+void float_gemv_generic(const FloatMatrix& w, const float* x, int32_t M, float* y, std::vector<float>& scratch);
 
 }  // namespace pagoda::engine::cpu

@@ -73,6 +73,9 @@ void check(GgmlType type, std::vector<int64_t> rows, int64_t cols, bool tinyblas
     for (float& v : x) v = dist(rng);
     std::vector<float> ref(static_cast<size_t>(M * N));
     float_gemv(w, x.data(), M, ref.data(), scratch);
+    std::vector<float> generic(ref.size());
+    float_gemv_generic(w, x.data(), M, generic.data(), scratch);
+    for (size_t i = 0; i < ref.size(); ++i) ASSERT_EQ(generic[i], ref[i]) << "M " << M << " index " << i;
     // Row 0 of this step again, in a two-row step: the same bits (one chain per output; the tiles of
     // four rows must not change them).
     if (M >= 2) {
