@@ -206,7 +206,8 @@ std::string describe_config(const ServerConfig& c) {
       c.model, c.model_id, c.grpc.host, c.grpc.port, c.http.host, c.http.port, c.http.threads,
       engine::backend_kind_name(c.load.backend.kind), c.load.backend.device,
       c.load.backend.cpu.num_threads == 0 ? std::string("all cores") : std::to_string(c.load.backend.cpu.num_threads),
-      c.load.backend.cpu.prefill_matmul == engine::PrefillMatmul::OnednnBf16 ? "bf16 for 16+ token steps" : "int8 exact",
+      c.load.backend.cpu.prefill_matmul == engine::PrefillMatmul::OnednnBf16 ? "bf16 for 16+ token steps"
+                                                                             : "exact (int8, or F16/F32 as stored)",
       c.load.kv_memory_bytes > 0 ? fmt::format("{} MiB", c.load.kv_memory_bytes >> 20)
       : c.load.kv_memory_fraction > 0 ? fmt::format("{:.0f}% of the backend's free memory", c.load.kv_memory_fraction * 100)
                                      : fmt::format("{} tokens", c.load.kv_tokens),

@@ -142,7 +142,8 @@ class CpuBackend final : public Backend {
     auto on = tensor_to_f32(*w_->output_norm);
     if (!on.ok()) return on.status();
     output_norm_ = std::move(on.value());
-    // The LM head stays int8: it only ever sees the few rows that want logits.
+    // The LM head stays on the exact path (int8, or its F16/F32 values): it only ever sees the few rows
+    // that want logits.
     auto head = Linear::create({w_->output}, false);
     if (!head.ok()) return head.status();
     lm_head_ = std::move(head.value());
@@ -194,7 +195,8 @@ class CpuBackend final : public Backend {
                             omp_get_max_threads(),
                             cpu::cpu_features().describe(), cpu::quant_gemv_kernel_name(),
                             layers_.empty() || !layers_[0].qkv.gemm ? "off" : layers_[0].qkv.gemm->impl_name());
-    // A decode step reads the quantized (int8-path) form of every matrix; the embedding only a row.
+    // A decode step reads every matrix in the form its kernel uses (int8 blocks, or F16/F32 values);
+    // the embedding only a row.
     i.decode_weight_bytes = lm_head_.weight_bytes();
     for (const Layer& L : layers_) {
       i.decode_weight_bytes += L.qkv.weight_bytes() + L.wo.weight_bytes() + L.gate_up.weight_bytes() +
@@ -219,7 +221,12 @@ class CpuBackend final : public Backend {
     if (logits.size() < want) {
       return Status::error(fmt::format("execute: logits buffer holds {} floats, the plan needs {}", logits.size(), want));
     }
-    forward(plan, logits.data());
+    try {
+      forward(plan, logits.data());
+    } catch (const std::bad_alloc&) {  // step scratch: a step (or a model's shape) too large for this host
+      return Status::error(fmt::format("execute: out of memory for the step's scratch buffers ({} tokens)",
+                                       plan.num_tokens()));
+    }
     return {};
   }
 
@@ -326,8 +333,10 @@ class CpuBackend final : public Backend {
     k_.resize(T * kvd);
     v_.resize(T * kvd);
     attn_.resize(T * qd);
-    gu_.resize(T * 2 * ff);
-    act_.resize(T * ff);
+    if (!c.ops.moe) {  // a MoE model's feed_forward_length sizes nothing it computes
+      gu_.resize(T * 2 * ff);
+      act_.resize(T * ff);
+    }
 
     for (int64_t t = 0; t < T; ++t) (void)tensor_row_to_f32(*w_->token_embd, plan.token_ids[t], &x_[t * d]);
 

@@ -14,6 +14,8 @@ void moe_route(const float* logits, int n_experts, int k, int32_t* experts, floa
   // scale by 1 / sum.
   float max = -INFINITY;
   for (int e = 0; e < n_experts; ++e) max = std::max(max, logits[e]);
+  // NaN logits (a broken model) would break the sort's ordering: they sort last, deterministically.
+  auto key = [](float v) { return std::isnan(v) ? -INFINITY : v; };
   float p[kMaxExperts];
   double sum = 0.0;
   int e = 0;
@@ -33,7 +35,7 @@ void moe_route(const float* logits, int n_experts, int k, int32_t* experts, floa
   // ggml_argsort (descending, std::sort on the ids: ties fall as libstdc++'s sort leaves them), first k.
   int32_t ids[kMaxExperts];
   std::iota(ids, ids + n_experts, 0);
-  std::sort(ids, ids + n_experts, [&](int32_t a, int32_t b) { return p[a] > p[b]; });
+  std::sort(ids, ids + n_experts, [&](int32_t a, int32_t b) { return key(p[a]) > key(p[b]); });
 
   // Normalized weights: ggml_sum_rows (double), ggml_clamp(6.103515625e-5, inf), ggml_div.
   double wsum = 0.0;

@@ -2,6 +2,8 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <algorithm>
+
 #include "engine/gguf/gguf_file.h"
 #include "engine/model/architecture.h"
 
@@ -97,6 +99,10 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
     return Status::error(fmt::format("{}: attention.value_length {} != key_length {} (only equal sizes are supported)",
                                      f.path(), vd.value(), c.head_dim));
   }
+  if (int64_t{c.n_heads} * c.head_dim > (1 << 24)) {  // q_dim() and kv_dim() are int32 products
+    return Status::error(fmt::format("{}: head_count {} x head size {} is out of range (at most 16777216)", f.path(),
+                                     c.n_heads, c.head_dim));
+  }
   if (c.head_dim % 2 != 0 || c.head_dim > 256) {
     return Status::error(fmt::format("{}: head_dim {} must be even and at most 256", f.path(), c.head_dim));
   }
@@ -137,9 +143,11 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
     auto nu = int_key(f, a + "expert_used_count");
     if (!ne.ok()) return ne.status();
     if (!nu.ok()) return nu.status();
-    if (ne.value() < 1 || ne.value() > 1024 || nu.value() < 1 || nu.value() > ne.value()) {
+    // Released MoE models use at most 16 experts per token (Qwen3, DeepSeek: 8; Mixtral: 2); the bound keeps
+    // a step's per-token expert outputs (used x d_model floats) from growing with a file's say-so alone.
+    if (ne.value() < 1 || ne.value() > 1024 || nu.value() < 1 || nu.value() > std::min<int64_t>(ne.value(), 64)) {
       return Status::error(fmt::format("{}: expert_count {} and expert_used_count {} must satisfy 1 <= used <= "
-                                       "count <= 1024",
+                                       "count <= 1024 and used <= 64",
                                        f.path(), ne.value(), nu.value()));
     }
     c.n_experts = static_cast<int32_t>(ne.value());

@@ -122,6 +122,12 @@ Result<std::shared_ptr<ModelWeights>> model_weights_from_gguf(std::unique_ptr<Gg
   if (!s.ok()) return s;
   if (c.tied_embeddings) w->output = w->token_embd;
 
+  // Every layer has at least its two norms and four attention matrices: a block_count beyond what the
+  // tensors can hold is an error before anything is sized by it.
+  if (static_cast<uint64_t>(c.n_layers) * 6 > f.tensors().size()) {
+    return Status::error(fmt::format("{}: block_count {} but only {} tensors in the file", f.path(), c.n_layers,
+                                     f.tensors().size()));
+  }
   w->layers.resize(c.n_layers);
   for (int l = 0; l < c.n_layers && s.ok(); ++l) {
     LayerWeights& L = w->layers[l];

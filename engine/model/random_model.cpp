@@ -348,7 +348,8 @@ Status set_metadata(const RandomModelSpec& s, GgufWriter& w) {
   w.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(s.vocab_size - 2));
   w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(s.vocab_size - 1));
   w.set_bool("tokenizer.ggml.add_bos_token", false);
-  w.set_string("tokenizer.chat_template", kChatMlTemplate);  return {};
+  w.set_string("tokenizer.chat_template", kChatMlTemplate);
+  return {};
 }
 
 }  // namespace
@@ -389,6 +390,16 @@ std::optional<RandomModelSpec> random_model_preset(std::string_view name) {
     s.n_experts = 8, s.n_experts_used = 2, s.expert_ffn_dim = 64;
     return s;
   }
+  // The same family in awkward shapes, for the golden test: a 328-row LM head (Q4_0 groups of 16 end half
+  // full), K = 96 and 160 (F16/F32 tails after 64-element steps), 18 experts (a 16-lane softmax chunk plus
+  // a tail; a router tinyBLAS declines, 18 % 4 != 0), 4 per token.
+  if (name == "qwen3moe-shapes") {
+    s.architecture = "qwen3moe";
+    s.d_model = 96, s.n_heads = 4, s.n_kv_heads = 2, s.head_dim = 40, s.vocab_size = 328;
+    s.rope_theta = 1000000.0f, s.rms_eps = 1e-6f, s.tied_embeddings = true;
+    s.n_experts = 18, s.n_experts_used = 4, s.expert_ffn_dim = 96;
+    return s;
+  }
   if (name == "qwen2.5-0.5b") {
     s.architecture = "qwen2";
     s.n_layers = 24, s.d_model = 896, s.n_heads = 14, s.n_kv_heads = 2, s.ffn_dim = 4864, s.vocab_size = 151936;
@@ -406,8 +417,8 @@ std::optional<RandomModelSpec> random_model_preset(std::string_view name) {
 }
 
 std::vector<std::string> random_model_preset_names() {
-  return {"tiny",       "smollm2-135m", "llama3-8b",     "llama2-7b", "qwen2-tiny",
-          "qwen3-tiny", "qwen3moe-tiny", "qwen2.5-0.5b", "qwen3-0.6b"};
+  return {"tiny",          "smollm2-135m",    "llama3-8b",    "llama2-7b", "qwen2-tiny", "qwen3-tiny",
+          "qwen3moe-tiny", "qwen3moe-shapes", "qwen2.5-0.5b", "qwen3-0.6b"};
 }
 
 Status use_vocabulary(RandomModelSpec& spec, const std::string& path) {

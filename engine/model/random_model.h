@@ -42,7 +42,7 @@ struct RandomModelSpec {
 };
 
 // Presets: "tiny", "smollm2-135m", "llama3-8b", "llama2-7b", "qwen2-tiny", "qwen3-tiny", "qwen3moe-tiny",
-// "qwen2.5-0.5b", "qwen3-0.6b"; nullopt for another name.
+// "qwen3moe-shapes" (awkward sizes, for the golden test), "qwen2.5-0.5b", "qwen3-0.6b"; nullopt otherwise.
 std::optional<RandomModelSpec> random_model_preset(std::string_view name);
 std::vector<std::string> random_model_preset_names();
 

@@ -65,4 +65,6 @@ def test_the_family_serves_chat_and_completions(family):
     gen = subprocess.run([PAGODA_CLI, "generate", "--model", path, "--prompt", prompt, "--max-tokens", "10",
                           "--temperature", "0"], capture_output=True, text=True, timeout=120)
     assert gen.returncode == 0, gen.stderr
-    assert comp["choices"][0]["text"] in gen.stdout, (comp["choices"][0]["text"], gen.stdout)
+    text = comp["choices"][0]["text"]
+    assert comp["usage"]["completion_tokens"] == 10 and text, comp
+    assert text in gen.stdout, (text, gen.stdout)

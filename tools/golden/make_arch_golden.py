@@ -43,6 +43,9 @@ MODELS = [
     ("qwen3moe-tiny", "q8_0"),
     ("qwen3moe-tiny", "q4_0"),
     ("qwen3moe-tiny", "f16"),
+    ("qwen3moe-shapes", "q4_0"),
+    ("qwen3moe-shapes", "f32"),
+    ("qwen3moe-shapes", "f16"),
 ]
 SEED = 1
 # (name, sequence length, prompt length): the tiny presets have a 256-token context.
