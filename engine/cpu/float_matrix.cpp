@@ -70,26 +70,25 @@ PAGODA_INLINE void dot_tinyblas(const W* w, const float* x, int64_t K, float* ou
   for (int m = 0; m < MT; ++m) out[m] = ggml_reduce16(acc[m]);
 }
 
-// One weight row against M activation rows, per instruction set (clones of plain functions: compilers do
-// not multiversion templates). The lane loops above are inlined into each clone.
-PAGODA_CLONES void row_f16(const _Float16* w, const float* x, int64_t K, int32_t M, bool tiny, float* out) {
+// One weight row against M activation rows.
+template <class W>
+PAGODA_INLINE void row_generic(const W* w, const float* x, int64_t K, int32_t M, bool tiny, float* out) {
   int32_t m = 0;
   if (tiny) {
-    for (; m + 4 <= M; m += 4) dot_tinyblas<_Float16, 4>(w, x + m * K, K, out + m);
-    for (; m < M; ++m) dot_tinyblas<_Float16, 1>(w, x + m * K, K, out + m);
+    for (; m + 4 <= M; m += 4) dot_tinyblas<W, 4>(w, x + m * K, K, out + m);
+    for (; m < M; ++m) dot_tinyblas<W, 1>(w, x + m * K, K, out + m);
   } else {
     for (; m < M; ++m) out[m] = dot_vec(w, x + m * K, K);
   }
 }
 
+// Per instruction set: clones of plain functions (compilers do not multiversion templates), each with the
+// lane loops above inlined.
+PAGODA_CLONES void row_f16(const _Float16* w, const float* x, int64_t K, int32_t M, bool tiny, float* out) {
+  row_generic(w, x, K, M, tiny, out);
+}
 PAGODA_CLONES void row_f32(const float* w, const float* x, int64_t K, int32_t M, bool tiny, float* out) {
-  int32_t m = 0;
-  if (tiny) {
-    for (; m + 4 <= M; m += 4) dot_tinyblas<float, 4>(w, x + m * K, K, out + m);
-    for (; m < M; ++m) dot_tinyblas<float, 1>(w, x + m * K, K, out + m);
-  } else {
-    for (; m < M; ++m) out[m] = dot_vec(w, x + m * K, K);
-  }
+  row_generic(w, x, K, M, tiny, out);
 }
 
 // AVX-512: the same lanes as one zmm register each (what the generic loops above describe), written out

@@ -126,6 +126,33 @@ class Daemon:
                 return float(line.split()[1])
         raise KeyError(name)
 
+    def hold_answered_connection(self, deadline):
+        """A connection (TLS when the daemon speaks it) with one answered request on it: the daemon has
+        accepted and counted it. Connections closed a moment ago (start-up's health polls) may still count
+        on the daemon's side (under ASan its closing lags): a 503, or under TLS a connection closed at once,
+        means "not yet", and the connection is opened again until `deadline`."""
+        while True:
+            raw = socket.create_connection(("127.0.0.1", self.http_port), timeout=30)
+            s = raw
+            answer = b""
+            try:
+                if self.ssl_context:
+                    s = self.ssl_context.wrap_socket(raw, server_hostname="localhost")
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                while b"\r\n\r\n" not in answer:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    answer += chunk
+            except (ssl.SSLError, ConnectionError, OSError):
+                pass
+            if answer.startswith(b"HTTP/1.1 200"):
+                return s
+            s.close()
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 503"), answer
+            assert time.time() < deadline, "no connection was accepted and counted in time"
+            time.sleep(0.2)
+
     def openai_client(self, **kw):
         import httpx
         import openai

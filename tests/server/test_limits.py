@@ -18,26 +18,6 @@ def limited():
     d.stop()
 
 
-def hold_answered_connection(port, deadline):
-    """A connection with one answered request on it: the daemon has accepted and counted it. Connections
-    the fixture closed a moment ago (its health polls) may still count on the daemon's side (under ASan its
-    closing lags): a 503 then means "not yet", and the connection is opened again."""
-    while True:
-        s = socket.create_connection(("127.0.0.1", port), timeout=30)
-        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
-        if answer.startswith(b"HTTP/1.1 200"):
-            return s
-        s.close()
-        assert answer.startswith(b"HTTP/1.1 503") and time.time() < deadline, answer
-        time.sleep(0.2)
-
-
 def test_connections_past_the_limit_get_503_and_the_daemon_recovers(limited):
     d = limited
     held = []
@@ -46,7 +26,7 @@ def test_connections_past_the_limit_get_503_and_the_daemon_recovers(limited):
         # always long enough under ASan, and the fourth connection was then served, not refused).
         deadline = time.time() + 20
         for _ in range(3):
-            held.append(hold_answered_connection(d.http_port, deadline))
+            held.append(d.hold_answered_connection(deadline))
         with socket.create_connection(("127.0.0.1", d.http_port), timeout=30) as s:
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             data = b""

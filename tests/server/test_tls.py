@@ -121,29 +121,6 @@ def test_an_aborted_tls_request_is_cancelled(tls_daemon):
     assert d.metric('pagoda_requests_total{status="cancelled"}') == before + 1
 
 
-def hold_answered_tls_connection(d, deadline):
-    """A TLS connection with one answered request on it; one the daemon closed at once (over the limit
-    while connections just closed still counted) is opened again."""
-    while True:
-        raw = socket.create_connection(("127.0.0.1", d.http_port), timeout=30)
-        try:
-            s = d.ssl_context.wrap_socket(raw, server_hostname="localhost")
-            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            answer = b""
-            while b"\r\n\r\n" not in answer:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                answer += chunk
-            if answer.startswith(b"HTTP/1.1 200"):
-                return s
-            s.close()
-        except (ssl.SSLError, ConnectionError, OSError):
-            raw.close()
-        assert time.time() < deadline, "no connection was accepted"
-        time.sleep(0.2)
-
-
 def test_connections_past_the_limit_are_closed_under_tls(certs):
     _, (cert, key), _ = certs
     d = start_daemon(["--tls-cert", str(cert), "--tls-key", str(key), "--max-connections", "2"], tls_ca=str(cert))
@@ -152,7 +129,7 @@ def test_connections_past_the_limit_are_closed_under_tls(certs):
         # fixed sleep was not enough: the health polls start_daemon had just closed could still count on
         # the daemon's side, so a held one was closed unseen and the third was served.
         deadline = time.time() + 20
-        held = [hold_answered_tls_connection(d, deadline) for _ in range(2)]
+        held = [d.hold_answered_connection(deadline) for _ in range(2)]
         with socket.create_connection(("127.0.0.1", d.http_port), timeout=30) as raw:
             with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
                 d.ssl_context.wrap_socket(raw, server_hostname="localhost")
