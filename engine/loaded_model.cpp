@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace pagoda::engine {
@@ -53,6 +54,9 @@ Result<LoadedModel> load_model(const std::string& path, const LoadOptions& optio
   auto w = load_model_weights(path);
   if (!w.ok()) return w.status();
   m.weights = std::move(w.value());
+  if (options.max_sequence_length > 0) {
+    select_rope_factors(*m.weights, std::min(options.max_sequence_length, m.weights->config.context_length));
+  }
   auto spec = tokenizer_spec_from_gguf(*m.weights->file);
   if (!spec.ok()) return spec.status();
   auto tok = Tokenizer::create(std::move(spec.value()));

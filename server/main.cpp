@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   const auto& sched = config.engine.scheduler;
   config.load.backend.max_step_logits =
       std::min(sched.max_num_batched_tokens, sched.max_num_seqs * (1 + sched.speculative.num_tokens));
+  config.load.max_sequence_length = sched.max_model_len;
   auto loaded = engine::load_model(config.model, config.load);
   if (!loaded.ok()) {
     spdlog::error("{}", loaded.message());

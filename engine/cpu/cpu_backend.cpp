@@ -127,8 +127,11 @@ class CpuBackend final : public Backend {
         if (!v.ok()) return v.status();
         *norm = std::move(v.value());
       }
-      for (auto [lin, parts] : {std::pair{&dst.qkv, std::vector{L.wq, L.wk, L.wv}}, std::pair{&dst.wo, std::vector{L.wo}},
-                                std::pair{&dst.gate_up, std::vector{L.w_gate, L.w_up}},
+      // A fused file's matrix as it is (ggml decides repacking and tinyBLAS on the whole of it), else ours.
+      const auto qkv = L.wqkv ? std::vector{L.wqkv} : std::vector{L.wq, L.wk, L.wv};
+      const auto gate_up = L.w_gate_up ? std::vector{L.w_gate_up} : std::vector{L.w_gate, L.w_up};
+      for (auto [lin, parts] : {std::pair{&dst.qkv, qkv}, std::pair{&dst.wo, std::vector{L.wo}},
+                                std::pair{&dst.gate_up, gate_up},
                                 std::pair{&dst.down, std::vector{L.w_down}}}) {
         if (parts[0] == nullptr) continue;  // no dense FFN in a MoE layer
         auto r = Linear::create(parts, bf16_enabled());
@@ -341,6 +344,7 @@ class CpuBackend final : public Backend {
     for (int64_t t = 0; t < T; ++t) (void)tensor_row_to_f32(*w_->token_embd, plan.token_ids[t], &x_[t * d]);
 
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    const float attn_scale = c.ops.scale_q_before_attention ? 1.0f : scale;
     const auto rope = c.ops.rope == RopeStyle::HalfSplit ? cpu::rope_apply_half_split : cpu::rope_apply;
     for (int l = 0; l < c.n_layers; ++l) {
       const Layer& L = layers_[l];
@@ -370,12 +374,14 @@ class CpuBackend final : public Backend {
         }
         float cos_sin[256];  // head_dim <= 256 (checked at load)
         cpu::rope_cache(plan.positions[t], c.head_dim, rope_theta_scale_,
-                        w_->rope_freq_factors.empty() ? nullptr : w_->rope_freq_factors.data(), cos_sin);
+                        w_->rope_freq_factors.empty() ? nullptr : w_->rope_freq_factors.data(), cos_sin,
+                        c.rope_scaling.attn_factor);
         rope(&q_[t * qd], c.n_heads, c.head_dim, cos_sin);
         rope(&k_[t * kvd], c.n_kv_heads, c.head_dim, cos_sin);
+        if (c.ops.scale_q_before_attention) cpu::scale_inplace(&q_[t * qd], scale, qd);
       }
       cpu::write_kv(plan, k_.data(), v_.data(), kv);
-      cpu::paged_attention(plan, q_.data(), kv, c.n_heads, scale, attn_.data());
+      cpu::paged_attention(plan, q_.data(), kv, c.n_heads, attn_scale, attn_.data());
       linear(L.wo, attn_.data(), T, h_.data());
       cpu::add_inplace(x_.data(), h_.data(), T * d);
 

@@ -39,12 +39,17 @@ PAGODA_CLONES void add_inplace(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
-void rope_cache(int pos, int head_dim, float theta_scale, const float* freq_factors, float* cos_sin) {
+PAGODA_CLONES void scale_inplace(float* x, float s, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) x[i] *= s;
+}
+
+void rope_cache(int pos, int head_dim, float theta_scale, const float* freq_factors, float* cos_sin, float mscale) {
   float theta = static_cast<float>(pos);
   for (int i0 = 0; i0 < head_dim; i0 += 2) {
     const float ff = freq_factors ? freq_factors[i0 / 2] : 1.0f;
-    cos_sin[i0] = std::cos(theta / ff);
-    cos_sin[i0 + 1] = std::sin(theta / ff);
+    cos_sin[i0] = std::cos(theta / ff) * mscale;
+    cos_sin[i0 + 1] = std::sin(theta / ff) * mscale;
     theta *= theta_scale;
   }
 }

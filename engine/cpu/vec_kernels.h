@@ -13,10 +13,13 @@ void rms_norm(const float* x, const float* weight, float* out, int n, float eps)
 void silu_mul(const float* gate, const float* up, float* out, int n);
 // x[i] += y[i]
 void add_inplace(float* x, const float* y, int64_t n);
+void scale_inplace(float* x, float s, int64_t n);  // x *= s, one rounding per element (ggml_scale)
 // RoPE in llama.cpp's "normal" mode: pair (2i, 2i+1) of each head turns by theta_i / factor_i,
 // theta_i = pos * base^(-2i/head_dim) computed by repeated multiplication as ggml does.
-// rope_cache fills cos/sin pairs [head_dim] for one position; freq_factors may be null.
-void rope_cache(int pos, int head_dim, float theta_scale, const float* freq_factors, float* cos_sin);
+// rope_cache fills cos/sin pairs [head_dim] for one position; freq_factors may be null. Both are multiplied
+// by mscale (LongRoPE's attn_factor; 1 otherwise), as ggml's rope_yarn does.
+void rope_cache(int pos, int head_dim, float theta_scale, const float* freq_factors, float* cos_sin,
+                float mscale = 1.0f);
 void rope_apply(float* x, int n_heads, int head_dim, const float* cos_sin);
 // The same angles in llama.cpp's "neox" mode (RopeStyle::HalfSplit): pair i is (i, i + head_dim/2).
 void rope_apply_half_split(float* x, int n_heads, int head_dim, const float* cos_sin);

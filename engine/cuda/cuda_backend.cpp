@@ -105,6 +105,10 @@ class CudaBackend final : public Backend {
       return Status::error(fmt::format("the CUDA backend does not implement the per-head Q/K RMSNorm of '{}' models "
                                        "yet (use --backend cpu)", c.architecture));
     }
+    if (c.ops.scale_q_before_attention || c.rope_scaling.attn_factor != 1.0f) {
+      return Status::error(fmt::format("the CUDA backend does not implement the Q pre-scaling and LongRoPE attn_factor "
+                                       "of '{}' models yet (use --backend cpu)", c.architecture));
+    }
     for (const LayerWeights& L : weights->layers) {
       if (L.bq) {
         return Status::error(fmt::format("the CUDA backend does not implement attention biases (attn_q/k/v.bias, "

@@ -13,6 +13,9 @@ constexpr Architecture kArchitectures[] = {
     {"qwen2", {.rope = RopeStyle::HalfSplit}, /*qkv_bias=*/true},
     {"qwen3", {.rope = RopeStyle::HalfSplit, .qk_norm = true}},
     {"qwen3moe", {.rope = RopeStyle::HalfSplit, .qk_norm = true, .moe = true}},
+    // Phi-3/3.5 (and Phi-4-mini): its sliding window is off in llama.cpp (src/models/phi3.cpp), and so here.
+    {"phi3", {.rope = RopeStyle::HalfSplit, .scale_q_before_attention = true}, /*qkv_bias=*/false,
+     /*fused_qkv=*/true, /*fused_gate_up=*/true},
 };
 
 }  // namespace

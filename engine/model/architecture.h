@@ -27,6 +27,9 @@ struct LayerOps {
   // gives each token a softmax over the experts, the top k run (ffn_{gate,up,down}_exps, SwiGLU each)
   // and their outputs are summed weighted by the k probabilities renormalized to sum to one.
   bool moe = false;
+  // Q multiplied by 1/sqrt(head_dim) after RoPE as a step of its own (rounded to f32), and attention then
+  // unscaled: phi3's graph, whose logits differ in the last bits from scaling inside the softmax.
+  bool scale_q_before_attention = false;
 };
 
 struct Architecture {
@@ -35,6 +38,11 @@ struct Architecture {
   // Whether the family's converted files carry attn_{q,k,v}.bias (qwen2). The loader takes the
   // biases wherever a file has them, as llama.cpp does; this only tells `pagoda make-model` to write them.
   bool qkv_bias = false;
+  // How the family's files store the projections (phi3): Q, K and V as one attn_qkv matrix, and the FFN's
+  // gate and up as one ffn_up of 2 x feed_forward_length rows (gate first). The loader takes attn_qkv
+  // from any file that has it; ffn_up is read as fused for these families only, as llama.cpp does.
+  bool fused_qkv = false;
+  bool fused_gate_up = false;
 };
 
 // The registered family called `name`, or nullptr.

@@ -127,15 +127,23 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
   if (!factor.ok()) return factor.status();
   if (scaling_type.ok() && scaling_type.value() && *scaling_type.value() == "llama3") c.rope_scaling.llama3 = true;
   if (f.find_tensor("rope_freqs.weight") != nullptr) c.rope_scaling.llama3 = true;
+  auto orig = int_key(f, a + "rope.scaling.original_context_length", c.rope_scaling.llama3 ? 8192 : c.context_length);
+  auto attn_factor = float_key(f, a + "rope.scaling.attn_factor", 1.0);
+  if (!orig.ok()) return orig.status();
+  if (!attn_factor.ok()) return attn_factor.status();
+  if (orig.value() < 1 || orig.value() > (1 << 24) || !(attn_factor.value() > 0 && attn_factor.value() < 1e3)) {
+    return Status::error(fmt::format("{}: rope.scaling.original_context_length {} or attn_factor {} is out of range",
+                                     f.path(), orig.value(), attn_factor.value()));
+  }
+  c.rope_scaling.original_context = static_cast<int32_t>(orig.value());
+  c.rope_scaling.attn_factor = static_cast<float>(attn_factor.value());
   if (c.rope_scaling.llama3) {
     c.rope_scaling.factor = static_cast<float>(factor.value() > 0 ? factor.value() : 8.0);
     auto lo = float_key(f, a + "rope.scaling.low_freq_factor", 1.0);
     auto hi = float_key(f, a + "rope.scaling.high_freq_factor", 4.0);
-    auto orig = int_key(f, a + "rope.scaling.original_context_length", 8192);
-    if (!lo.ok() || !hi.ok() || !orig.ok()) return Status::error(fmt::format("{}: bad rope.scaling keys", f.path()));
+    if (!lo.ok() || !hi.ok()) return Status::error(fmt::format("{}: bad rope.scaling keys", f.path()));
     c.rope_scaling.low_freq_factor = static_cast<float>(lo.value());
     c.rope_scaling.high_freq_factor = static_cast<float>(hi.value());
-    c.rope_scaling.original_context = static_cast<int32_t>(orig.value());
   }
 
   if (c.ops.moe) {  // as llama.cpp's qwen3moe loader: expert_feed_forward_length else ffn / used

@@ -16,8 +16,11 @@ struct RopeScaling {
   float factor = 1.0f;
   float low_freq_factor = 1.0f;
   float high_freq_factor = 4.0f;
-  int32_t original_context = 8192;
+  int32_t original_context = 8192;  // rope.scaling.original_context_length; else 8192 (llama3), the context
   bool llama3 = false;
+  // LongRoPE (phi3 128k): cos and sin multiplied by rope.scaling.attn_factor; the per-pair frequency divisors
+  // are rope_factors_long past original_context, else rope_factors_short (ModelWeights).
+  float attn_factor = 1.0f;
 };
 
 struct ModelConfig {

@@ -88,6 +88,24 @@ GgufTensorInfo tensor_slice(const GgufTensorInfo& t, int64_t index) {
   return s;
 }
 
+GgufTensorInfo tensor_rows(const GgufTensorInfo& t, int64_t first, int64_t count) {
+  GgufTensorInfo s;
+  s.name = fmt::format("{}[rows {}..{}]", t.name, first, first + count);
+  s.dims = {t.dims[0], count};
+  s.type = t.type;
+  const int64_t row_bytes = ggml_row_bytes(*ggml_type_info(static_cast<uint32_t>(t.type)), t.dims[0]);
+  s.offset = t.offset + static_cast<uint64_t>(first * row_bytes);
+  s.data = t.data + first * row_bytes;
+  s.nbytes = static_cast<uint64_t>(count * row_bytes);
+  return s;
+}
+
+void select_rope_factors(ModelWeights& w, int64_t context_per_sequence) {
+  if (w.rope_factors_long.empty() && w.rope_factors_short.empty()) return;
+  w.rope_freq_factors =
+      context_per_sequence > w.config.rope_scaling.original_context ? w.rope_factors_long : w.rope_factors_short;
+}
+
 Status tensor_row_to_f32(const GgufTensorInfo& t, int64_t row, float* dst) {
   const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(t.type));
   if (!info) return Status::error(fmt::format("tensor '{}': unknown type", t.name));
@@ -129,13 +147,23 @@ Result<std::shared_ptr<ModelWeights>> model_weights_from_gguf(std::unique_ptr<Gg
                                      f.tensors().size()));
   }
   w->layers.resize(c.n_layers);
+  const Architecture& family = *find_architecture(c.architecture);  // registered: the config checked
   for (int l = 0; l < c.n_layers && s.ok(); ++l) {
     LayerWeights& L = w->layers[l];
     const std::string p = fmt::format("blk.{}.", l);
     s = find(f, p + "attn_norm.weight", {d}, &L.attn_norm);
-    if (s.ok()) s = find(f, p + "attn_q.weight", {d, q}, &L.wq);
-    if (s.ok()) s = find(f, p + "attn_k.weight", {d, kv}, &L.wk);
-    if (s.ok()) s = find(f, p + "attn_v.weight", {d, kv}, &L.wv);
+    if (s.ok() && f.find_tensor(p + "attn_qkv.weight")) {  // fused: Q, K and V views of its row ranges
+      s = find(f, p + "attn_qkv.weight", {d, q + 2 * kv}, &L.wqkv);
+      if (s.ok()) {
+        L.wq = &w->row_views.emplace_back(tensor_rows(*L.wqkv, 0, q));
+        L.wk = &w->row_views.emplace_back(tensor_rows(*L.wqkv, q, kv));
+        L.wv = &w->row_views.emplace_back(tensor_rows(*L.wqkv, q + kv, kv));
+      }
+    } else {
+      if (s.ok()) s = find(f, p + "attn_q.weight", {d, q}, &L.wq);
+      if (s.ok()) s = find(f, p + "attn_k.weight", {d, kv}, &L.wk);
+      if (s.ok()) s = find(f, p + "attn_v.weight", {d, kv}, &L.wv);
+    }
     if (s.ok()) s = find(f, p + "attn_output.weight", {q, d}, &L.wo);
     if (s.ok()) s = find_biases(f, p, q, kv, L);
     if (s.ok() && c.ops.qk_norm) s = find(f, p + "attn_q_norm.weight", {c.head_dim}, &L.q_norm);
@@ -149,8 +177,16 @@ Result<std::shared_ptr<ModelWeights>> model_weights_from_gguf(std::unique_ptr<Gg
       if (s.ok()) s = find(f, p + "ffn_down_exps.weight", {fe, d, ne}, &L.exp_down);
       continue;
     }
-    if (s.ok()) s = find(f, p + "ffn_gate.weight", {d, ff}, &L.w_gate);
-    if (s.ok()) s = find(f, p + "ffn_up.weight", {d, ff}, &L.w_up);
+    if (family.fused_gate_up) {  // phi3: one ffn_up of 2 x ffn rows, the gate's first
+      if (s.ok()) s = find(f, p + "ffn_up.weight", {d, 2 * ff}, &L.w_gate_up);
+      if (s.ok()) {
+        L.w_gate = &w->row_views.emplace_back(tensor_rows(*L.w_gate_up, 0, ff));
+        L.w_up = &w->row_views.emplace_back(tensor_rows(*L.w_gate_up, ff, ff));
+      }
+    } else {
+      if (s.ok()) s = find(f, p + "ffn_gate.weight", {d, ff}, &L.w_gate);
+      if (s.ok()) s = find(f, p + "ffn_up.weight", {d, ff}, &L.w_up);
+    }
     if (s.ok()) s = find(f, p + "ffn_down.weight", {ff, d}, &L.w_down);
   }
   if (!s.ok()) return s;
@@ -165,6 +201,17 @@ Result<std::shared_ptr<ModelWeights>> model_weights_from_gguf(std::unique_ptr<Gg
     w->rope_freq_factors = std::move(v.value());
   } else if (c.rope_scaling.llama3) {
     w->rope_freq_factors = llama3_freq_factors(c);
+  } else {  // LongRoPE: one tensor each, shared by every layer
+    for (auto [name, dst] : {std::pair{"rope_factors_long.weight", &w->rope_factors_long},
+                             std::pair{"rope_factors_short.weight", &w->rope_factors_short}}) {
+      const GgufTensorInfo* t = nullptr;
+      if (!f.find_tensor(name)) continue;
+      if (Status st = find(f, name, {c.head_dim / 2}, &t); !st.ok()) return st;
+      auto v = tensor_to_f32(*t);
+      if (!v.ok()) return v.status();
+      *dst = std::move(v.value());
+    }
+    select_rope_factors(*w, c.context_length);
   }
   w->file = std::move(file);
   return w;

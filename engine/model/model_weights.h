@@ -2,6 +2,7 @@
 // The weights of a model (any registered family) as views into the mapped GGUF file: every tensor the forward
 // pass needs, found by its GGUF name and checked against the config's shapes. Backends turn these
 // views into whatever layout their kernels want (bf16, repacked quant blocks, device memory).
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,11 @@ struct LayerWeights {
   const GgufTensorInfo* wk = nullptr;         // [d_model -> kv_dim]
   const GgufTensorInfo* wv = nullptr;         // [d_model -> kv_dim]
   const GgufTensorInfo* wo = nullptr;         // [q_dim -> d_model]
+  // Where the file fuses them (Architecture::fused_qkv / fused_gate_up): the one matrix, whose row ranges
+  // wq/wk/wv and w_gate/w_up then view. A backend that multiplies the fused matrix as one decides its
+  // kernel (repacking, tinyBLAS) on the whole of it, as ggml does. nullptr otherwise.
+  const GgufTensorInfo* wqkv = nullptr;       // [d_model -> q_dim + 2 kv_dim]
+  const GgufTensorInfo* w_gate_up = nullptr;  // [d_model -> 2 ffn], gate rows first
   // Added to the projections' outputs where the file has them (qwen2); nullptr = none. All three or none.
   const GgufTensorInfo* bq = nullptr;  // [q_dim] f32
   const GgufTensorInfo* bk = nullptr;  // [kv_dim]
@@ -45,7 +51,17 @@ struct ModelWeights {
   const GgufTensorInfo* output = nullptr;       // [vocab][d_model]; == token_embd when tied
   std::vector<LayerWeights> layers;
   std::vector<float> rope_freq_factors;  // per rotated pair (head_dim/2); empty = none (all 1)
+  // LongRoPE's two sets (rope_factors_long/short.weight; empty where absent): select_rope_factors puts one
+  // in rope_freq_factors.
+  std::vector<float> rope_factors_long;
+  std::vector<float> rope_factors_short;
+  std::deque<GgufTensorInfo> row_views;  // what wq/wk/wv, w_gate/w_up point to in fused files (stable addresses)
 };
+
+// LongRoPE: the long factors when a sequence may run past rope_scaling.original_context, else the short
+// ones, as llama.cpp chooses by its per-sequence context (a file's rope_freqs.weight overrides both).
+// Loading selects for the model's whole context_length; load_model() again for the serving limit.
+void select_rope_factors(ModelWeights& w, int64_t context_per_sequence);
 
 // Opens, validates and indexes a GGUF model. Errors name the file and the tensor or key at fault.
 Result<std::shared_ptr<ModelWeights>> load_model_weights(const std::string& path);
@@ -57,6 +73,8 @@ Result<std::vector<float>> tensor_to_f32(const GgufTensorInfo& t);
 // Slice `index` of a 3-D tensor {cols, rows, n} as a 2-D one {cols, rows} (one expert's matrix); its
 // data points into the same mapping.
 GgufTensorInfo tensor_slice(const GgufTensorInfo& t, int64_t index);
+// Rows [first, first + count) of a 2-D tensor {cols, rows} as a tensor of their own, into the same mapping.
+GgufTensorInfo tensor_rows(const GgufTensorInfo& t, int64_t first, int64_t count);
 // Dequantizes row `row` of a 2-D tensor (dims {cols, rows}) into dst[cols].
 Status tensor_row_to_f32(const GgufTensorInfo& t, int64_t row, float* dst);
 

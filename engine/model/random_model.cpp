@@ -174,9 +174,13 @@ std::vector<TensorPlan> tensor_plan(const RandomModelSpec& s) {
   for (int l = 0; l < s.n_layers; ++l) {
     const std::string p = fmt::format("blk.{}.", l);
     out.push_back({p + "attn_norm.weight", GgmlType::F32, {d}, 1.0f, 0.1f});
-    out.push_back({p + "attn_q.weight", w, {d, q}, 0.0f, sd});
-    out.push_back({p + "attn_k.weight", w, {d, kv}, 0.0f, sd});
-    out.push_back({p + "attn_v.weight", w, {d, kv}, 0.0f, sd});
+    if (arch->fused_qkv) {
+      out.push_back({p + "attn_qkv.weight", w, {d, q + 2 * kv}, 0.0f, sd});
+    } else {
+      out.push_back({p + "attn_q.weight", w, {d, q}, 0.0f, sd});
+      out.push_back({p + "attn_k.weight", w, {d, kv}, 0.0f, sd});
+      out.push_back({p + "attn_v.weight", w, {d, kv}, 0.0f, sd});
+    }
     if (arch->qkv_bias) {  // large, as trained Qwen2 biases are (their K bias most of all)
       out.push_back({p + "attn_q.bias", GgmlType::F32, {q}, 0.0f, 0.5f});
       out.push_back({p + "attn_k.bias", GgmlType::F32, {kv}, 0.0f, 0.5f});
@@ -197,9 +201,17 @@ std::vector<TensorPlan> tensor_plan(const RandomModelSpec& s) {
       out.push_back({p + "ffn_down_exps.weight", w, {fe, d, ne}, 0.0f, se});
       continue;
     }
-    out.push_back({p + "ffn_gate.weight", w, {d, ff}, 0.0f, sd});
-    out.push_back({p + "ffn_up.weight", w, {d, ff}, 0.0f, sd});
+    if (arch->fused_gate_up) {
+      out.push_back({p + "ffn_up.weight", w, {d, 2 * ff}, 0.0f, sd});
+    } else {
+      out.push_back({p + "ffn_gate.weight", w, {d, ff}, 0.0f, sd});
+      out.push_back({p + "ffn_up.weight", w, {d, ff}, 0.0f, sd});
+    }
     out.push_back({p + "ffn_down.weight", w, {ff, d}, 0.0f, sf});
+  }
+  if (s.longrope_original_context > 0) {  // positive divisors: long ones around 2 (0.3..3.7), short around 1
+    out.push_back({"rope_factors_long.weight", GgmlType::F32, {hd / 2}, 2.0f, 0.5f});
+    out.push_back({"rope_factors_short.weight", GgmlType::F32, {hd / 2}, 1.0f, 0.05f});
   }
   out.push_back({"output_norm.weight", GgmlType::F32, {d}, 1.0f, 0.1f});
   if (!s.tied_embeddings) out.push_back({"output.weight", w, {d, vocab}, 0.0f, sd});
@@ -316,6 +328,10 @@ Status set_metadata(const RandomModelSpec& s, GgufWriter& w) {
   w.set_f32(a + "rope.freq_base", s.rope_theta);
   w.set_u32(a + "rope.dimension_count", hd);
   w.set_u32(a + "vocab_size", static_cast<uint32_t>(s.vocab_size));
+  if (s.longrope_original_context > 0) {
+    w.set_u32(a + "rope.scaling.original_context_length", static_cast<uint32_t>(s.longrope_original_context));
+    w.set_f32(a + "rope.scaling.attn_factor", s.rope_attn_factor);
+  }
   if (s.n_experts > 0) {
     w.set_u32(a + "expert_count", static_cast<uint32_t>(s.n_experts));
     w.set_u32(a + "expert_used_count", static_cast<uint32_t>(s.n_experts_used));
@@ -400,6 +416,13 @@ std::optional<RandomModelSpec> random_model_preset(std::string_view name) {
     s.n_experts = 18, s.n_experts_used = 4, s.expert_ffn_dim = 96;
     return s;
   }
+  // phi3: fused QKV and gate/up, Q scaled before attention; LongRoPE past 64 positions (Phi-3.5-mini's
+  // 128k scheme: attn_factor 1.19 there), so a 256-token context runs on the long factors.
+  if (name == "phi3-tiny") {
+    s.architecture = "phi3";
+    s.longrope_original_context = 64, s.rope_attn_factor = 1.19f;
+    return s;
+  }
   if (name == "qwen2.5-0.5b") {
     s.architecture = "qwen2";
     s.n_layers = 24, s.d_model = 896, s.n_heads = 14, s.n_kv_heads = 2, s.ffn_dim = 4864, s.vocab_size = 151936;
@@ -413,12 +436,18 @@ std::optional<RandomModelSpec> random_model_preset(std::string_view name) {
     s.tied_embeddings = true;
     return s;
   }
+  if (name == "phi3-mini") {  // Phi-3-mini-4k-instruct's config.json
+    s.architecture = "phi3";
+    s.n_layers = 32, s.d_model = 3072, s.n_heads = 32, s.n_kv_heads = 32, s.ffn_dim = 8192, s.vocab_size = 32064;
+    s.context_length = 4096, s.rope_theta = 10000.0f, s.weight_type = GgmlType::Q4_0;
+    return s;
+  }
   return std::nullopt;
 }
 
 std::vector<std::string> random_model_preset_names() {
   return {"tiny",          "smollm2-135m",    "llama3-8b",    "llama2-7b", "qwen2-tiny", "qwen3-tiny",
-          "qwen3moe-tiny", "qwen3moe-shapes", "qwen2.5-0.5b", "qwen3-0.6b"};
+          "qwen3moe-tiny", "qwen3moe-shapes", "phi3-tiny",  "qwen2.5-0.5b", "qwen3-0.6b", "phi3-mini"};
 }
 
 Status use_vocabulary(RandomModelSpec& spec, const std::string& path) {
@@ -474,6 +503,10 @@ Status validate_random_model_spec(const RandomModelSpec& s) {
   if (s.d_model % kBlock != 0 || s.ffn_dim % kBlock != 0) {
     return Status::error(fmt::format("random model '{}': d_model {} and ffn {} must be multiples of 32", s.name,
                                      s.d_model, s.ffn_dim));
+  }
+  if (s.longrope_original_context < 0 || !(s.rope_attn_factor > 0.0f)) {
+    return Status::error(fmt::format("random model '{}': LongRoPE original context {} must be >= 0 and attn_factor {} "
+                                     "positive", s.name, s.longrope_original_context, s.rope_attn_factor));
   }
   if (s.vocab_path.empty() && s.vocab_size < kByteTokens + 2) {
     return Status::error(fmt::format("random model '{}': vocab_size {} is below the {} byte and control tokens",

@@ -35,6 +35,9 @@ struct TokenizerSpec {
   // SPM-style BPE (Gemma 4): spaces become U+2581 before the pre-tokenizer, and back in pieces.
   bool escape_whitespaces = false;
   std::string chat_template;  // tokenizer.chat_template, may be empty
+  // general.name: llama.cpp sets per-token attributes by it (Phi-3's special tokens strip the whitespace
+  // after them), and so does build_vocab.
+  std::string model_name;
 };
 
 Result<TokenizerSpec> tokenizer_spec_from_gguf(const GgufFile& file);

@@ -50,6 +50,7 @@ Result<TokenizerSpec> tokenizer_spec_from_gguf(const GgufFile& file) {
     return Status::error(file.path() + ": tokenizer.ggml.model '" + spec.model +
                          "' is not supported (supported: gpt2, llama, gemma4)");
 
+  if (auto name = file.get_string("general.name"); name.ok() && name.value()) spec.model_name = *name.value();
   auto pre = file.get_string("tokenizer.ggml.pre");
   if (!pre.ok()) return pre.status();
   spec.pre = pre.value() && !pre.value()->empty() ? *pre.value() : "default";

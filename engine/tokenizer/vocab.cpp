@@ -1,7 +1,9 @@
 #include "engine/tokenizer/vocab.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <set>
 
 namespace pagoda::engine::tok {
@@ -112,6 +114,22 @@ Vocab build_vocab(const TokenizerSpec& spec) {
   std::sort(v.special_tokens.begin(), v.special_tokens.end(), [&](int32_t a, int32_t b) {
     return v.texts[static_cast<size_t>(a)].size() > v.texts[static_cast<size_t>(b)].size();
   });
+  // Per-token attributes by model name, as llama-vocab.cpp (from Phi-3's tokenizer.json, rstrip: true):
+  // its special tokens but <unk>, <s> and <|endoftext|> swallow the whitespace after them, so the "\n"
+  // after each <|end|> or <|user|> of its chat template is not a token.
+  std::string name = spec.model_name;
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
+    for (int32_t id : v.special_tokens) v.attrs[static_cast<size_t>(id)] |= kAttrRstrip;
+    auto set = [&](const char* text, bool on) {
+      const int32_t id = v.find(text);
+      if (id < 0) return;  // llama.cpp refuses such a vocabulary; the tokens are simply not there
+      v.attrs[static_cast<size_t>(id)] = on ? (v.attrs[static_cast<size_t>(id)] | kAttrRstrip)
+                                            : (v.attrs[static_cast<size_t>(id)] & ~kAttrRstrip);
+    };
+    set("</s>", true);
+    for (const char* text : {"<unk>", "<s>", "<|endoftext|>"}) set(text, false);
+  }
   return v;
 }
 
@@ -137,13 +155,22 @@ std::vector<Fragment> partition_special(const Vocab& vocab, std::string_view tex
       }
       size_t off = f.offset;
       const size_t end = f.offset + f.length;
+      // isspace in the C locale, as llama.cpp's strip loops
+      const auto space = [&](size_t i) { return std::strchr(" \t\n\v\f\r", text[i]) != nullptr && text[i] != 0; };
       while (off < end) {
         const size_t match = text.substr(0, end).find(tok, off);
         if (match == std::string_view::npos) break;
         any = true;
-        if (match > off) next.push_back({-1, off, match - off});
+        size_t left_end = match;
+        if (vocab.has_attr(id, kAttrLstrip)) {
+          while (left_end > off && space(left_end - 1)) --left_end;
+        }
+        if (left_end > off) next.push_back({-1, off, left_end - off});
         next.push_back({id, match, tok.size()});
         off = match + tok.size();
+        if (vocab.has_attr(id, kAttrRstrip)) {
+          while (off < end && space(off)) ++off;
+        }
       }
       if (off < end) next.push_back({-1, off, end - off});
     }

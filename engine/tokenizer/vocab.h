@@ -21,6 +21,9 @@ enum TokenAttr : uint32_t {
   kAttrControl = 1u << 3,
   kAttrUserDefined = 1u << 4,
   kAttrByte = 1u << 5,
+  kAttrNormalized = 1u << 6,
+  kAttrLstrip = 1u << 7,  // a special token that swallows the whitespace before it
+  kAttrRstrip = 1u << 8,  // ... after it
 };
 
 struct Vocab {
@@ -52,7 +55,8 @@ struct Fragment {
 };
 
 // llama.cpp's tokenizer_st_partition: every special token (longest first) is cut out of the remaining
-// raw text. Control and unknown tokens only when parse_special; user-defined tokens always.
+// raw text. Control and unknown tokens only when parse_special; user-defined tokens always. Whitespace
+// next to a token with kAttrLstrip / kAttrRstrip goes with it.
 std::vector<Fragment> partition_special(const Vocab& vocab, std::string_view text, bool parse_special);
 
 }  // namespace pagoda::engine::tok

@@ -1,34 +1,40 @@
-"""Serving each model family: a small random-weight GGUF of the family from `pagoda make-model`, with
-Qwen2's real vocabulary (llama.cpp's vocabulary-only ggml-vocab-qwen2.gguf), behind pagodad: chat and
-completions over HTTP, streamed and not, greedy outputs reproducible and equal to the engine's own
-(`pagoda generate`). The logits of these families are checked against llama.cpp in
+"""Serving each model family: a small random-weight GGUF of the family from `pagoda make-model`, with a
+real vocabulary (llama.cpp's vocabulary-only ggml-vocab-qwen2.gguf, Phi-3's for phi3), behind pagodad: chat
+and completions over HTTP, streamed and not, and Generate over gRPC; greedy outputs reproducible and equal
+to the engine's own (`pagoda generate`). The logits of these families are checked against llama.cpp in
 tests/engine/model/architecture_golden_test.cpp; here the question is whether the daemon serves them."""
 import glob
 import os
 import pathlib
 import subprocess
 
+import grpc
 import pytest
 
 from conftest import PAGODA_CLI, REPO, start_daemon
 
+# Each family's preset and the vocabulary it is served with.
+FAMILIES = {"qwen2-tiny": "ggml-vocab-qwen2.gguf", "qwen3-tiny": "ggml-vocab-qwen2.gguf",
+            "qwen3moe-tiny": "ggml-vocab-qwen2.gguf", "phi3-tiny": "ggml-vocab-phi-3.gguf"}
 
-def vocab_path() -> str:
+
+def vocab_path(name: str) -> str:
     base = os.environ.get("PAGODA_LLAMA_MODELS")  # set by CMake for ctest
     if not base:
         found = glob.glob(str(REPO / "build" / "_deps" / "llama_jinja-src" / "*" / "vendor" / "llama.cpp" / "models"))
         if not found:
             pytest.skip("llama.cpp's vocabulary files not unpacked (configure the build: cmake/llama_jinja.cmake)")
         base = found[0]
-    path = pathlib.Path(base) / "ggml-vocab-qwen2.gguf"
+    path = pathlib.Path(base) / name
     assert path.exists(), path
     return str(path)
 
 
-@pytest.fixture(scope="module", params=["qwen2-tiny", "qwen3-tiny", "qwen3moe-tiny"])
+@pytest.fixture(scope="module", params=list(FAMILIES))
 def family(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("families") / f"{request.param}.gguf"
-    made = subprocess.run([PAGODA_CLI, "make-model", "--preset", request.param, "--vocab", vocab_path(),
+    made = subprocess.run([PAGODA_CLI, "make-model", "--preset", request.param, "--vocab",
+                           vocab_path(FAMILIES[request.param]),
                            "--out", str(path)], capture_output=True, text=True, timeout=120)
     assert made.returncode == 0, made.stderr
     d = start_daemon(model=str(path))
@@ -68,3 +74,22 @@ def test_the_family_serves_chat_and_completions(family):
     text = comp["choices"][0]["text"]
     assert comp["usage"]["completion_tokens"] == 10 and text, comp
     assert text in gen.stdout, (text, gen.stdout)
+
+
+def test_the_family_serves_grpc_generate(family, pb):
+    """The same greedy completion over gRPC as over HTTP."""
+    pagoda_pb2, pagoda_pb2_grpc = pb
+    _, _, d = family
+    prompt = "Once upon a time"
+    status, comp = d.post_json("/v1/completions", {"model": d.model_id, "prompt": prompt, "max_tokens": 8,
+                                                   "temperature": 0})
+    assert status == 200, comp
+    req = pagoda_pb2.GenerateRequest(text=prompt)
+    req.sampling.temperature = 0
+    req.stop.max_tokens = 8
+    with grpc.insecure_channel(f"127.0.0.1:{d.grpc_port}") as ch:
+        stub = pagoda_pb2_grpc.GenerationStub(ch)
+        msgs = list(stub.Generate(req, timeout=120))
+    assert msgs and msgs[-1].finish_reason == pagoda_pb2.FINISH_REASON_LENGTH, msgs[-1:]
+    assert sum(len(m.token_ids) for m in msgs) == 8
+    assert "".join(m.text for m in msgs) == comp["choices"][0]["text"]

@@ -46,6 +46,11 @@ MODELS = [
     ("qwen3moe-shapes", "q4_0"),
     ("qwen3moe-shapes", "f32"),
     ("qwen3moe-shapes", "f16"),
+    # phi3 on Phi-3's own vocabulary (llama.cpp refuses a "phi3" model without its special tokens); the
+    # golden test takes the same file from llama.cpp's models/ (cmake/llama_jinja.cmake unpacks it).
+    ("phi3-tiny", "q8_0", "ggml-vocab-phi-3.gguf"),
+    ("phi3-tiny", "q4_0", "ggml-vocab-phi-3.gguf"),
+    ("phi3-tiny", "f16", "ggml-vocab-phi-3.gguf"),
 ]
 SEED = 1
 # (name, sequence length, prompt length): the tiny presets have a 256-token context.
@@ -82,13 +87,16 @@ def main() -> int:
 
     import llama_cpp  # noqa: E402  (found through PYTHONPATH)
     from llama_cpp import Llama
+    # The vocabulary-only GGUFs of the same sources (vendor/llama.cpp/models).
+    llama_models = os.path.join(os.path.dirname(os.path.dirname(llama_cpp.__file__)), "vendor", "llama.cpp", "models")
 
     models = []
     with tempfile.TemporaryDirectory() as tmp:
-        for preset, wtype in MODELS:
+        for preset, wtype, *vocab_file in MODELS:
             path = os.path.join(tmp, f"{preset}-{wtype}.gguf")
+            vocab_args = ["--vocab", os.path.join(llama_models, vocab_file[0])] if vocab_file else []
             subprocess.run([args.pagoda, "make-model", "--preset", preset, "--type", wtype, "--seed", str(SEED),
-                            "--out", path], check=True, capture_output=True)
+                            "--out", path, *vocab_args], check=True, capture_output=True)
             llm = Llama(model_path=path, n_ctx=256, n_batch=256, n_ubatch=256, logits_all=True,
                         n_threads=args.threads, n_threads_batch=args.threads, verbose=False)
             vocab = llm.n_vocab()
@@ -116,7 +124,8 @@ def main() -> int:
                               "logit": logit, "greedy": greedy})
                 print(f"{preset:11s} {wtype} {name:8s} len={length:3d} min_margin={min(margin):.5f} "
                       f"greedy={greedy[:8]}...", file=sys.stderr)
-            models.append({"preset": preset, "type": wtype, "seed": SEED, "fnv1a64": fnv1a64(path),
+            models.append({"preset": preset, "type": wtype, "seed": SEED, **({"vocab": vocab_file[0]} if vocab_file else {}),
+                           "fnv1a64": fnv1a64(path),
                            "architecture": llm.metadata.get("general.architecture"), "n_vocab": vocab,
                            "cases": cases})
             del llm

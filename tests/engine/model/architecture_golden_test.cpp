@@ -60,6 +60,12 @@ LoadedModel load_golden_model(const nlohmann::json& m) {
   auto spec = random_model_preset(m.at("preset").get<std::string>());
   EXPECT_TRUE(spec.has_value()) << m.at("preset");
   if (!spec) return {};
+  if (m.contains("vocab")) {  // a real vocabulary from llama.cpp's models/ (phi3 needs its special tokens)
+    const std::string vocab = std::string(PAGODA_LLAMA_MODELS_DIR) + "/" + m.at("vocab").get<std::string>();
+    Status v = use_vocabulary(*spec, vocab);
+    EXPECT_TRUE(v.ok()) << v.message() << " (cmake/llama_jinja.cmake unpacks it)";
+    if (!v.ok()) return {};
+  }
   spec->weight_type = weight_type(m.at("type"));
   spec->seed = m.at("seed");
   const std::string path = ::testing::TempDir() + "/pagoda_golden_" + spec->name + "_" + m.at("type").get<std::string>() + ".gguf";

@@ -35,7 +35,11 @@ TEST(Architecture, RegisteredFamiliesAndTheirOps) {
   EXPECT_EQ(find_architecture("gpt2"), nullptr);
   EXPECT_EQ(find_architecture(""), nullptr);
   EXPECT_EQ(find_architecture("Llama"), nullptr) << "names are matched exactly, as ggml does";
-  EXPECT_EQ(architecture_names(), "llama, mistral, qwen2, qwen3, qwen3moe");
+  EXPECT_TRUE(find_architecture("phi3")->ops.scale_q_before_attention);
+  EXPECT_TRUE(find_architecture("phi3")->fused_qkv && find_architecture("phi3")->fused_gate_up);
+  EXPECT_FALSE(find_architecture("llama")->ops.scale_q_before_attention);
+  EXPECT_FALSE(find_architecture("qwen2")->fused_gate_up);
+  EXPECT_EQ(architecture_names(), "llama, mistral, qwen2, qwen3, qwen3moe, phi3");
 }
 
 TEST(Architecture, TheLoadedConfigCarriesTheFamilysOps) {
@@ -57,7 +61,7 @@ TEST(Architecture, TheLoadedConfigCarriesTheFamilysOps) {
   ASSERT_TRUE(g.ok());
   auto bad = model_config_from_gguf(*g.value());
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.message().find("unsupported architecture 'mixtral' (supported: llama, mistral, qwen2, qwen3, qwen3moe)"), std::string::npos)
+  EXPECT_NE(bad.message().find("unsupported architecture 'mixtral' (supported: llama, mistral, qwen2, qwen3, qwen3moe, phi3)"), std::string::npos)
       << bad.message();
 }
 
@@ -124,6 +128,46 @@ TEST(Architecture, Qwen3MoePresetLoadsItsExperts) {
   EXPECT_NE(c.summary().find("8 experts (2 per token, ffn 64)"), std::string::npos) << c.summary();
 }
 
+// phi3: Q/K/V and gate/up are row ranges of the file's fused matrices, and LongRoPE's factor set follows
+// the per-sequence context (long past rope.scaling.original_context_length), cos/sin scaled by attn_factor.
+TEST(Architecture, Phi3FusedMatricesAndLongRope) {
+  auto w = random_llama_writer(*random_model_preset("phi3-tiny"));
+  ASSERT_TRUE(w.ok()) << w.message();
+  auto bytes = w.value().to_bytes();
+  ASSERT_TRUE(bytes.ok());
+  auto f = GgufFile::parse(bytes.value(), "phi3.gguf");
+  ASSERT_TRUE(f.ok());
+  auto m = model_weights_from_gguf(std::move(f.value()));
+  ASSERT_TRUE(m.ok()) << m.message();
+  ModelWeights& mw = *m.value();
+  const ModelConfig& c = mw.config;
+  EXPECT_EQ(c.ops.rope, RopeStyle::HalfSplit);
+  EXPECT_FALSE(c.tied_embeddings);
+  const LayerWeights& L = mw.layers[1];
+  ASSERT_NE(L.wqkv, nullptr);
+  EXPECT_EQ(L.wqkv->dims, (std::vector<int64_t>{64, c.q_dim() + 2 * c.kv_dim()}));
+  const int64_t row = static_cast<int64_t>(L.wqkv->nbytes) / (c.q_dim() + 2 * c.kv_dim());
+  EXPECT_EQ(L.wq->data, L.wqkv->data);
+  EXPECT_EQ(L.wk->data, L.wqkv->data + c.q_dim() * row);
+  EXPECT_EQ(L.wv->data, L.wqkv->data + (c.q_dim() + c.kv_dim()) * row);
+  EXPECT_EQ(L.wv->dims, (std::vector<int64_t>{64, c.kv_dim()}));
+  ASSERT_NE(L.w_gate_up, nullptr);
+  EXPECT_EQ(L.w_gate->data, L.w_gate_up->data);
+  EXPECT_EQ(L.w_up->data, L.w_gate_up->data + L.w_gate->nbytes);
+  EXPECT_EQ(L.w_up->dims, (std::vector<int64_t>{64, c.ffn_dim}));
+
+  EXPECT_EQ(c.rope_scaling.original_context, 64);
+  EXPECT_FLOAT_EQ(c.rope_scaling.attn_factor, 1.19f);
+  ASSERT_EQ(mw.rope_factors_long.size(), 8u);
+  ASSERT_EQ(mw.rope_factors_short.size(), 8u);
+  EXPECT_NE(mw.rope_factors_long, mw.rope_factors_short);
+  EXPECT_EQ(mw.rope_freq_factors, mw.rope_factors_long) << "the whole 256-token context is past 64";
+  select_rope_factors(mw, 64);
+  EXPECT_EQ(mw.rope_freq_factors, mw.rope_factors_short);
+  select_rope_factors(mw, 65);
+  EXPECT_EQ(mw.rope_freq_factors, mw.rope_factors_long);
+}
+
 // Broken Qwen files: a bias missing from the three, a missing qwen3 norm, a value_length unlike the key's.
 TEST(Architecture, BrokenQwenFilesNameWhatIsWrong) {
   auto load = [](const char* preset, const std::function<void(GgufWriter&)>& edit) {
@@ -151,6 +195,16 @@ TEST(Architecture, BrokenQwenFilesNameWhatIsWrong) {
             std::string::npos);
   EXPECT_NE(load("qwen3moe-tiny", [](GgufWriter& w) { w.remove_tensor("blk.0.ffn_gate_inp.weight"); })
                 .find("missing tensor 'blk.0.ffn_gate_inp.weight'"),
+            std::string::npos);
+  // phi3: ffn_up must hold the gate's rows too; a LongRoPE factor tensor of the wrong size.
+  EXPECT_NE(load("phi3-tiny", [](GgufWriter& w) { w.remove_tensor("blk.1.ffn_up.weight"); })
+                .find("missing tensor 'blk.1.ffn_up.weight'"),
+            std::string::npos);
+  EXPECT_NE(load("phi3-tiny", [](GgufWriter& w) { w.set_u32("phi3.feed_forward_length", 64); })
+                .find("tensor 'blk.0.ffn_up.weight' has dims {64, 256}, expected {64, 128}"),
+            std::string::npos);
+  EXPECT_NE(load("phi3-tiny", [](GgufWriter& w) { w.set_u32("phi3.rope.scaling.original_context_length", 0); })
+                .find("original_context_length 0"),
             std::string::npos);
 }
 

@@ -1,14 +1,18 @@
 // The tokenizer on llama.cpp's own tokenizer cases: the vocabulary-only GGUFs in llama.cpp's models/
 // folder (real vocabularies, merges and pre-tokenizer names of each family) with their .inp/.out files,
 // the inputs and ids tests/test-tokenizer-0.cpp checks llama.cpp against (add_special false, no special
-// token parsing). Every case of every listed family must give llama.cpp's ids.
+// token parsing). Every case of every listed family must give llama.cpp's ids. So must the project's
+// own corpus on each of those vocabularies, with and without special-token parsing
+// (tests/data/vocab_corpus_golden.json, from tools/golden/make_vocab_corpus_golden.py).
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "engine/loaded_model.h"
+#include "tests/test_env.h"
 
 namespace pagoda::engine {
 namespace {
@@ -92,6 +96,51 @@ TEST_P(LlamaVocabCases, EveryCaseGivesLlamaCppsIds) {
     }
   }
   std::printf("%s: %d / %zu cases identical, %d decode back to their text\n", GetParam(), same, cases.size(), back);
+}
+
+std::string from_hex(const std::string& hex) {
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  return out;
+}
+
+const nlohmann::json& corpus_golden() {
+  static const nlohmann::json doc = [] {
+    std::ifstream in(test::data_path("vocab_corpus_golden.json"));
+    EXPECT_TRUE(in.good()) << "missing tests/data/vocab_corpus_golden.json";
+    return in.good() ? nlohmann::json::parse(in) : nlohmann::json::object();
+  }();
+  return doc;
+}
+
+TEST_P(LlamaVocabCases, ProjectCorpusGivesLlamaCppsIds) {
+  const std::string path = std::string(PAGODA_LLAMA_MODELS_DIR) + "/ggml-vocab-" + GetParam() + ".gguf";
+  auto tok = load_tokenizer(path);
+  ASSERT_TRUE(tok.ok()) << tok.message();
+  const nlohmann::json& doc = corpus_golden();
+  ASSERT_TRUE(doc.contains("families") && doc["families"].contains(GetParam())) << GetParam();
+  const nlohmann::json& fam = doc["families"][GetParam()];
+  const nlohmann::json& corpus = doc["corpus"];
+  ASSERT_EQ(fam["plain"].size(), corpus.size());
+  int same = 0, total = 0;
+  auto check = [&](const std::string& text, const std::vector<int32_t>& want, bool parse_special) {
+    ++total;
+    const std::vector<int32_t> got = tok.value()->encode(text, /*add_special=*/false, parse_special);
+    if (got == want) {
+      ++same;
+    } else {
+      ADD_FAILURE() << GetParam() << (parse_special ? " (parse_special)" : "") << ": '" << text
+                    << "'\n  llama.cpp: " << ids_str(want) << "\n  pagoda:    " << ids_str(got);
+    }
+  };
+  for (size_t i = 0; i < corpus.size(); ++i) {
+    check(from_hex(corpus[i].get<std::string>()), fam["plain"][i].get<std::vector<int32_t>>(), false);
+  }
+  ASSERT_GE(fam["special"].size(), 80u);
+  for (const nlohmann::json& c : fam["special"]) {
+    check(from_hex(c["hex"].get<std::string>()), c["ids"].get<std::vector<int32_t>>(), true);
+  }
+  std::printf("%s: %d / %d corpus encodings identical\n", GetParam(), same, total);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, LlamaVocabCases, ::testing::ValuesIn(kFamilies),
