@@ -109,7 +109,7 @@ int run_make_model(const MakeModelArgs& a) {
 
 Runner add_make_model_command(CLI::App& app) {
   auto args = std::make_shared<MakeModelArgs>();
-  CLI::App* cmd = app.add_subcommand("make-model", "write a GGUF model with random weights (llama, qwen2, qwen3, qwen3moe, phi3)");
+  CLI::App* cmd = app.add_subcommand("make-model", "write a GGUF model with random weights (llama, qwen2, qwen3, qwen3moe, phi3, gemma2, gemma3)");
   std::string presets;
   for (const std::string& n : engine::random_model_preset_names()) presets += (presets.empty() ? "" : " | ") + n;
   cmd->add_option("--preset", args->preset, presets)->capture_default_str();

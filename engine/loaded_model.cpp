@@ -54,9 +54,6 @@ Result<LoadedModel> load_model(const std::string& path, const LoadOptions& optio
   auto w = load_model_weights(path);
   if (!w.ok()) return w.status();
   m.weights = std::move(w.value());
-  if (options.max_sequence_length > 0) {
-    select_rope_factors(*m.weights, std::min(options.max_sequence_length, m.weights->config.context_length));
-  }
   auto spec = tokenizer_spec_from_gguf(*m.weights->file);
   if (!spec.ok()) return spec.status();
   auto tok = Tokenizer::create(std::move(spec.value()));
@@ -87,6 +84,14 @@ Result<LoadedModel> load_model(const std::string& path, const LoadOptions& optio
   auto blocks = kv_blocks_for(options, m.backend->kv_bytes_per_block(), m.backend->kv_memory_available());
   if (!blocks.ok()) return blocks.status();
   if (Status s = m.backend->allocate_kv({blocks.value(), options.block_size}); !s.ok()) return s;
+  // LongRoPE's factor set follows the longest sequence this deployment can run (as llama.cpp's follows its
+  // per-sequence context): the serving limit, the model's context and the KV pool, whichever is least.
+  // Chosen here, once the pool is sized; the CPU backend reads the set at each step (the CUDA backend
+  // refuses LongRoPE models).
+  int64_t longest = int64_t{blocks.value()} * options.block_size;
+  longest = std::min<int64_t>(longest, m.weights->config.context_length);
+  if (options.max_sequence_length > 0) longest = std::min<int64_t>(longest, options.max_sequence_length);
+  select_rope_factors(*m.weights, longest);
   return m;
 }
 

@@ -16,8 +16,8 @@ struct LoadOptions {
   double kv_memory_fraction = 0.0;  // (0, 0.95] of the backend's kv_memory_available()
   int32_t kv_tokens = 4096;         // rounded up to whole blocks
   int32_t block_size = 16;
-  // The longest sequence the caller will run (the server's --max-model-len), capped at the model's
-  // context: LongRoPE models (phi3 128k) choose their frequency factors by it. 0 = the model's context.
+  // The longest sequence the caller will run (the server's --max-model-len), further capped at the model's
+  // context and the KV pool: LongRoPE models (phi3 128k) choose their frequency factors by it. 0 = no cap.
   int32_t max_sequence_length = 0;
 };
 

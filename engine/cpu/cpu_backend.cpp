@@ -77,6 +77,7 @@ struct Linear {
 
 struct Layer {
   std::vector<float> attn_norm, ffn_norm;
+  std::vector<float> attn_post_norm, ffn_post_norm;  // LayerOps::post_norms; empty = none
   std::vector<float> qkv_bias;        // Q, K, V biases stacked as the qkv rows are; empty = none
   std::vector<float> q_norm, k_norm;  // per-head RMSNorm weights (LayerOps::qk_norm); empty = none
   Linear qkv;      // Q, K, V stacked: one matmul
@@ -121,7 +122,9 @@ class CpuBackend final : public Backend {
         if (!v.ok()) return v.status();
         dst.qkv_bias.insert(dst.qkv_bias.end(), v.value().begin(), v.value().end());
       }
-      for (auto [norm, t] : {std::pair{&dst.q_norm, L.q_norm}, std::pair{&dst.k_norm, L.k_norm}}) {
+      for (auto [norm, t] : {std::pair{&dst.q_norm, L.q_norm}, std::pair{&dst.k_norm, L.k_norm},
+                             std::pair{&dst.attn_post_norm, L.attn_post_norm},
+                             std::pair{&dst.ffn_post_norm, L.ffn_post_norm}}) {
         if (!t) continue;
         auto v = tensor_to_f32(*t);
         if (!v.ok()) return v.status();
@@ -152,6 +155,7 @@ class CpuBackend final : public Backend {
     lm_head_ = std::move(head.value());
 
     rope_theta_scale_ = std::pow(c.rope_theta, -2.0f / static_cast<float>(c.head_dim));
+    rope_theta_scale_swa_ = std::pow(c.rope_theta_swa, -2.0f / static_cast<float>(c.head_dim));
     spdlog::debug("{}", info().kernels);
     return {};
   }
@@ -342,13 +346,19 @@ class CpuBackend final : public Backend {
     }
 
     for (int64_t t = 0; t < T; ++t) (void)tensor_row_to_f32(*w_->token_embd, plan.token_ids[t], &x_[t * d]);
+    if (c.ops.scale_embeddings) cpu::scale_inplace(x_.data(), std::sqrt(static_cast<float>(d)), T * d);
 
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    const float attn_scale = c.ops.scale_q_before_attention ? 1.0f : scale;
     const auto rope = c.ops.rope == RopeStyle::HalfSplit ? cpu::rope_apply_half_split : cpu::rope_apply;
     for (int l = 0; l < c.n_layers; ++l) {
       const Layer& L = layers_[l];
       const cpu::PagedKvLayer kv{kv_.data() + l * layer_elems_, kv_shape_.block_size, c.n_kv_heads, c.head_dim};
+      const bool swa = c.is_swa(l);
+      const float theta_scale = swa ? rope_theta_scale_swa_ : rope_theta_scale_;
+      const float freq_scale = swa ? c.rope_freq_scale_swa : c.rope_freq_scale;
+      // Q's scale goes into the softmax, or onto Q itself as a step of its own (then the softmax's is 1).
+      const cpu::AttentionParams attn{.scale = c.ops.scale_q_before_attention ? 1.0f : c.attention_scale,
+                                      .softcap = c.attn_softcap,
+                                      .window = swa ? c.sliding_window : 0};
 
       // Attention block: x += Wo . attn(rope(norm(Wq h + bq)), rope(norm(Wk h + bk)), Wv h + bv), h = rmsnorm(x)
       // (the biases and the per-head norms where the model has them).
@@ -373,16 +383,17 @@ class CpuBackend final : public Backend {
           }
         }
         float cos_sin[256];  // head_dim <= 256 (checked at load)
-        cpu::rope_cache(plan.positions[t], c.head_dim, rope_theta_scale_,
+        cpu::rope_cache(plan.positions[t], c.head_dim, theta_scale,
                         w_->rope_freq_factors.empty() ? nullptr : w_->rope_freq_factors.data(), cos_sin,
-                        c.rope_scaling.attn_factor);
+                        c.rope_scaling.attn_factor, freq_scale);
         rope(&q_[t * qd], c.n_heads, c.head_dim, cos_sin);
         rope(&k_[t * kvd], c.n_kv_heads, c.head_dim, cos_sin);
-        if (c.ops.scale_q_before_attention) cpu::scale_inplace(&q_[t * qd], scale, qd);
+        if (c.ops.scale_q_before_attention) cpu::scale_inplace(&q_[t * qd], c.attention_scale, qd);
       }
       cpu::write_kv(plan, k_.data(), v_.data(), kv);
-      cpu::paged_attention(plan, q_.data(), kv, c.n_heads, attn_scale, attn_.data());
+      cpu::paged_attention(plan, q_.data(), kv, c.n_heads, attn, attn_.data());
       linear(L.wo, attn_.data(), T, h_.data());
+      post_norm(L.attn_post_norm, T);
       cpu::add_inplace(x_.data(), h_.data(), T * d);
 
       // Feed-forward block: x += Wdown . (silu(Wgate h) * Wup h), h = rmsnorm(x) (or the routed experts).
@@ -393,9 +404,11 @@ class CpuBackend final : public Backend {
         continue;
       }
       linear(L.gate_up, h_.data(), T, gu_.data());
+      const auto act = c.ops.ffn_activation == FfnActivation::GeluTanh ? cpu::gelu_mul : cpu::silu_mul;
 #pragma omp parallel for if (many)
-      for (int64_t t = 0; t < T; ++t) cpu::silu_mul(&gu_[t * 2 * ff], &gu_[t * 2 * ff + ff], &act_[t * ff], ff);
+      for (int64_t t = 0; t < T; ++t) act(&gu_[t * 2 * ff], &gu_[t * 2 * ff + ff], &act_[t * ff], ff);
       linear(L.down, act_.data(), T, h_.data());
+      post_norm(L.ffn_post_norm, T);
       cpu::add_inplace(x_.data(), h_.data(), T * d);
     }
 
@@ -405,6 +418,15 @@ class CpuBackend final : public Backend {
       cpu::rms_norm(&x_[plan.logits_indices[r] * d], output_norm_.data(), &h_[r * d], d, c.rms_eps);
     }
     linear(lm_head_, h_.data(), R, logits);
+    if (c.final_softcap > 0) cpu::softcap_inplace(logits, c.final_softcap, R * c.vocab_size);
+  }
+
+  // h = rmsnorm(h) with a post-norm's weights (gemma2/3), before h is added to the residual; none: h as is.
+  void post_norm(const std::vector<float>& weight, int64_t T) {
+    if (weight.empty()) return;
+    const int64_t d = w_->config.d_model;
+#pragma omp parallel for if (T > 4)
+    for (int64_t t = 0; t < T; ++t) cpu::rms_norm(&h_[t * d], weight.data(), &h_[t * d], static_cast<int>(d), w_->config.rms_eps);
   }
 
   CpuBackendOptions opts_;
@@ -412,7 +434,8 @@ class CpuBackend final : public Backend {
   std::vector<Layer> layers_;
   std::vector<float> output_norm_;
   Linear lm_head_;
-  float rope_theta_scale_ = 1.0f;  // base^(-2/head_dim)
+  float rope_theta_scale_ = 1.0f;      // base^(-2/head_dim)
+  float rope_theta_scale_swa_ = 1.0f;  // the same for the sliding-window layers' base
   KvCacheShape kv_shape_;
   int64_t layer_elems_ = 0;
   std::vector<cpu::KvScalar> kv_;

@@ -79,20 +79,33 @@ inline void prefetch_block(const KvScalar* p, int32_t elems) {
 // The same arithmetic as attend_one's portable loops, in AVX-512 registers: scores for a whole block
 // of keys per call and the PV accumulators updated in place, without a call per position.
 // head_dim must be a multiple of 64 (ggml's vec_dot step), e.g. 64 or 128.
+// The score of one key as ggml's graph makes it: the dot product, capped (tanh) where the model caps,
+// then scaled.
+inline float score(float dot, const AttentionParams& p, float inv_cap) {
+  if (p.softcap > 0.0f) dot = std::tanh(dot * inv_cap) * p.softcap;
+  return dot * p.scale;
+}
+
+// Keys [first, n_ctx) are attended to; those before `first` (outside a sliding window) are masked: their
+// scores are -inf and they are never read. Lanes and softmax chunks stay those of the absolute positions,
+// so the sums are ggml's over the whole masked row (a masked key adds exactly zero there).
 PAGODA_AVX512 void attend_one_avx512(
-    const float* q_in, const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head, int32_t n_ctx,
-    float scale, DotOrder order, Scratch& s, float* out) {
+    const float* q_in, const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head, int32_t first,
+    int32_t n_ctx, const AttentionParams& params, DotOrder order, Scratch& s, float* out) {
+  const float inv_cap = params.softcap > 0.0f ? 1.0f / params.softcap : 0.0f;
   const int32_t bs = kv.block_size, hd = kv.head_dim, nc = hd / 16;
   __m512 q[16];  // head_dim <= 256; rounded to fp16 as ggml converts it
   for (int c = 0; c < nc; ++c) q[c] = _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(q_in + 16 * c), _MM_FROUND_TO_NEAREST_INT));
 
   const int32_t padded = (n_ctx + kLanes - 1) / kLanes * kLanes;
+  const int32_t chunk0 = first / kLanes * kLanes;  // the softmax's first chunk with an unmasked key
   s.scores.resize(padded);
-  for (int32_t j0 = 0; j0 < n_ctx; j0 += bs) {
+  for (int32_t j = chunk0; j < first; ++j) s.scores[j] = -std::numeric_limits<float>::infinity();
+  for (int32_t j0 = first / bs * bs; j0 < n_ctx; j0 += bs) {
     const KvScalar* kb = kv.key(table[j0 / bs], kv_head);
     const int32_t n = std::min(bs, n_ctx - j0);
     if (j0 + bs < n_ctx) prefetch_block(kv.key(table[j0 / bs + 1], kv_head), bs * hd);
-    for (int32_t j = 0; j < n; ++j) {
+    for (int32_t j = std::max(0, first - j0); j < n; ++j) {
       const KvScalar* k = kb + j * hd;
       float dot;
       if (order == DotOrder::Gemm) {  // tinyBLAS: one FMA chain over 16-lane chunks
@@ -104,22 +117,22 @@ PAGODA_AVX512 void attend_one_avx512(
         for (int c = 0; c < nc; ++c) sum[c % 4] = _mm512_fmadd_ps(load_f16x16(k + 16 * c), q[c], sum[c % 4]);
         dot = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(sum[0], sum[2]), _mm512_add_ps(sum[1], sum[3])));
       }
-      s.scores[j0 + j] = dot * scale;
+      s.scores[j0 + j] = score(dot, params, inv_cap);
     }
   }
   for (int32_t j = n_ctx; j < padded; ++j) s.scores[j] = -std::numeric_limits<float>::infinity();
 
   float max_score = -std::numeric_limits<float>::infinity();
-  for (int32_t j = 0; j < n_ctx; ++j) max_score = std::max(max_score, s.scores[j]);
+  for (int32_t j = first; j < n_ctx; ++j) max_score = std::max(max_score, s.scores[j]);
   double sum = 0.0;
-  for (int32_t c = 0; c < padded; c += kLanes) {
+  for (int32_t c = chunk0; c < padded; c += kLanes) {
     alignas(64) float x[kLanes];
     _mm512_store_ps(x, _mm512_sub_ps(_mm512_loadu_ps(&s.scores[c]), _mm512_set1_ps(max_score)));
     ggml_exp16(x, &s.scores[c]);
     sum += _mm512_reduce_add_ps(_mm512_loadu_ps(&s.scores[c]));
   }
   const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / sum));
-  for (int32_t c = 0; c < padded; c += kLanes) {  // p = e * inv, rounded to fp16 for the PV matmul
+  for (int32_t c = chunk0; c < padded; c += kLanes) {  // p = e * inv, rounded to fp16 for the PV matmul
     const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(&s.scores[c]), inv);
     _mm512_storeu_ps(&s.scores[c], _mm512_cvtph_ps(_mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT)));
   }
@@ -127,11 +140,11 @@ PAGODA_AVX512 void attend_one_avx512(
   // PV accumulators: lane = position mod 16 (Gemm) or mod 64 (Vec), each a row of head_dim.
   const int32_t lanes = order == DotOrder::Gemm ? 16 : 64;
   s.acc.assign(static_cast<size_t>(lanes) * hd, 0.0f);
-  for (int32_t j0 = 0; j0 < n_ctx; j0 += bs) {
+  for (int32_t j0 = first / bs * bs; j0 < n_ctx; j0 += bs) {
     const KvScalar* vb = kv.value(table[j0 / bs], kv_head);
     const int32_t n = std::min(bs, n_ctx - j0);
     if (j0 + bs < n_ctx) prefetch_block(kv.value(table[j0 / bs + 1], kv_head), bs * hd);
-    for (int32_t j = 0; j < n; ++j) {
+    for (int32_t j = std::max(0, first - j0); j < n; ++j) {
       const KvScalar* v = vb + j * hd;
       const __m512 p = _mm512_set1_ps(s.scores[j0 + j]);
       float* acc = &s.acc[static_cast<size_t>((j0 + j) % lanes) * hd];
@@ -162,12 +175,13 @@ PAGODA_AVX512 void attend_one_avx512(
 std::atomic<bool> g_portable_only{false};
 
 void attend_one(const float* q_in, const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head,
-                int32_t n_ctx, float scale, DotOrder order, Scratch& s, float* out) {
+                int32_t first, int32_t n_ctx, const AttentionParams& params, DotOrder order, Scratch& s, float* out) {
   static const bool avx512 = cpu_features().avx512;
   if (avx512 && kv.head_dim % 64 == 0 && !g_portable_only.load(std::memory_order_relaxed)) {
-    attend_one_avx512(q_in, kv, table, kv_head, n_ctx, scale, order, s, out);
+    attend_one_avx512(q_in, kv, table, kv_head, first, n_ctx, params, order, s, out);
     return;
   }
+  const float inv_cap = params.softcap > 0.0f ? 1.0f / params.softcap : 0.0f;
   const int32_t bs = kv.block_size, hd = kv.head_dim;
   float q[256];  // head_dim <= 256 (checked at load); q is rounded to fp16 as ggml converts it
   std::copy_n(q_in, hd, q);
@@ -177,30 +191,31 @@ void attend_one(const float* q_in, const PagedKvLayer& kv, std::span<const int32
   const int32_t padded = (n_ctx + kLanes - 1) / kLanes * kLanes;
   s.scores.assign(padded, -std::numeric_limits<float>::infinity());
   const bool gemm = order == DotOrder::Gemm && hd % kLanes == 0;
-  for (int32_t j = 0; j < n_ctx; ++j) {
+  for (int32_t j = first; j < n_ctx; ++j) {
     const KvScalar* k = kv.key(table[j / bs], kv_head) + (j % bs) * hd;
-    s.scores[j] = (gemm ? ggml_dot_f16_gemm(q, k, hd) : ggml_dot_f16_vec(q, k, hd)) * scale;
+    s.scores[j] = score(gemm ? ggml_dot_f16_gemm(q, k, hd) : ggml_dot_f16_vec(q, k, hd), params, inv_cap);
   }
 
-  // Softmax as ggml_vec_soft_max_f32: 16-lane expf chunks, chunk sums added in double.
+  // Softmax as ggml_vec_soft_max_f32: 16-lane expf chunks, chunk sums added in double (chunks wholly
+  // before the window add exactly zero).
   float max_score = -std::numeric_limits<float>::infinity();
-  for (int32_t j = 0; j < n_ctx; ++j) max_score = std::max(max_score, s.scores[j]);
+  for (int32_t j = first; j < n_ctx; ++j) max_score = std::max(max_score, s.scores[j]);
   double sum = 0.0;
   float x[kLanes];
-  for (int32_t c = 0; c < padded; c += kLanes) {
+  for (int32_t c = first / kLanes * kLanes; c < padded; c += kLanes) {
     for (int l = 0; l < kLanes; ++l) x[l] = s.scores[c + l] - max_score;
     ggml_exp16(x, &s.scores[c]);
     sum += ggml_reduce16(&s.scores[c]);
   }
   const float inv = static_cast<float>(1.0 / sum);
-  for (int32_t j = 0; j < n_ctx; ++j) s.scores[j] *= inv;
-  round_to_f16(s.scores.data(), n_ctx);  // ggml converts the probabilities to fp16 for the PV matmul
+  for (int32_t j = first; j < n_ctx; ++j) s.scores[j] *= inv;
+  round_to_f16(s.scores.data() + first, n_ctx - first);  // ggml converts them to fp16 for the PV matmul
 
   // PV: output dim i is a dot product over positions, whose lanes are positions mod 16 (Gemm) or
   // (position mod 64) in 4 accumulators of 16 (Vec); masked positions have p = 0 and add nothing.
   const int32_t groups = order == DotOrder::Gemm ? 1 : 4;
   s.acc.assign(static_cast<size_t>(groups) * kLanes * hd, 0.0f);
-  for (int32_t j = 0; j < n_ctx; ++j) {
+  for (int32_t j = first; j < n_ctx; ++j) {
     const KvScalar* v = kv.value(table[j / bs], kv_head) + (j % bs) * hd;
     const int32_t lane = order == DotOrder::Gemm ? j % kLanes : j % 64;
     fma_row(&s.acc[static_cast<size_t>(lane) * hd], v, s.scores[j], hd);
@@ -222,8 +237,8 @@ void attend_one(const float* q_in, const PagedKvLayer& kv, std::span<const int32
 
 void set_attention_portable_only(bool portable) { g_portable_only = portable; }
 
-void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& kv, int32_t n_heads, float scale,
-                     float* out) {
+void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& kv, int32_t n_heads,
+                     const AttentionParams& params, float* out) {
   const int32_t T = plan.num_tokens();
   const int32_t group = n_heads / kv.n_kv_heads;
   const int32_t row = n_heads * kv.head_dim;
@@ -241,9 +256,11 @@ void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& k
       const int32_t t = static_cast<int32_t>(w / n_heads), h = static_cast<int32_t>(w % n_heads);
       const int32_t b = seq_of[t];
       const DotOrder order = prefill_order(plan, b, t) ? DotOrder::Gemm : DotOrder::Vec;
-      // Causal: token at position p sees keys 0..p of its own sequence.
-      attend_one(q + t * row + h * kv.head_dim, kv, plan.block_table(b), h / group, plan.positions[t] + 1, scale,
-                 order, scratch, out + t * row + h * kv.head_dim);
+      // Causal: token at position p sees keys 0..p of its own sequence (p - window + 1 .. p with a window).
+      const int32_t n_ctx = plan.positions[t] + 1;
+      const int32_t first = params.window > 0 ? std::max(0, n_ctx - params.window) : 0;
+      attend_one(q + t * row + h * kv.head_dim, kv, plan.block_table(b), h / group, first, n_ctx, params, order,
+                 scratch, out + t * row + h * kv.head_dim);
     }
   }
 }

@@ -28,11 +28,19 @@ struct PagedKvLayer {
 // Writes this step's K and V rows ([T][n_kv_heads*head_dim]) to their slots.
 void write_kv(const StepPlan& plan, const float* k, const float* v, const PagedKvLayer& kv);
 
-// out[t] = softmax(q[t] . K^T * scale) V over the causal context of token t's sequence.
+// What one layer's attention does to its scores.
+struct AttentionParams {
+  float scale = 1.0f;    // scores times this (after capping)
+  float softcap = 0.0f;  // > 0: each score becomes softcap * tanh(score / softcap) first (gemma2)
+  int32_t window = 0;    // > 0: a token at position p sees keys p - window + 1 .. p only (sliding window)
+};
+
+// out[t] = softmax(cap(q[t] . K^T) * scale) V over the causal context (or window) of token t's sequence.
 // q and out are [T][n_heads*head_dim]; n_heads is a multiple of kv.n_kv_heads (grouped-query).
-// As ggml's f16 attention, q and the softmax weights are rounded to fp16 before their dot products.
-void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& kv, int32_t n_heads, float scale,
-                     float* out);
+// As ggml's f16 attention, q and the softmax weights are rounded to fp16 before their dot products. A
+// window reads only the keys inside it and gives the bits ggml's -inf mask over the whole context does.
+void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& kv, int32_t n_heads,
+                     const AttentionParams& params, float* out);
 
 // Tests: run the portable loops even where the AVX-512 kernel would be chosen (both give the same bits).
 void set_attention_portable_only(bool portable);

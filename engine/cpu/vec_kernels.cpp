@@ -3,7 +3,9 @@
 #include "engine/cpu/ggml_numerics.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <vector>
 
 #define PAGODA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
@@ -34,6 +36,60 @@ void silu_mul(const float* gate, const float* up, float* out, int n) {
   for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+namespace {
+
+// ggml_gelu_f32 as ggml-cpu.c compiles it (C, FP contraction on): the one product-then-add fuses.
+float gelu_tanh(float x) {
+  constexpr float kCoefA = 0.044715f, kSqrt2OverPi = 0.79788456080286535587989211986876f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * std::fma(kCoefA * x, x, 1.0f)));
+}
+
+}  // namespace
+
+const _Float16* gelu_f16_table() {
+  static const std::vector<_Float16> table = [] {
+    std::vector<_Float16> t(1 << 16);
+    for (uint32_t i = 0; i < t.size(); ++i) {
+      const uint16_t bits = static_cast<uint16_t>(i);
+      _Float16 h;
+      std::memcpy(&h, &bits, 2);
+      const float g = gelu_tanh(static_cast<float>(h));
+      // NaN inputs give ggml's one quiet NaN (F16C's conversion of tanhf's NaN there), unreachable from
+      // gelu_mul's finite path but kept so the table is ggml's bit for bit.
+      if (std::isnan(g)) {
+        const uint16_t qnan = std::signbit(g) ? 0xfe00 : 0x7e00;
+        std::memcpy(&t[i], &qnan, 2);
+      } else {
+        t[i] = static_cast<_Float16>(g);
+      }
+    }
+    return t;
+  }();
+  return table.data();
+}
+
+void gelu_mul(const float* gate, const float* up, float* out, int n) {
+  const _Float16* table = gelu_f16_table();
+  for (int i = 0; i < n; ++i) {
+    const float x = gate[i];
+    if (x <= -10.0f) {
+      out[i] = 0.0f;
+    } else if (x >= 10.0f) {
+      out[i] = x * up[i];
+    } else {
+      const _Float16 h = static_cast<_Float16>(x);
+      uint16_t bits;
+      std::memcpy(&bits, &h, 2);
+      out[i] = static_cast<float>(table[bits]) * up[i];
+    }
+  }
+}
+
+void softcap_inplace(float* x, float cap, int64_t n) {
+  const float inv = 1.0f / cap;
+  for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] * inv) * cap;
+}
+
 PAGODA_CLONES void add_inplace(float* x, const float* y, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
@@ -44,12 +100,14 @@ PAGODA_CLONES void scale_inplace(float* x, float s, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 
-void rope_cache(int pos, int head_dim, float theta_scale, const float* freq_factors, float* cos_sin, float mscale) {
+void rope_cache(int pos, int head_dim, float theta_scale, const float* freq_factors, float* cos_sin, float mscale,
+                float freq_scale) {
   float theta = static_cast<float>(pos);
   for (int i0 = 0; i0 < head_dim; i0 += 2) {
     const float ff = freq_factors ? freq_factors[i0 / 2] : 1.0f;
-    cos_sin[i0] = std::cos(theta / ff) * mscale;
-    cos_sin[i0 + 1] = std::sin(theta / ff) * mscale;
+    const float angle = freq_scale * (theta / ff);
+    cos_sin[i0] = std::cos(angle) * mscale;
+    cos_sin[i0 + 1] = std::sin(angle) * mscale;
     theta *= theta_scale;
   }
 }

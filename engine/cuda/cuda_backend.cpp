@@ -105,7 +105,14 @@ class CudaBackend final : public Backend {
       return Status::error(fmt::format("the CUDA backend does not implement the per-head Q/K RMSNorm of '{}' models "
                                        "yet (use --backend cpu)", c.architecture));
     }
-    if (c.ops.scale_q_before_attention || c.rope_scaling.attn_factor != 1.0f) {
+    if (c.ops.ffn_activation != FfnActivation::Silu || c.ops.post_norms || c.ops.scale_embeddings ||
+        c.attn_softcap > 0 || c.final_softcap > 0 || !c.swa_layers.empty() || c.rope_freq_scale != 1.0f) {
+      return Status::error(fmt::format("the CUDA backend does not implement GeGLU, post-norms, embedding scaling, "
+                                       "soft-capping, sliding windows or linear RoPE scaling ('{}' models) yet "
+                                       "(use --backend cpu)", c.architecture));
+    }
+    if (c.ops.scale_q_before_attention || c.rope_scaling.attn_factor != 1.0f || !weights->rope_factors_long.empty() ||
+        !weights->rope_factors_short.empty()) {
       return Status::error(fmt::format("the CUDA backend does not implement the Q pre-scaling and LongRoPE attn_factor "
                                        "of '{}' models yet (use --backend cpu)", c.architecture));
     }

@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "engine/gguf/gguf_file.h"
 #include "engine/model/architecture.h"
@@ -28,6 +29,48 @@ Result<double> float_key(const GgufFile& f, const std::string& key, double fallb
   return v.value() ? *v.value() : fallback;
 }
 
+// Which layers have a sliding window, how wide, and their RoPE: as llama.cpp's load_swa_pattern and
+// the gemma loaders (attention.sliding_window_pattern is a per-layer bool array or a period).
+Status read_sliding_window(const GgufFile& f, const Architecture& family, ModelConfig& c) {
+  const std::string a = c.architecture + ".";
+  if (family.swa_pattern == 0) return {};
+  auto window = int_key(f, a + "attention.sliding_window", family.default_sliding_window);
+  if (!window.ok()) return window.status();
+  if (window.value() < 0 || window.value() > (1 << 24)) {
+    return Status::error(fmt::format("{}: attention.sliding_window {} is out of range", f.path(), window.value()));
+  }
+  if (window.value() == 0) return {};  // gemma3 without a window: every layer global
+  c.sliding_window = static_cast<int32_t>(window.value());
+  c.swa_layers.assign(static_cast<size_t>(c.n_layers), 0);
+  const GgufValue* pattern = f.find(a + "attention.sliding_window_pattern");
+  if (pattern && pattern->type == GgufValueType::ARRAY && pattern->elem_type == GgufValueType::BOOL) {
+    if (pattern->count != static_cast<uint64_t>(c.n_layers)) {
+      return Status::error(fmt::format("{}: attention.sliding_window_pattern has {} entries for {} layers", f.path(),
+                                       pattern->count, c.n_layers));
+    }
+    for (int32_t l = 0; l < c.n_layers; ++l) c.swa_layers[static_cast<size_t>(l)] = pattern->raw[l] != 0;
+  } else {
+    auto period = int_key(f, a + "attention.sliding_window_pattern", family.swa_pattern);
+    if (!period.ok()) return period.status();
+    if (period.value() < 0 || period.value() > (1 << 24)) {
+      return Status::error(fmt::format("{}: attention.sliding_window_pattern {} is out of range", f.path(),
+                                       period.value()));
+    }
+    const int64_t n = period.value();  // 0: every layer windowed
+    for (int32_t l = 0; l < c.n_layers; ++l) c.swa_layers[static_cast<size_t>(l)] = n == 0 || l % n < n - 1;
+  }
+  auto base = float_key(f, a + "rope.freq_base_swa",
+                        family.default_rope_theta_swa > 0 ? family.default_rope_theta_swa : c.rope_theta);
+  if (!base.ok()) return base.status();
+  if (!(base.value() > 0 && base.value() < 1e12)) {
+    return Status::error(fmt::format("{}: rope.freq_base_swa {} is out of range", f.path(), base.value()));
+  }
+  c.rope_theta_swa = static_cast<float>(base.value());
+  // gemma2's windowed layers keep the model's scale, gemma3's are unscaled (llama.cpp's defaults).
+  c.rope_freq_scale_swa = family.default_rope_theta_swa > 0 ? 1.0f : c.rope_freq_scale;
+  return {};
+}
+
 }  // namespace
 
 std::string ModelConfig::summary() const {
@@ -38,7 +81,13 @@ std::string ModelConfig::summary() const {
                      tied_embeddings ? "tied" : "separate",
                      ops.moe ? fmt::format(", {} experts ({} per token, ffn {})", n_experts, n_experts_used,
                                            expert_ffn_dim)
-                             : std::string());
+                             : std::string()) +
+         (swa_layers.empty() ? std::string()
+                             : fmt::format(", a {}-token window on {} of {} layers", sliding_window,
+                                           std::count(swa_layers.begin(), swa_layers.end(), 1), n_layers)) +
+         (attn_softcap > 0 || final_softcap > 0
+              ? fmt::format(", soft-capping {} / {}", attn_softcap, final_softcap)
+              : std::string());
 }
 
 Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
@@ -127,6 +176,23 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
   if (!factor.ok()) return factor.status();
   if (scaling_type.ok() && scaling_type.value() && *scaling_type.value() == "llama3") c.rope_scaling.llama3 = true;
   if (f.find_tensor("rope_freqs.weight") != nullptr) c.rope_scaling.llama3 = true;
+  // Linear scaling: llama.cpp reads rope.scaling.factor (or the older rope.scale_linear) whatever the type,
+  // and applies 1/factor to every position unless the type is "none". YaRN and other types change RoPE
+  // beyond a factor: refused rather than run unscaled.
+  const std::string type = scaling_type.ok() && scaling_type.value() ? *scaling_type.value() : "linear";
+  if (type != "linear" && type != "none" && type != "llama3") {
+    return Status::error(fmt::format("{}: rope.scaling.type '{}' is not supported (linear, none, llama3)", f.path(),
+                                     type));
+  }
+  if (!c.rope_scaling.llama3 && type == "linear") {
+    auto linear = float_key(f, a + "rope.scale_linear", 0.0);
+    if (!linear.ok()) return linear.status();
+    const float scale = static_cast<float>(f.find(a + "rope.scaling.factor") ? factor.value() : linear.value());
+    if (scale != 0.0f && !(scale > 0.0f && scale < 1e6f)) {
+      return Status::error(fmt::format("{}: rope.scaling.factor {} is out of range", f.path(), scale));
+    }
+    if (scale != 0.0f) c.rope_freq_scale = 1.0f / scale;
+  }
   auto orig = int_key(f, a + "rope.scaling.original_context_length", c.rope_scaling.llama3 ? 8192 : c.context_length);
   auto attn_factor = float_key(f, a + "rope.scaling.attn_factor", 1.0);
   if (!orig.ok()) return orig.status();
@@ -167,6 +233,23 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
     }
     c.expert_ffn_dim = static_cast<int32_t>(fe.value());
   }
+
+  // What the family adds: Q's scale, soft-capping, sliding windows (architecture.h says where each comes from).
+  c.attention_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  if (family->n_layers_scaling_q_by_d_model != 0 && c.n_layers == family->n_layers_scaling_q_by_d_model) {
+    c.attention_scale = 1.0f / std::sqrt(static_cast<float>(c.d_model / c.n_heads));
+  }
+  auto attn_cap = float_key(f, a + "attn_logit_softcapping", family->default_attn_softcap);
+  auto final_cap = float_key(f, a + "final_logit_softcapping", family->default_final_softcap);
+  if (!attn_cap.ok()) return attn_cap.status();
+  if (!final_cap.ok()) return final_cap.status();
+  if (!(attn_cap.value() >= 0 && attn_cap.value() < 1e6) || !(final_cap.value() >= 0 && final_cap.value() < 1e6)) {
+    return Status::error(fmt::format("{}: soft-capping values {} / {} are out of range (0 .. 1e6)", f.path(),
+                                     attn_cap.value(), final_cap.value()));
+  }
+  c.attn_softcap = family->attn_softcap ? static_cast<float>(attn_cap.value()) : 0.0f;
+  c.final_softcap = static_cast<float>(final_cap.value());
+  if (Status s = read_sliding_window(f, *family, c); !s.ok()) return s;
 
   const GgufTensorInfo* emb = f.find_tensor("token_embd.weight");
   if (!emb || emb->dims.size() != 2) {

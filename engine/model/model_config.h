@@ -3,6 +3,7 @@
 // compute (the family's LayerOps, engine/model/architecture.h).
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "engine/model/architecture.h"
 #include "engine/status.h"
@@ -44,6 +45,20 @@ struct ModelConfig {
   int32_t n_experts = 0;
   int32_t n_experts_used = 0;
   int32_t expert_ffn_dim = 0;
+  // Q's scale: the softmax's (usually), or Q's own before attention (ops.scale_q_before_attention).
+  float attention_scale = 0.0f;  // 1/sqrt(head_dim) unless the family says otherwise
+  // tanh soft-capping, cap * tanh(x / cap), of the attention scores and of the logits; 0 = none.
+  float attn_softcap = 0.0f;
+  float final_softcap = 0.0f;
+  // Sliding-window attention: layers with swa_layers[l] attend to positions pos - sliding_window + 1 ..
+  // pos only, and use their own RoPE base and scale. Empty = no layer has a window.
+  int32_t sliding_window = 0;
+  std::vector<uint8_t> swa_layers;
+  float rope_theta_swa = 10000.0f;
+  // Linear RoPE scaling (rope.scaling.factor with type linear): positions times this; 1 = none.
+  float rope_freq_scale = 1.0f;
+  float rope_freq_scale_swa = 1.0f;
+  bool is_swa(int layer) const { return !swa_layers.empty() && swa_layers[static_cast<size_t>(layer)] != 0; }
 
   int32_t q_dim() const { return n_heads * head_dim; }
   int32_t kv_dim() const { return n_kv_heads * head_dim; }

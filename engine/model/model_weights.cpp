@@ -140,8 +140,8 @@ Result<std::shared_ptr<ModelWeights>> model_weights_from_gguf(std::unique_ptr<Gg
   if (!s.ok()) return s;
   if (c.tied_embeddings) w->output = w->token_embd;
 
-  // Every layer has at least its two norms and four attention matrices: a block_count beyond what the
-  // tensors can hold is an error before anything is sized by it.
+  // Every layer has at least its two norms, its attention matrices and its FFN's (six tensors, fused or
+  // not): a block_count beyond what the tensors can hold is an error before anything is sized by it.
   if (static_cast<uint64_t>(c.n_layers) * 6 > f.tensors().size()) {
     return Status::error(fmt::format("{}: block_count {} but only {} tensors in the file", f.path(), c.n_layers,
                                      f.tensors().size()));
@@ -153,6 +153,10 @@ Result<std::shared_ptr<ModelWeights>> model_weights_from_gguf(std::unique_ptr<Gg
     const std::string p = fmt::format("blk.{}.", l);
     s = find(f, p + "attn_norm.weight", {d}, &L.attn_norm);
     if (s.ok() && f.find_tensor(p + "attn_qkv.weight")) {  // fused: Q, K and V views of its row ranges
+      if (f.find_tensor(p + "attn_qkv.bias") || f.find_tensor(p + "attn_q.weight")) {
+        return Status::error(fmt::format("{}: '{}' has {} next to attn_qkv.weight, which Pagoda does not read",
+                                         f.path(), p, f.find_tensor(p + "attn_qkv.bias") ? "attn_qkv.bias" : "attn_q.weight"));
+      }
       s = find(f, p + "attn_qkv.weight", {d, q + 2 * kv}, &L.wqkv);
       if (s.ok()) {
         L.wq = &w->row_views.emplace_back(tensor_rows(*L.wqkv, 0, q));
@@ -169,6 +173,8 @@ Result<std::shared_ptr<ModelWeights>> model_weights_from_gguf(std::unique_ptr<Gg
     if (s.ok() && c.ops.qk_norm) s = find(f, p + "attn_q_norm.weight", {c.head_dim}, &L.q_norm);
     if (s.ok() && c.ops.qk_norm) s = find(f, p + "attn_k_norm.weight", {c.head_dim}, &L.k_norm);
     if (s.ok()) s = find(f, p + "ffn_norm.weight", {d}, &L.ffn_norm);
+    if (s.ok() && c.ops.post_norms) s = find(f, p + "post_attention_norm.weight", {d}, &L.attn_post_norm);
+    if (s.ok() && c.ops.post_norms) s = find(f, p + "post_ffw_norm.weight", {d}, &L.ffn_post_norm);
     if (c.ops.moe) {
       const int64_t ne = c.n_experts, fe = c.expert_ffn_dim;
       if (s.ok()) s = find(f, p + "ffn_gate_inp.weight", {d, ne}, &L.router);
@@ -201,7 +207,7 @@ Result<std::shared_ptr<ModelWeights>> model_weights_from_gguf(std::unique_ptr<Gg
     w->rope_freq_factors = std::move(v.value());
   } else if (c.rope_scaling.llama3) {
     w->rope_freq_factors = llama3_freq_factors(c);
-  } else {  // LongRoPE: one tensor each, shared by every layer
+  } else if (family.longrope) {  // LongRoPE: one tensor each, shared by every layer
     for (auto [name, dst] : {std::pair{"rope_factors_long.weight", &w->rope_factors_long},
                              std::pair{"rope_factors_short.weight", &w->rope_factors_short}}) {
       const GgufTensorInfo* t = nullptr;
@@ -209,6 +215,12 @@ Result<std::shared_ptr<ModelWeights>> model_weights_from_gguf(std::unique_ptr<Gg
       if (Status st = find(f, name, {c.head_dim / 2}, &t); !st.ok()) return st;
       auto v = tensor_to_f32(*t);
       if (!v.ok()) return v.status();
+      for (float x : v.value()) {  // divisors of the frequencies
+        if (!(std::isfinite(x) && x > 0.0f)) {
+          return Status::error(fmt::format("{}: tensor '{}' holds {}: frequency factors must be positive", f.path(),
+                                           name, x));
+        }
+      }
       *dst = std::move(v.value());
     }
     select_rope_factors(*w, c.context_length);

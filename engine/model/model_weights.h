@@ -32,6 +32,9 @@ struct LayerWeights {
   const GgufTensorInfo* q_norm = nullptr;  // [head_dim] f32
   const GgufTensorInfo* k_norm = nullptr;  // [head_dim] f32
   const GgufTensorInfo* ffn_norm = nullptr;   // [d_model] f32
+  // Norms of the attention and FFN outputs (LayerOps::post_norms); nullptr otherwise.
+  const GgufTensorInfo* attn_post_norm = nullptr;  // post_attention_norm [d_model]
+  const GgufTensorInfo* ffn_post_norm = nullptr;   // post_ffw_norm [d_model]
   // Dense FFN (nullptr with ops.moe):
   const GgufTensorInfo* w_gate = nullptr;     // [d_model -> ffn]
   const GgufTensorInfo* w_up = nullptr;       // [d_model -> ffn]

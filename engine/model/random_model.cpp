@@ -191,7 +191,9 @@ std::vector<TensorPlan> tensor_plan(const RandomModelSpec& s) {
       out.push_back({p + "attn_k_norm.weight", GgmlType::F32, {hd}, 1.0f, 0.1f});
     }
     out.push_back({p + "attn_output.weight", w, {q, d}, 0.0f, sq});
+    if (arch->ops.post_norms) out.push_back({p + "post_attention_norm.weight", GgmlType::F32, {d}, 1.0f, 0.1f});
     out.push_back({p + "ffn_norm.weight", GgmlType::F32, {d}, 1.0f, 0.1f});
+    if (arch->ops.post_norms) out.push_back({p + "post_ffw_norm.weight", GgmlType::F32, {d}, 1.0f, 0.1f});
     if (arch->ops.moe) {  // the router stays F32, as llama.cpp's quantizer leaves it
       const int64_t ne = s.n_experts, fe = s.expert_ffn_dim;
       const float se = 1.0f / std::sqrt(static_cast<float>(fe));
@@ -328,6 +330,13 @@ Status set_metadata(const RandomModelSpec& s, GgufWriter& w) {
   w.set_f32(a + "rope.freq_base", s.rope_theta);
   w.set_u32(a + "rope.dimension_count", hd);
   w.set_u32(a + "vocab_size", static_cast<uint32_t>(s.vocab_size));
+  if (s.rope_linear_factor > 0) {
+    w.set_string(a + "rope.scaling.type", "linear");
+    w.set_f32(a + "rope.scaling.factor", s.rope_linear_factor);
+  }
+  if (s.sliding_window > 0) w.set_u32(a + "attention.sliding_window", static_cast<uint32_t>(s.sliding_window));
+  if (s.attn_softcap > 0) w.set_f32(a + "attn_logit_softcapping", s.attn_softcap);
+  if (s.final_softcap > 0) w.set_f32(a + "final_logit_softcapping", s.final_softcap);
   if (s.longrope_original_context > 0) {
     w.set_u32(a + "rope.scaling.original_context_length", static_cast<uint32_t>(s.longrope_original_context));
     w.set_f32(a + "rope.scaling.attn_factor", s.rope_attn_factor);
@@ -423,6 +432,22 @@ std::optional<RandomModelSpec> random_model_preset(std::string_view name) {
     s.longrope_original_context = 64, s.rope_attn_factor = 1.19f;
     return s;
   }
+  // Gemma 2: heads wider than d_model / heads as in every Gemma, a 40-token window on layer 0 (not a
+  // multiple of the 16-key softmax chunks; the test sequences run to 256), caps low enough that tanh bends.
+  if (name == "gemma2-tiny") {
+    s.architecture = "gemma2";
+    s.head_dim = 32, s.rms_eps = 1e-6f, s.tied_embeddings = true;
+    s.sliding_window = 40, s.attn_softcap = 8.0f, s.final_softcap = 4.0f;
+    return s;
+  }
+  // Gemma 3: six layers, so the default pattern gives five windowed ones (48 tokens, RoPE base 10000)
+  // and one global (base 1e6, linear scaling 8 as Gemma 3 4B and up).
+  if (name == "gemma3-tiny") {
+    s.architecture = "gemma3";
+    s.n_layers = 6, s.head_dim = 32, s.rms_eps = 1e-6f, s.tied_embeddings = true;
+    s.rope_theta = 1000000.0f, s.rope_linear_factor = 8.0f, s.sliding_window = 48;
+    return s;
+  }
   if (name == "qwen2.5-0.5b") {
     s.architecture = "qwen2";
     s.n_layers = 24, s.d_model = 896, s.n_heads = 14, s.n_kv_heads = 2, s.ffn_dim = 4864, s.vocab_size = 151936;
@@ -436,6 +461,20 @@ std::optional<RandomModelSpec> random_model_preset(std::string_view name) {
     s.tied_embeddings = true;
     return s;
   }
+  if (name == "gemma2-2b") {  // gemma-2-2b-it's config.json
+    s.architecture = "gemma2";
+    s.n_layers = 26, s.d_model = 2304, s.n_heads = 8, s.n_kv_heads = 4, s.head_dim = 256, s.ffn_dim = 9216;
+    s.vocab_size = 256000, s.context_length = 8192, s.rms_eps = 1e-6f, s.tied_embeddings = true;
+    s.sliding_window = 4096, s.attn_softcap = 50.0f, s.final_softcap = 30.0f, s.weight_type = GgmlType::Q4_0;
+    return s;
+  }
+  if (name == "gemma3-1b") {  // gemma-3-1b-it's config.json
+    s.architecture = "gemma3";
+    s.n_layers = 26, s.d_model = 1152, s.n_heads = 4, s.n_kv_heads = 1, s.head_dim = 256, s.ffn_dim = 6912;
+    s.vocab_size = 262144, s.context_length = 32768, s.rope_theta = 1000000.0f, s.rms_eps = 1e-6f;
+    s.tied_embeddings = true, s.sliding_window = 512, s.weight_type = GgmlType::Q4_0;
+    return s;
+  }
   if (name == "phi3-mini") {  // Phi-3-mini-4k-instruct's config.json
     s.architecture = "phi3";
     s.n_layers = 32, s.d_model = 3072, s.n_heads = 32, s.n_kv_heads = 32, s.ffn_dim = 8192, s.vocab_size = 32064;
@@ -447,7 +486,8 @@ std::optional<RandomModelSpec> random_model_preset(std::string_view name) {
 
 std::vector<std::string> random_model_preset_names() {
   return {"tiny",          "smollm2-135m",    "llama3-8b",    "llama2-7b", "qwen2-tiny", "qwen3-tiny",
-          "qwen3moe-tiny", "qwen3moe-shapes", "phi3-tiny",  "qwen2.5-0.5b", "qwen3-0.6b", "phi3-mini"};
+          "qwen3moe-tiny", "qwen3moe-shapes", "phi3-tiny",  "gemma2-tiny", "gemma3-tiny", "qwen2.5-0.5b",
+          "qwen3-0.6b",    "phi3-mini",       "gemma2-2b",  "gemma3-1b"};
 }
 
 Status use_vocabulary(RandomModelSpec& spec, const std::string& path) {
@@ -503,6 +543,10 @@ Status validate_random_model_spec(const RandomModelSpec& s) {
   if (s.d_model % kBlock != 0 || s.ffn_dim % kBlock != 0) {
     return Status::error(fmt::format("random model '{}': d_model {} and ffn {} must be multiples of 32", s.name,
                                      s.d_model, s.ffn_dim));
+  }
+  if (s.sliding_window < 0 || s.attn_softcap < 0 || s.final_softcap < 0 || s.rope_linear_factor < 0) {
+    return Status::error(fmt::format("random model '{}': sliding window, soft-caps and RoPE factor must be >= 0",
+                                     s.name));
   }
   if (s.longrope_original_context < 0 || !(s.rope_attn_factor > 0.0f)) {
     return Status::error(fmt::format("random model '{}': LongRoPE original context {} must be >= 0 and attn_factor {} "

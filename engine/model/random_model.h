@@ -1,6 +1,6 @@
 #pragma once
 // GGUF models with random weights, in any registered family's layout (llama by default; qwen2 adds Q/K/V
-// biases, qwen3 per-head Q/K norms and wider heads, phi3 fused matrices): for tests (a tiny model that loads and runs in
+// biases, qwen3 per-head Q/K norms and wider heads, phi3 fused matrices, gemma post-norms): for tests (a tiny model that loads and runs in
 // milliseconds) and for benchmarks at real model shapes (smollm2-135m, llama3-8b, llama2-7b) without
 // downloading anything. Weights are deterministic in the seed, quantized with ggml's reference
 // formulas (Q4_0, Q4_1, Q8_0) or stored as F16/F32; norms are F32. The tokenizer is a byte-level
@@ -39,6 +39,11 @@ struct RandomModelSpec {
   // this, rope.scaling.attn_factor = rope_attn_factor; 0 = plain RoPE.
   int longrope_original_context = 0;
   float rope_attn_factor = 1.0f;
+  float rope_linear_factor = 0.0f;  // > 0: rope.scaling.type linear with this factor (gemma3 4B and up: 8)
+  // Written where > 0 (families with sliding windows / soft-capping read them; gemma2, gemma3).
+  int sliding_window = 0;
+  float attn_softcap = 0.0f;
+  float final_softcap = 0.0f;
   GgmlType weight_type = GgmlType::Q8_0;  // Q4_0, Q4_1, Q8_0, F16 or F32 (norms are always F32)
   bool tied_embeddings = false;           // no output.weight: token_embd doubles as the LM head
   std::string vocab_path;                 // set by use_vocabulary(); empty: the byte-level vocabulary
@@ -46,8 +51,9 @@ struct RandomModelSpec {
 };
 
 // Presets: "tiny", "smollm2-135m", "llama3-8b", "llama2-7b", "qwen2-tiny", "qwen3-tiny", "qwen3moe-tiny",
-// "qwen3moe-shapes" (awkward sizes, for the golden test), "phi3-tiny" (LongRoPE), "qwen2.5-0.5b", "qwen3-0.6b",
-// "phi3-mini"; nullopt otherwise.
+// "qwen3moe-shapes" (awkward sizes, for the golden test), "phi3-tiny" (LongRoPE), "gemma2-tiny", "gemma3-tiny"
+// (sliding windows shorter than the test sequences), "qwen2.5-0.5b", "qwen3-0.6b", "phi3-mini", "gemma2-2b",
+// "gemma3-1b"; nullopt otherwise.
 std::optional<RandomModelSpec> random_model_preset(std::string_view name);
 std::vector<std::string> random_model_preset_names();
 

@@ -161,11 +161,7 @@ std::vector<Fragment> partition_special(const Vocab& vocab, std::string_view tex
         const size_t match = text.substr(0, end).find(tok, off);
         if (match == std::string_view::npos) break;
         any = true;
-        size_t left_end = match;
-        if (vocab.has_attr(id, kAttrLstrip)) {
-          while (left_end > off && space(left_end - 1)) --left_end;
-        }
-        if (left_end > off) next.push_back({-1, off, left_end - off});
+        if (match > off) next.push_back({-1, off, match - off});
         next.push_back({id, match, tok.size()});
         off = match + tok.size();
         if (vocab.has_attr(id, kAttrRstrip)) {

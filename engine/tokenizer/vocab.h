@@ -22,8 +22,8 @@ enum TokenAttr : uint32_t {
   kAttrUserDefined = 1u << 4,
   kAttrByte = 1u << 5,
   kAttrNormalized = 1u << 6,
-  kAttrLstrip = 1u << 7,  // a special token that swallows the whitespace before it
-  kAttrRstrip = 1u << 8,  // ... after it
+  kAttrLstrip = 1u << 7,
+  kAttrRstrip = 1u << 8,  // a special token that swallows the whitespace after it (Phi-3's)
 };
 
 struct Vocab {
@@ -56,7 +56,8 @@ struct Fragment {
 
 // llama.cpp's tokenizer_st_partition: every special token (longest first) is cut out of the remaining
 // raw text. Control and unknown tokens only when parse_special; user-defined tokens always. Whitespace
-// next to a token with kAttrLstrip / kAttrRstrip goes with it.
+// after a token with kAttrRstrip goes with it. (llama.cpp's kAttrLstrip is set only for BERT-style
+// families' <mask>, which Pagoda does not load.)
 std::vector<Fragment> partition_special(const Vocab& vocab, std::string_view text, bool parse_special);
 
 }  // namespace pagoda::engine::tok

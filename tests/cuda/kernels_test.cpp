@@ -374,7 +374,8 @@ TEST(CudaKernels, WriteKvStoresTheCpuLayoutAndAttentionMatchesADoubleReference) 
 
     // The CPU backend's attention on the same pool: ggml rounds q and p to fp16, so ~1e-3 apart.
     std::vector<float> cpu_out(T * qd);
-    cpu::paged_attention(c.plan, c.q.data(), layer, c.n_heads, 1.0f / std::sqrt(float(hd)), cpu_out.data());
+    cpu::paged_attention(c.plan, c.q.data(), layer, c.n_heads, cpu::AttentionParams{.scale = 1.0f / std::sqrt(float(hd))},
+                         cpu_out.data());
     EXPECT_LT(rel_l2(cpu_out, ref), 5e-3) << "the CPU reference itself, hd " << hd;
   }
 }

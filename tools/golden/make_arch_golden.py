@@ -51,6 +51,11 @@ MODELS = [
     ("phi3-tiny", "q8_0", "ggml-vocab-phi-3.gguf"),
     ("phi3-tiny", "q4_0", "ggml-vocab-phi-3.gguf"),
     ("phi3-tiny", "f16", "ggml-vocab-phi-3.gguf"),
+    # gemma2/3: sliding windows of 40 and 48 tokens against sequences of up to 256.
+    ("gemma2-tiny", "q8_0"),
+    ("gemma2-tiny", "f16"),
+    ("gemma3-tiny", "q8_0"),
+    ("gemma3-tiny", "q4_0"),
 ]
 SEED = 1
 # (name, sequence length, prompt length): the tiny presets have a 256-token context.

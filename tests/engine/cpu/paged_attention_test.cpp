@@ -1,5 +1,5 @@
 // Varlen paged attention against a naive float reference on a ragged batch whose sequences live in
-// scattered, non-contiguous blocks.
+// scattered, non-contiguous blocks; plain, and with gemma's soft-capped scores and a sliding window.
 #include "engine/cpu/paged_attention.h"
 
 #include <gtest/gtest.h>
@@ -13,7 +13,8 @@
 namespace pagoda::engine::cpu {
 namespace {
 
-void check_ragged_batch(int32_t hd) {
+// softcap / window: AttentionParams' (the scale is always 1/sqrt(hd)).
+void check_ragged_batch(int32_t hd, float softcap = 0.0f, int32_t window = 0) {
   const int32_t n_heads = 6, n_kv = 2, bs = 4, num_blocks = 64;
   std::mt19937 rng(7);
   std::normal_distribution<float> dist;
@@ -67,25 +68,28 @@ void check_ragged_batch(int32_t hd) {
 
   write_kv(plan, k_new.data(), v_new.data(), kv);
   const float scale = 1.0f / std::sqrt(float(hd));
-  paged_attention(plan, q.data(), kv, n_heads, scale, out.data());
+  const AttentionParams params{.scale = scale, .softcap = softcap, .window = window};
+  paged_attention(plan, q.data(), kv, n_heads, params, out.data());
 
   for (int32_t b = 0; b < plan.num_seqs(); ++b) {
     for (int32_t t = plan.cu_seqlens[b]; t < plan.cu_seqlens[b + 1]; ++t) {
       const int32_t pos = plan.positions[t];
       for (int32_t h = 0; h < n_heads; ++h) {
         const int32_t g = h / (n_heads / n_kv);
-        std::vector<double> w(pos + 1);
+        const int32_t first = window > 0 ? std::max(0, pos + 1 - window) : 0;  // keys outside the window: none
+        std::vector<double> w(pos + 1, -1e300);
         double mx = -1e30, sum = 0;
-        for (int32_t j = 0; j <= pos; ++j) {
+        for (int32_t j = first; j <= pos; ++j) {
           double s = 0;
           for (int32_t i = 0; i < hd; ++i) s += double(q[(t * n_heads + h) * hd + i]) * K[b][(j * n_kv + g) * hd + i];
+          if (softcap > 0) s = std::tanh(s / softcap) * softcap;
           w[j] = s * scale;
           mx = std::max(mx, w[j]);
         }
         for (double& x : w) sum += (x = std::exp(x - mx));
         for (int32_t i = 0; i < hd; ++i) {
           double ref = 0;
-          for (int32_t j = 0; j <= pos; ++j) ref += w[j] / sum * V[b][(j * n_kv + g) * hd + i];
+          for (int32_t j = first; j <= pos; ++j) ref += w[j] / sum * V[b][(j * n_kv + g) * hd + i];
           // q and the softmax weights are rounded to fp16 (as ggml): ~1e-3 relative.
           ASSERT_NEAR(out[(t * n_heads + h) * hd + i], ref, 3e-3) << "seq " << b << " token " << t << " head " << h;
         }
@@ -95,7 +99,7 @@ void check_ragged_batch(int32_t hd) {
   // The vectorized kernel (where this CPU has one) and the portable loops give the same bits.
   std::vector<float> portable(out.size());
   set_attention_portable_only(true);
-  paged_attention(plan, q.data(), kv, n_heads, scale, portable.data());
+  paged_attention(plan, q.data(), kv, n_heads, params, portable.data());
   set_attention_portable_only(false);
   for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], portable[i]) << "index " << i;
 }
@@ -103,6 +107,17 @@ void check_ragged_batch(int32_t hd) {
 TEST(PagedAttention, RaggedBatchMatchesNaiveCausalAttention) { check_ragged_batch(16); }
 TEST(PagedAttention, HeadDim64KernelMatchesReferenceAndPortableBits) { check_ragged_batch(64); }
 TEST(PagedAttention, HeadDim128KernelMatchesReferenceAndPortableBits) { check_ragged_batch(128); }
+// Sliding windows of 5 and 12 keys (the decode at context 13 and the 9-token prefill reach past them; 12
+// straddles a 16-key softmax chunk) and scores capped at 4 (raw dots ~ sqrt(hd), so tanh bends).
+TEST(PagedAttention, SoftCappedScoresAndSlidingWindowMatchTheReference) {
+  for (int32_t hd : {16, 64}) {
+    for (int32_t window : {5, 12}) {
+      SCOPED_TRACE(testing::Message() << "head_dim " << hd << " window " << window);
+      check_ragged_batch(hd, 4.0f, window);
+    }
+  }
+  check_ragged_batch(64, 0.0f, 3);
+}
 
 }  // namespace
 }  // namespace pagoda::engine::cpu

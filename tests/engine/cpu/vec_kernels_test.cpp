@@ -83,5 +83,41 @@ TEST(CpuKernels, Bf16RoundsToNearestEven) {
   EXPECT_EQ(out[3], 0x3F82);
 }
 
+// The GELU table is ggml's ggml_table_gelu_f16 bit for bit: its FNV-1a 64 hash, read from llama.cpp's
+// libggml-cpu.so after ggml_cpu_init() (llama-cpp-python 0.3.36's llama.cpp, the golden data's oracle).
+TEST(CpuKernels, GeluTableIsGgmlsBitForBit) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(gelu_f16_table());
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (size_t i = 0; i < 2 * 65536; ++i) h = (h ^ bytes[i]) * 0x100000001B3ull;
+  EXPECT_EQ(h, 0xab044edba0ed200cull);
+}
+
+TEST(CpuKernels, GeluMulUsesTheTableInsideTenAndTheLimitsOutside) {
+  const std::vector<float> gate = {-12.0f, -10.0f, -1.0f, 0.0f, 0.5f, 3.0f, 10.0f, 12.5f};
+  const std::vector<float> up = {2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f};
+  std::vector<float> out(gate.size());
+  gelu_mul(gate.data(), up.data(), out.data(), static_cast<int>(gate.size()));
+  EXPECT_EQ(out[0], 0.0f);
+  EXPECT_EQ(out[1], 0.0f);
+  EXPECT_EQ(out[3], 0.0f);
+  EXPECT_EQ(out[6], 20.0f);
+  EXPECT_EQ(out[7], 25.0f);
+  for (size_t i : {2u, 4u, 5u}) {  // gelu(x) to fp16 precision: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    const double x = gate[i];
+    const double g = 0.5 * x * (1 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+    EXPECT_NEAR(out[i], 2 * g, 2 * std::abs(g) * 1e-3 + 1e-6) << x;
+  }
+}
+
+TEST(CpuKernels, SoftcapKeepsSmallValuesAndBoundsLargeOnes) {
+  std::vector<float> x = {0.01f, -0.01f, 100.0f, -1000.0f, 3.0f};
+  softcap_inplace(x.data(), 5.0f, static_cast<int64_t>(x.size()));
+  EXPECT_NEAR(x[0], 0.01f, 1e-6);
+  EXPECT_NEAR(x[1], -0.01f, 1e-6);
+  EXPECT_FLOAT_EQ(x[2], 5.0f);
+  EXPECT_FLOAT_EQ(x[3], -5.0f);
+  EXPECT_FLOAT_EQ(x[4], std::tanh(3.0f * (1.0f / 5.0f)) * 5.0f);
+}
+
 }  // namespace
 }  // namespace pagoda::engine::cpu

@@ -8,6 +8,7 @@
 // difference there would point at a last-bit rounding, elsewhere at a wrong op).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -138,6 +139,26 @@ TEST(ArchitectureGolden, EveryFamilyMatchesLlamaCpp) {
                     static_cast<size_t>(std::mismatch(out.begin(), out.end(), greedy.begin()).first - out.begin()));
       }
     }
+    if (model.config().sliding_window > 0) {
+      // The window is exercised: the same model with a window wider than the sequence gives the same
+      // logits before the window's end and different ones after it.
+      const auto& c = m.at("cases").back();
+      const auto tokens = c.at("tokens").get<std::vector<int32_t>>();
+      const int32_t window = model.config().sliding_window;
+      ASSERT_GT(static_cast<int32_t>(tokens.size()), window + 16) << "the longest case does not pass the window";
+      SingleSequence windowed(*model.backend, vocab, static_cast<int32_t>(tokens.size()));
+      auto with = windowed.run(tokens, /*all_logits=*/true);
+      ASSERT_TRUE(with.ok());
+      const std::vector<float> with_window(with.value().begin(), with.value().end());
+      model.weights->config.sliding_window = 1 << 20;
+      SingleSequence unwindowed(*model.backend, vocab, static_cast<int32_t>(tokens.size()));
+      auto without = unwindowed.run(tokens, /*all_logits=*/true);
+      model.weights->config.sliding_window = window;
+      ASSERT_TRUE(without.ok());
+      const size_t inside = static_cast<size_t>(window) * vocab;
+      EXPECT_TRUE(std::equal(with_window.begin(), with_window.begin() + inside, without.value().begin()));
+      EXPECT_FALSE(std::equal(with_window.begin() + inside, with_window.end(), without.value().begin() + inside));
+    }
     std::printf("%-16s teacher-forced top-1 differs at %d of %d positions (%d of them near-ties), its logit has "
                 "llama.cpp's bits at %d; greedy identical %d / %d\n",
                 label.c_str(), differ, positions, differ_near_tie, same_bits, greedy_same, cases);
@@ -146,7 +167,7 @@ TEST(ArchitectureGolden, EveryFamilyMatchesLlamaCpp) {
     EXPECT_EQ(greedy_same, cases) << "a greedy continuation differs";
     EXPECT_EQ(same_bits, positions) << "a logit differs from llama.cpp's in its last bits";
   }
-  for (const char* family : {"llama", "qwen2", "qwen3", "qwen3moe"}) {
+  for (const char* family : {"llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3"}) {
     EXPECT_GE(families[family], 1) << family << " has no golden model";
   }
 }

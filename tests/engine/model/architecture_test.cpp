@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 
 #include "engine/model/model_weights.h"
@@ -39,7 +40,15 @@ TEST(Architecture, RegisteredFamiliesAndTheirOps) {
   EXPECT_TRUE(find_architecture("phi3")->fused_qkv && find_architecture("phi3")->fused_gate_up);
   EXPECT_FALSE(find_architecture("llama")->ops.scale_q_before_attention);
   EXPECT_FALSE(find_architecture("qwen2")->fused_gate_up);
-  EXPECT_EQ(architecture_names(), "llama, mistral, qwen2, qwen3, qwen3moe, phi3");
+  EXPECT_EQ(architecture_names(), "llama, mistral, qwen2, qwen3, qwen3moe, phi3, gemma2, gemma3");
+  for (const char* name : {"gemma2", "gemma3"}) {
+    const LayerOps& ops = find_architecture(name)->ops;
+    EXPECT_EQ(ops.ffn_activation, FfnActivation::GeluTanh) << name;
+    EXPECT_TRUE(ops.post_norms && ops.scale_embeddings && ops.scale_q_before_attention) << name;
+  }
+  EXPECT_TRUE(find_architecture("gemma3")->ops.qk_norm);
+  EXPECT_FALSE(find_architecture("gemma2")->ops.qk_norm);
+  EXPECT_EQ(find_architecture("llama")->ops.ffn_activation, FfnActivation::Silu);
 }
 
 TEST(Architecture, TheLoadedConfigCarriesTheFamilysOps) {
@@ -61,7 +70,7 @@ TEST(Architecture, TheLoadedConfigCarriesTheFamilysOps) {
   ASSERT_TRUE(g.ok());
   auto bad = model_config_from_gguf(*g.value());
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.message().find("unsupported architecture 'mixtral' (supported: llama, mistral, qwen2, qwen3, qwen3moe, phi3)"), std::string::npos)
+  EXPECT_NE(bad.message().find("unsupported architecture 'mixtral' (supported: llama, mistral, qwen2, qwen3, qwen3moe, phi3, gemma2, gemma3)"), std::string::npos)
       << bad.message();
 }
 
@@ -168,6 +177,70 @@ TEST(Architecture, Phi3FusedMatricesAndLongRope) {
   EXPECT_EQ(mw.rope_freq_factors, mw.rope_factors_long);
 }
 
+ModelConfig config_of(const RandomModelSpec& spec, const std::function<void(GgufWriter&)>& edit = {}) {
+  auto w = random_llama_writer(spec);
+  EXPECT_TRUE(w.ok()) << w.message();
+  if (edit) edit(w.value());
+  auto bytes = w.value().to_bytes();
+  EXPECT_TRUE(bytes.ok());
+  auto f = GgufFile::parse(bytes.value(), spec.name + ".gguf");
+  EXPECT_TRUE(f.ok());
+  auto c = model_config_from_gguf(*f.value());
+  EXPECT_TRUE(c.ok()) << c.message();
+  return c.ok() ? c.value() : ModelConfig{};
+}
+
+// gemma2/3: which layers are windowed (the family's pattern, or the file's period or per-layer list), the
+// windowed layers' RoPE, the soft-caps, and Q's scale (1/sqrt(d_model / heads) at the 27B layer counts).
+TEST(Architecture, GemmaWindowsCapsAndScales) {
+  const ModelConfig g2 = config_of(*random_model_preset("gemma2-tiny"));
+  EXPECT_EQ(g2.sliding_window, 40);
+  EXPECT_EQ(g2.swa_layers, (std::vector<uint8_t>{1, 0}));
+  EXPECT_FLOAT_EQ(g2.attn_softcap, 8.0f);
+  EXPECT_FLOAT_EQ(g2.final_softcap, 4.0f);
+  EXPECT_FLOAT_EQ(g2.attention_scale, 1.0f / std::sqrt(32.0f));
+  EXPECT_FLOAT_EQ(g2.rope_theta_swa, g2.rope_theta);
+  EXPECT_NE(g2.summary().find("a 40-token window on 1 of 2 layers, soft-capping 8 / 4"), std::string::npos)
+      << g2.summary();
+
+  const ModelConfig g3 = config_of(*random_model_preset("gemma3-tiny"));
+  EXPECT_EQ(g3.swa_layers, (std::vector<uint8_t>{1, 1, 1, 1, 1, 0}));
+  EXPECT_EQ(g3.attn_softcap, 0.0f);
+  EXPECT_EQ(g3.final_softcap, 0.0f);
+  EXPECT_FLOAT_EQ(g3.rope_theta, 1e6f);
+  EXPECT_FLOAT_EQ(g3.rope_theta_swa, 10000.0f);
+  EXPECT_FLOAT_EQ(g3.rope_freq_scale, 0.125f) << "linear scaling 8 on the global layers";
+  EXPECT_FLOAT_EQ(g3.rope_freq_scale_swa, 1.0f);
+
+  // Defaults where the file is silent: gemma2's 4096 window and caps 50 / 30; gemma3 without a window.
+  RandomModelSpec bare = *random_model_preset("gemma2-tiny");
+  bare.sliding_window = 0, bare.attn_softcap = 0, bare.final_softcap = 0;
+  const ModelConfig d2 = config_of(bare);
+  EXPECT_EQ(d2.sliding_window, 4096);
+  EXPECT_FLOAT_EQ(d2.attn_softcap, 50.0f);
+  EXPECT_FLOAT_EQ(d2.final_softcap, 30.0f);
+  RandomModelSpec no_window = *random_model_preset("gemma3-tiny");
+  no_window.sliding_window = 0;
+  EXPECT_TRUE(config_of(no_window).swa_layers.empty());
+
+  // A period of 3, and an explicit per-layer list, from the file.
+  EXPECT_EQ(config_of(*random_model_preset("gemma3-tiny"),
+                      [](GgufWriter& w) { w.set_u32("gemma3.attention.sliding_window_pattern", 3); })
+                .swa_layers,
+            (std::vector<uint8_t>{1, 1, 0, 1, 1, 0}));
+  EXPECT_EQ(config_of(*random_model_preset("gemma3-tiny"),
+                      [](GgufWriter& w) {
+                        w.set_bool_array("gemma3.attention.sliding_window_pattern",
+                                         std::vector<bool>{false, true, false, true, true, false});
+                      })
+                .swa_layers,
+            (std::vector<uint8_t>{0, 1, 0, 1, 1, 0}));
+
+  RandomModelSpec big = *random_model_preset("gemma2-tiny");  // Gemma 2 27B's layer count
+  big.n_layers = 46;
+  EXPECT_FLOAT_EQ(config_of(big).attention_scale, 1.0f / std::sqrt(16.0f)) << "d_model 64 / 4 heads";
+}
+
 // Broken Qwen files: a bias missing from the three, a missing qwen3 norm, a value_length unlike the key's.
 TEST(Architecture, BrokenQwenFilesNameWhatIsWrong) {
   auto load = [](const char* preset, const std::function<void(GgufWriter&)>& edit) {
@@ -202,6 +275,26 @@ TEST(Architecture, BrokenQwenFilesNameWhatIsWrong) {
             std::string::npos);
   EXPECT_NE(load("phi3-tiny", [](GgufWriter& w) { w.set_u32("phi3.feed_forward_length", 64); })
                 .find("tensor 'blk.0.ffn_up.weight' has dims {64, 256}, expected {64, 128}"),
+            std::string::npos);
+  // A fused QKV with a fused bias (llama.cpp adds it; Pagoda does not read it) is refused, not run without.
+  EXPECT_NE(load("phi3-tiny",
+                 [](GgufWriter& w) {
+                   (void)w.add_tensor("blk.0.attn_qkv.bias", GgmlType::F32, {128}, std::vector<uint8_t>(128 * 4));
+                 })
+                .find("has attn_qkv.bias next to attn_qkv.weight"),
+            std::string::npos);
+  // gemma: a per-layer window list of the wrong length, a missing post-norm; YaRN RoPE is refused.
+  EXPECT_NE(load("gemma3-tiny",
+                 [](GgufWriter& w) {
+                   w.set_bool_array("gemma3.attention.sliding_window_pattern", std::vector<bool>{true, false});
+                 })
+                .find("sliding_window_pattern has 2 entries for 6 layers"),
+            std::string::npos);
+  EXPECT_NE(load("gemma2-tiny", [](GgufWriter& w) { w.remove_tensor("blk.1.post_ffw_norm.weight"); })
+                .find("missing tensor 'blk.1.post_ffw_norm.weight'"),
+            std::string::npos);
+  EXPECT_NE(load("tiny", [](GgufWriter& w) { w.set_string("llama.rope.scaling.type", "yarn"); })
+                .find("rope.scaling.type 'yarn' is not supported"),
             std::string::npos);
   EXPECT_NE(load("phi3-tiny", [](GgufWriter& w) { w.set_u32("phi3.rope.scaling.original_context_length", 0); })
                 .find("original_context_length 0"),
