@@ -48,6 +48,10 @@ for r in rows:
     lines.append(f"| {r['preset']} | {f(r['pagoda_prefill_tok_s'])} | {f(r['llamacpp_pp256_tok_s'])} | "
                  f"{f(r['prefill_ratio'])} | {f(r['pagoda_decode_tok_s'])} | {f(r['llamacpp_tg256_tok_s'])} | "
                  f"{f(r['decode_ratio'])} | {roof}% |")
-open(out + ".md", "w").write("\n".join(lines) + "\n")
+head = (f"# `single` per model family ({rows[0]['model']} ... ), {threads} threads, {rounds} interleaved rounds\n\n"
+        "Random-weight GGUFs of each family's real shape from `pagoda make-model` (phi3-mini cut to 8 layers),\n"
+        "Pagoda against llama.cpp's llama-bench on the same file; tok/s, median (min–max). Reproduce: "
+        f"`{doc['command']}`.\n\n")
+open(out + ".md", "w").write(head + "\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

@@ -356,7 +356,7 @@ class CpuBackend final : public Backend {
       const float theta_scale = swa ? rope_theta_scale_swa_ : rope_theta_scale_;
       const float freq_scale = swa ? c.rope_freq_scale_swa : c.rope_freq_scale;
       // Q's scale goes into the softmax, or onto Q itself as a step of its own (then the softmax's is 1).
-      const cpu::AttentionParams attn{.scale = c.ops.scale_q_before_attention ? 1.0f : c.attention_scale,
+      const cpu::AttentionParams attn{.scale = c.ops.scale_q_before_attention ? 1.0f : c.q_scale(),
                                       .softcap = c.attn_softcap,
                                       .window = swa ? c.sliding_window : 0};
 
@@ -388,7 +388,7 @@ class CpuBackend final : public Backend {
                         c.rope_scaling.attn_factor, freq_scale);
         rope(&q_[t * qd], c.n_heads, c.head_dim, cos_sin);
         rope(&k_[t * kvd], c.n_kv_heads, c.head_dim, cos_sin);
-        if (c.ops.scale_q_before_attention) cpu::scale_inplace(&q_[t * qd], c.attention_scale, qd);
+        if (c.ops.scale_q_before_attention) cpu::scale_inplace(&q_[t * qd], c.q_scale(), qd);
       }
       cpu::write_kv(plan, k_.data(), v_.data(), kv);
       cpu::paged_attention(plan, q_.data(), kv, c.n_heads, attn, attn_.data());

@@ -22,14 +22,14 @@ constexpr Architecture kArchitectures[] = {
     {.name = "gemma2",
      .ops = {.rope = RopeStyle::HalfSplit, .scale_q_before_attention = true, .ffn_activation = FfnActivation::GeluTanh,
       .post_norms = true, .scale_embeddings = true},
-     .swa_pattern = 2, .default_sliding_window = 4096, .default_attn_softcap = 50.0f, .default_final_softcap = 30.0f,
-     .attn_softcap = true, .n_layers_scaling_q_by_d_model = 46},
+     .swa_pattern = 2, .default_sliding_window = 4096, .swa_inherits_rope_scale = true, .default_attn_softcap = 50.0f,
+     .default_final_softcap = 30.0f, .attn_softcap = true, .logit_softcap = true, .n_layers_scaling_q_by_d_model = 46},
     // Gemma 3 (text): Gemma 2's layer with per-head Q/K norms instead of soft-capping, five windowed
     // layers (RoPE base 10000) to one global one (src/models/gemma3.cpp).
     {.name = "gemma3",
      .ops = {.rope = RopeStyle::HalfSplit, .qk_norm = true, .scale_q_before_attention = true,
       .ffn_activation = FfnActivation::GeluTanh, .post_norms = true, .scale_embeddings = true},
-     .swa_pattern = 6, .default_rope_theta_swa = 10000.0f, .n_layers_scaling_q_by_d_model = 62},
+     .swa_pattern = 6, .default_rope_theta_swa = 10000.0f, .logit_softcap = true, .n_layers_scaling_q_by_d_model = 62},
 };
 
 }  // namespace

@@ -63,11 +63,14 @@ struct Architecture {
   int32_t default_sliding_window = 0;
   // RoPE base of the windowed layers when the file has no rope.freq_base_swa: 0 = the model's own base.
   float default_rope_theta_swa = 0.0f;
+  // Whether the windowed layers' RoPE takes the model's linear scale (gemma2) or none (gemma3).
+  bool swa_inherits_rope_scale = false;
   // tanh soft-capping (cap * tanh(x / cap)) of the attention scores and of the final logits, by default;
   // the file's attn_logit_softcapping / final_logit_softcapping override. 0 = none.
   float default_attn_softcap = 0.0f;
   float default_final_softcap = 0.0f;
-  bool attn_softcap = false;  // whether the family caps attention scores at all (gemma2)
+  bool attn_softcap = false;   // whether the family caps attention scores at all (gemma2)
+  bool logit_softcap = false;  // whether it caps the logits at all (gemma2, gemma3 where its file says)
   // Q's pre-attention scale is 1/sqrt(d_model / heads) instead of 1/sqrt(head_dim) for models of this
   // many layers (Gemma 2 27B: 46, Gemma 3 27B: 62, as llama.cpp decides by model size); 0 = never.
   int32_t n_layers_scaling_q_by_d_model = 0;

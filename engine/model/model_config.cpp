@@ -31,7 +31,8 @@ Result<double> float_key(const GgufFile& f, const std::string& key, double fallb
 
 // Which layers have a sliding window, how wide, and their RoPE: as llama.cpp's load_swa_pattern and
 // the gemma loaders (attention.sliding_window_pattern is a per-layer bool array or a period).
-Status read_sliding_window(const GgufFile& f, const Architecture& family, ModelConfig& c) {
+// trained_scale: 1/rope.scaling.factor whatever the scaling type (llama.cpp's rope_freq_scale_train).
+Status read_sliding_window(const GgufFile& f, const Architecture& family, ModelConfig& c, float trained_scale) {
   const std::string a = c.architecture + ".";
   if (family.swa_pattern == 0) return {};
   auto window = int_key(f, a + "attention.sliding_window", family.default_sliding_window);
@@ -66,8 +67,7 @@ Status read_sliding_window(const GgufFile& f, const Architecture& family, ModelC
     return Status::error(fmt::format("{}: rope.freq_base_swa {} is out of range", f.path(), base.value()));
   }
   c.rope_theta_swa = static_cast<float>(base.value());
-  // gemma2's windowed layers keep the model's scale, gemma3's are unscaled (llama.cpp's defaults).
-  c.rope_freq_scale_swa = family.default_rope_theta_swa > 0 ? 1.0f : c.rope_freq_scale;
+  c.rope_freq_scale_swa = family.swa_inherits_rope_scale ? trained_scale : 1.0f;
   return {};
 }
 
@@ -152,7 +152,7 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
     return Status::error(fmt::format("{}: head_count {} x head size {} is out of range (at most 16777216)", f.path(),
                                      c.n_heads, c.head_dim));
   }
-  if (c.head_dim % 2 != 0 || c.head_dim > 256) {
+  if (c.head_dim < 2 || c.head_dim % 2 != 0 || c.head_dim > 256) {
     return Status::error(fmt::format("{}: head_dim {} must be even and at most 256", f.path(), c.head_dim));
   }
   auto rd = int_key(f, a + "rope.dimension_count", c.head_dim);
@@ -172,27 +172,29 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
   // llama3 rope scaling: written by convert_hf_to_gguf as rope_freqs.weight (a tensor of per-dimension
   // divisors) and/or as rope.scaling.* keys. We derive the divisors from the keys when present.
   auto scaling_type = f.get_string(a + "rope.scaling.type");
+  if (!scaling_type.ok()) return scaling_type.status();
   auto factor = float_key(f, a + "rope.scaling.factor", 1.0);
   if (!factor.ok()) return factor.status();
-  if (scaling_type.ok() && scaling_type.value() && *scaling_type.value() == "llama3") c.rope_scaling.llama3 = true;
+  const std::string type = scaling_type.value() ? *scaling_type.value() : "linear";
+  if (type == "llama3") c.rope_scaling.llama3 = true;
   if (f.find_tensor("rope_freqs.weight") != nullptr) c.rope_scaling.llama3 = true;
   // Linear scaling: llama.cpp reads rope.scaling.factor (or the older rope.scale_linear) whatever the type,
-  // and applies 1/factor to every position unless the type is "none". YaRN and other types change RoPE
-  // beyond a factor: refused rather than run unscaled.
-  const std::string type = scaling_type.ok() && scaling_type.value() ? *scaling_type.value() : "linear";
-  if (type != "linear" && type != "none" && type != "llama3") {
-    return Status::error(fmt::format("{}: rope.scaling.type '{}' is not supported (linear, none, llama3)", f.path(),
-                                     type));
+  // and multiplies every angle by 1/factor unless the type is "none" (rope_freqs.weight divisors apply on
+  // top). "longrope" is phi3's, whose factors are tensors. YaRN changes RoPE beyond a factor: refused
+  // rather than run unscaled. ("llama3" as a type string is Pagoda's: llama.cpp refuses it.)
+  const bool longrope_type = type == "longrope" && family->longrope;
+  if (type != "linear" && type != "none" && type != "llama3" && !longrope_type) {
+    return Status::error(fmt::format("{}: rope.scaling.type '{}' is not supported for '{}' (linear, none{})", f.path(),
+                                     type, c.architecture, family->longrope ? ", longrope" : ""));
   }
-  if (!c.rope_scaling.llama3 && type == "linear") {
-    auto linear = float_key(f, a + "rope.scale_linear", 0.0);
-    if (!linear.ok()) return linear.status();
-    const float scale = static_cast<float>(f.find(a + "rope.scaling.factor") ? factor.value() : linear.value());
-    if (scale != 0.0f && !(scale > 0.0f && scale < 1e6f)) {
-      return Status::error(fmt::format("{}: rope.scaling.factor {} is out of range", f.path(), scale));
-    }
-    if (scale != 0.0f) c.rope_freq_scale = 1.0f / scale;
+  auto linear = float_key(f, a + "rope.scale_linear", 0.0);
+  if (!linear.ok()) return linear.status();
+  const float scale = static_cast<float>(f.find(a + "rope.scaling.factor") ? factor.value() : linear.value());
+  if (scale != 0.0f && !(scale > 0.0f && scale < 1e6f)) {
+    return Status::error(fmt::format("{}: rope.scaling.factor {} is out of range", f.path(), scale));
   }
+  const float trained_scale = scale != 0.0f && type != "llama3" ? 1.0f / scale : 1.0f;  // hparams.rope_freq_scale_train
+  if (type != "none") c.rope_freq_scale = trained_scale;
   auto orig = int_key(f, a + "rope.scaling.original_context_length", c.rope_scaling.llama3 ? 8192 : c.context_length);
   auto attn_factor = float_key(f, a + "rope.scaling.attn_factor", 1.0);
   if (!orig.ok()) return orig.status();
@@ -236,7 +238,8 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
 
   // What the family adds: Q's scale, soft-capping, sliding windows (architecture.h says where each comes from).
   c.attention_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  if (family->n_layers_scaling_q_by_d_model != 0 && c.n_layers == family->n_layers_scaling_q_by_d_model) {
+  if (family->n_layers_scaling_q_by_d_model != 0 && c.n_layers == family->n_layers_scaling_q_by_d_model &&
+      c.d_model / c.n_heads > 0) {
     c.attention_scale = 1.0f / std::sqrt(static_cast<float>(c.d_model / c.n_heads));
   }
   auto attn_cap = float_key(f, a + "attn_logit_softcapping", family->default_attn_softcap);
@@ -248,8 +251,8 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
                                      attn_cap.value(), final_cap.value()));
   }
   c.attn_softcap = family->attn_softcap ? static_cast<float>(attn_cap.value()) : 0.0f;
-  c.final_softcap = static_cast<float>(final_cap.value());
-  if (Status s = read_sliding_window(f, *family, c); !s.ok()) return s;
+  c.final_softcap = family->logit_softcap ? static_cast<float>(final_cap.value()) : 0.0f;
+  if (Status s = read_sliding_window(f, *family, c, trained_scale); !s.ok()) return s;
 
   const GgufTensorInfo* emb = f.find_tensor("token_embd.weight");
   if (!emb || emb->dims.size() != 2) {

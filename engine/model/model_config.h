@@ -1,6 +1,7 @@
 #pragma once
 // Hyper-parameters of a model, read from GGUF metadata (`<arch>.*` keys), and what its layers
 // compute (the family's LayerOps, engine/model/architecture.h).
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -46,7 +47,10 @@ struct ModelConfig {
   int32_t n_experts_used = 0;
   int32_t expert_ffn_dim = 0;
   // Q's scale: the softmax's (usually), or Q's own before attention (ops.scale_q_before_attention).
-  float attention_scale = 0.0f;  // 1/sqrt(head_dim) unless the family says otherwise
+  float attention_scale = 0.0f;  // set at load: 1/sqrt(head_dim) unless the family says otherwise
+  float q_scale() const {         // attention_scale, or 1/sqrt(head_dim) for a config built by hand
+    return attention_scale > 0.0f ? attention_scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
+  }
   // tanh soft-capping, cap * tanh(x / cap), of the attention scores and of the logits; 0 = none.
   float attn_softcap = 0.0f;
   float final_softcap = 0.0f;

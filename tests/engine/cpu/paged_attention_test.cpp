@@ -14,18 +14,23 @@ namespace pagoda::engine::cpu {
 namespace {
 
 // softcap / window: AttentionParams' (the scale is always 1/sqrt(hd)).
-void check_ragged_batch(int32_t hd, float softcap = 0.0f, int32_t window = 0) {
+struct Seq {
+  int32_t cached, fresh;
+};
+// Three sequences: a fresh prefill of 9, a decode step at context 13, a chunk of 5 after 6 cached.
+const std::vector<Seq> kShortBatch = {{0, 9}, {12, 1}, {6, 5}};
+// Contexts past several 16-key softmax chunks and 64-key lanes: a prefill of 40, a decode at context 71,
+// a chunk of 20 after 30 cached.
+const std::vector<Seq> kLongBatch = {{0, 40}, {70, 1}, {30, 20}};
+
+void check_ragged_batch(int32_t hd, float softcap = 0.0f, int32_t window = 0,
+                        const std::vector<Seq>& seqs = kShortBatch) {
   const int32_t n_heads = 6, n_kv = 2, bs = 4, num_blocks = 64;
   std::mt19937 rng(7);
   std::normal_distribution<float> dist;
   std::vector<KvScalar> pool(static_cast<size_t>(num_blocks) * 2 * n_kv * bs * hd);
   PagedKvLayer kv{pool.data(), bs, n_kv, hd};
 
-  // Three sequences: a fresh prefill of 9, a decode step at context 13, a chunk of 5 after 6 cached.
-  struct Seq {
-    int32_t cached, fresh;
-  };
-  const std::vector<Seq> seqs = {{0, 9}, {12, 1}, {6, 5}};
   std::vector<int32_t> blocks(num_blocks);
   std::iota(blocks.begin(), blocks.end(), 0);
   std::shuffle(blocks.begin(), blocks.end(), rng);  // scattered block tables
@@ -117,6 +122,16 @@ TEST(PagedAttention, SoftCappedScoresAndSlidingWindowMatchTheReference) {
     }
   }
   check_ragged_batch(64, 0.0f, 3);
+}
+// The same over long contexts at gemma's head size 256 and at 64 (the AVX-512 kernel where this CPU has
+// it): windows that start mid-block and mid-chunk, and one wider than every context.
+TEST(PagedAttention, LongContextsWithWindowsMatchTheReferenceAndPortableBits) {
+  for (int32_t hd : {64, 256}) {
+    for (int32_t window : {5, 37, 100}) {
+      SCOPED_TRACE(testing::Message() << "head_dim " << hd << " window " << window);
+      check_ragged_batch(hd, window == 37 ? 4.0f : 0.0f, window, kLongBatch);
+    }
+  }
 }
 
 }  // namespace

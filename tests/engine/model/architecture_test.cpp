@@ -236,6 +236,29 @@ TEST(Architecture, GemmaWindowsCapsAndScales) {
                 .swa_layers,
             (std::vector<uint8_t>{0, 1, 0, 1, 1, 0}));
 
+  // RoPE of the windowed layers: the file's base; gemma2's take the model's linear scale, gemma3's none;
+  // type "none" leaves the global layers unscaled.
+  RandomModelSpec scaled2 = *random_model_preset("gemma2-tiny");
+  scaled2.rope_linear_factor = 4.0f;
+  const ModelConfig s2 = config_of(scaled2, [](GgufWriter& w) { w.set_f32("gemma2.rope.freq_base_swa", 500.0f); });
+  EXPECT_FLOAT_EQ(s2.rope_freq_scale, 0.25f);
+  EXPECT_FLOAT_EQ(s2.rope_freq_scale_swa, 0.25f);
+  EXPECT_FLOAT_EQ(s2.rope_theta_swa, 500.0f);
+  EXPECT_FLOAT_EQ(config_of(*random_model_preset("gemma3-tiny"),
+                            [](GgufWriter& w) { w.set_string("gemma3.rope.scaling.type", "none"); })
+                      .rope_freq_scale,
+                  1.0f);
+  // Logit soft-capping is a gemma key: a llama file's is ignored, as llama.cpp does.
+  EXPECT_EQ(config_of(*random_model_preset("tiny"),
+                      [](GgufWriter& w) { w.set_f32("llama.final_logit_softcapping", 30.0f); })
+                .final_softcap,
+            0.0f);
+  // LongRoPE's scaling type is phi3's.
+  EXPECT_EQ(config_of(*random_model_preset("phi3-tiny"),
+                      [](GgufWriter& w) { w.set_string("phi3.rope.scaling.type", "longrope"); })
+                .rope_freq_scale,
+            1.0f);
+
   RandomModelSpec big = *random_model_preset("gemma2-tiny");  // Gemma 2 27B's layer count
   big.n_layers = 46;
   EXPECT_FLOAT_EQ(config_of(big).attention_scale, 1.0f / std::sqrt(16.0f)) << "d_model 64 / 4 heads";
@@ -294,7 +317,12 @@ TEST(Architecture, BrokenQwenFilesNameWhatIsWrong) {
                 .find("missing tensor 'blk.1.post_ffw_norm.weight'"),
             std::string::npos);
   EXPECT_NE(load("tiny", [](GgufWriter& w) { w.set_string("llama.rope.scaling.type", "yarn"); })
-                .find("rope.scaling.type 'yarn' is not supported"),
+                .find("rope.scaling.type 'yarn' is not supported for 'llama'"),
+            std::string::npos);
+  EXPECT_NE(load("tiny", [](GgufWriter& w) { w.set_string("llama.rope.scaling.type", "longrope"); })
+                .find("rope.scaling.type 'longrope' is not supported for 'llama' (linear, none)"),
+            std::string::npos);
+  EXPECT_NE(load("tiny", [](GgufWriter& w) { w.set_u32("llama.rope.scaling.type", 1); }).find("rope.scaling.type"),
             std::string::npos);
   EXPECT_NE(load("phi3-tiny", [](GgufWriter& w) { w.set_u32("phi3.rope.scaling.original_context_length", 0); })
                 .find("original_context_length 0"),
