@@ -6,12 +6,33 @@
 
 #include <cmath>
 #include <functional>
+#include <memory>
 
 #include "engine/model/model_weights.h"
 #include "engine/model/random_model.h"
 
 namespace pagoda::engine {
 namespace {
+
+// A preset written in memory and loaded (the weights view the writer's bytes, kept alive alongside).
+struct LoadedPreset {
+  std::vector<uint8_t> bytes;
+  std::shared_ptr<ModelWeights> weights;
+};
+LoadedPreset load_preset(const char* preset) {
+  LoadedPreset out;
+  auto w = random_llama_writer(*random_model_preset(preset));
+  EXPECT_TRUE(w.ok()) << w.message();
+  auto bytes = w.value().to_bytes();
+  EXPECT_TRUE(bytes.ok());
+  out.bytes = std::move(bytes.value());
+  auto f = GgufFile::parse(out.bytes, std::string(preset) + ".gguf");
+  EXPECT_TRUE(f.ok());
+  auto m = model_weights_from_gguf(std::move(f.value()));
+  EXPECT_TRUE(m.ok()) << m.message();
+  if (m.ok()) out.weights = std::move(m.value());
+  return out;
+}
 
 TEST(Architecture, RegisteredFamiliesAndTheirOps) {
   for (const char* name : {"llama", "mistral"}) {
@@ -79,19 +100,13 @@ TEST(Architecture, TheLoadedConfigCarriesTheFamilysOps) {
 TEST(Architecture, QwenPresetsLoadWithTheirExtraTensors) {
   for (const char* preset : {"qwen2-tiny", "qwen3-tiny"}) {
     SCOPED_TRACE(preset);
-    auto w = random_llama_writer(*random_model_preset(preset));
-    ASSERT_TRUE(w.ok()) << w.message();
-    auto bytes = w.value().to_bytes();
-    ASSERT_TRUE(bytes.ok());
-    auto f = GgufFile::parse(bytes.value(), std::string(preset) + ".gguf");
-    ASSERT_TRUE(f.ok());
-    auto m = model_weights_from_gguf(std::move(f.value()));
-    ASSERT_TRUE(m.ok()) << m.message();
-    const ModelConfig& c = m.value()->config;
+    const LoadedPreset m = load_preset(preset);
+    ASSERT_NE(m.weights, nullptr);
+    const ModelConfig& c = m.weights->config;
     EXPECT_EQ(c.architecture, std::string(preset).substr(0, 5));
     EXPECT_EQ(c.ops.rope, RopeStyle::HalfSplit);
     EXPECT_TRUE(c.tied_embeddings);
-    const LayerWeights& L = m.value()->layers[0];
+    const LayerWeights& L = m.weights->layers[0];
     if (c.architecture == "qwen2") {
       EXPECT_EQ(c.head_dim, 16);
       ASSERT_NE(L.bq, nullptr);
@@ -112,20 +127,14 @@ TEST(Architecture, QwenPresetsLoadWithTheirExtraTensors) {
 
 // qwen3moe: no dense FFN; a router and three 3-D expert tensors whose slices are the experts' matrices.
 TEST(Architecture, Qwen3MoePresetLoadsItsExperts) {
-  auto w = random_llama_writer(*random_model_preset("qwen3moe-tiny"));
-  ASSERT_TRUE(w.ok()) << w.message();
-  auto bytes = w.value().to_bytes();
-  ASSERT_TRUE(bytes.ok());
-  auto f = GgufFile::parse(bytes.value(), "moe.gguf");
-  ASSERT_TRUE(f.ok());
-  auto m = model_weights_from_gguf(std::move(f.value()));
-  ASSERT_TRUE(m.ok()) << m.message();
-  const ModelConfig& c = m.value()->config;
+  const LoadedPreset m = load_preset("qwen3moe-tiny");
+  ASSERT_NE(m.weights, nullptr);
+  const ModelConfig& c = m.weights->config;
   EXPECT_TRUE(c.ops.moe);
   EXPECT_EQ(c.n_experts, 8);
   EXPECT_EQ(c.n_experts_used, 2);
   EXPECT_EQ(c.expert_ffn_dim, 64);
-  const LayerWeights& L = m.value()->layers[1];
+  const LayerWeights& L = m.weights->layers[1];
   EXPECT_EQ(L.w_gate, nullptr);
   ASSERT_NE(L.router, nullptr);
   EXPECT_EQ(L.router->type, GgmlType::F32);
@@ -140,15 +149,9 @@ TEST(Architecture, Qwen3MoePresetLoadsItsExperts) {
 // phi3: Q/K/V and gate/up are row ranges of the file's fused matrices, and LongRoPE's factor set follows
 // the per-sequence context (long past rope.scaling.original_context_length), cos/sin scaled by attn_factor.
 TEST(Architecture, Phi3FusedMatricesAndLongRope) {
-  auto w = random_llama_writer(*random_model_preset("phi3-tiny"));
-  ASSERT_TRUE(w.ok()) << w.message();
-  auto bytes = w.value().to_bytes();
-  ASSERT_TRUE(bytes.ok());
-  auto f = GgufFile::parse(bytes.value(), "phi3.gguf");
-  ASSERT_TRUE(f.ok());
-  auto m = model_weights_from_gguf(std::move(f.value()));
-  ASSERT_TRUE(m.ok()) << m.message();
-  ModelWeights& mw = *m.value();
+  const LoadedPreset m = load_preset("phi3-tiny");
+  ASSERT_NE(m.weights, nullptr);
+  ModelWeights& mw = *m.weights;
   const ModelConfig& c = mw.config;
   EXPECT_EQ(c.ops.rope, RopeStyle::HalfSplit);
   EXPECT_FALSE(c.tied_embeddings);
