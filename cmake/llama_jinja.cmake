@@ -66,17 +66,63 @@ endif()
 set(PAGODA_CHAT_TEMPLATES_DIR "${_llama_dir}/models/templates" CACHE INTERNAL "")
 set(PAGODA_LLAMA_MODELS_DIR "${_llama_dir}/models" CACHE INTERNAL "")
 
+# Local fixes, compiled from a copy of common/jinja in the build folder (the unpacked or given tree stays
+# as it is): the engine converts doubles to int64_t with a bare cast, which is undefined behaviour past
+# +-2^63, and a client's tools JSON or a template's arithmetic can reach it (tests/fuzz chat_template_fuzz
+# found a JSON number of 6.7e76). Out of range now gives 0, as non-finite values already did in the one
+# place that checked. The copy's folder comes first on the include path, so "jinja/value.h" is the fixed
+# one everywhere.
+set(_jinja_copy "${CMAKE_BINARY_DIR}/_deps/llama_jinja-fixed")
+set(_jinja_fixed value.h value.cpp runtime.cpp)
+file(GLOB _jinja_files RELATIVE "${_llama_dir}/common/jinja" "${_llama_dir}/common/jinja/*")
+foreach(_f ${_jinja_files})
+  if(NOT _f IN_LIST _jinja_fixed)
+    file(COPY "${_llama_dir}/common/jinja/${_f}" DESTINATION "${_jinja_copy}/jinja")
+  endif()
+endforeach()
+foreach(_f ${_jinja_fixed})
+  file(READ "${_llama_dir}/common/jinja/${_f}" _text_${_f})
+endforeach()
+# Replaces `from` (which must be there) by `to` in the text of common/jinja/<file>.
+macro(pagoda_jinja_fix file from to)
+  string(FIND "${_text_${file}}" "${from}" _at)
+  if(_at EQUAL -1)
+    message(FATAL_ERROR "cmake/llama_jinja.cmake: '${from}' is no longer in common/jinja/${file}; revisit the fix")
+  endif()
+  string(REPLACE "${from}" "${to}" _text_${file} "${_text_${file}}")
+endmacro()
+set(_in_range "std::isfinite(X) && X >= -9223372036854775808.0 && X < 9223372036854775808.0")
+foreach(_x v res rem f)
+  string(REPLACE "X" "${_x}" _in_range_${_x} "${_in_range}")
+endforeach()
+pagoda_jinja_fix(value.h "val_int = std::isfinite(v) ? static_cast<int64_t>(v) : 0;"
+                 "val_int = ${_in_range_v} ? static_cast<int64_t>(v) : 0;")
+pagoda_jinja_fix(value.cpp "int64_t val = static_cast<int64_t>(args.get_pos(0)->as_float());"
+                 "const double f = args.get_pos(0)->as_float(); int64_t val = ${_in_range_f} ? static_cast<int64_t>(f) : 0;")
+pagoda_jinja_fix(runtime.cpp "return mk_val<value_int>(static_cast<int64_t>(res));"
+                 "return mk_val<value_int>(${_in_range_res} ? static_cast<int64_t>(res) : 0);")
+pagoda_jinja_fix(runtime.cpp "return mk_val<value_int>(static_cast<int64_t>(rem));"
+                 "return mk_val<value_int>(${_in_range_rem} ? static_cast<int64_t>(rem) : 0);")
+foreach(_f ${_jinja_fixed})  # written only when changed, so a reconfigure rebuilds nothing
+  set(_old "")
+  if(EXISTS "${_jinja_copy}/jinja/${_f}")
+    file(READ "${_jinja_copy}/jinja/${_f}" _old)
+  endif()
+  if(NOT _old STREQUAL _text_${_f})
+    file(WRITE "${_jinja_copy}/jinja/${_f}" "${_text_${_f}}")
+  endif()
+endforeach()
 add_library(llama_jinja STATIC
-  "${_llama_dir}/common/jinja/caps.cpp"
-  "${_llama_dir}/common/jinja/lexer.cpp"
-  "${_llama_dir}/common/jinja/parser.cpp"
-  "${_llama_dir}/common/jinja/runtime.cpp"
-  "${_llama_dir}/common/jinja/string.cpp"
-  "${_llama_dir}/common/jinja/value.cpp"
+  "${_jinja_copy}/jinja/caps.cpp"
+  "${_jinja_copy}/jinja/lexer.cpp"
+  "${_jinja_copy}/jinja/parser.cpp"
+  "${_jinja_copy}/jinja/runtime.cpp"
+  "${_jinja_copy}/jinja/string.cpp"
+  "${_jinja_copy}/jinja/value.cpp"
   "${_llama_dir}/common/json.cpp"
   "${_llama_dir}/common/unicode.cpp")
 # common/json.cpp includes ggml.h for GGML_ASSERT alone: cmake/llama_jinja/ggml.h stands in for it.
-target_include_directories(llama_jinja SYSTEM PUBLIC "${_llama_dir}/common")
+target_include_directories(llama_jinja SYSTEM BEFORE PUBLIC "${_jinja_copy}" "${_llama_dir}/common")
 target_include_directories(llama_jinja PRIVATE "${CMAKE_CURRENT_LIST_DIR}/llama_jinja")
 # Third-party code: its warnings are not ours to fix.
 target_compile_options(llama_jinja PRIVATE $<$<NOT:$<CONFIG:Debug>>:-O2> -w)

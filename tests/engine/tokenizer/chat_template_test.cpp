@@ -137,5 +137,18 @@ TEST(ChatTemplate, ToolsAndToolCallsReachTheTemplate) {
   EXPECT_FALSE(tmpl.render({msg("user", "x")}, "{not json", true).ok());
 }
 
+// A client's tools JSON may hold any number: floats past int64's range become the integer 0 (the
+// vendored engine's cast was undefined behaviour there; cmake/llama_jinja.cmake fixes it), in range they
+// truncate as Python's int() does.
+TEST(ChatTemplate, HugeFloatsFromClientJsonConvertToIntegersSafely) {
+  const std::string t = "{% for tool in tools %}{{ tool.x | int }},{{ tool.x }};{% endfor %}";
+  auto r = ChatTemplate(t, "", "").render({msg("user", "u")}, R"([{"x": 6.67e76}, {"x": -1e300}, {"x": 12.75}])",
+                                          false);
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r.value().substr(0, 2), "0,") << r.value();
+  EXPECT_NE(r.value().find(";0,"), std::string::npos) << r.value();
+  EXPECT_NE(r.value().find(";12,12.75;"), std::string::npos) << r.value();
+}
+
 }  // namespace
 }  // namespace pagoda::engine
