@@ -26,6 +26,7 @@ class ForwardingBackend : public engine::Backend {
     return inner_.copy_blocks(src_dst);
   }
   engine::BackendInfo info() const override { return inner_.info(); }
+  engine::OpProfile take_op_profile() override { return inner_.take_op_profile(); }
 
  protected:
   engine::Backend& inner_;

@@ -29,6 +29,41 @@ double median_of(std::vector<double> v) { return summarize(std::move(v)).median;
 
 int32_t round_up(int32_t n, int32_t block) { return (n + block - 1) / block * block; }
 
+// Op profiles: `into` += `p` kind by kind (a backend reports the same kinds in the same order).
+void add_profile(engine::OpProfile& into, const engine::OpProfile& p) {
+  if (into.seconds.empty()) {
+    into = p;
+    return;
+  }
+  into.steps += p.steps;
+  for (size_t k = 0; k < into.seconds.size() && k < p.seconds.size(); ++k) into.seconds[k].second += p.seconds[k].second;
+}
+
+double profile_total_s(const engine::OpProfile& p) {
+  double total = 0;
+  for (const auto& [kind, s] : p.seconds) total += s;
+  return total;
+}
+
+// "attn_matmuls 31.2%, moe_experts 40.0%, ...": the kinds that took any time, in the backend's order.
+std::string profile_text(const engine::OpProfile& p) {
+  const double total = profile_total_s(p);
+  std::string s = fmt::format("{} steps, {:.1f} ms/step:", p.steps, p.steps ? 1e3 * total / p.steps : 0.0);
+  for (const auto& [kind, secs] : p.seconds) {
+    if (secs > 0) s += fmt::format(" {} {:.1f}%", kind, total > 0 ? 100 * secs / total : 0.0);
+  }
+  return s;
+}
+
+nlohmann::json profile_json(const engine::OpProfile& p) {
+  const double total = profile_total_s(p);
+  nlohmann::json kinds = nlohmann::json::object();
+  for (const auto& [kind, secs] : p.seconds) {
+    kinds[kind] = {{"seconds", secs}, {"share", total > 0 ? secs / total : 0.0}};
+  }
+  return nlohmann::json{{"steps", p.steps}, {"total_seconds", total}, {"kinds", kinds}};
+}
+
 // ---- mixed-prefill ------------------------------------------------------------------------------
 
 // KV tokens (whole 16-token blocks) the real sequences need at most: every prompt at once.
@@ -281,6 +316,7 @@ Result<ConcurrencyResult> run_concurrency(engine::LoadedModel& m, const Concurre
   res.backend = m.backend->info().kernels;
   PromptMaker pm(m.tokenizer->vocab_size(), o.seed);
   if (Status s = warm_up(m); !s.ok()) return s;
+  (void)m.backend->take_op_profile();  // the warm-up's
   const size_t M = o.speculative.size();
   for (int32_t c : o.streams) {
     for (engine::SpeculativeMode mode : o.speculative) {
@@ -306,6 +342,7 @@ Result<ConcurrencyResult> run_concurrency(engine::LoadedModel& m, const Concurre
         level.tpot_ms.push_back(r.value().tpot_ms);
         level.ttft_ms.push_back(r.value().ttft_ms);
         level.wall_s.push_back(r.value().wall_s);
+        add_profile(level.profile, m.backend->take_op_profile());
         if (level.streams == 1) one_stream[mi] = r.value().tok_s;
       }
       for (size_t mi = 0; mi < M; ++mi) {
@@ -329,6 +366,7 @@ Result<ConcurrencyResult> run_concurrency(engine::LoadedModel& m, const Concurre
 
 std::string ConcurrencyResult::to_text() const {
   std::string s = fmt::format("backend: {}\n", backend);
+  std::string profiles;
   s += fmt::format("{:>7} {:>11} {:>26} {:>22} {:>26} {:>20} {:>22}\n", "streams", "speculative", "output tok/s",
                    "mean TPOT ms", "mean TTFT ms", "tok/s vs 1 stream", "tok/s vs first mode");
   for (const auto& l : levels) {
@@ -337,7 +375,12 @@ std::string ConcurrencyResult::to_text() const {
                      l.tpot_ms_summary.format(2), l.ttft_ms_summary.format(1),
                      l.ratio_vs_1.n ? l.ratio_vs_1.format(2) : std::string("-"),
                      l.ratio_vs_first_mode.n ? l.ratio_vs_first_mode.format(3) : std::string("-"));
+    if (!l.profile.seconds.empty()) {
+      profiles += fmt::format("{:>7} {:>11} {}\n", l.streams, engine::speculative_mode_name(l.speculative),
+                              profile_text(l.profile));
+    }
   }
+  if (!profiles.empty()) s += "backend time by operation (share of the steps' time, all rounds):\n" + profiles;
   return s;
 }
 
@@ -353,6 +396,7 @@ std::string ConcurrencyResult::to_json(const ConcurrencyOptions& o, const std::s
                      {"per_round_wall_s", l.wall_s}};
     if (l.ratio_vs_1.n) j["output_tok_s_vs_1_stream"] = summary_json(l.ratio_vs_1);
     if (l.ratio_vs_first_mode.n) j["output_tok_s_vs_first_mode"] = summary_json(l.ratio_vs_first_mode);
+    if (!l.profile.seconds.empty()) j["op_profile"] = profile_json(l.profile);
     ls.push_back(j);
   }
   nlohmann::json j{{"workload", "concurrency"},

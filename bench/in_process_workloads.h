@@ -61,6 +61,9 @@ struct ConcurrencyOptions {
   // --speculative for each run; several: every level runs once per mode in each round (the order of
   // the modes rotating), reported side by side against the first.
   std::vector<engine::SpeculativeMode> speculative = {engine::SpeculativeMode::Off};
+  // The backend's time per kind of operation for each level (the model loaded with
+  // CpuBackendOptions::profile_ops): e.g. a mixture-of-experts model's routing share.
+  bool profile_ops = false;
 };
 
 struct ConcurrencyLevel {
@@ -69,6 +72,7 @@ struct ConcurrencyLevel {
   std::vector<double> tok_s, tpot_ms, ttft_ms, wall_s;  // one per round
   Summary tok_s_summary, tpot_ms_summary, ttft_ms_summary, ratio_vs_1;  // ratio: per round vs the 1-stream run
   Summary ratio_vs_first_mode;  // per round: tok/s over the first speculative mode's at the same streams
+  engine::OpProfile profile;    // profile_ops: summed over the rounds (empty otherwise)
 };
 
 struct ConcurrencyResult {

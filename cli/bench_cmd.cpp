@@ -38,6 +38,7 @@ std::optional<engine::LoadedModel> load_for_serving(const BenchArgs& a, int32_t 
   engine::LoadOptions lo;
   lo.backend.cpu.num_threads = a.threads;
   lo.backend.cpu.prefill_matmul = a.prefill_matmul;
+  lo.backend.cpu.profile_ops = a.concurrency.profile_ops;
   lo.backend.kind = a.backend;
   lo.backend.device = a.device;
   lo.backend.cuda_graph_max_tokens = a.cuda.cuda_graph_max_tokens;
@@ -192,6 +193,8 @@ Runner add_bench_command(CLI::App& app) {
                    "speculative modes, comma separated (several: run side by side, against the first)")
       ->delimiter(',')
       ->transform(CLI::CheckedTransformer(spec_modes, CLI::ignore_case));
+  conc->add_flag("--profile-ops", args->concurrency.profile_ops,
+                 "also report the backend's time by kind of operation per level (cpu: e.g. MoE routing vs experts)");
   add_common_options(conc, *args);
 
   CLI::App* shared = cmd->add_subcommand("shared-prefix", "shared system prompt + user turns: TTFT with and without prefix caching");

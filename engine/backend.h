@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "engine/cpu/cpu_options.h"
 #include "engine/model/model_weights.h"
@@ -18,6 +19,14 @@ namespace pagoda::engine {
 struct BackendInfo {
   std::string kernels;              // one line on the kernels in use (ISA, GEMV/GEMM implementations)
   int64_t decode_weight_bytes = 0;  // weight bytes one small-batch (decode) step reads: what bounds it
+};
+
+// Where a backend's step time went, by kind of operation, summed over the steps since the last take
+// (CpuBackendOptions::profile_ops): for benchmarks, e.g. the share of a mixture-of-experts layer spent
+// routing tokens to experts rather than in the experts. Kinds in the backend's own order.
+struct OpProfile {
+  int64_t steps = 0;
+  std::vector<std::pair<std::string, double>> seconds;  // (kind, wall seconds)
 };
 
 // How a KV pool stores keys and values. One kind today; a quantized KV cache is another entry here,
@@ -73,6 +82,9 @@ class Backend {
   virtual Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) = 0;
   // Valid after load().
   virtual BackendInfo info() const = 0;
+  // The profile since the last call, then zeroed; empty where the backend does not profile. Not
+  // concurrent with execute().
+  virtual OpProfile take_op_profile() { return {}; }
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const CpuBackendOptions& options);

@@ -8,6 +8,8 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -40,6 +42,22 @@ int64_t host_memory_available() {
   }
   return 0;
 }
+
+// The kinds of operation profile_ops times (take_op_profile), in the order of a layer.
+enum ProfiledOp {
+  kEmbed,         // token embedding rows (and gemma's scaling)
+  kNorms,         // RMS norms, post-norms, residual adds
+  kAttnMatmuls,   // QKV and output projections
+  kAttention,     // biases, Q/K norms, RoPE, the KV write, scores, softmax, values
+  kFfn,           // a dense FFN: gate/up, activation, down
+  kMoeRouting,    // the router's matmul, softmax and top-k, grouping tokens by expert
+  kMoeDispatch,   // gathering each expert's rows, weighting and combining the k outputs per token
+  kMoeExperts,    // the experts' matmuls and activations
+  kLmHead,        // final norm, LM head, logit soft-cap
+  kNumProfiledOps
+};
+constexpr std::array<const char*, kNumProfiledOps> kProfiledOpNames = {
+    "embed", "norms", "attn_matmuls", "attention", "ffn", "moe_routing", "moe_dispatch", "moe_experts", "lm_head"};
 
 // One linear layer: F16 / F32 weights in their own type (float_matrix.h), any other in the int8 form
 // (quant_matrix.h); plus the oneDNN bf16 form when that prefill path is on.
@@ -230,11 +248,22 @@ class CpuBackend final : public Backend {
     }
     try {
       forward(plan, logits.data());
+      if (opts_.profile_ops) ++prof_steps_;
     } catch (const std::bad_alloc&) {  // step scratch: a step (or a model's shape) too large for this host
       return Status::error(fmt::format("execute: out of memory for the step's scratch buffers ({} tokens)",
                                        plan.num_tokens()));
     }
     return {};
+  }
+
+  OpProfile take_op_profile() override {
+    OpProfile p;
+    if (!opts_.profile_ops) return p;
+    p.steps = prof_steps_;
+    for (int k = 0; k < kNumProfiledOps; ++k) p.seconds.emplace_back(kProfiledOpNames[k], prof_s_[k]);
+    prof_s_.fill(0.0);
+    prof_steps_ = 0;
+    return p;
   }
 
  private:
@@ -286,6 +315,7 @@ class CpuBackend final : public Backend {
     by_expert_.assign(static_cast<size_t>(E), {});
     for (int64_t slot = 0; slot < T * K; ++slot) by_expert_[chosen_[slot]].push_back(static_cast<int32_t>(slot));
     expert_out_.resize(static_cast<size_t>(T * K * d));
+    lap(kMoeRouting);
     for (int64_t e = 0; e < E; ++e) {
       const std::vector<int32_t>& slots = by_expert_[e];
       const int64_t n = static_cast<int64_t>(slots.size());
@@ -295,9 +325,11 @@ class CpuBackend final : public Backend {
       acte_.resize(static_cast<size_t>(n * fe));
       oute_.resize(static_cast<size_t>(n * d));
       for (int64_t i = 0; i < n; ++i) std::memcpy(&xe_[i * d], &h_[(slots[i] / K) * d], d * sizeof(float));
+      lap(kMoeDispatch);
       linear(L.exp_gate_up[e], xe_.data(), n, gue_.data());
       for (int64_t i = 0; i < n; ++i) cpu::silu_mul(&gue_[i * 2 * fe], &gue_[i * 2 * fe + fe], &acte_[i * fe], fe);
       linear(L.exp_down[e], acte_.data(), n, oute_.data());
+      lap(kMoeExperts);
       for (int64_t i = 0; i < n; ++i) {
         const float w = chosen_w_[slots[i]];
         float* out = &expert_out_[slots[i] * d];
@@ -313,6 +345,7 @@ class CpuBackend final : public Backend {
         x[j] = sum + x[j];
       }
     }
+    lap(kMoeDispatch);
   }
 
   // y = x W^T for M rows.
@@ -345,8 +378,10 @@ class CpuBackend final : public Backend {
       act_.resize(T * ff);
     }
 
+    if (opts_.profile_ops) prof_t_ = ProfClock::now();
     for (int64_t t = 0; t < T; ++t) (void)tensor_row_to_f32(*w_->token_embd, plan.token_ids[t], &x_[t * d]);
     if (c.ops.scale_embeddings) cpu::scale_inplace(x_.data(), std::sqrt(static_cast<float>(d)), T * d);
+    lap(kEmbed);
 
     const auto rope = c.ops.rope == RopeStyle::HalfSplit ? cpu::rope_apply_half_split : cpu::rope_apply;
     for (int l = 0; l < c.n_layers; ++l) {
@@ -364,7 +399,9 @@ class CpuBackend final : public Backend {
       // (the biases and the per-head norms where the model has them).
 #pragma omp parallel for if (many)
       for (int64_t t = 0; t < T; ++t) cpu::rms_norm(&x_[t * d], L.attn_norm.data(), &h_[t * d], d, c.rms_eps);
+      lap(kNorms);
       linear(L.qkv, h_.data(), T, qkv_.data());
+      lap(kAttnMatmuls);
 #pragma omp parallel for if (many)
       for (int64_t t = 0; t < T; ++t) {
         float* row = &qkv_[t * (qd + 2 * kvd)];
@@ -392,13 +429,16 @@ class CpuBackend final : public Backend {
       }
       cpu::write_kv(plan, k_.data(), v_.data(), kv);
       cpu::paged_attention(plan, q_.data(), kv, c.n_heads, attn, attn_.data());
+      lap(kAttention);
       linear(L.wo, attn_.data(), T, h_.data());
+      lap(kAttnMatmuls);
       post_norm(L.attn_post_norm, T);
       cpu::add_inplace(x_.data(), h_.data(), T * d);
 
       // Feed-forward block: x += Wdown . (silu(Wgate h) * Wup h), h = rmsnorm(x) (or the routed experts).
 #pragma omp parallel for if (many)
       for (int64_t t = 0; t < T; ++t) cpu::rms_norm(&x_[t * d], L.ffn_norm.data(), &h_[t * d], d, c.rms_eps);
+      lap(kNorms);
       if (c.ops.moe) {
         moe_ffn(L, T);
         continue;
@@ -408,8 +448,10 @@ class CpuBackend final : public Backend {
 #pragma omp parallel for if (many)
       for (int64_t t = 0; t < T; ++t) act(&gu_[t * 2 * ff], &gu_[t * 2 * ff + ff], &act_[t * ff], ff);
       linear(L.down, act_.data(), T, h_.data());
+      lap(kFfn);
       post_norm(L.ffn_post_norm, T);
       cpu::add_inplace(x_.data(), h_.data(), T * d);
+      lap(kNorms);
     }
 
     // LM head on the rows that want logits only.
@@ -419,6 +461,15 @@ class CpuBackend final : public Backend {
     }
     linear(lm_head_, h_.data(), R, logits);
     if (c.final_softcap > 0) cpu::softcap_inplace(logits, c.final_softcap, R * c.vocab_size);
+    lap(kLmHead);
+  }
+
+  // profile_ops: the time since the previous lap goes to `op`.
+  void lap(ProfiledOp op) {
+    if (!opts_.profile_ops) return;
+    const ProfClock::time_point now = ProfClock::now();
+    prof_s_[op] += std::chrono::duration<double>(now - prof_t_).count();
+    prof_t_ = now;
   }
 
   // h = rmsnorm(h) with a post-norm's weights (gemma2/3), before h is added to the residual; none: h as is.
@@ -449,6 +500,11 @@ class CpuBackend final : public Backend {
   std::vector<uint16_t> x_bf16_;
   std::vector<float> x_f16_;  // activations rounded to fp16 for F16 weights
   QuantActs acts_;
+  // profile_ops: seconds per ProfiledOp and steps since the last take, and the last lap's time.
+  using ProfClock = std::chrono::steady_clock;
+  std::array<double, kNumProfiledOps> prof_s_{};
+  int64_t prof_steps_ = 0;
+  ProfClock::time_point prof_t_;
 };
 
 }  // namespace

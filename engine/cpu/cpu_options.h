@@ -16,6 +16,9 @@ struct CpuBackendOptions {
   PrefillMatmul prefill_matmul = PrefillMatmul::Int8;
   // With OnednnBf16: steps of at least this many tokens use it (smaller ones stay on int8).
   int32_t bf16_min_tokens = 16;
+  // Time every step's operations by kind for take_op_profile() (benchmarks: `pagoda bench ...
+  // --profile-ops`). A few clock reads per layer; off, none.
+  bool profile_ops = false;
 };
 
 }  // namespace pagoda::engine
