@@ -476,6 +476,14 @@ std::optional<RandomModelSpec> random_model_preset(std::string_view name) {
     s.tied_embeddings = true, s.sliding_window = 512, s.weight_type = GgmlType::Q4_0;
     return s;
   }
+  if (name == "qwen3-30b-a3b") {  // Qwen3-30B-A3B's config.json (the MoE benchmark cuts it to a few layers)
+    s.architecture = "qwen3moe";
+    s.n_layers = 48, s.d_model = 2048, s.n_heads = 32, s.n_kv_heads = 4, s.head_dim = 128, s.ffn_dim = 6144;
+    s.n_experts = 128, s.n_experts_used = 8, s.expert_ffn_dim = 768;
+    s.vocab_size = 151936, s.context_length = 40960, s.rope_theta = 1000000.0f, s.rms_eps = 1e-6f;
+    s.weight_type = GgmlType::Q4_0;
+    return s;
+  }
   if (name == "phi3-mini") {  // Phi-3-mini-4k-instruct's config.json
     s.architecture = "phi3";
     s.n_layers = 32, s.d_model = 3072, s.n_heads = 32, s.n_kv_heads = 32, s.ffn_dim = 8192, s.vocab_size = 32064;
@@ -488,7 +496,7 @@ std::optional<RandomModelSpec> random_model_preset(std::string_view name) {
 std::vector<std::string> random_model_preset_names() {
   return {"tiny",          "smollm2-135m",    "llama3-8b",    "llama2-7b", "qwen2-tiny", "qwen3-tiny",
           "qwen3moe-tiny", "qwen3moe-shapes", "phi3-tiny",  "gemma2-tiny", "gemma3-tiny", "qwen2.5-0.5b",
-          "qwen3-0.6b",    "phi3-mini",       "gemma2-2b",  "gemma3-1b"};
+          "qwen3-0.6b",    "phi3-mini",       "gemma2-2b",  "gemma3-1b",   "qwen3-30b-a3b"};
 }
 
 Status use_vocabulary(RandomModelSpec& spec, const std::string& path) {

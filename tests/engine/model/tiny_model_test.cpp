@@ -7,7 +7,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <cstring>
 #include <functional>
+#include <map>
+#include <string>
 
 #include "engine/gguf/gguf_writer.h"
 #include "engine/loaded_model.h"
@@ -207,6 +210,55 @@ TEST(TinyModelForward, Qwen3MoeMatchesTheReference) {
   for (size_t e = 0; e < hits.size(); ++e) EXPECT_GT(hits[e], 0) << "expert " << e << " never chosen";
 }
 
+// profile_ops: every step's time lands in the kinds of operation the model has (a MoE model's routing,
+// dispatch and experts, no dense FFN; a dense model the reverse), a take zeroes the profile, and the
+// logits are those of a backend that does not profile (which reports nothing).
+TEST(TinyModelForward, OpProfileTimesTheModelsOwnKindsOfOperation) {
+  for (const char* preset : {"qwen3moe-tiny", "qwen2-tiny"}) {
+    SCOPED_TRACE(preset);
+    LoadedModel m = load_tiny(*random_model_preset(preset));
+    ASSERT_NE(m.weights, nullptr);
+    const bool moe = m.config().ops.moe;
+    CpuBackendOptions profiled;
+    profiled.profile_ops = true;
+    auto backend = make_cpu_backend(profiled);
+    ASSERT_TRUE(backend->load(m.weights).ok());
+    ASSERT_TRUE(backend->allocate_kv({8, 16}).ok());
+    const int32_t vocab = m.config().vocab_size;
+    SingleSequence seq(*backend, vocab, 64);
+    auto got = seq.run(kPrompt, /*all_logits=*/true);
+    ASSERT_TRUE(got.ok()) << got.message();
+    const std::vector<float> profiled_logits(got.value().begin(), got.value().end());
+    ASSERT_TRUE(seq.run(std::vector<int32_t>{7}).ok());  // a decode step
+
+    const OpProfile p = backend->take_op_profile();
+    EXPECT_EQ(p.steps, 2);
+    std::map<std::string, double> secs(p.seconds.begin(), p.seconds.end());
+    ASSERT_EQ(secs.size(), p.seconds.size()) << "a kind named twice";
+    for (const char* kind : {"embed", "norms", "attn_matmuls", "attention", "lm_head"}) {
+      EXPECT_GT(secs[kind], 0.0) << kind;
+    }
+    for (const char* kind : {"moe_routing", "moe_dispatch", "moe_experts"}) {
+      if (moe) {
+        EXPECT_GT(secs[kind], 0.0) << kind;
+      } else {
+        EXPECT_EQ(secs[kind], 0.0) << kind;
+      }
+    }
+    EXPECT_EQ(secs["ffn"] > 0.0, !moe);
+    const OpProfile again = backend->take_op_profile();
+    EXPECT_EQ(again.steps, 0);
+    for (const auto& [kind, s] : again.seconds) EXPECT_EQ(s, 0.0) << kind;
+
+    SingleSequence plain(*m.backend, vocab, 64);
+    auto want = plain.run(kPrompt, /*all_logits=*/true);
+    ASSERT_TRUE(want.ok()) << want.message();
+    ASSERT_EQ(want.value().size(), profiled_logits.size());
+    EXPECT_EQ(std::memcmp(want.value().data(), profiled_logits.data(), profiled_logits.size() * sizeof(float)), 0);
+    EXPECT_TRUE(m.backend->take_op_profile().seconds.empty());
+  }
+}
+
 // The llama-layout tiny model run with RopeStyle::HalfSplit set matches the reference forward computing
 // that layout, and differs from the interleaved run (the flag is used).
 TEST(TinyModelForward, HalfSplitRopeMatchesTheReference) {
@@ -285,6 +337,7 @@ TEST(TinyModelSpec, BadSpecsAreRejected) {
   EXPECT_NEAR(static_cast<double>(random_model_param_count(*random_model_preset("smollm2-135m"))), 134.5e6, 1e6);
   EXPECT_NEAR(static_cast<double>(random_model_param_count(*random_model_preset("llama3-8b"))), 8.03e9, 0.01e9);
   EXPECT_NEAR(static_cast<double>(random_model_param_count(*random_model_preset("llama2-7b"))), 6.74e9, 0.01e9);
+  EXPECT_NEAR(static_cast<double>(random_model_param_count(*random_model_preset("qwen3-30b-a3b"))), 30.53e9, 0.05e9);
 }
 
 }  // namespace
