@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build the peer, llama.cpp (shared libraries, llama-bench, llama-server; CPU), from the source vendored in
-# the PyPI sdist of llama-cpp-python. Used to regenerate golden data (tools/golden) and for peer benchmarks
-# (bench/peer_llamacpp.sh); CI does not run it (it takes ~20 minutes on 2 cores).
+# Build the peer, llama.cpp (shared libraries, llama-bench, llama-batched-bench, llama-server; CPU), from the
+# source vendored in the PyPI sdist of llama-cpp-python. Used to regenerate golden data (tools/golden) and for
+# peer benchmarks (bench/peer_llamacpp.sh, bench/*_side_by_side.*); CI does not run it (~20 minutes on 2 cores).
 # Prints the bin folder as the last line of stdout; logs go to stderr. Skips everything already done.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -13,7 +13,7 @@ SRC="$PAGODA_CACHE/llama_cpp_python-$VERSION"
 LLAMA="$SRC/vendor/llama.cpp"
 BIN="$LLAMA/build/bin"
 
-built() { [ -f "$BIN/libllama.so" ] && [ -x "$BIN/llama-bench" ] && [ -x "$BIN/llama-server" ]; }
+built() { [ -f "$BIN/libllama.so" ] && [ -x "$BIN/llama-bench" ] && [ -x "$BIN/llama-server" ] && [ -x "$BIN/llama-batched-bench" ]; }
 
 if built; then
   log "llama.cpp already built: $BIN"
@@ -48,8 +48,8 @@ fi
 log "configuring llama.cpp"
 cmake -S "$LLAMA" -B "$LLAMA/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON >&2
-log "building llama llama-bench llama-server (-j$(nproc))"
-cmake --build "$LLAMA/build" -j"$(nproc)" --target llama llama-bench llama-server >&2
-built || die "build finished but $BIN lacks libllama.so, llama-bench or llama-server"
+log "building llama llama-bench llama-batched-bench llama-server (-j$(nproc))"
+cmake --build "$LLAMA/build" -j"$(nproc)" --target llama llama-bench llama-batched-bench llama-server >&2
+built || die "build finished but $BIN lacks libllama.so, llama-bench, llama-batched-bench or llama-server"
 log "llama.cpp ready: $BIN"
 echo "$BIN"
