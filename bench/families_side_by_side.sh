@@ -22,7 +22,8 @@ PRESETS=("qwen2.5-0.5b|" "qwen3-0.6b|" "phi3-mini|--layers 8 --vocab $VOCABS/ggm
          "gemma2-2b|")
 for entry in "${PRESETS[@]}"; do
   preset="${entry%%|*}" extra="${entry#*|}"
-  model="$MODELS_DIR/$preset.gguf"
+  # The cached file's name carries its make-model arguments, so changing them makes a new model.
+  model="$MODELS_DIR/$preset${extra:+-$(printf '%s' "$extra" | sha256sum | cut -c1-8)}.gguf"
   # shellcheck disable=SC2086
   [ -f "$model" ] || "$PAGODA" make-model --preset "$preset" $extra --out "$model" >&2
   ROUNDS="$ROUNDS" THREADS="$THREADS" OUT="$tmp/$preset" bash bench/single_side_by_side.sh "$model" >&2

@@ -206,7 +206,9 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
   c.rope_scaling.original_context = static_cast<int32_t>(orig.value());
   c.rope_scaling.attn_factor = static_cast<float>(attn_factor.value());
   if (c.rope_scaling.llama3) {
-    c.rope_scaling.factor = static_cast<float>(factor.value() > 0 ? factor.value() : 8.0);
+    // Llama 3.1's factor where the file has none (the key's own default, 1, would undo the scaling).
+    const bool has_factor = f.find(a + "rope.scaling.factor") != nullptr && factor.value() > 0;
+    c.rope_scaling.factor = static_cast<float>(has_factor ? factor.value() : 8.0);
     auto lo = float_key(f, a + "rope.scaling.low_freq_factor", 1.0);
     auto hi = float_key(f, a + "rope.scaling.high_freq_factor", 4.0);
     if (!lo.ok() || !hi.ok()) return Status::error(fmt::format("{}: bad rope.scaling keys", f.path()));

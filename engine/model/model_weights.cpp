@@ -76,15 +76,9 @@ std::vector<float> llama3_freq_factors(const ModelConfig& c) {
 }  // namespace
 
 GgufTensorInfo tensor_slice(const GgufTensorInfo& t, int64_t index) {
-  GgufTensorInfo s;
+  // Matrix `index` of a 3-D tensor: its rows [index * dims[1], (index + 1) * dims[1]).
+  GgufTensorInfo s = tensor_rows(t, index * t.dims[1], t.dims[1]);
   s.name = fmt::format("{}[{}]", t.name, index);
-  s.dims = {t.dims[0], t.dims[1]};
-  s.type = t.type;
-  const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(t.type));
-  const int64_t bytes = ggml_row_bytes(*info, t.dims[0]) * t.dims[1];
-  s.offset = t.offset + static_cast<uint64_t>(index * bytes);
-  s.data = t.data + index * bytes;
-  s.nbytes = static_cast<uint64_t>(bytes);
   return s;
 }
 

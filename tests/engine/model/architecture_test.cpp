@@ -256,6 +256,20 @@ TEST(Architecture, GemmaWindowsCapsAndScales) {
                       [](GgufWriter& w) { w.set_f32("llama.final_logit_softcapping", 30.0f); })
                 .final_softcap,
             0.0f);
+  // llama3 scaling without a factor key takes Llama 3.1's 8 (the divisors are derived from it), with one
+  // the file's; neither changes the linear scale.
+  const ModelConfig l3 = config_of(*random_model_preset("tiny"),
+                                   [](GgufWriter& w) { w.set_string("llama.rope.scaling.type", "llama3"); });
+  EXPECT_TRUE(l3.rope_scaling.llama3);
+  EXPECT_FLOAT_EQ(l3.rope_scaling.factor, 8.0f);
+  EXPECT_FLOAT_EQ(l3.rope_freq_scale, 1.0f);
+  EXPECT_FLOAT_EQ(config_of(*random_model_preset("tiny"),
+                            [](GgufWriter& w) {
+                              w.set_string("llama.rope.scaling.type", "llama3");
+                              w.set_f32("llama.rope.scaling.factor", 32.0f);
+                            })
+                      .rope_scaling.factor,
+                  32.0f);
   // LongRoPE's scaling type is phi3's.
   EXPECT_EQ(config_of(*random_model_preset("phi3-tiny"),
                       [](GgufWriter& w) { w.set_string("phi3.rope.scaling.type", "longrope"); })
