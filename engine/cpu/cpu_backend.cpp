@@ -305,37 +305,50 @@ class CpuBackend final : public Backend {
   void moe_ffn(const Layer& L, int64_t T) {
     const ModelConfig& c = w_->config;
     const int64_t d = c.d_model, E = c.n_experts, K = c.n_experts_used, fe = c.expert_ffn_dim;
+    const bool many = T > 4;
     router_.resize(static_cast<size_t>(T * E));
     linear(L.router, h_.data(), T, router_.data());
     chosen_.resize(static_cast<size_t>(T * K));
     chosen_w_.resize(chosen_.size());
+#pragma omp parallel for if (many)
     for (int64_t t = 0; t < T; ++t) {
       cpu::moe_route(&router_[t * E], static_cast<int>(E), static_cast<int>(K), &chosen_[t * K], &chosen_w_[t * K]);
     }
-    by_expert_.assign(static_cast<size_t>(E), {});
-    for (int64_t slot = 0; slot < T * K; ++slot) by_expert_[chosen_[slot]].push_back(static_cast<int32_t>(slot));
+    // The slots (token * k + rank) routed to each expert, ascending: expert e's are
+    // expert_slots_[expert_start_[e] .. expert_start_[e + 1]) (a counting sort).
+    expert_start_.assign(static_cast<size_t>(E + 1), 0);
+    for (int64_t slot = 0; slot < T * K; ++slot) ++expert_start_[chosen_[slot] + 1];
+    for (int64_t e = 0; e < E; ++e) expert_start_[e + 1] += expert_start_[e];
+    expert_slots_.resize(static_cast<size_t>(T * K));
+    expert_fill_.assign(expert_start_.begin(), expert_start_.end() - 1);
+    for (int64_t slot = 0; slot < T * K; ++slot) expert_slots_[expert_fill_[chosen_[slot]]++] = static_cast<int32_t>(slot);
     expert_out_.resize(static_cast<size_t>(T * K * d));
     lap(kMoeRouting);
     for (int64_t e = 0; e < E; ++e) {
-      const std::vector<int32_t>& slots = by_expert_[e];
-      const int64_t n = static_cast<int64_t>(slots.size());
+      const int32_t* slots = expert_slots_.data() + expert_start_[e];
+      const int64_t n = expert_start_[e + 1] - expert_start_[e];
       if (n == 0) continue;
+      const bool rows = n > 4;
       xe_.resize(static_cast<size_t>(n * d));
       gue_.resize(static_cast<size_t>(n * 2 * fe));
       acte_.resize(static_cast<size_t>(n * fe));
       oute_.resize(static_cast<size_t>(n * d));
+#pragma omp parallel for if (rows)
       for (int64_t i = 0; i < n; ++i) std::memcpy(&xe_[i * d], &h_[(slots[i] / K) * d], d * sizeof(float));
       lap(kMoeDispatch);
       linear(L.exp_gate_up[e], xe_.data(), n, gue_.data());
+#pragma omp parallel for if (rows)
       for (int64_t i = 0; i < n; ++i) cpu::silu_mul(&gue_[i * 2 * fe], &gue_[i * 2 * fe + fe], &acte_[i * fe], fe);
       linear(L.exp_down[e], acte_.data(), n, oute_.data());
       lap(kMoeExperts);
+#pragma omp parallel for if (rows)
       for (int64_t i = 0; i < n; ++i) {
         const float w = chosen_w_[slots[i]];
         float* out = &expert_out_[slots[i] * d];
         for (int64_t j = 0; j < d; ++j) out[j] = oute_[i * d + j] * w;
       }
     }
+#pragma omp parallel for if (many)
     for (int64_t t = 0; t < T; ++t) {
       float* x = &x_[t * d];
       const float* first = &expert_out_[t * K * d];
@@ -493,10 +506,10 @@ class CpuBackend final : public Backend {
   // Step scratch, reused across steps.
   std::vector<float> x_, h_, qkv_, q_, k_, v_, attn_, gu_, act_;
   // Mixture-of-experts scratch: router logits, each token's chosen experts and weights, the slots
-  // (token * k + rank) routed to each expert, one expert's rows, and every slot's weighted output.
+  // (token * k + rank) grouped by expert, one expert's rows, and every slot's weighted output.
   std::vector<float> router_, chosen_w_, xe_, gue_, acte_, oute_, expert_out_;
-  std::vector<int32_t> chosen_;
-  std::vector<std::vector<int32_t>> by_expert_;
+  std::vector<int32_t> chosen_, expert_slots_;
+  std::vector<int64_t> expert_start_, expert_fill_;
   std::vector<uint16_t> x_bf16_;
   std::vector<float> x_f16_;  // activations rounded to fp16 for F16 weights
   QuantActs acts_;
