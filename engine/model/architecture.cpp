@@ -8,7 +8,8 @@ namespace {
 // not applied: its GGUFs of 7B v0.2 and later set none. Qwen2's is off in every released config
 // (use_sliding_window: false), and llama.cpp does not apply it either.
 constexpr Architecture kArchitectures[] = {
-    {.name = "llama", .ops = {.rope = RopeStyle::Interleaved}},
+    // llama with experts is Mixtral (convert_hf_to_gguf writes MixtralForCausalLM as llama).
+    {.name = "llama", .ops = {.rope = RopeStyle::Interleaved}, .moe_by_expert_count = true},
     {.name = "mistral", .ops = {.rope = RopeStyle::Interleaved}},
     {.name = "qwen2", .ops = {.rope = RopeStyle::HalfSplit}, .qkv_bias = true},
     {.name = "qwen3", .ops = {.rope = RopeStyle::HalfSplit, .qk_norm = true}},

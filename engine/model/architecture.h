@@ -55,6 +55,9 @@ struct Architecture {
   bool fused_gate_up = false;
   // LongRoPE frequency factors (rope_factors_long/short.weight) are read for the family (phi3), as llama.cpp.
   bool longrope = false;
+  // Dense, or routed experts (LayerOps::moe) where the file's expert_count > 0, each expert as wide as
+  // feed_forward_length: llama, whose files with experts are Mixtral's (llama.cpp's llama graph).
+  bool moe_by_expert_count = false;
   // Sliding-window attention by default: layer l attends only to the last `sliding_window` positions
   // when l % swa_pattern < swa_pattern - 1 (gemma2: every other layer, from layer 0; gemma3: five of six).
   // A file's attention.sliding_window / sliding_window_pattern override these; 0 = no window unless the

@@ -102,10 +102,15 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
                                      architecture_names()));
   }
   c.ops = family->ops;
+  const std::string a = c.architecture + ".";
+  if (family->moe_by_expert_count) {
+    auto ne = int_key(f, a + "expert_count", 0);
+    if (!ne.ok()) return ne.status();
+    c.ops.moe = ne.value() > 0;
+  }
   auto name = f.get_string("general.name");
   if (name.ok() && name.value()) c.name = *name.value();
 
-  const std::string a = c.architecture + ".";
   struct IntField {
     int32_t* dst;
     const char* key;
@@ -216,7 +221,9 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
     c.rope_scaling.high_freq_factor = static_cast<float>(hi.value());
   }
 
-  if (c.ops.moe) {  // as llama.cpp's qwen3moe loader: expert_feed_forward_length else ffn / used
+  // As llama.cpp's loaders: qwen3moe's experts are expert_feed_forward_length wide (else ffn / used),
+  // llama's (Mixtral) feed_forward_length.
+  if (c.ops.moe) {
     auto ne = int_key(f, a + "expert_count");
     auto nu = int_key(f, a + "expert_used_count");
     if (!ne.ok()) return ne.status();
@@ -230,7 +237,8 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
     }
     c.n_experts = static_cast<int32_t>(ne.value());
     c.n_experts_used = static_cast<int32_t>(nu.value());
-    auto fe = int_key(f, a + "expert_feed_forward_length", c.ffn_dim / c.n_experts_used);
+    auto fe = family->moe_by_expert_count ? Result<int64_t>(c.ffn_dim)
+                                          : int_key(f, a + "expert_feed_forward_length", c.ffn_dim / c.n_experts_used);
     if (!fe.ok()) return fe.status();
     if (fe.value() < 1 || fe.value() > (1 << 24)) {
       return Status::error(fmt::format("{}: expert_feed_forward_length {} is out of range", f.path(), fe.value()));

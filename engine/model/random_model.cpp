@@ -160,6 +160,11 @@ struct TensorPlan {
   float std;
 };
 
+// Whether the spec's layers route to experts: the family always does (qwen3moe), or llama with experts (Mixtral).
+bool spec_has_experts(const RandomModelSpec& s, const Architecture& arch) {
+  return arch.ops.moe || (arch.moe_by_expert_count && s.n_experts > 0);
+}
+
 std::vector<TensorPlan> tensor_plan(const RandomModelSpec& s) {
   const int64_t d = s.d_model, hd = random_model_head_dim(s), q = hd * s.n_heads, kv = hd * s.n_kv_heads;
   const Architecture* arch = find_architecture(s.architecture);  // validated: registered
@@ -194,7 +199,7 @@ std::vector<TensorPlan> tensor_plan(const RandomModelSpec& s) {
     if (arch->ops.post_norms) out.push_back({p + "post_attention_norm.weight", GgmlType::F32, {d}, 1.0f, 0.1f});
     out.push_back({p + "ffn_norm.weight", GgmlType::F32, {d}, 1.0f, 0.1f});
     if (arch->ops.post_norms) out.push_back({p + "post_ffw_norm.weight", GgmlType::F32, {d}, 1.0f, 0.1f});
-    if (arch->ops.moe) {  // the router stays F32, as llama.cpp's quantizer leaves it
+    if (spec_has_experts(s, *arch)) {  // the router stays F32, as llama.cpp's quantizer leaves it
       const int64_t ne = s.n_experts, fe = s.expert_ffn_dim;
       const float se = 1.0f / std::sqrt(static_cast<float>(fe));
       out.push_back({p + "ffn_gate_inp.weight", GgmlType::F32, {d, ne}, 0.0f, 4.0f * sd});
@@ -344,7 +349,10 @@ Status set_metadata(const RandomModelSpec& s, GgufWriter& w) {
   if (s.n_experts > 0) {
     w.set_u32(a + "expert_count", static_cast<uint32_t>(s.n_experts));
     w.set_u32(a + "expert_used_count", static_cast<uint32_t>(s.n_experts_used));
-    w.set_u32(a + "expert_feed_forward_length", static_cast<uint32_t>(s.expert_ffn_dim));
+    // llama's experts (Mixtral) are feed_forward_length wide: the key is the other families'.
+    if (!find_architecture(s.architecture)->moe_by_expert_count) {
+      w.set_u32(a + "expert_feed_forward_length", static_cast<uint32_t>(s.expert_ffn_dim));
+    }
   }
   if (!s.vocab_path.empty()) {  // the tokenizer of another file, every tokenizer.* key as it is there
     auto f = GgufFile::open(s.vocab_path);
@@ -425,6 +433,11 @@ std::optional<RandomModelSpec> random_model_preset(std::string_view name) {
     s.n_experts = 18, s.n_experts_used = 4, s.expert_ffn_dim = 96;
     return s;
   }
+  // Mixtral: a llama file with experts (eight, two per token, as Mixtral 8x7B), each feed_forward_length wide.
+  if (name == "mixtral-tiny") {
+    s.n_experts = 8, s.n_experts_used = 2, s.expert_ffn_dim = s.ffn_dim;
+    return s;
+  }
   // phi3: fused QKV and gate/up, Q scaled before attention; LongRoPE past 64 positions (Phi-3.5-mini's
   // 128k scheme: attn_factor 1.19 there), so a 256-token context runs on the long factors.
   if (name == "phi3-tiny") {
@@ -495,7 +508,7 @@ std::optional<RandomModelSpec> random_model_preset(std::string_view name) {
 
 std::vector<std::string> random_model_preset_names() {
   return {"tiny",          "smollm2-135m",    "llama3-8b",    "llama2-7b", "qwen2-tiny", "qwen3-tiny",
-          "qwen3moe-tiny", "qwen3moe-shapes", "phi3-tiny",  "gemma2-tiny", "gemma3-tiny", "qwen2.5-0.5b",
+          "qwen3moe-tiny", "qwen3moe-shapes", "mixtral-tiny", "phi3-tiny",  "gemma2-tiny", "gemma3-tiny", "qwen2.5-0.5b",
           "qwen3-0.6b",    "phi3-mini",       "gemma2-2b",  "gemma3-1b",   "qwen3-30b-a3b"};
 }
 
@@ -543,11 +556,15 @@ Status validate_random_model_spec(const RandomModelSpec& s) {
     return Status::error(fmt::format("random model '{}': head_dim {} must be even and at most 256", s.name, hd));
   }
   const Architecture* arch = find_architecture(s.architecture);
-  if (arch->ops.moe && (s.n_experts < 1 || s.n_experts_used < 1 || s.n_experts_used > s.n_experts ||
-                        s.expert_ffn_dim < 1 || s.expert_ffn_dim % kBlock != 0)) {
+  if (spec_has_experts(s, *arch) && (s.n_experts < 1 || s.n_experts_used < 1 || s.n_experts_used > s.n_experts ||
+                                     s.expert_ffn_dim < 1 || s.expert_ffn_dim % kBlock != 0)) {
     return Status::error(fmt::format("random model '{}': {} needs experts (count {}, used {} <= count) of a hidden "
                                      "size that is a multiple of 32 (got {})",
                                      s.name, s.architecture, s.n_experts, s.n_experts_used, s.expert_ffn_dim));
+  }
+  if (arch->moe_by_expert_count && s.n_experts > 0 && s.expert_ffn_dim != s.ffn_dim) {
+    return Status::error(fmt::format("random model '{}': {}'s experts are ffn_dim ({}) wide, not {}", s.name,
+                                     s.architecture, s.ffn_dim, s.expert_ffn_dim));
   }
   if (s.d_model % kBlock != 0 || s.ffn_dim % kBlock != 0) {
     return Status::error(fmt::format("random model '{}': d_model {} and ffn {} must be multiples of 32", s.name,

@@ -51,9 +51,10 @@ struct RandomModelSpec {
 };
 
 // Presets: "tiny", "smollm2-135m", "llama3-8b", "llama2-7b", "qwen2-tiny", "qwen3-tiny", "qwen3moe-tiny",
-// "qwen3moe-shapes" (awkward sizes, for the golden test), "phi3-tiny" (LongRoPE), "gemma2-tiny", "gemma3-tiny"
-// (sliding windows shorter than the test sequences), "qwen2.5-0.5b", "qwen3-0.6b", "phi3-mini", "gemma2-2b",
-// "gemma3-1b", "qwen3-30b-a3b" (128 experts, 8 per token); nullopt otherwise.
+// "qwen3moe-shapes" (awkward sizes, for the golden test), "mixtral-tiny" (llama with experts), "phi3-tiny"
+// (LongRoPE), "gemma2-tiny", "gemma3-tiny" (sliding windows shorter than the test sequences), "qwen2.5-0.5b",
+// "qwen3-0.6b", "phi3-mini", "gemma2-2b", "gemma3-1b", "qwen3-30b-a3b" (128 experts, 8 per token); nullopt
+// otherwise.
 std::optional<RandomModelSpec> random_model_preset(std::string_view name);
 std::vector<std::string> random_model_preset_names();
 

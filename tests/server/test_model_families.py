@@ -1,8 +1,9 @@
 """Serving each model family: a small random-weight GGUF of the family from `pagoda make-model`, with a
-real vocabulary (llama.cpp's vocabulary-only ggml-vocab-qwen2.gguf, Phi-3's for phi3, llama's SPM one for gemma), behind pagodad: chat
-and completions over HTTP, streamed and not, and Generate over gRPC; greedy outputs reproducible and equal
-to the engine's own (`pagoda generate`). The logits of these families are checked against llama.cpp in
-tests/engine/model/architecture_golden_test.cpp; here the question is whether the daemon serves them."""
+real vocabulary (llama.cpp's vocabulary-only ggml-vocab-qwen2.gguf, Phi-3's for phi3, llama's SPM one for
+gemma and Mixtral), behind pagodad: chat and completions over HTTP, streamed and not, and Generate over
+gRPC; greedy outputs reproducible and equal to the engine's own (`pagoda generate`). The logits of these
+families are checked against llama.cpp in tests/engine/model/architecture_golden_test.cpp; here the question
+is whether the daemon serves them."""
 import glob
 import os
 import pathlib
@@ -16,7 +17,8 @@ from conftest import PAGODA_CLI, REPO, start_daemon
 # Each family's preset and the vocabulary it is served with.
 FAMILIES = {"qwen2-tiny": "ggml-vocab-qwen2.gguf", "qwen3-tiny": "ggml-vocab-qwen2.gguf",
             "qwen3moe-tiny": "ggml-vocab-qwen2.gguf", "phi3-tiny": "ggml-vocab-phi-3.gguf",
-            "gemma2-tiny": "ggml-vocab-llama-spm.gguf", "gemma3-tiny": "ggml-vocab-llama-spm.gguf"}
+            "gemma2-tiny": "ggml-vocab-llama-spm.gguf", "gemma3-tiny": "ggml-vocab-llama-spm.gguf",
+            "mixtral-tiny": "ggml-vocab-llama-spm.gguf"}
 
 
 def vocab_path(name: str) -> str:

@@ -46,6 +46,9 @@ MODELS = [
     ("qwen3moe-shapes", "q4_0"),
     ("qwen3moe-shapes", "f32"),
     ("qwen3moe-shapes", "f16"),
+    # Mixtral: a llama file with experts (llama.cpp's llama graph, MoE branch).
+    ("mixtral-tiny", "q8_0"),
+    ("mixtral-tiny", "q4_0"),
     # phi3 on Phi-3's own vocabulary (llama.cpp refuses a "phi3" model without its special tokens); the
     # golden test takes the same file from llama.cpp's models/ (cmake/llama_jinja.cmake unpacks it).
     ("phi3-tiny", "q8_0", "ggml-vocab-phi-3.gguf"),

@@ -281,6 +281,32 @@ TEST(Architecture, GemmaWindowsCapsAndScales) {
   EXPECT_FLOAT_EQ(config_of(big).attention_scale, 1.0f / std::sqrt(16.0f)) << "d_model 64 / 4 heads";
 }
 
+// llama with experts is Mixtral: the file's expert_count turns the experts on, each feed_forward_length wide
+// (its expert_feed_forward_length, which llama.cpp's llama loader ignores, is too); without, llama is dense.
+TEST(Architecture, LlamaWithExpertsIsMixtral) {
+  const LoadedPreset m = load_preset("mixtral-tiny");
+  ASSERT_NE(m.weights, nullptr);
+  const ModelConfig& c = m.weights->config;
+  EXPECT_EQ(c.architecture, "llama");
+  EXPECT_TRUE(c.ops.moe);
+  EXPECT_FALSE(c.ops.qk_norm);
+  EXPECT_EQ(c.ops.rope, RopeStyle::Interleaved);
+  EXPECT_EQ(c.n_experts, 8);
+  EXPECT_EQ(c.n_experts_used, 2);
+  EXPECT_EQ(c.expert_ffn_dim, c.ffn_dim);
+  EXPECT_EQ(m.weights->layers[0].w_gate, nullptr);
+  ASSERT_NE(m.weights->layers[0].exp_gate, nullptr);
+  EXPECT_EQ(m.weights->layers[0].exp_gate->dims, (std::vector<int64_t>{64, 128, 8}));
+  EXPECT_EQ(config_of(*random_model_preset("mixtral-tiny"),
+                      [](GgufWriter& w) { w.set_u32("llama.expert_feed_forward_length", 64); })
+                .expert_ffn_dim,
+            128);
+  EXPECT_FALSE(config_of(*random_model_preset("tiny")).ops.moe);
+  RandomModelSpec wrong = *random_model_preset("mixtral-tiny");
+  wrong.expert_ffn_dim = 64;
+  EXPECT_FALSE(validate_random_model_spec(wrong).ok());
+}
+
 // Broken Qwen files: a bias missing from the three, a missing qwen3 norm, a value_length unlike the key's.
 TEST(Architecture, BrokenQwenFilesNameWhatIsWrong) {
   auto load = [](const char* preset, const std::function<void(GgufWriter&)>& edit) {
@@ -308,6 +334,9 @@ TEST(Architecture, BrokenQwenFilesNameWhatIsWrong) {
             std::string::npos);
   EXPECT_NE(load("qwen3moe-tiny", [](GgufWriter& w) { w.remove_tensor("blk.0.ffn_gate_inp.weight"); })
                 .find("missing tensor 'blk.0.ffn_gate_inp.weight'"),
+            std::string::npos);
+  EXPECT_NE(load("mixtral-tiny", [](GgufWriter& w) { w.remove_tensor("blk.1.ffn_gate_exps.weight"); })
+                .find("missing tensor 'blk.1.ffn_gate_exps.weight'"),
             std::string::npos);
   // phi3: ffn_up must hold the gate's rows too; a LongRoPE factor tensor of the wrong size.
   EXPECT_NE(load("phi3-tiny", [](GgufWriter& w) { w.remove_tensor("blk.1.ffn_up.weight"); })

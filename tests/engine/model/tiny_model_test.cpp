@@ -210,6 +210,24 @@ TEST(TinyModelForward, Qwen3MoeMatchesTheReference) {
   for (size_t e = 0; e < hits.size(); ++e) EXPECT_GT(hits[e], 0) << "expert " << e << " never chosen";
 }
 
+// Mixtral (llama with experts): interleaved RoPE, no Q/K norms, experts feed_forward_length wide; every
+// expert gets tokens.
+TEST(TinyModelForward, MixtralMatchesTheReference) {
+  RandomModelSpec spec = *random_model_preset("mixtral-tiny");
+  spec.weight_type = GgmlType::F32;
+  check_forward(spec);
+  LoadedModel m = load_tiny(spec);
+  ASSERT_NE(m.weights, nullptr);
+  EXPECT_TRUE(m.config().ops.moe);
+  EXPECT_EQ(m.config().expert_ffn_dim, m.config().ffn_dim);
+  std::vector<int32_t> tokens;
+  for (int32_t i = 0; i < 64; ++i) tokens.push_back((i * 37 + 11) % 318);
+  std::vector<int> hits;
+  reference_logits(*m.weights, tokens, &hits);
+  ASSERT_EQ(hits.size(), 8u);
+  for (size_t e = 0; e < hits.size(); ++e) EXPECT_GT(hits[e], 0) << "expert " << e << " never chosen";
+}
+
 // profile_ops: every step's time lands in the kinds of operation the model has (a MoE model's routing,
 // dispatch and experts, no dense FFN; a dense model the reverse), a take zeroes the profile, and the
 // logits are those of a backend that does not profile (which reports nothing).
