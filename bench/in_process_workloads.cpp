@@ -36,7 +36,9 @@ void add_profile(engine::OpProfile& into, const engine::OpProfile& p) {
     return;
   }
   into.steps += p.steps;
-  for (size_t k = 0; k < into.seconds.size() && k < p.seconds.size(); ++k) into.seconds[k].second += p.seconds[k].second;
+  for (size_t k = 0; k < into.seconds.size() && k < p.seconds.size(); ++k) {
+    into.seconds[k].second += p.seconds[k].second;
+  }
 }
 
 double profile_total_s(const engine::OpProfile& p) {

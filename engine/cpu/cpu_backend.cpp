@@ -321,7 +321,9 @@ class CpuBackend final : public Backend {
     for (int64_t e = 0; e < E; ++e) expert_start_[e + 1] += expert_start_[e];
     expert_slots_.resize(static_cast<size_t>(T * K));
     expert_fill_.assign(expert_start_.begin(), expert_start_.end() - 1);
-    for (int64_t slot = 0; slot < T * K; ++slot) expert_slots_[expert_fill_[chosen_[slot]]++] = static_cast<int32_t>(slot);
+    for (int64_t slot = 0; slot < T * K; ++slot) {
+      expert_slots_[expert_fill_[chosen_[slot]]++] = static_cast<int32_t>(slot);
+    }
     expert_out_.resize(static_cast<size_t>(T * K * d));
     lap(kMoeRouting);
     // Expert by expert, on this thread apart from the matmuls: an expert sees a few rows per decode step
@@ -384,7 +386,7 @@ class CpuBackend final : public Backend {
     k_.resize(T * kvd);
     v_.resize(T * kvd);
     attn_.resize(T * qd);
-    if (!c.ops.moe) {  // a MoE model's feed_forward_length sizes nothing it computes
+    if (!c.ops.moe) {  // a MoE model has no dense FFN (its experts have scratch of their own)
       gu_.resize(T * 2 * ff);
       act_.resize(T * ff);
     }

@@ -17,7 +17,7 @@ struct CpuBackendOptions {
   // With OnednnBf16: steps of at least this many tokens use it (smaller ones stay on int8).
   int32_t bf16_min_tokens = 16;
   // Time every step's operations by kind for take_op_profile() (benchmarks: `pagoda bench ...
-  // --profile-ops`). A few clock reads per layer; off, none.
+  // --profile-ops`). A clock read per operation, and two per routed expert in a MoE layer; off, none.
   bool profile_ops = false;
 };
 

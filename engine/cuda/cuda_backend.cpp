@@ -97,9 +97,9 @@ class CudaBackend final : public Backend {
     }
     // Layer ops this backend has no kernels for yet: refused by name rather than computed wrongly.
     if (c.ops.moe) {
-      return Status::error(fmt::format("the CUDA backend does not implement routed experts ('{}' models) yet (use "
-                                       "--backend cpu)",
-                                       c.architecture));
+      return Status::error(fmt::format("the CUDA backend does not implement routed experts ('{}' models{}) yet "
+                                       "(use --backend cpu)",
+                                       c.architecture, c.architecture == "llama" ? " with experts: Mixtral" : ""));
     }
     if (c.ops.qk_norm) {
       return Status::error(fmt::format("the CUDA backend does not implement the per-head Q/K RMSNorm of '{}' models "

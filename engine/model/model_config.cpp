@@ -106,6 +106,7 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
   if (family->moe_by_expert_count) {
     auto ne = int_key(f, a + "expert_count", 0);
     if (!ne.ok()) return ne.status();
+    if (ne.value() < 0) return Status::error(fmt::format("{}: {}expert_count {} is negative", f.path(), a, ne.value()));
     c.ops.moe = ne.value() > 0;
   }
   auto name = f.get_string("general.name");

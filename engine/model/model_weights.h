@@ -76,7 +76,8 @@ Result<std::vector<float>> tensor_to_f32(const GgufTensorInfo& t);
 // Slice `index` of a 3-D tensor {cols, rows, n} as a 2-D one {cols, rows} (one expert's matrix); its
 // data points into the same mapping.
 GgufTensorInfo tensor_slice(const GgufTensorInfo& t, int64_t index);
-// Rows [first, first + count) of a 2-D tensor {cols, rows} as a tensor of their own, into the same mapping.
+// Rows [first, first + count) of a tensor {cols, rows, ...} (all its dimensions after the first taken as
+// rows) as a 2-D tensor of their own, into the same mapping.
 GgufTensorInfo tensor_rows(const GgufTensorInfo& t, int64_t first, int64_t count);
 // Dequantizes row `row` of a 2-D tensor (dims {cols, rows}) into dst[cols].
 Status tensor_row_to_f32(const GgufTensorInfo& t, int64_t row, float* dst);

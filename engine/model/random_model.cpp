@@ -507,9 +507,9 @@ std::optional<RandomModelSpec> random_model_preset(std::string_view name) {
 }
 
 std::vector<std::string> random_model_preset_names() {
-  return {"tiny",          "smollm2-135m",    "llama3-8b",    "llama2-7b", "qwen2-tiny", "qwen3-tiny",
-          "qwen3moe-tiny", "qwen3moe-shapes", "mixtral-tiny", "phi3-tiny",  "gemma2-tiny", "gemma3-tiny", "qwen2.5-0.5b",
-          "qwen3-0.6b",    "phi3-mini",       "gemma2-2b",  "gemma3-1b",   "qwen3-30b-a3b"};
+  return {"tiny",         "smollm2-135m", "llama3-8b",     "llama2-7b",       "qwen2-tiny",   "qwen3-tiny",
+          "qwen3moe-tiny", "qwen3moe-shapes", "mixtral-tiny", "phi3-tiny",      "gemma2-tiny",  "gemma3-tiny",
+          "qwen2.5-0.5b", "qwen3-0.6b",   "phi3-mini",     "gemma2-2b",       "gemma3-1b",    "qwen3-30b-a3b"};
 }
 
 Status use_vocabulary(RandomModelSpec& spec, const std::string& path) {

@@ -27,7 +27,8 @@ struct RandomModelSpec {
   int n_kv_heads = 2;
   int head_dim = 0;  // 0: d_model / n_heads
   int ffn_dim = 128;
-  // Routed experts (families with LayerOps::moe): count, used per token, each one's hidden size.
+  // Routed experts (families with LayerOps::moe, and llama when n_experts > 0: Mixtral, whose experts are
+  // ffn_dim wide): count, used per token, each one's hidden size.
   int n_experts = 0;
   int n_experts_used = 0;
   int expert_ffn_dim = 0;

@@ -282,7 +282,7 @@ TEST(Architecture, GemmaWindowsCapsAndScales) {
 }
 
 // llama with experts is Mixtral: the file's expert_count turns the experts on, each feed_forward_length wide
-// (its expert_feed_forward_length, which llama.cpp's llama loader ignores, is too); without, llama is dense.
+// (an expert_feed_forward_length key changes nothing: llama.cpp's llama loader ignores it); without, dense.
 TEST(Architecture, LlamaWithExpertsIsMixtral) {
   const LoadedPreset m = load_preset("mixtral-tiny");
   ASSERT_NE(m.weights, nullptr);
@@ -337,6 +337,16 @@ TEST(Architecture, BrokenQwenFilesNameWhatIsWrong) {
             std::string::npos);
   EXPECT_NE(load("mixtral-tiny", [](GgufWriter& w) { w.remove_tensor("blk.1.ffn_gate_exps.weight"); })
                 .find("missing tensor 'blk.1.ffn_gate_exps.weight'"),
+            std::string::npos);
+  // Mixtral's experts are feed_forward_length wide: experts of another width do not fit.
+  EXPECT_NE(load("mixtral-tiny", [](GgufWriter& w) { w.set_u32("llama.feed_forward_length", 64); })
+                .find("'blk.0.ffn_gate_exps.weight' has dims {64, 128, 8}, expected {64, 64, 8}"),
+            std::string::npos);
+  EXPECT_NE(load("mixtral-tiny", [](GgufWriter& w) { w.remove_key("llama.expert_used_count"); })
+                .find("llama.expert_used_count"),
+            std::string::npos);
+  EXPECT_NE(load("tiny", [](GgufWriter& w) { w.set_i32("llama.expert_count", -2); })
+                .find("llama.expert_count -2 is negative"),
             std::string::npos);
   // phi3: ffn_up must hold the gate's rows too; a LongRoPE factor tensor of the wrong size.
   EXPECT_NE(load("phi3-tiny", [](GgufWriter& w) { w.remove_tensor("blk.1.ffn_up.weight"); })
