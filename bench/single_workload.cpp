@@ -7,6 +7,7 @@
 #include <random>
 
 #include "bench/memory_bandwidth.h"
+#include "bench/op_profile_report.h"
 #include "engine/sampling/sampler.h"
 #include "engine/single_sequence.h"
 
@@ -31,21 +32,27 @@ Result<SingleResult> run_single(engine::LoadedModel& m, const SingleOptions& o) 
   for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(c.vocab_size));
 
   std::vector<double> prefill, decode;
+  (void)m.backend->take_op_profile();  // the load's
   for (int rep = 0; rep < o.repeats + 1; ++rep) {  // the first pass warms caches and is not counted
     seq.reset();
     const auto t0 = clock::now();
     auto logits = seq.run(prompt);
     if (!logits.ok()) return logits.status();
     const auto t1 = clock::now();
+    const engine::OpProfile prefill_ops = m.backend->take_op_profile();
+    const auto t1_decode = clock::now();  // the take is not the decode's
     for (int32_t i = 0; i < o.gen_tokens; ++i) {
       const int32_t next = engine::argmax(logits.value());
       logits = seq.run(std::span(&next, 1));
       if (!logits.ok()) return logits.status();
     }
     const auto t2 = clock::now();
+    const engine::OpProfile decode_ops = m.backend->take_op_profile();
     if (rep == 0) continue;
+    add_profile(r.prefill_profile, prefill_ops);
+    add_profile(r.decode_profile, decode_ops);
     prefill.push_back(o.prompt_tokens / std::chrono::duration<double>(t1 - t0).count());
-    decode.push_back(o.gen_tokens / std::chrono::duration<double>(t2 - t1).count());
+    decode.push_back(o.gen_tokens / std::chrono::duration<double>(t2 - t1_decode).count());
   }
   r.prefill_tok_s = summarize(prefill);
   r.decode_tok_s = summarize(decode);
@@ -71,6 +78,10 @@ std::string SingleResult::to_text() const {
     text += fmt::format("decode reads {:.1f} MB per step (no host-bandwidth roofline for this backend)\n",
                         decode_bytes_per_token / 1e6);
   }
+  if (!prefill_profile.seconds.empty()) {
+    text += fmt::format("backend time by operation (share of the steps' time):\n  prefill {}\n  decode  {}\n",
+                        profile_text(prefill_profile), profile_text(decode_profile));
+  }
   return text;
 }
 
@@ -89,6 +100,9 @@ std::string SingleResult::to_json(const SingleOptions& o, const std::string& mod
   if (roofline_tok_s > 0) {
     j["read_bandwidth_gb_s"] = bandwidth_bytes_s / 1e9;
     j["roofline_tok_s"] = roofline_tok_s;
+  }
+  if (!prefill_profile.seconds.empty()) {
+    j["op_profile"] = {{"prefill", profile_json(prefill_profile)}, {"decode", profile_json(decode_profile)}};
   }
   return j.dump(2);
 }

@@ -13,6 +13,9 @@ struct SingleOptions {
   int32_t prompt_tokens = 256;
   int32_t gen_tokens = 256;
   int32_t repeats = 3;
+  // The backend's time per kind of operation, prefill and decode apart (the model loaded with
+  // CpuBackendOptions::profile_ops).
+  bool profile_ops = false;
 };
 
 struct SingleResult {
@@ -21,6 +24,7 @@ struct SingleResult {
   double decode_bytes_per_token = 0;  // weights + mean KV read per decode step
   double roofline_tok_s = 0;
   std::string backend;
+  engine::OpProfile prefill_profile, decode_profile;  // profile_ops: the counted repeats (empty otherwise)
   std::string to_json(const SingleOptions& o, const std::string& model_path) const;
   std::string to_text() const;
 };

@@ -125,6 +125,7 @@ int run_bench_single(const BenchArgs& a) {
   lo.backend.cpu.num_threads = a.threads;
   lo.kv_tokens = a.single.prompt_tokens + a.single.gen_tokens;
   lo.backend.cpu.prefill_matmul = a.prefill_matmul;
+  lo.backend.cpu.profile_ops = a.single.profile_ops;
   lo.backend.kind = a.backend;
   lo.backend.device = a.device;
   lo.backend.cuda_graph_max_tokens = a.cuda.cuda_graph_max_tokens;
@@ -160,6 +161,8 @@ Runner add_bench_command(CLI::App& app) {
   single->add_option("--repeats", args->single.repeats)->check(CLI::Range(1, 100))->capture_default_str();
   single->add_option("--threads", args->threads, "compute threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   single->add_option("--json", args->json_out, "also write the result as JSON here");
+  single->add_flag("--profile-ops", args->single.profile_ops,
+                   "also report the backend's time by kind of operation, prefill and decode apart (cpu)");
   add_prefill_matmul_option(single, args->prefill_matmul);
   add_backend_options(single, args->backend, args->device);
   add_cuda_options(single, args->cuda);
