@@ -56,22 +56,7 @@ git rev-parse --verify -q "$REV^{commit}" >/dev/null || die "'$REV' is not a com
 
 # --- a bare Debian root file system ---------------------------------------------------------------
 step "bare Debian $SUITE root file system (mmdebstrap --variant=minbase)"
-CACHE_DIR="$PAGODA_CACHE/fresh"
-TARBALL="$CACHE_DIR/debian-$SUITE-minbase-$(date -u +%F).tar"
-mkdir -p "$CACHE_DIR"
-if [ ! -f "$TARBALL" ]; then
-  rm -rf "$CACHE_DIR"/debian-"$SUITE"-minbase-*.tar   # yesterday's
-  # This machine's apt sources (mirror, snapshot), so the chroot installs from where the host does.
-  sources=()
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-    [ -s "$f" ] && sources+=("$f")
-  done
-  rm -rf "$TARBALL.part"
-  mmdebstrap --variant=minbase --mode=root --format=tar "$SUITE" "$TARBALL.part" "${sources[@]}"
-  mv -f "$TARBALL.part" "$TARBALL"
-else
-  log "cached: $TARBALL"
-fi
+TARBALL="$(debian_base_tarball "$SUITE")"
 
 FRESH="$(mktemp -d "${TMPDIR:-/tmp}/pagoda-fresh.XXXXXX")"
 MOUNTS=()

@@ -20,3 +20,25 @@ as_root() {
 }
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# A bare Debian root file system as a tarball (mmdebstrap --variant=minbase, from this machine's apt
+# sources: its mirror, and where it has one, its proxy), cached per day under $PAGODA_CACHE/fresh/; prints
+# its path. The fresh-machine check unpacks it into a chroot; scripts/image.sh imports it as the images'
+# base. Needs root and mmdebstrap.
+debian_base_tarball() {
+  local suite="$1" dir="$PAGODA_CACHE/fresh" tarball sources=() f
+  tarball="$dir/debian-$suite-minbase-$(date -u +%F).tar"
+  mkdir -p "$dir"
+  if [ -f "$tarball" ]; then
+    log "cached: $tarball"
+  else
+    rm -f "$dir"/debian-"$suite"-minbase-*.tar   # yesterday's
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+      [ -s "$f" ] && sources+=("$f")
+    done
+    rm -f "$tarball.part"
+    mmdebstrap --variant=minbase --mode=root --format=tar "$suite" "$tarball.part" "${sources[@]}" >&2
+    mv -f "$tarball.part" "$tarball"
+  fi
+  echo "$tarball"
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent machine + project set-up for Pagoda (Debian 12).
 #  1. apt-get installs the build dependencies that are missing (sudo only when not root);
-#  2. creates the project's virtual environment .venv and installs scripts/requirements.txt into it,
+#  2. unpacks Debian's kubectl (kubernetes-client) under $PAGODA_CACHE/tools for the deployment tests
+#     (not installed: a machine may have a kubectl of its own);
+#  3. creates the project's virtual environment .venv and installs scripts/requirements.txt into it,
 #     only when the requirements (or the interpreter) changed since the last install.
 # The system interpreter's site-packages are never touched.
 set -euo pipefail
@@ -35,6 +37,23 @@ if [ "${#missing[@]}" -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   log "apt packages: all ${#APT_PACKAGES[@]} present"
+fi
+
+# --- kubectl for the Kubernetes manifests' tests (tests/deploy) -------------------------------------
+# Debian's kubernetes-client, unpacked and not installed: its /usr/bin/kubectl would conflict with a
+# kubectl the machine may already have, and the tests render with this one whatever else is there.
+KUBECTL_DIR="$PAGODA_CACHE/tools/kubernetes-client"
+if [ ! -x "$KUBECTL_DIR/usr/bin/kubectl" ]; then
+  log "unpacking Debian's kubernetes-client into $KUBECTL_DIR"
+  tmp="$(mktemp -d)"
+  # As whoever runs this, into a folder of theirs (not apt's _apt sandbox user, who cannot write there).
+  download() { ( cd "$tmp" && apt-get download -q -o APT::Sandbox::User="$(id -un)" kubernetes-client ); }
+  download || { as_root apt-get update -q && download; }
+  mkdir -p "$(dirname "$KUBECTL_DIR")"
+  rm -rf "$KUBECTL_DIR.part"
+  dpkg-deb -x "$tmp"/kubernetes-client_*.deb "$KUBECTL_DIR.part"
+  rm -rf "$tmp" "$KUBECTL_DIR"
+  mv "$KUBECTL_DIR.part" "$KUBECTL_DIR"
 fi
 
 # --- Python virtual environment -------------------------------------------------------------------

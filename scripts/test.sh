@@ -20,6 +20,14 @@ export PATH="$VENV/bin:$PATH"   # Python-based tests use the project's venv
 log "PAGODA_MODEL=$PAGODA_MODEL"
 ctest --test-dir build --output-on-failure --no-tests=error -j2 "$@"
 
+# --- The container image (scripts/image.sh, tests/deploy/test_image.py) -----------------------------
+# docker/Dockerfile built from a bare Debian with podman, its build stage running setup.sh and
+# build.sh, then its smoke test (HTTP, gRPC, health check, SIGTERM, first-start model fetch): 3-10 min
+# on 2 cores. Needs root. PAGODA_IMAGE_TEST=0 skips it.
+if [ "${PAGODA_IMAGE_TEST:-1}" != 0 ]; then
+  bash scripts/image.sh --smoke
+fi
+
 # --- libFuzzer targets (tests/fuzz/, scripts/fuzz.sh) -----------------------------------------------
 # A bounded run of each target (and its committed regression inputs), clang + ASan + UBSan, after the
 # suites: PAGODA_FUZZ_SECONDS per target (default 20; 0 skips the stage, e.g. for a quick local run).
