@@ -65,8 +65,10 @@ if [ "$(podman image inspect --format '{{index .Labels "pagoda.base"}}' "$BASE" 
 fi
 
 build_args=(--format docker --isolation chroot --network host --build-arg "BASE=$BASE" -f docker/Dockerfile -t "$TAG")
-# A proxy's CA, where this machine trusts one: the build stage's pip and curl need it too.
-[ -s /etc/ssl/certs/ca-certificates.crt ] && build_args+=(-v /etc/ssl/certs/ca-certificates.crt:/run/pagoda-host-ca.crt:ro)
+# The CA bundle this machine trusts (SSL_CERT_FILE where set, as in the fresh-machine check's chroot):
+# a proxy's CA, where there is one, which the build stage's pip and curl need too.
+host_ca="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}"
+[ -s "$host_ca" ] && build_args+=(-v "$host_ca:/run/pagoda-host-ca.crt:ro")
 if [ "$CCACHE" -eq 1 ]; then
   cache_dir="$(ccache --get-config cache_dir)"
   mkdir -p "$cache_dir"
