@@ -115,6 +115,7 @@ v1::GenerateRequest generate_request(const LoadRequest& r) {
 // cancelled_at_deadline, and the hand-over of each finished sample; a call's sample is otherwise
 // written only by that call's reactions (gRPC runs one of them at a time per call: one read in flight).
 struct Run {
+  std::string session_header;  // GrpcTarget::session_header
   Clock::time_point start;
   Clock::time_point deadline;
   LoadProgress* progress = nullptr;
@@ -145,6 +146,7 @@ class GenerateCall final : public grpc::ClientReadReactor<v1::GenerateResponse> 
     // The server sees the run's end too; the dispatcher's TryCancel at the deadline is the backstop.
     const auto left = run.deadline - Clock::now();
     ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::duration_cast<std::chrono::microseconds>(left));
+    if (!run.session_header.empty() && !r.session.empty()) ctx_.AddMetadata(run.session_header, r.session);
   }
 
   // Starts the call; the caller must not hold run.mu (a failing call may end inline).
@@ -328,6 +330,7 @@ Status check_args(const GrpcTarget& target, int max_in_flight, double time_limit
   if (max_in_flight < 1) return Status::error("max_in_flight must be at least 1, got " + std::to_string(max_in_flight));
   if (!(time_limit_s > 0) || !std::isfinite(time_limit_s))
     return Status::error("time_limit_s must be positive and finite, got " + std::to_string(time_limit_s));
+  if (Status st = check_session_header(target.session_header); !st.ok()) return st;
   return check_resolves_to_loopback(target.host);
 }
 
@@ -341,6 +344,7 @@ Result<std::vector<RequestSample>> run_grpc_load(const GrpcTarget& target, const
       grpc::CreateChannel(channel_target(target), grpc::InsecureChannelCredentials());
   std::unique_ptr<v1::Generation::Stub> stub = v1::Generation::NewStub(channel);
   Run run;
+  run.session_header = target.session_header;
   run.progress = progress;
   run.samples.resize(requests.size());
   run.start = Clock::now();

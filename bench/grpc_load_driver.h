@@ -15,6 +15,7 @@ namespace pagoda::bench {
 struct GrpcTarget {
   std::string host = "127.0.0.1";  // 127.0.0.1, localhost or ::1; anything else is refused
   int port = 0;
+  std::string session_header;  // metadata key (lower case) carrying each request's session; none when empty
 };
 
 // Runs the requests (open or closed loop) over ONE insecure channel (one HTTP/2 connection, every call a stream on

@@ -209,6 +209,8 @@ asio::awaitable<void> exchange(Run& run, size_t index, const LoadRequest& reques
     req.set(http::field::host, run.target.host + ":" + std::to_string(run.target.port));
     req.set(http::field::content_type, "application/json");
     req.set(http::field::accept, "text/event-stream");
+    if (!run.target.session_header.empty() && !request.session.empty())
+      req.set(run.target.session_header, request.session);
     req.keep_alive(false);
     req.body() = std::move(body);
     req.prepare_payload();
@@ -333,6 +335,7 @@ Result<std::vector<RequestSample>> run_http_load(const HttpTarget& target, const
     return Status::error("max_connections must be at least 1, got " + std::to_string(max_connections));
   if (!(time_limit_s > 0) || !std::isfinite(time_limit_s))
     return Status::error("time_limit_s must be positive and finite, got " + std::to_string(time_limit_s));
+  if (Status st = check_session_header(target.session_header); !st.ok()) return st;
 
   Run run;
   run.target = target;

@@ -17,6 +17,9 @@ struct HttpTarget {
   std::string host = "127.0.0.1";  // 127.0.0.1, localhost or ::1; anything else is refused
   int port = 0;
   std::string model;  // sent as "model" when not empty
+  // A header (lower case, e.g. x-session-id) that carries each request's session, for load balancers that
+  // route a conversation to one replica; not sent when empty (or for requests without a session).
+  std::string session_header;
 };
 
 // Runs the requests (open or closed loop) on one thread (Boost.Beast HTTP/1.1 over an Asio io_context,

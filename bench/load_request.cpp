@@ -15,4 +15,13 @@ void settle_sample(const LoadRequest& r, RequestSample& s) {
   }
 }
 
+Status check_session_header(const std::string& name) {
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+      return Status::error("session header '" + name + "' refused: use lower-case letters, digits and '-' only");
+  }
+  if (!name.empty() && name.front() == '-') return Status::error("session header '" + name + "' starts with '-'");
+  return Status();
+}
+
 }  // namespace pagoda::bench

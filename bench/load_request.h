@@ -4,6 +4,7 @@
 #include <string>
 
 #include "bench/loadgen_stats.h"
+#include "engine/status.h"
 
 namespace pagoda::bench {
 
@@ -12,6 +13,7 @@ struct LoadRequest {
   int32_t max_tokens = 16;
   double at_s = 0;          // scheduled send time, seconds from the run start (open loop)
   bool ignore_eos = false;  // generate exactly max_tokens (fixed-length workloads)
+  std::string session;      // the conversation it belongs to: sent in the target's session header, if it has one
 };
 
 // Called when a request's response completed without a transport or protocol error (s.ok is true):
@@ -21,5 +23,9 @@ struct LoadRequest {
 //  - a fixed-length request (ignore_eos) must report exactly max_tokens output tokens; otherwise it fails
 //    (a server that ignored ignore_eos would be compared on different token counts).
 void settle_sample(const LoadRequest& r, RequestSample& s);
+
+// A session header's name is empty (none) or an HTTP/2 header name: lower-case letters, digits and '-'
+// (gRPC metadata keys are lower case).
+Status check_session_header(const std::string& name);
 
 }  // namespace pagoda::bench

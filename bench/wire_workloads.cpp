@@ -99,7 +99,28 @@ WireWorkload concurrency(const PromptCorpus& corpus, const WireOptions& o, std::
   return w;
 }
 
+WireWorkload sessions(const PromptCorpus& corpus, const WireOptions& o, std::mt19937_64& rng) {
+  const int32_t s = o.sessions, n = or_default(o.requests, 4 * s), out = or_default(o.max_tokens, 16);
+  const int32_t prefix_len = or_default(o.prompt_tokens, 512), user_len = 32;
+  std::vector<std::string> prefixes;
+  for (int32_t k = 0; k < s; ++k) prefixes.push_back(corpus.random_text(prefix_len, rng));
+  std::vector<int32_t> order;  // every session's turns, shuffled
+  for (int32_t i = 0; i < n; ++i) order.push_back(i % s);
+  std::shuffle(order.begin(), order.end(), rng);
+  WirePoint p{fmt::format("{} sessions", s), 0, 1, {}};
+  for (int32_t k : order) {
+    p.requests.push_back(fixed(prefixes[static_cast<size_t>(k)] + "\n\n" + corpus.random_text(user_len, rng), out));
+    p.requests.back().session = fmt::format("session-{}", k);
+  }
+  return {"shared-prefix",
+          fmt::format("{} requests one after another, turns of {} conversations in a random order: each a {}-token "
+                      "prefix of its own and a {}-token user turn, {} output tokens",
+                      n, s, prefix_len, user_len, out),
+          {std::move(p)}};
+}
+
 WireWorkload shared_prefix(const PromptCorpus& corpus, const WireOptions& o, std::mt19937_64& rng) {
+  if (o.sessions > 0) return sessions(corpus, o, rng);
   const int32_t n = or_default(o.requests, 16), out = or_default(o.max_tokens, 16);
   const int32_t prefix_len = or_default(o.prompt_tokens, 512), user_len = 32;
   const std::string prefix = corpus.random_text(prefix_len, rng);
@@ -136,8 +157,9 @@ WireWorkload copy(const PromptCorpus& corpus, const WireOptions& o, std::mt19937
 }  // namespace
 
 Result<WireWorkload> make_wire_workload(const std::string& name, const PromptCorpus& corpus, const WireOptions& o) {
-  if (o.requests < 0 || o.max_tokens < 0 || o.prompt_tokens < 0)
-    return Status::error("requests, max_tokens and prompt_tokens must not be negative");
+  if (o.requests < 0 || o.max_tokens < 0 || o.prompt_tokens < 0 || o.sessions < 0)
+    return Status::error("requests, max_tokens, prompt_tokens and sessions must not be negative");
+  if (o.sessions > 0 && name != "shared-prefix") return Status::error("sessions apply to shared-prefix only");
   for (int32_t l : o.levels)
     if (l < 1) return Status::error(fmt::format("concurrency level {} is not positive", l));
   for (double r : o.rates)

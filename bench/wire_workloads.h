@@ -39,6 +39,10 @@ struct WireWorkload {
 //   shared-prefix  `requests` (16) one after another: a 512-token system prompt shared by all plus a
 //                  32-token user turn, 16 output tokens; a second point sends the same lengths with no
 //                  shared prefix, so TTFT with and without prefix reuse is compared on one server.
+//                  With `sessions` S: one point of `requests` (default 4 x S) turns of S conversations in a
+//                  random order, one after another, each conversation with its own prefix and its requests
+//                  tagged with its session ("session-K"): how well replicas behind a load balancer reuse
+//                  their prefix caches when the balancer does or does not route by session.
 //   copy           `requests` (4) one after another asking to repeat a 128-token passage, 128 output
 //                  tokens: decode speed where speculation would help (acceptance length is reported by a
 //                  server that speculates; Pagoda does not yet).
@@ -51,6 +55,7 @@ struct WireOptions {
   bool constant_arrivals = false;  // chat: evenly spaced instead of Poisson
   std::vector<double> rates;
   std::vector<int32_t> levels;
+  int32_t sessions = 0;            // shared-prefix: that many conversations instead, each with its own prefix
 };
 
 // The workload names, in BENCH.md order.

@@ -30,6 +30,7 @@ struct LoadgenArgs {
   int http_port = 0;
   int grpc_port = 0;
   std::string model;  // "model" field of HTTP requests
+  std::string session_header;  // a header / metadata key carrying each request's session (none when empty)
   std::string server = "server";
   std::string tokenizer_model = engine::default_model_path();
   std::string corpus_dir = bench::kFortunesDir;
@@ -78,12 +79,14 @@ Result<std::vector<bench::RequestSample>> drive(const LoadgenArgs& a, const benc
     bench::GrpcTarget t;
     t.host = a.host;
     t.port = a.grpc_port;
+    t.session_header = a.session_header;
     return bench::run_grpc_load(t, p.requests, in_flight, a.time_limit_s, &progress);
   }
   bench::HttpTarget t;
   t.host = a.host;
   t.port = a.http_port;
   t.model = a.model;
+  t.session_header = a.session_header;
   return bench::run_http_load(t, p.requests, in_flight, a.time_limit_s, &progress);
 }
 
@@ -114,6 +117,8 @@ nlohmann::json run_context(const LoadgenArgs& a) {
             {"prompt_tokens", a.wire.prompt_tokens},
             {"rates", a.wire.rates},
             {"levels", a.wire.levels},
+            {"sessions", a.wire.sessions},
+            {"session_header", a.session_header},
             {"arrivals", a.arrivals},
             {"max_connections", a.max_connections},
             {"time_limit_s_per_point", a.time_limit_s},
@@ -239,6 +244,11 @@ Runner add_loadgen_command(CLI::App& app) {
   cmd->add_option("--prompt-tokens", a->wire.prompt_tokens,
                   "prompt length (chat: the median; shared-prefix: the prefix; default: the workload's)")
       ->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--sessions", a->wire.sessions,
+                  "shared-prefix: this many conversations, each with its own prefix, their turns in a random order")
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--session-header", a->session_header,
+                  "send each request's session in this header (HTTP) or metadata key (gRPC), e.g. x-session-id");
   cmd->add_option("--rates", a->wire.rates, "chat: arrival rates in req/s, comma-separated")->delimiter(',');
   cmd->add_option("--levels", a->wire.levels, "concurrency: stream counts, comma-separated")->delimiter(',');
   cmd->add_option("--arrivals", a->arrivals, "chat: poisson or constant (evenly spaced)")

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -37,7 +38,7 @@ class FakeGeneration final : public v1::Generation::Service {
   grpc::Status Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                         grpc::ServerWriter<v1::GenerateResponse>* writer) override {
     InFlight in_flight(*this);  // ends when the handler returns, before the client can see the status
-    record(*req);
+    record(*req, *ctx);
     const std::string& prompt = req->text();
     if (prompt == "fail") return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad prompt");
     if (prompt == "hang") return hang(ctx);
@@ -73,6 +74,11 @@ class FakeGeneration final : public v1::Generation::Service {
     std::lock_guard lock(mu_);
     return requests_;
   }
+  // The x-session-id metadata each prompt came with ("" without).
+  std::map<std::string, std::string> sessions() {
+    std::lock_guard lock(mu_);
+    return sessions_;
+  }
 
  private:
   struct InFlight {
@@ -89,9 +95,11 @@ class FakeGeneration final : public v1::Generation::Service {
     FakeGeneration& f;
   };
 
-  void record(const v1::GenerateRequest& req) {
+  void record(const v1::GenerateRequest& req, const grpc::ServerContext& ctx) {
     std::lock_guard lock(mu_);
     requests_.push_back(req);
+    const auto session = ctx.client_metadata().find("x-session-id");
+    sessions_[req.text()] = session == ctx.client_metadata().end() ? "" : std::string(session->second.data(), session->second.size());
   }
 
   void wait_for_gate() {
@@ -138,6 +146,7 @@ class FakeGeneration final : public v1::Generation::Service {
   int active_ = 0, max_active_ = 0, gate_ = 0, hangs_cancelled_ = 0;
   bool gate_open_ = false;
   std::vector<v1::GenerateRequest> requests_;
+  std::map<std::string, std::string> sessions_;
 };
 
 class GrpcLoadDriver : public ::testing::Test {
@@ -155,7 +164,7 @@ class GrpcLoadDriver : public ::testing::Test {
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + 5s);
   }
 
-  GrpcTarget target() const { return GrpcTarget{"127.0.0.1", port_}; }
+  GrpcTarget target() const { return GrpcTarget{"127.0.0.1", port_, ""}; }
 
   FakeGeneration fake_;
   int port_ = 0;
@@ -197,6 +206,26 @@ TEST_F(GrpcLoadDriver, EveryRequestAccountedInInputOrderAndSentInScheduleOrder) 
     EXPECT_EQ(r.stop().max_tokens(), it->max_tokens);
     EXPECT_EQ(r.stop().ignore_eos(), it->ignore_eos);
   }
+}
+
+TEST_F(GrpcLoadDriver, SessionsGoInTheSessionMetadataWhenOneIsNamed) {
+  std::vector<LoadRequest> requests = {req("a", 2), req("b", 2), req("c", 2)};
+  requests[0].session = "session-0";
+  requests[1].session = "session-1";  // c has none
+  GrpcTarget t = target();
+  t.session_header = "x-session-id";
+  auto res = run_grpc_load(t, requests, 1, 60);
+  ASSERT_TRUE(res.ok()) << res.message();
+  const std::map<std::string, std::string> want = {{"a", "session-0"}, {"b", "session-1"}, {"c", ""}};
+  EXPECT_EQ(fake_.sessions(), want);
+
+  // Without a header name the sessions stay home; a name gRPC cannot carry is refused before sending.
+  ASSERT_TRUE(run_grpc_load(target(), {requests[0]}, 1, 60).ok());
+  EXPECT_EQ(fake_.sessions().at("a"), "");
+  t.session_header = "X-Session";
+  auto bad = run_grpc_load(t, requests, 1, 60);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("X-Session"), std::string::npos);
 }
 
 TEST_F(GrpcLoadDriver, ClosedLoopNeverExceedsMaxInFlightAndReachesIt) {
@@ -304,11 +333,11 @@ TEST_F(GrpcLoadDriver, NothingListeningFailsEveryRequestUnavailable) {
 TEST_F(GrpcLoadDriver, RefusesNonLoopbackTargetsAndBadArguments) {
   const std::vector<LoadRequest> one = {req("a", 1)};
   for (const char* host : {"10.0.0.1", "example.com", "0.0.0.0", "192.168.1.1", ""}) {
-    auto res = run_grpc_load(GrpcTarget{host, port_}, one, 1, 10);
+    auto res = run_grpc_load(GrpcTarget{host, port_, ""}, one, 1, 10);
     ASSERT_FALSE(res.ok()) << host;
     EXPECT_NE(res.message().find("loopback"), std::string::npos) << res.message();
   }
-  for (int port : {0, -1, 65536}) EXPECT_FALSE(run_grpc_load(GrpcTarget{"127.0.0.1", port}, one, 1, 10).ok()) << port;
+  for (int port : {0, -1, 65536}) EXPECT_FALSE(run_grpc_load(GrpcTarget{"127.0.0.1", port, ""}, one, 1, 10).ok()) << port;
   EXPECT_FALSE(run_grpc_load(target(), one, 0, 10).ok());
   EXPECT_FALSE(run_grpc_load(target(), one, -3, 10).ok());
   for (double limit : {0.0, -1.0, std::numeric_limits<double>::infinity(), std::nan("")})

@@ -4,6 +4,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <map>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -40,6 +41,7 @@ struct SeenRequest {
   std::string method, target;
   bool keep_alive = true;
   json body;  // discarded (is_discarded()) when it was not JSON
+  std::string session;  // its x-session-id header ("" without)
 };
 
 // A fake OpenAI-compatible `POST /v1/completions` streaming server: an Asio acceptor on its own thread and
@@ -186,7 +188,7 @@ class FakeOpenAiServer {
     http::read(socket, buf, req, ec);
     if (ec) return;
     SeenRequest seen{std::string(req.method_string()), std::string(req.target()), req.keep_alive(),
-                     json::parse(req.body(), nullptr, false)};
+                     json::parse(req.body(), nullptr, false), std::string(req["x-session-id"])};
     std::string prompt;
     int n = 0;
     if (seen.body.is_object()) {
@@ -370,6 +372,30 @@ TEST_F(HttpLoadDriver, ModelIsSentWhenGivenAndLocalhostIsAccepted) {
   const auto seen = fake_.requests();
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0].body.value("model", ""), "tiny-model");
+}
+
+TEST_F(HttpLoadDriver, SessionsGoInTheSessionHeaderWhenOneIsNamed) {
+  std::vector<LoadRequest> requests = {req("a", 2), req("b", 2), req("c", 2)};
+  requests[0].session = "session-0";
+  requests[1].session = "session-1";  // c has none
+  HttpTarget t = target();
+  t.session_header = "x-session-id";
+  auto res = run_http_load(t, requests, 1, 60);
+  ASSERT_TRUE(res.ok()) << res.message();
+  std::map<std::string, std::string> got;
+  for (const SeenRequest& s : fake_.requests()) got[s.body.value("prompt", "")] = s.session;
+  const std::map<std::string, std::string> want = {{"a", "session-0"}, {"b", "session-1"}, {"c", ""}};
+  EXPECT_EQ(got, want);
+
+  // Without a header name the sessions stay home; a name that is not a lower-case token is refused.
+  ASSERT_TRUE(run_http_load(target(), {requests[0]}, 1, 60).ok());
+  EXPECT_EQ(fake_.requests().back().session, "");
+  for (const char* bad_name : {"X-Session", "x session", "-x"}) {
+    t.session_header = bad_name;
+    auto bad = run_http_load(t, requests, 1, 60);
+    ASSERT_FALSE(bad.ok()) << bad_name;
+    EXPECT_NE(bad.message().find(bad_name), std::string::npos);
+  }
 }
 
 TEST_F(HttpLoadDriver, ClosedLoopNeverExceedsMaxConnectionsAndReachesIt) {

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <optional>
 #include <set>
+#include <map>
 
 #include "bench/prompt_corpus.h"
 #include "bench/wire_report.h"
@@ -198,6 +199,38 @@ TEST_F(WireWorkloads, ShapesFollowBenchMd) {
   for (const LoadRequest& r : shared.points[1].requests) distinct_heads.insert(r.prompt.substr(0, 200));
   EXPECT_GT(distinct_heads.size(), shared.points[1].requests.size() / 2);
   EXPECT_NEAR(tokens(shared.points[0].requests[0].prompt), 512 + 2 + 32, 6);
+
+  WireOptions with_sessions;
+  with_sessions.sessions = 5;
+  with_sessions.requests = 40;
+  with_sessions.prompt_tokens = 64;
+  const WireWorkload conversations = make("shared-prefix", with_sessions);
+  ASSERT_EQ(conversations.points.size(), 1u);
+  const std::vector<LoadRequest>& turns = conversations.points[0].requests;
+  ASSERT_EQ(turns.size(), 40u);
+  EXPECT_EQ(conversations.points[0].concurrency, 1);
+  std::map<std::string, std::set<std::string>> heads;  // session -> the prompt heads it was sent with
+  std::map<std::string, int> per_session;
+  for (const LoadRequest& r : turns) {
+    heads[r.session].insert(r.prompt.substr(0, 100));
+    ++per_session[r.session];
+  }
+  ASSERT_EQ(heads.size(), 5u);
+  std::set<std::string> all_heads;
+  for (const auto& [session, h] : heads) {
+    EXPECT_EQ(h.size(), 1u) << session;  // one prefix per conversation
+    EXPECT_EQ(per_session[session], 8) << session;
+    all_heads.insert(*h.begin());
+  }
+  EXPECT_EQ(all_heads.size(), 5u);  // and a different one for each
+  int runs = 0;  // the turns are interleaved, not one conversation after another
+  for (size_t i = 1; i < turns.size(); ++i) runs += turns[i].session != turns[i - 1].session;
+  EXPECT_GT(runs, 20);
+  EXPECT_NEAR(tokens(turns[0].prompt), 64 + 2 + 32, 6);
+  with_sessions.sessions = -1;
+  EXPECT_FALSE(make_wire_workload("shared-prefix", *corpus_, with_sessions).ok());
+  with_sessions.sessions = 2;
+  EXPECT_FALSE(make_wire_workload("chat", *corpus_, with_sessions).ok());
 
   const WireWorkload copy = make("copy");
   EXPECT_NE(copy.points[0].requests[0].prompt.find("word for word"), std::string::npos);
