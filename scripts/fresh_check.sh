@@ -78,6 +78,10 @@ teardown() {
 R="$FRESH/root"
 mkdir -p "$R"
 tar -xf "$TARBALL" -C "$R"
+# The root a mount point of its own: podman (the image stage of the test command) remounts / in its
+# mount namespaces, which fails where / is a plain folder.
+mount --bind "$R" "$R"
+MOUNTS+=("$R")
 
 # --- the committed tree and this machine's network settings -------------------------------------
 step "clean copy of the committed tree (git archive $REV)"

@@ -9,8 +9,11 @@
 #  2. the build: `podman build --isolation chroot --network host` with BASE set to it; the build stage
 #     runs scripts/setup.sh and scripts/build.sh (tests off) from nothing, the compiler cache of this
 #     machine mounted (--no-ccache: without it);
-#  3. --smoke: tests/deploy/test_image.py runs containers of the image (start, /health, the HEALTHCHECK,
-#     one completion over HTTP and one over gRPC, SIGTERM, first-start model fetch).
+#  3. deploy/compose.yaml's other images: localhost/pagoda:loadgen (the Dockerfile's loadgen stage),
+#     localhost/pagoda-nginx and localhost/pagoda-prometheus (docker/*.Dockerfile, Debian's packages);
+#  4. --smoke: tests/deploy/test_image.py runs containers of the image (start, /health, the HEALTHCHECK,
+#     one completion over HTTP and one over gRPC, SIGTERM, first-start model fetch), then
+#     tests/deploy/test_compose.py the compose stack (nginx, Prometheus, failover, session routing).
 # Podman's settings for this machine (runc, cgroupfs, no default ulimits) are in a containers.conf of
 # ours under $PAGODA_CACHE/containers, pointed at by CONTAINERS_CONF. Needs root.
 set -euo pipefail
@@ -24,7 +27,7 @@ while [ $# -gt 0 ]; do
     --smoke) SMOKE=1; shift ;;
     --tag) TAG="$2"; shift 2 ;;
     --no-ccache) CCACHE=0; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -64,7 +67,8 @@ if [ "$(podman image inspect --format '{{index .Labels "pagoda.base"}}' "$BASE" 
   podman import --change "LABEL pagoda.base=$base_id" --change "CMD [\"/bin/bash\"]" "$TARBALL" "$BASE" >/dev/null
 fi
 
-build_args=(--format docker --isolation chroot --network host --build-arg "BASE=$BASE" -f docker/Dockerfile -t "$TAG")
+common=(--format docker --isolation chroot --network host --build-arg "BASE=$BASE")
+build_args=("${common[@]}" -f docker/Dockerfile)
 # The CA bundle this machine trusts (SSL_CERT_FILE where set, as in the fresh-machine check's chroot):
 # a proxy's CA, where there is one, which the build stage's pip and curl need too.
 host_ca="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}"
@@ -76,11 +80,19 @@ if [ "$CCACHE" -eq 1 ]; then
 fi
 log "building $TAG (docker/Dockerfile, base $BASE)"
 start=$SECONDS
-podman build "${build_args[@]}" .
+podman build "${build_args[@]}" -t "$TAG" .
 log "built $TAG in $((SECONDS - start)) s: $(podman image inspect --format '{{.Size}}' "$TAG" | awk '{printf "%.0f MB", $1 / 1e6}')"
+
+# deploy/compose.yaml's other images: the load generator (a stage of the same Dockerfile), nginx and
+# Prometheus from Debian's packages.
+podman build "${build_args[@]}" --target loadgen -t localhost/pagoda:loadgen .
+for tool in nginx prometheus; do
+  podman build "${common[@]}" -f "docker/$tool.Dockerfile" -t "localhost/pagoda-$tool:bookworm" docker
+done
 
 if [ "$SMOKE" -eq 1 ]; then
   MODEL="$(bash scripts/fetch_model.sh | tail -n1)"
   log "smoke test of $TAG (tests/deploy/test_image.py)"
-  PAGODA_IMAGE="$TAG" PAGODA_MODEL="$MODEL" "$VENV/bin/python" -m pytest tests/deploy/test_image.py -v -p no:cacheprovider
+  PAGODA_IMAGE="$TAG" PAGODA_MODEL="$MODEL" "$VENV/bin/python" -m pytest tests/deploy/test_image.py \
+    tests/deploy/test_compose.py -v -p no:cacheprovider
 fi
