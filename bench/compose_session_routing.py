@@ -5,7 +5,7 @@ BENCH.md's shared-prefix workload in its conversations form, with and without th
 - `hash`: every request carries x-session-id, so nginx sends each conversation to the replica its
   session hashes to (consistent hashing), where its prefix stays cached;
 - `least-conn`: no header, so nginx picks the replica with the fewest open requests; with one request
-  at a time that is round robin, and a conversation's turns alternate between the replicas.
+  at a time, ties, broken round robin: a conversation's turns land on either replica.
 Each run starts from cold caches (both replicas restarted) and sends the same requests (seed = round);
 the modes alternate which goes first. With more conversations than one replica's KV cache holds, only
 routing by session keeps each replica's share of them cached.
@@ -108,7 +108,7 @@ def markdown(args, runs, commit):
     by_mode = {m: [r for r in runs if r["mode"] == m] for m in MODES}
     lines = [f"# Session routing through the compose stack ({datetime.date.today()})", "",
              f"Commit {commit}. Two pagodad replicas (1 compute thread each, default 16,384-token KV cache) behind "
-             "nginx on one machine of 2 cores, host networking; `pagoda loadgen shared-prefix` over HTTP through "
+             f"nginx on one machine of {os.cpu_count()} cores, host networking; `pagoda loadgen shared-prefix` over HTTP through "
              f"nginx: {args.requests} requests one after another, turns of {args.sessions} conversations in a random "
              f"order, each with its own {args.prompt_tokens}-token prefix plus a 32-token user turn, 16 output "
              f"tokens. {args.rounds} rounds (seed = round), both replicas restarted (cold caches) before every run, "

@@ -21,6 +21,13 @@ Status check_session_header(const std::string& name) {
       return Status::error("session header '" + name + "' refused: use lower-case letters, digits and '-' only");
   }
   if (!name.empty() && name.front() == '-') return Status::error("session header '" + name + "' starts with '-'");
+  // Headers the drivers set themselves or that frame the exchange, gRPC's own, and binary metadata.
+  for (const char* reserved : {"host", "content-type", "content-length", "connection", "transfer-encoding", "te",
+                               "keep-alive", "upgrade", "accept"}) {
+    if (name == reserved) return Status::error("session header '" + name + "' refused: the request needs it");
+  }
+  if (name.rfind("grpc-", 0) == 0 || (name.size() >= 4 && name.compare(name.size() - 4, 4, "-bin") == 0))
+    return Status::error("session header '" + name + "' refused: grpc-* and *-bin keys are gRPC's own");
   return Status();
 }
 

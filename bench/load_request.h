@@ -25,7 +25,8 @@ struct LoadRequest {
 void settle_sample(const LoadRequest& r, RequestSample& s);
 
 // A session header's name is empty (none) or an HTTP/2 header name: lower-case letters, digits and '-'
-// (gRPC metadata keys are lower case).
+// (gRPC metadata keys are lower case), and none the request itself needs (host, content-type, ...) nor
+// gRPC's own (grpc-*, *-bin).
 Status check_session_header(const std::string& name);
 
 }  // namespace pagoda::bench

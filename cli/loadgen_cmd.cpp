@@ -13,6 +13,7 @@
 
 #include "bench/grpc_load_driver.h"
 #include "bench/http_load_driver.h"
+#include "bench/load_request.h"
 #include "bench/memory_bandwidth.h"
 #include "bench/progress_printer.h"
 #include "bench/single_workload.h"
@@ -248,7 +249,12 @@ Runner add_loadgen_command(CLI::App& app) {
                   "shared-prefix: this many conversations, each with its own prefix, their turns in a random order")
       ->check(CLI::Range(1, 100000));
   cmd->add_option("--session-header", a->session_header,
-                  "send each request's session in this header (HTTP) or metadata key (gRPC), e.g. x-session-id");
+                  "send each request's session (shared-prefix --sessions) in this header (HTTP) or metadata key "
+                  "(gRPC), e.g. x-session-id")
+      ->check([](const std::string& name) {
+        const pagoda::Status st = bench::check_session_header(name);
+        return st.ok() ? std::string() : st.message();
+      });
   cmd->add_option("--rates", a->wire.rates, "chat: arrival rates in req/s, comma-separated")->delimiter(',');
   cmd->add_option("--levels", a->wire.levels, "concurrency: stream counts, comma-separated")->delimiter(',');
   cmd->add_option("--arrivals", a->arrivals, "chat: poisson or constant (evenly spaced)")

@@ -5,11 +5,18 @@
 # - PAGODA_MODEL is the default model's path and absent: fetched into the volume first (the same
 #   pinned file and sha256 as scripts/fetch_model.sh, which this runs);
 # - any other absent path: an error naming it.
+# A --model (or --help) among the arguments is pagodad's business: no fetch for it.
 set -eu
-if [ ! -f "$PAGODA_MODEL" ]; then
-  default="$PAGODA_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-  if [ "$PAGODA_MODEL" != "$default" ]; then
-    echo "pagoda-entrypoint: model file '$PAGODA_MODEL' not found (mount it, or unset PAGODA_MODEL for the default model)" >&2
+for arg in "$@"; do
+  case "$arg" in
+    --model | --model=* | -h | --help) exec /usr/local/bin/pagodad "$@" ;;
+  esac
+done
+model="${PAGODA_MODEL:-}"
+default="$PAGODA_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ ! -f "$model" ]; then
+  if [ "$model" != "$default" ]; then
+    echo "pagoda-entrypoint: model file '$model' not found (mount it there, or leave PAGODA_MODEL at its default, $default, to fetch the default model)" >&2
     exit 1
   fi
   echo "pagoda-entrypoint: first start: fetching the default model into $PAGODA_CACHE/models" >&2

@@ -24,7 +24,7 @@ missing="$(ldd "$@" | grep 'not found' || true)"
 [ -z "$missing" ] || { echo "runtime_packages.sh: unresolved libraries:" >&2; echo "$missing" >&2; exit 1; }
 packages="" unowned=0
 for lib in $libs; do
-  if pkg="$(owner "$lib")"; then packages+="${pkg%%:*}"$'\n'; else unowned=1; fi
+  if pkg="$(owner "$lib")"; then packages+="${pkg%%[,:]*}"$'\n'; else unowned=1; fi
 done
 [ "$unowned" -eq 0 ] || exit 1
 printf '%s' "$packages" | sort -u

@@ -35,10 +35,15 @@ else
   # PEP 503 simple index: one <a href="URL#sha256=DIGEST"> per file of the project.
   index="${PAGODA_PYPI_SIMPLE_URL:-https://pypi.org/simple}/$PKG_NAME/"
   log "downloading $PKG (sdist) from $index with curl"
-  href="$(curl -fsSL --retry 3 "$index" \
-    | grep -o "href=\"[^\"]*/llm[-_]smollm2-$PKG_VERSION\.tar\.gz[^\"]*\"" | head -n1 \
-    | sed 's/^href="//; s/"$//')"
+  page="$(curl -fsSL --retry 3 "$index")" || die "could not read $index"
+  href="$(printf '%s' "$page" | grep -o "href=\"[^\"]*llm[-_]smollm2-$PKG_VERSION\.tar\.gz[^\"]*\"" | head -n1 \
+    | sed 's/^href="//; s/"$//' || true)"
   [ -n "$href" ] || die "no sdist of $PKG listed at $index"
+  case "$href" in  # PEP 503 allows links relative to the page
+    http://* | https://*) ;;
+    /*) href="$(printf '%s' "$index" | grep -oE '^https?://[^/]+')$href" ;;
+    *) href="$index$href" ;;
+  esac
   url="${href%%#*}" index_sha="${href##*#sha256=}"
   curl -fsSL --retry 3 -o "$tmp/${url##*/}" "$url"
   [ "$href" = "$url" ] || [ "$(sha256_of "$tmp/${url##*/}")" = "$index_sha" ] \
@@ -52,13 +57,11 @@ log "extracting $MEMBER"
 member_path="$(tar -tzf "$sdist" | grep -E "^[^/]+/$MEMBER\$" | head -n1 || true)"
 [ -n "$member_path" ] || die "$MEMBER not found in $(basename "$sdist")"
 tar -xzf "$sdist" -C "$tmp" --no-same-owner "$member_path"
-mv -f "$tmp/$member_path" "$DEST.part"
 
-got="$(sha256_of "$DEST.part")"
-if [ "$got" != "$SHA256" ]; then
-  rm -f "$DEST.part" "$DEST"
-  die "sha256 mismatch for $(basename "$DEST"): got $got, want $SHA256"
-fi
-mv -f "$DEST.part" "$DEST"
+# Checked in this fetch's own folder, then renamed into place in one step: two fetches at once (two
+# containers on one cache volume) each put a whole, checked file there.
+got="$(sha256_of "$tmp/$member_path")"
+[ "$got" = "$SHA256" ] || die "sha256 mismatch for $(basename "$DEST"): got $got, want $SHA256"
+mv -f "$tmp/$member_path" "$DEST"
 log "model ready: $DEST"
 echo "$DEST"

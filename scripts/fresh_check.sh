@@ -56,7 +56,7 @@ git rev-parse --verify -q "$REV^{commit}" >/dev/null || die "'$REV' is not a com
 
 # --- a bare Debian root file system ---------------------------------------------------------------
 step "bare Debian $SUITE root file system (mmdebstrap --variant=minbase)"
-TARBALL="$(debian_base_tarball "$SUITE")"
+TARBALL="$(debian_base_tarball "$SUITE")" || die "could not build the bare Debian $SUITE tarball"
 
 FRESH="$(mktemp -d "${TMPDIR:-/tmp}/pagoda-fresh.XXXXXX")"
 MOUNTS=()
@@ -66,6 +66,11 @@ teardown() {
     umount -R "${MOUNTS[$i]}" 2>/dev/null || umount -lR "${MOUNTS[$i]}" 2>/dev/null || true
   done
   MOUNTS=()
+  # What the tests mounted in there themselves (podman's storage keeps its overlay folder bind-mounted):
+  # deepest first.
+  findmnt -rn -o TARGET | grep "^$FRESH/" | sort -r | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+  done
   if [ "$KEEP" -eq 1 ]; then
     log "kept: $FRESH (chroot $FRESH/root)"
   elif findmnt -rn -o TARGET | grep -q "^$FRESH/"; then
@@ -81,6 +86,7 @@ tar -xf "$TARBALL" -C "$R"
 # The root a mount point of its own: podman (the image stage of the test command) remounts / in its
 # mount namespaces, which fails where / is a plain folder.
 mount --bind "$R" "$R"
+mount --make-rprivate "$R"  # nothing mounted in there propagates back to this machine
 MOUNTS+=("$R")
 
 # --- the committed tree and this machine's network settings -------------------------------------

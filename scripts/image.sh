@@ -60,7 +60,7 @@ CONF
 export CONTAINERS_CONF="$CONF_DIR/containers.conf"
 
 BASE=localhost/pagoda-base:bookworm
-TARBALL="$(debian_base_tarball bookworm)"
+TARBALL="$(debian_base_tarball bookworm)" || die "could not build the bare Debian tarball"
 base_id="$(basename "$TARBALL" .tar)"
 if [ "$(podman image inspect --format '{{index .Labels "pagoda.base"}}' "$BASE" 2>/dev/null || true)" != "$base_id" ]; then
   log "importing $TARBALL as $BASE"

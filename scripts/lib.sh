@@ -28,7 +28,7 @@ sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 debian_base_tarball() {
   local suite="$1" dir="$PAGODA_CACHE/fresh" tarball sources=() f
   tarball="$dir/debian-$suite-minbase-$(date -u +%F).tar"
-  mkdir -p "$dir"
+  mkdir -p "$dir" || return 1
   if [ -f "$tarball" ]; then
     log "cached: $tarball"
   else
@@ -37,8 +37,9 @@ debian_base_tarball() {
       [ -s "$f" ] && sources+=("$f")
     done
     rm -f "$tarball.part"
-    mmdebstrap --variant=minbase --mode=root --format=tar "$suite" "$tarball.part" "${sources[@]}" >&2
-    mv -f "$tarball.part" "$tarball"
+    # Called as $(...), where set -e does not reach: every failure returns by hand.
+    mmdebstrap --variant=minbase --mode=root --format=tar "$suite" "$tarball.part" "${sources[@]}" >&2 || return 1
+    mv -f "$tarball.part" "$tarball" || return 1
   fi
   echo "$tarball"
 }

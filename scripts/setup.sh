@@ -48,7 +48,7 @@ if [ ! -x "$KUBECTL_DIR/usr/bin/kubectl" ]; then
   tmp="$(mktemp -d)"
   # As whoever runs this, into a folder of theirs (not apt's _apt sandbox user, who cannot write there).
   download() { ( cd "$tmp" && apt-get download -q -o APT::Sandbox::User="$(id -un)" kubernetes-client ); }
-  download || { as_root apt-get update -q && download; }
+  download || { as_root apt-get update -q && download; } || { rm -rf "$tmp"; die "could not download kubernetes-client"; }
   mkdir -p "$(dirname "$KUBECTL_DIR")"
   rm -rf "$KUBECTL_DIR.part"
   dpkg-deb -x "$tmp"/kubernetes-client_*.deb "$KUBECTL_DIR.part"

@@ -23,9 +23,9 @@ ctest --test-dir build --output-on-failure --no-tests=error -j2 "$@"
 # --- The container image (scripts/image.sh, tests/deploy/test_image.py) -----------------------------
 # docker/Dockerfile built from a bare Debian with podman, its build stage running setup.sh and
 # build.sh, then its smoke test (HTTP, gRPC, health check, SIGTERM, first-start model fetch): 3-10 min
-# on 2 cores. Needs root. PAGODA_IMAGE_TEST=0 skips it.
+# on 2 cores. Needs root (sudo otherwise, with this run's cache and venv). PAGODA_IMAGE_TEST=0 skips it.
 if [ "${PAGODA_IMAGE_TEST:-1}" != 0 ]; then
-  bash scripts/image.sh --smoke
+  as_root env PAGODA_CACHE="$PAGODA_CACHE" PAGODA_VENV="$VENV" bash scripts/image.sh --smoke
 fi
 
 # --- libFuzzer targets (tests/fuzz/, scripts/fuzz.sh) -----------------------------------------------

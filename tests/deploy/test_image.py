@@ -48,7 +48,7 @@ class Container:
     def __init__(self, name, volume_args=(), env=(), extra=()):
         self.name = name
         self.http_port, self.grpc_port = free_port(), free_port()
-        podman("rm", "-f", "-i", name)
+        podman("rm", "-f", "-i", "-v", name)
         args = ["run", "-d", "--name", name, "--network", "host",
                 "-e", "PAGODA_HOST=127.0.0.1", "-e", f"PAGODA_HTTP_PORT={self.http_port}",
                 "-e", f"PAGODA_GRPC_PORT={self.grpc_port}", "-e", "PAGODA_MAX_NUM_SEQS=8",
@@ -77,7 +77,7 @@ class Container:
         pytest.fail(f"/health did not answer within {START_TIMEOUT_S} s:\n{self.logs()}")
 
     def remove(self):
-        podman("rm", "-f", "-i", "-t", "0", self.name, check=False)
+        podman("rm", "-f", "-i", "-v", "-t", "0", self.name, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -128,10 +128,28 @@ def test_one_generate_over_grpc(served, tmp_path):
     assert sum(len(m.token_ids) for m in msgs) >= 1
 
 
-def test_sigterm_drains_and_exits_zero(served):
-    podman("stop", "-t", "60", served.name, timeout=90)
-    st = served.state()
-    assert not st["Running"] and st["ExitCode"] == 0, f"{st}\n{served.logs()}"
+def test_sigterm_drains_a_running_request_and_exits_zero():
+    """`podman stop` (SIGTERM) while a stream runs: the stream still finishes whole, then the container
+    exits 0 (pagodad drained)."""
+    c = Container("pagoda-smoke-drain", volume_args=["-v", f"{os.path.dirname(MODEL)}:/var/lib/pagoda/models:ro"])
+    try:
+        c.wait_healthy()
+        body = json.dumps({"prompt": "Write a long story about the sea.", "max_tokens": 200, "temperature": 0,
+                           "ignore_eos": True, "stream": True}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{c.http_port}/v1/completions", data=body,
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            r.readline()  # the first event: the request is running
+            stop = subprocess.Popen([PODMAN, "stop", "-t", "60", c.name], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            rest = r.read().decode()
+        assert rest.rstrip().endswith("data: [DONE]"), rest[-300:]
+        assert '"finish_reason":"length"' in rest.replace(" ", ""), rest[-300:]
+        assert stop.wait(timeout=90) == 0
+        st = c.state()
+        assert not st["Running"] and st["ExitCode"] == 0, f"{st}\n{c.logs()}"
+    finally:
+        c.remove()
 
 
 def test_a_missing_model_is_a_clear_error():
