@@ -154,7 +154,7 @@ def main():
                 runs.append(run_mode(args, mode, rnd, f"{args.out}.{mode}.{rnd}.json"))
                 os.remove(f"{args.out}.{mode}.{rnd}.json")
     finally:
-        compose("down", "-t", "45", check=False)
+        compose("down", "-v", "-t", "45", check=False)
     with open(args.out + ".json", "w") as f:
         json.dump({"commit": commit, "args": vars(args), "runs": runs}, f)
     md = markdown(args, runs, commit)

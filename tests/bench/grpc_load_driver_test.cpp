@@ -209,14 +209,12 @@ TEST_F(GrpcLoadDriver, EveryRequestAccountedInInputOrderAndSentInScheduleOrder) 
 }
 
 TEST_F(GrpcLoadDriver, SessionsGoInTheSessionMetadataWhenOneIsNamed) {
-  std::vector<LoadRequest> requests = {req("a", 2), req("b", 2), req("c", 2)};
-  requests[0].session = "session-0";
-  requests[1].session = "session-1";  // c has none
+  const std::vector<LoadRequest> requests = test::session_requests();
   GrpcTarget t = target();
   t.session_header = "x-session-id";
   auto res = run_grpc_load(t, requests, 1, 60);
   ASSERT_TRUE(res.ok()) << res.message();
-  const std::map<std::string, std::string> want = {{"a", "session-0"}, {"b", "session-1"}, {"c", ""}};
+  const std::map<std::string, std::string> want = test::sessions_seen_with_header();
   EXPECT_EQ(fake_.sessions(), want);
 
   // Without a header name the sessions stay home; a name gRPC cannot carry is refused before sending.

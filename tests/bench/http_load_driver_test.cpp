@@ -375,16 +375,14 @@ TEST_F(HttpLoadDriver, ModelIsSentWhenGivenAndLocalhostIsAccepted) {
 }
 
 TEST_F(HttpLoadDriver, SessionsGoInTheSessionHeaderWhenOneIsNamed) {
-  std::vector<LoadRequest> requests = {req("a", 2), req("b", 2), req("c", 2)};
-  requests[0].session = "session-0";
-  requests[1].session = "session-1";  // c has none
+  const std::vector<LoadRequest> requests = test::session_requests();
   HttpTarget t = target();
   t.session_header = "x-session-id";
   auto res = run_http_load(t, requests, 1, 60);
   ASSERT_TRUE(res.ok()) << res.message();
   std::map<std::string, std::string> got;
   for (const SeenRequest& s : fake_.requests()) got[s.body.value("prompt", "")] = s.session;
-  const std::map<std::string, std::string> want = {{"a", "session-0"}, {"b", "session-1"}, {"c", ""}};
+  const std::map<std::string, std::string> want = test::sessions_seen_with_header();
   EXPECT_EQ(got, want);
 
   // Without a header name the sessions stay home; a name that is not a lower-case token is refused.

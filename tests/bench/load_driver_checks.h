@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,18 @@ inline void expect_progress(const LoadProgress& p, const std::vector<RequestSamp
   EXPECT_EQ(p.finished.load(), samples.size());
   EXPECT_EQ(p.failed.load(), failed);
   EXPECT_EQ(p.tokens.load(), tokens);
+}
+
+// Three requests for the session-header tests: "a" and "b" in sessions 0 and 1, "c" in none; and the
+// session a server should see with each prompt when the header is sent ("" for none).
+inline std::vector<LoadRequest> session_requests() {
+  std::vector<LoadRequest> requests = {req("a", 2), req("b", 2), req("c", 2)};
+  requests[0].session = "session-0";
+  requests[1].session = "session-1";
+  return requests;
+}
+inline std::map<std::string, std::string> sessions_seen_with_header() {
+  return {{"a", "session-0"}, {"b", "session-1"}, {"c", ""}};
 }
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {

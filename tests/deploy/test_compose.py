@@ -156,7 +156,7 @@ def stack():
         wait_until("nginx proxied /health", lambda: get(f"{HTTP}/health")[0] == 200, timeout=60)
         yield
     finally:
-        down = compose("down", "-t", "45", check=False, timeout=180)
+        down = compose("down", "-v", "-t", "45", check=False, timeout=180)
         left = run([PODMAN, "ps", "-a", "--filter", "label=io.podman.compose.project=pagoda", "--format", "{{.Names}}"],
                    check=False).stdout.split()
         assert down.returncode == 0 and not left, f"the stack did not come down: {left}\n{down.stderr[-2000:]}"
