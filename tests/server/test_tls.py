@@ -48,7 +48,7 @@ def test_https_with_the_openai_sdk_and_raw_requests(tls_daemon):
         model=tls_daemon.model_id, prompt="The capital of France is", max_tokens=6, temperature=0, stream=True)
         if c.choices)
     assert streamed == plain.choices[0].text
-    chat = client.chat.completions.create(model=tls_daemon.model_id, max_tokens=4,
+    chat = client.chat.completions.create(model=tls_daemon.model_id, max_tokens=4, temperature=0,
                                           messages=[{"role": "user", "content": "Hi"}])
     assert chat.choices[0].message.content
     assert "TLS from" in tls_daemon.log_tail(400)
@@ -59,6 +59,7 @@ def test_grpc_over_tls(tls_daemon, certs, pb):
     _, (cert, _), (other_cert, _) = certs
     req = pagoda_pb2.GenerateRequest(text="The capital of France is")
     req.stop.max_tokens = 4
+    req.stop.ignore_eos = True  # sampled (no temperature): exactly 4 tokens even where one is the EOS
     creds = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
     with grpc.secure_channel(f"127.0.0.1:{tls_daemon.grpc_port}", creds) as ch:
         stub = pagoda_pb2_grpc.GenerationStub(ch)
