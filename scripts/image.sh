@@ -33,16 +33,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" -eq 0 ] || die "building images here needs root (podman with chroot isolation)"
 
-HOST_PACKAGES=(podman runc mmdebstrap ccache curl)
-missing=()
-for p in "${HOST_PACKAGES[@]}"; do
-  dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed$' || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  log "installing ${missing[*]}"
-  as_root apt-get update -q
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+apt_install_missing podman runc mmdebstrap ccache curl
 
 # crun (podman's default) fails on this machine's cgroups; runc with cgroupfs works. Default ulimits
 # (nofile) cannot be raised here either.

@@ -21,6 +21,21 @@ as_root() {
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
+# apt-get installs those of the given Debian packages that are not installed yet (none: no apt call).
+apt_install_missing() {
+  local p missing=()
+  for p in "$@"; do
+    dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed$' || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    log "apt packages: all $# present"
+    return 0
+  fi
+  log "installing ${#missing[@]} apt package(s): ${missing[*]}"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
 # A bare Debian root file system as a tarball (mmdebstrap --variant=minbase, from this machine's apt
 # sources: its mirror, and where it has one, its proxy), cached per day under $PAGODA_CACHE/fresh/; prints
 # its path. The fresh-machine check unpacks it into a chroot; scripts/image.sh imports it as the images'

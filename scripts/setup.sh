@@ -22,22 +22,7 @@ APT_PACKAGES=(
   clang-14 libclang-rt-14-dev libfuzzer-14-dev  # scripts/fuzz.sh: libFuzzer targets (tests/fuzz), ASan + UBSan
 )
 
-installed() {
-  dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed$'
-}
-
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  installed "$p" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  log "installing ${#missing[@]} apt package(s): ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get update -q
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-else
-  log "apt packages: all ${#APT_PACKAGES[@]} present"
-fi
+apt_install_missing "${APT_PACKAGES[@]}"
 
 # --- kubectl for the Kubernetes manifests' tests (tests/deploy) -------------------------------------
 # Debian's kubernetes-client, unpacked and not installed: its /usr/bin/kubectl would conflict with a
