@@ -34,6 +34,7 @@ STEP=""
 step() { STEP="$1"; log "== step: $STEP"; }
 on_exit() {
   local rc=$?
+  set +e  # the clean-up is best effort: the check's own exit status is what counts
   if [ -n "${SERVER_PID:-}" ]; then kill -KILL -- "-$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
   if [ -n "${FRESH:-}" ]; then teardown; fi
   if [ "$rc" -ne 0 ]; then
@@ -68,7 +69,8 @@ teardown() {
   MOUNTS=()
   # What the tests mounted in there themselves (podman's storage keeps its overlay folder bind-mounted):
   # deepest first.
-  findmnt -rn -o TARGET | grep "^$FRESH/" | sort -r | while read -r m; do
+  # (grep finds nothing when all is unmounted: `|| true`, or pipefail ends the exit trap with 1.)
+  findmnt -rn -o TARGET | { grep "^$FRESH/" || true; } | sort -r | while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
   done
   if [ "$KEEP" -eq 1 ]; then
