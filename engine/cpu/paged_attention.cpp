@@ -51,8 +51,10 @@ bool prefill_order(const StepPlan& plan, int32_t b, int32_t t) {
 }
 
 struct Scratch {
-  std::vector<float> scores;
-  std::vector<float> acc;  // PV accumulators: [4][16][head_dim] (Vec) or [16][head_dim] (Gemm)
+  std::vector<float> scores;  // [heads][context, padded to 16]
+  std::vector<float> acc;     // PV accumulators per head: [4][16][head_dim] (Vec) or [16][head_dim] (Gemm)
+  std::vector<float> keys;    // the AVX-512 kernel's chunk of 16 K rows, converted to f32 once: [16][head_dim]
+  std::vector<float> q;       // its query heads, rounded to fp16: [heads][head_dim]
 };
 
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void fma_row(float* acc, const KvScalar* v,
@@ -67,18 +69,6 @@ PAGODA_AVX512 inline __m512 load_f16x16(const KvScalar* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-// Asks for the `elems` fp16 values at p (a K or V block of one head, 2 KiB at head_dim 64) to be brought
-// into L1 while the current block is computed: paged blocks are not contiguous, so the hardware
-// prefetchers stall at every block boundary, and attention is bound by that latency (perf: the FMAs
-// that consume K and V rows took most of attend_one's samples).
-inline void prefetch_block(const KvScalar* p, int32_t elems) {
-  const char* c = reinterpret_cast<const char*>(p);
-  for (size_t off = 0; off < static_cast<size_t>(elems) * sizeof(KvScalar); off += 64) _mm_prefetch(c + off, _MM_HINT_T0);
-}
-
-// The same arithmetic as attend_one's portable loops, in AVX-512 registers: scores for a whole block
-// of keys per call and the PV accumulators updated in place, without a call per position.
-// head_dim must be a multiple of 64 (ggml's vec_dot step), e.g. 64 or 128.
 // The score of one key as ggml's graph makes it: the dot product, capped (tanh) where the model caps,
 // then scaled.
 inline float score(float dot, const AttentionParams& p, float inv_cap) {
@@ -86,89 +76,221 @@ inline float score(float dot, const AttentionParams& p, float inv_cap) {
   return dot * p.scale;
 }
 
-// Keys [first, n_ctx) are attended to; those before `first` (outside a sliding window) are masked: their
-// scores are -inf and they are never read. Lanes and softmax chunks stay those of the absolute positions,
-// so the sums are ggml's over the whole masked row (a masked key adds exactly zero there).
-PAGODA_AVX512 void attend_one_avx512(
-    const float* q_in, const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head, int32_t first,
-    int32_t n_ctx, const AttentionParams& params, DotOrder order, Scratch& s, float* out) {
-  const float inv_cap = params.softcap > 0.0f ? 1.0f / params.softcap : 0.0f;
-  const int32_t bs = kv.block_size, hd = kv.head_dim, nc = hd / 16;
-  __m512 q[16];  // head_dim <= 256; rounded to fp16 as ggml converts it
-  for (int c = 0; c < nc; ++c) q[c] = _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(q_in + 16 * c), _MM_FROUND_TO_NEAREST_INT));
+// The sixteen horizontal sums of d[0..15] at once, each with the bits of _mm512_reduce_add_ps(d[k]):
+// GCC's order is 256-bit halves added, then 128-bit halves, then elements [0]+[2] and [1]+[3], then
+// [0]+[1]. Every addition below pairs the same two numbers that tree pairs (addition commutes), with
+// the sixteen vectors' partial sums packed side by side, so a chunk of 16 keys costs 15 additions
+// instead of 16 reductions. a[m]: the 256-bit step of keys 2m and 2m+1 (halves_added).
+PAGODA_AVX512 inline __m512 reduce_add_16(const __m512* a) {
+  __m512 b[4];
+  for (int n = 0; n < 4; ++n) {  // 128-bit lane k of b[n]: the 4-element step of key 4n+k
+    b[n] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * n], a[2 * n + 1], 0xDD),
+                         _mm512_shuffle_f32x4(a[2 * n], a[2 * n + 1], 0x88));
+  }
+  // 128-bit lane k: elements [0]+[2], [1]+[3] of keys k, 4+k (c0) and 8+k, 12+k (c1).
+  const __m512 c0 = _mm512_add_ps(_mm512_shuffle_ps(b[0], b[1], 0x44), _mm512_shuffle_ps(b[0], b[1], 0xEE));
+  const __m512 c1 = _mm512_add_ps(_mm512_shuffle_ps(b[2], b[3], 0x44), _mm512_shuffle_ps(b[2], b[3], 0xEE));
+  // Element 4k+i: key 4i+k; put key m at element m.
+  const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(c0, c1, 0x88), _mm512_shuffle_ps(c0, c1, 0xDD));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r);
+}
 
+// The 256-bit step of _mm512_reduce_add_ps for two keys' 16-lane partial sums: keys x (elements 0-7)
+// and y (8-15).
+PAGODA_AVX512 inline __m512 halves_added(__m512 x, __m512 y) {
+  return _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0xEE), _mm512_shuffle_f32x4(x, y, 0x44));
+}
+
+// One key's 16-lane partial sums of q . k before the horizontal reduction, in ggml's order for the step:
+// tinyBLAS (Gemm) is one FMA chain over 16-lane chunks; ggml_vec_dot_f16 (Vec) keeps 4 accumulators over
+// 64-element steps and adds them as a tree.
+template <int NC>
+PAGODA_AVX512 inline __m512 key_partials(const float* k, const __m512* q, DotOrder order) {
+  if (order == DotOrder::Gemm) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int c = 0; c < NC; ++c) acc = _mm512_fmadd_ps(_mm512_loadu_ps(k + 16 * c), q[c], acc);
+    return acc;
+  }
+  __m512 sum[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int c = 0; c < NC; ++c) sum[c % 4] = _mm512_fmadd_ps(_mm512_loadu_ps(k + 16 * c), q[c], sum[c % 4]);
+  return _mm512_add_ps(_mm512_add_ps(sum[0], sum[2]), _mm512_add_ps(sum[1], sum[3]));
+}
+
+// PV for HS query heads at once, one accumulator lane at a time: lane l (position mod `lanes`) gets
+// its FMA chain over positions l, l + lanes, ... in order, as the position-ordered loop gives it, but
+// with the HS heads' accumulators in registers and each V row converted once for all of them.
+// p: the heads' softmax weights ([HS] rows of p_stride); acc: [HS][lanes][head_dim].
+template <int NC, int HS>
+PAGODA_AVX512 void pv_lanes(const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head, int32_t first,
+                            int32_t n_ctx, int32_t lanes, const float* p, int32_t p_stride, float* acc) {
+  const int32_t bs = kv.block_size, hd = NC * 16;
+  for (int32_t l = 0; l < lanes; ++l) {
+    __m512 a[HS][NC];
+    for (int h = 0; h < HS; ++h)
+      for (int c = 0; c < NC; ++c) a[h][c] = _mm512_setzero_ps();
+    for (int32_t j = first + ((l - first % lanes) + lanes) % lanes; j < n_ctx; j += lanes) {
+      const KvScalar* v = kv.value(table[j / bs], kv_head) + (j % bs) * hd;
+      __m512 vv[NC];
+      for (int c = 0; c < NC; ++c) vv[c] = load_f16x16(v + 16 * c);
+      for (int h = 0; h < HS; ++h) {
+        const __m512 pb = _mm512_set1_ps(p[h * p_stride + j]);
+        for (int c = 0; c < NC; ++c) a[h][c] = _mm512_fmadd_ps(vv[c], pb, a[h][c]);
+      }
+    }
+    for (int h = 0; h < HS; ++h)
+      for (int c = 0; c < NC; ++c) _mm512_storeu_ps(acc + (static_cast<size_t>(h) * lanes + l) * hd + 16 * c, a[h][c]);
+  }
+}
+
+// How many heads' accumulators stay in registers at once (HS * NC <= 16 of the 32 zmm registers).
+template <int NC>
+constexpr int kPvHeads = NC <= 4 ? 4 : NC <= 8 ? 2 : 1;
+
+template <int NC>
+PAGODA_AVX512 void pv_heads(const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head, int32_t first,
+                            int32_t n_ctx, int32_t lanes, const float* p, int32_t p_stride, int32_t n_q, float* acc) {
+  const size_t acc_head = static_cast<size_t>(lanes) * NC * 16;
+  for (int32_t h = 0; h < n_q;) {
+    const int32_t r = std::min(kPvHeads<NC>, n_q - h);
+    const float* ph = p + static_cast<size_t>(h) * p_stride;
+    float* ah = acc + h * acc_head;
+    if constexpr (kPvHeads<NC> >= 4) {
+      if (r == 4) pv_lanes<NC, 4>(kv, table, kv_head, first, n_ctx, lanes, ph, p_stride, ah);
+      if (r == 3) pv_lanes<NC, 3>(kv, table, kv_head, first, n_ctx, lanes, ph, p_stride, ah);
+    }
+    if constexpr (kPvHeads<NC> >= 2) {
+      if (r == 2) pv_lanes<NC, 2>(kv, table, kv_head, first, n_ctx, lanes, ph, p_stride, ah);
+    }
+    if (r == 1) pv_lanes<NC, 1>(kv, table, kv_head, first, n_ctx, lanes, ph, p_stride, ah);
+    h += r;
+  }
+}
+
+// attend_one's arithmetic for the n_q query heads that share one KV head (grouped-query attention:
+// 3 per KV head in SmolLM2), in AVX-512 registers: each K and V row is loaded and converted once for
+// all of them, the scores of 16 keys are reduced together, and the PV accumulators live in registers.
+// q_in and out: n_q rows of head_dim (consecutive heads). Keys [first, n_ctx) are attended to; those
+// before `first` (outside a sliding window) are masked: -inf scores, never read. Lanes and softmax
+// chunks stay those of the absolute positions, so the sums are ggml's over the whole masked row.
+template <int NC>
+PAGODA_AVX512 void attend_group_avx512(const float* q_in, int32_t n_q, const PagedKvLayer& kv,
+                                       std::span<const int32_t> table, int32_t kv_head, int32_t first, int32_t n_ctx,
+                                       const AttentionParams& params, DotOrder order, Scratch& s, float* out) {
+  constexpr int32_t hd = NC * 16;
+  const float inv_cap = params.softcap > 0.0f ? 1.0f / params.softcap : 0.0f;
+  const int32_t bs = kv.block_size;
   const int32_t padded = (n_ctx + kLanes - 1) / kLanes * kLanes;
   const int32_t chunk0 = first / kLanes * kLanes;  // the softmax's first chunk with an unmasked key
-  s.scores.resize(padded);
-  for (int32_t j = chunk0; j < first; ++j) s.scores[j] = -std::numeric_limits<float>::infinity();
-  for (int32_t j0 = first / bs * bs; j0 < n_ctx; j0 += bs) {
-    const KvScalar* kb = kv.key(table[j0 / bs], kv_head);
-    const int32_t n = std::min(bs, n_ctx - j0);
-    if (j0 + bs < n_ctx) prefetch_block(kv.key(table[j0 / bs + 1], kv_head), bs * hd);
-    for (int32_t j = std::max(0, first - j0); j < n; ++j) {
-      const KvScalar* k = kb + j * hd;
-      float dot;
-      if (order == DotOrder::Gemm) {  // tinyBLAS: one FMA chain over 16-lane chunks
-        __m512 acc = _mm512_setzero_ps();
-        for (int c = 0; c < nc; ++c) acc = _mm512_fmadd_ps(load_f16x16(k + 16 * c), q[c], acc);
-        dot = _mm512_reduce_add_ps(acc);
-      } else {  // ggml_vec_dot_f16: 4 accumulators over 64-element steps, then a tree
-        __m512 sum[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-        for (int c = 0; c < nc; ++c) sum[c % 4] = _mm512_fmadd_ps(load_f16x16(k + 16 * c), q[c], sum[c % 4]);
-        dot = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(sum[0], sum[2]), _mm512_add_ps(sum[1], sum[3])));
+  s.scores.resize(static_cast<size_t>(n_q) * padded);
+  s.keys.resize(static_cast<size_t>(kLanes) * hd);
+  s.q.resize(static_cast<size_t>(n_q) * hd);
+  for (int32_t i = 0; i < n_q * hd; i += 16) {  // rounded to fp16 as ggml converts q
+    _mm512_storeu_ps(&s.q[i], _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(q_in + i), _MM_FROUND_TO_NEAREST_INT)));
+  }
+  auto key_row = [&](int32_t j) { return kv.key(table[j / bs], kv_head) + (j % bs) * hd; };
+  auto value_row = [&](int32_t j) { return kv.value(table[j / bs], kv_head) + (j % bs) * hd; };
+  auto prefetch_row = [](const KvScalar* r, int hint) {
+    const char* c = reinterpret_cast<const char*>(r);
+    for (size_t off = 0; off < hd * sizeof(KvScalar); off += 64) {
+      if (hint == 0) _mm_prefetch(c + off, _MM_HINT_T0);
+      else _mm_prefetch(c + off, _MM_HINT_T1);
+    }
+  };
+
+  const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int32_t c0 = chunk0; c0 < n_ctx; c0 += kLanes) {
+    const int32_t lo = std::max(first, c0) - c0, hi = std::min(n_ctx, c0 + kLanes) - c0;  // keys [lo, hi) attended
+    const __mmask16 valid = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+    // Paged blocks are not contiguous, so the hardware prefetchers stall at each block boundary: ask for
+    // the next chunk's K rows now, and this chunk's V rows (into L2) for the PV pass.
+    for (int32_t j = c0 + kLanes; j < std::min(n_ctx, c0 + 2 * kLanes); ++j) prefetch_row(key_row(j), 0);
+    for (int32_t jj = lo; jj < hi; ++jj) {
+      prefetch_row(value_row(c0 + jj), 1);
+      const KvScalar* k = key_row(c0 + jj);
+      for (int c = 0; c < NC; ++c) _mm512_storeu_ps(&s.keys[jj * hd + 16 * c], load_f16x16(k + 16 * c));
+    }
+    for (int32_t h = 0; h < n_q; ++h) {
+      __m512 q[NC];
+      for (int c = 0; c < NC; ++c) q[c] = _mm512_loadu_ps(&s.q[h * hd + 16 * c]);
+      __m512 pairs[8];
+      for (int32_t m = 0; m < 8; ++m) {
+        __m512 x[2];
+        for (int32_t i = 0; i < 2; ++i) {
+          const int32_t jj = 2 * m + i;
+          x[i] = jj >= lo && jj < hi ? key_partials<NC>(&s.keys[jj * hd], q, order) : _mm512_setzero_ps();
+        }
+        pairs[m] = halves_added(x[0], x[1]);
       }
-      s.scores[j0 + j] = score(dot, params, inv_cap);
+      const __m512 dots = reduce_add_16(pairs);
+      __m512 sc;
+      if (params.softcap > 0.0f) {
+        alignas(64) float d[kLanes];
+        _mm512_store_ps(d, dots);
+        for (int32_t jj = lo; jj < hi; ++jj) d[jj] = score(d[jj], params, inv_cap);
+        sc = _mm512_load_ps(d);
+      } else {
+        sc = _mm512_mul_ps(dots, _mm512_set1_ps(params.scale));
+      }
+      _mm512_storeu_ps(&s.scores[static_cast<size_t>(h) * padded + c0], _mm512_mask_blend_ps(valid, neg_inf, sc));
     }
   }
-  for (int32_t j = n_ctx; j < padded; ++j) s.scores[j] = -std::numeric_limits<float>::infinity();
 
-  float max_score = -std::numeric_limits<float>::infinity();
-  for (int32_t j = first; j < n_ctx; ++j) max_score = std::max(max_score, s.scores[j]);
-  double sum = 0.0;
-  for (int32_t c = chunk0; c < padded; c += kLanes) {
-    alignas(64) float x[kLanes];
-    _mm512_store_ps(x, _mm512_sub_ps(_mm512_loadu_ps(&s.scores[c]), _mm512_set1_ps(max_score)));
-    ggml_exp16(x, &s.scores[c]);
-    sum += _mm512_reduce_add_ps(_mm512_loadu_ps(&s.scores[c]));
-  }
-  const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / sum));
-  for (int32_t c = chunk0; c < padded; c += kLanes) {  // p = e * inv, rounded to fp16 for the PV matmul
-    const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(&s.scores[c]), inv);
-    _mm512_storeu_ps(&s.scores[c], _mm512_cvtph_ps(_mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT)));
+  // Softmax per head as ggml_vec_soft_max_f32: 16-lane expf chunks, chunk sums added in double; then the
+  // weights rounded to fp16 for the PV matmul.
+  for (int32_t h = 0; h < n_q; ++h) {
+    float* sc = &s.scores[static_cast<size_t>(h) * padded];
+    float max_score = -std::numeric_limits<float>::infinity();
+    for (int32_t j = first; j < n_ctx; ++j) max_score = std::max(max_score, sc[j]);
+    double sum = 0.0;
+    for (int32_t c = chunk0; c < padded; c += kLanes) {
+      alignas(64) float x[kLanes];
+      _mm512_store_ps(x, _mm512_sub_ps(_mm512_loadu_ps(&sc[c]), _mm512_set1_ps(max_score)));
+      ggml_exp16(x, &sc[c]);
+      sum += _mm512_reduce_add_ps(_mm512_loadu_ps(&sc[c]));
+    }
+    const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / sum));
+    for (int32_t c = chunk0; c < padded; c += kLanes) {
+      const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(&sc[c]), inv);
+      _mm512_storeu_ps(&sc[c], _mm512_cvtph_ps(_mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT)));
+    }
   }
 
   // PV accumulators: lane = position mod 16 (Gemm) or mod 64 (Vec), each a row of head_dim.
   const int32_t lanes = order == DotOrder::Gemm ? 16 : 64;
-  s.acc.assign(static_cast<size_t>(lanes) * hd, 0.0f);
-  for (int32_t j0 = first / bs * bs; j0 < n_ctx; j0 += bs) {
-    const KvScalar* vb = kv.value(table[j0 / bs], kv_head);
-    const int32_t n = std::min(bs, n_ctx - j0);
-    if (j0 + bs < n_ctx) prefetch_block(kv.value(table[j0 / bs + 1], kv_head), bs * hd);
-    for (int32_t j = std::max(0, first - j0); j < n; ++j) {
-      const KvScalar* v = vb + j * hd;
-      const __m512 p = _mm512_set1_ps(s.scores[j0 + j]);
-      float* acc = &s.acc[static_cast<size_t>((j0 + j) % lanes) * hd];
-      for (int c = 0; c < nc; ++c) {
-        _mm512_storeu_ps(acc + 16 * c, _mm512_fmadd_ps(load_f16x16(v + 16 * c), p, _mm512_loadu_ps(acc + 16 * c)));
-      }
-    }
-  }
+  s.acc.resize(static_cast<size_t>(n_q) * lanes * hd);
+  pv_heads<NC>(kv, table, kv_head, first, n_ctx, lanes, s.scores.data(), padded, n_q, s.acc.data());
+
   // out[i] = reduce over the 16 lanes (after ggml's 4-accumulator tree for Vec), 16 dims at a time:
   // the tree of _mm512_reduce_add_ps applied across registers that each hold one lane for 16 dims.
-  for (int c = 0; c < nc; ++c) {
-    __m512 l[16];
-    for (int k = 0; k < 16; ++k) {
-      const float* a = &s.acc[static_cast<size_t>(k) * hd + 16 * c];  // lane k of group 0; group g is 16 rows on
-      const size_t g = static_cast<size_t>(16) * hd;
-      l[k] = order == DotOrder::Gemm
-                 ? _mm512_loadu_ps(a)
-                 : _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(a + 2 * g)),
-                                 _mm512_add_ps(_mm512_loadu_ps(a + g), _mm512_loadu_ps(a + 3 * g)));
+  for (int32_t h = 0; h < n_q; ++h) {
+    const float* acc = &s.acc[static_cast<size_t>(h) * lanes * hd];
+    for (int c = 0; c < NC; ++c) {
+      __m512 l[16];
+      for (int k = 0; k < 16; ++k) {
+        const float* a = &acc[static_cast<size_t>(k) * hd + 16 * c];  // lane k of group 0; group g is 16 rows on
+        const size_t g = static_cast<size_t>(16) * hd;
+        l[k] = order == DotOrder::Gemm
+                   ? _mm512_loadu_ps(a)
+                   : _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(a + 2 * g)),
+                                   _mm512_add_ps(_mm512_loadu_ps(a + g), _mm512_loadu_ps(a + 3 * g)));
+      }
+      __m512 t3[8], t6[4];
+      for (int k = 0; k < 8; ++k) t3[k] = _mm512_add_ps(l[8 + k], l[k]);
+      for (int k = 0; k < 4; ++k) t6[k] = _mm512_add_ps(t3[4 + k], t3[k]);
+      _mm512_storeu_ps(out + h * hd + 16 * c, _mm512_add_ps(_mm512_add_ps(t6[0], t6[2]), _mm512_add_ps(t6[1], t6[3])));
     }
-    __m512 t3[8], t6[4];
-    for (int k = 0; k < 8; ++k) t3[k] = _mm512_add_ps(l[8 + k], l[k]);
-    for (int k = 0; k < 4; ++k) t6[k] = _mm512_add_ps(t3[4 + k], t3[k]);
-    _mm512_storeu_ps(out + 16 * c, _mm512_add_ps(_mm512_add_ps(t6[0], t6[2]), _mm512_add_ps(t6[1], t6[3])));
+  }
+}
+
+// The head sizes the AVX-512 kernel is built for (multiples of ggml's 64-element vec_dot step).
+void attend_group(const float* q_in, int32_t n_q, const PagedKvLayer& kv, std::span<const int32_t> table,
+                         int32_t kv_head, int32_t first, int32_t n_ctx, const AttentionParams& params, DotOrder order,
+                         Scratch& s, float* out) {
+  switch (kv.head_dim) {
+    case 64: return attend_group_avx512<4>(q_in, n_q, kv, table, kv_head, first, n_ctx, params, order, s, out);
+    case 128: return attend_group_avx512<8>(q_in, n_q, kv, table, kv_head, first, n_ctx, params, order, s, out);
+    case 192: return attend_group_avx512<12>(q_in, n_q, kv, table, kv_head, first, n_ctx, params, order, s, out);
+    default: return attend_group_avx512<16>(q_in, n_q, kv, table, kv_head, first, n_ctx, params, order, s, out);
   }
 }
 
@@ -176,11 +298,6 @@ std::atomic<bool> g_portable_only{false};
 
 void attend_one(const float* q_in, const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head,
                 int32_t first, int32_t n_ctx, const AttentionParams& params, DotOrder order, Scratch& s, float* out) {
-  static const bool avx512 = cpu_features().avx512;
-  if (avx512 && kv.head_dim % 64 == 0 && !g_portable_only.load(std::memory_order_relaxed)) {
-    attend_one_avx512(q_in, kv, table, kv_head, first, n_ctx, params, order, s, out);
-    return;
-  }
   const float inv_cap = params.softcap > 0.0f ? 1.0f / params.softcap : 0.0f;
   const int32_t bs = kv.block_size, hd = kv.head_dim;
   float q[256];  // head_dim <= 256 (checked at load); q is rounded to fp16 as ggml converts it
@@ -242,25 +359,42 @@ void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& k
   const int32_t T = plan.num_tokens();
   const int32_t group = n_heads / kv.n_kv_heads;
   const int32_t row = n_heads * kv.head_dim;
-  // token -> sequence, so the parallel loop can be flat over (token, head).
+  // token -> sequence, so the parallel loop can be flat over (token, heads).
   std::vector<int32_t> seq_of(T);
   for (int32_t b = 0; b < plan.num_seqs(); ++b) {
     for (int32_t t = plan.cu_seqlens[b]; t < plan.cu_seqlens[b + 1]; ++t) seq_of[t] = b;
   }
-  const int64_t work = static_cast<int64_t>(T) * n_heads;
-#pragma omp parallel if (work > 8)
+  static const bool avx512 = cpu_features().avx512;
+  const bool grouped = avx512 && !g_portable_only.load(std::memory_order_relaxed) &&
+                       (kv.head_dim == 64 || kv.head_dim == 128 || kv.head_dim == 192 || kv.head_dim == 256);
+  // A work item is one token's query heads that share a KV head: all `group` of them where the AVX-512
+  // kernel runs, so each K/V row is converted once for the group. (Splitting a decode step's 3 groups in
+  // halves for 2 threads measured no faster on SmolLM2.)
+  const int32_t per_item = grouped ? group : 1;
+  const int32_t items_per_token = n_heads / per_item;
+  const int64_t work = static_cast<int64_t>(T) * items_per_token;
+#pragma omp parallel if (work > 2)
   {
     Scratch scratch;
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t w = 0; w < work; ++w) {
-      const int32_t t = static_cast<int32_t>(w / n_heads), h = static_cast<int32_t>(w % n_heads);
+      const int32_t t = static_cast<int32_t>(w / items_per_token);
+      const int32_t h0 = static_cast<int32_t>(w % items_per_token) * per_item, kv_head = h0 / group;
       const int32_t b = seq_of[t];
       const DotOrder order = prefill_order(plan, b, t) ? DotOrder::Gemm : DotOrder::Vec;
       // Causal: token at position p sees keys 0..p of its own sequence (p - window + 1 .. p with a window).
       const int32_t n_ctx = plan.positions[t] + 1;
       const int32_t first = params.window > 0 ? std::max(0, n_ctx - params.window) : 0;
-      attend_one(q + t * row + h * kv.head_dim, kv, plan.block_table(b), h / group, first, n_ctx, params, order,
-                 scratch, out + t * row + h * kv.head_dim);
+      const float* qt = q + t * row + h0 * kv.head_dim;
+      float* ot = out + t * row + h0 * kv.head_dim;
+      if (grouped) {
+        attend_group(qt, per_item, kv, plan.block_table(b), kv_head, first, n_ctx, params, order, scratch, ot);
+      } else {
+        for (int32_t i = 0; i < per_item; ++i) {
+          attend_one(qt + i * kv.head_dim, kv, plan.block_table(b), kv_head, first, n_ctx, params, order, scratch,
+                     ot + i * kv.head_dim);
+        }
+      }
     }
   }
 }

@@ -22,10 +22,13 @@ const std::vector<Seq> kShortBatch = {{0, 9}, {12, 1}, {6, 5}};
 // Contexts past several 16-key softmax chunks and 64-key lanes: a prefill of 40, a decode at context 71,
 // a chunk of 20 after 30 cached.
 const std::vector<Seq> kLongBatch = {{0, 40}, {70, 1}, {30, 20}};
+// Decode steps only (ggml_vec_dot_f16's order), many of them: a dot product's last bit rarely survives
+// the fp16 rounding of the softmax weights, so it takes many scores to see one.
+const std::vector<Seq> kDecodeBatch = {{70, 1}, {100, 1}, {33, 1}, {126, 1}, {64, 1}, {5, 1}, {90, 1}, {47, 1}};
 
 void check_ragged_batch(int32_t hd, float softcap = 0.0f, int32_t window = 0,
-                        const std::vector<Seq>& seqs = kShortBatch) {
-  const int32_t n_heads = 6, n_kv = 2, bs = 4, num_blocks = 64;
+                        const std::vector<Seq>& seqs = kShortBatch, int32_t n_heads = 6, int32_t n_kv = 2) {
+  const int32_t bs = 4, num_blocks = 256;
   std::mt19937 rng(7);
   std::normal_distribution<float> dist;
   std::vector<KvScalar> pool(static_cast<size_t>(num_blocks) * 2 * n_kv * bs * hd);
@@ -122,6 +125,18 @@ TEST(PagedAttention, SoftCappedScoresAndSlidingWindowMatchTheReference) {
     }
   }
   check_ragged_batch(64, 0.0f, 3);
+}
+// Query heads per KV head from 1 (multi-head) to 7 (qwen2-0.5B's 14 over 2), at head sizes whose grouped
+// kernel keeps 4, 2 or 1 heads' PV accumulators in registers at a time (64, 128, 192): every split of a
+// group into register passes gives the portable loops' bits.
+TEST(PagedAttention, EveryGroupSizeAndHeadSizeMatchesTheReferenceAndPortableBits) {
+  for (int32_t hd : {64, 128, 192}) {
+    for (auto [n_heads, n_kv] : {std::pair{4, 4}, std::pair{6, 3}, std::pair{14, 2}, std::pair{8, 1}}) {
+      SCOPED_TRACE(testing::Message() << "head_dim " << hd << " heads " << n_heads << " kv heads " << n_kv);
+      check_ragged_batch(hd, 0.0f, 0, kLongBatch, n_heads, n_kv);
+      check_ragged_batch(hd, 0.0f, 0, kDecodeBatch, n_heads, n_kv);
+    }
+  }
 }
 // The same over long contexts at gemma's head size 256 and at 64 (the AVX-512 kernel where this CPU has
 // it): windows that start mid-block and mid-chunk, and one wider than every context.
