@@ -55,6 +55,7 @@ struct Scratch {
   std::vector<float> acc;     // PV accumulators per head: [4][16][head_dim] (Vec) or [16][head_dim] (Gemm)
   std::vector<float> keys;    // the AVX-512 kernel's chunk of 16 K rows, converted to f32 once: [16][head_dim]
   std::vector<float> q;       // its query heads, rounded to fp16: [heads][head_dim]
+  std::vector<const KvScalar*> krows, vrows;  // the AVX-512 kernel's K and V row of each position
 };
 
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void fma_row(float* acc, const KvScalar* v,
@@ -121,15 +122,15 @@ PAGODA_AVX512 inline __m512 key_partials(const float* k, const __m512* q, DotOrd
 // with the HS heads' accumulators in registers and each V row converted once for all of them.
 // p: the heads' softmax weights ([HS] rows of p_stride); acc: [HS][lanes][head_dim].
 template <int NC, int HS>
-PAGODA_AVX512 void pv_lanes(const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head, int32_t first,
-                            int32_t n_ctx, int32_t lanes, const float* p, int32_t p_stride, float* acc) {
-  const int32_t bs = kv.block_size, hd = NC * 16;
+PAGODA_AVX512 void pv_lanes(const KvScalar* const* vrows, int32_t first, int32_t n_ctx, int32_t lanes, const float* p,
+                            int32_t p_stride, float* acc) {
+  constexpr int32_t hd = NC * 16;
   for (int32_t l = 0; l < lanes; ++l) {
     __m512 a[HS][NC];
     for (int h = 0; h < HS; ++h)
       for (int c = 0; c < NC; ++c) a[h][c] = _mm512_setzero_ps();
     for (int32_t j = first + ((l - first % lanes) + lanes) % lanes; j < n_ctx; j += lanes) {
-      const KvScalar* v = kv.value(table[j / bs], kv_head) + (j % bs) * hd;
+      const KvScalar* v = vrows[j];
       __m512 vv[NC];
       for (int c = 0; c < NC; ++c) vv[c] = load_f16x16(v + 16 * c);
       for (int h = 0; h < HS; ++h) {
@@ -147,21 +148,21 @@ template <int NC>
 constexpr int kPvHeads = NC <= 4 ? 4 : NC <= 8 ? 2 : 1;
 
 template <int NC>
-PAGODA_AVX512 void pv_heads(const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head, int32_t first,
-                            int32_t n_ctx, int32_t lanes, const float* p, int32_t p_stride, int32_t n_q, float* acc) {
+PAGODA_AVX512 void pv_heads(const KvScalar* const* vrows, int32_t first, int32_t n_ctx, int32_t lanes, const float* p,
+                            int32_t p_stride, int32_t n_q, float* acc) {
   const size_t acc_head = static_cast<size_t>(lanes) * NC * 16;
   for (int32_t h = 0; h < n_q;) {
     const int32_t r = std::min(kPvHeads<NC>, n_q - h);
     const float* ph = p + static_cast<size_t>(h) * p_stride;
     float* ah = acc + h * acc_head;
     if constexpr (kPvHeads<NC> >= 4) {
-      if (r == 4) pv_lanes<NC, 4>(kv, table, kv_head, first, n_ctx, lanes, ph, p_stride, ah);
-      if (r == 3) pv_lanes<NC, 3>(kv, table, kv_head, first, n_ctx, lanes, ph, p_stride, ah);
+      if (r == 4) pv_lanes<NC, 4>(vrows, first, n_ctx, lanes, ph, p_stride, ah);
+      if (r == 3) pv_lanes<NC, 3>(vrows, first, n_ctx, lanes, ph, p_stride, ah);
     }
     if constexpr (kPvHeads<NC> >= 2) {
-      if (r == 2) pv_lanes<NC, 2>(kv, table, kv_head, first, n_ctx, lanes, ph, p_stride, ah);
+      if (r == 2) pv_lanes<NC, 2>(vrows, first, n_ctx, lanes, ph, p_stride, ah);
     }
-    if (r == 1) pv_lanes<NC, 1>(kv, table, kv_head, first, n_ctx, lanes, ph, p_stride, ah);
+    if (r == 1) pv_lanes<NC, 1>(vrows, first, n_ctx, lanes, ph, p_stride, ah);
     h += r;
   }
 }
@@ -187,8 +188,18 @@ PAGODA_AVX512 void attend_group_avx512(const float* q_in, int32_t n_q, const Pag
   for (int32_t i = 0; i < n_q * hd; i += 16) {  // rounded to fp16 as ggml converts q
     _mm512_storeu_ps(&s.q[i], _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(q_in + i), _MM_FROUND_TO_NEAREST_INT)));
   }
-  auto key_row = [&](int32_t j) { return kv.key(table[j / bs], kv_head) + (j % bs) * hd; };
-  auto value_row = [&](int32_t j) { return kv.value(table[j / bs], kv_head) + (j % bs) * hd; };
+  // Where each attended key's K and V rows live: one block-table lookup per block, not a division per
+  // row and pass.
+  s.krows.resize(n_ctx);
+  s.vrows.resize(n_ctx);
+  for (int32_t j0 = first / bs * bs; j0 < n_ctx; j0 += bs) {
+    const KvScalar* kb = kv.key(table[j0 / bs], kv_head);
+    const KvScalar* vb = kv.value(table[j0 / bs], kv_head);
+    for (int32_t j = std::max(j0, first); j < std::min(j0 + bs, n_ctx); ++j) {
+      s.krows[j] = kb + (j - j0) * hd;
+      s.vrows[j] = vb + (j - j0) * hd;
+    }
+  }
   auto prefetch_row = [](const KvScalar* r, int hint) {
     const char* c = reinterpret_cast<const char*>(r);
     for (size_t off = 0; off < hd * sizeof(KvScalar); off += 64) {
@@ -203,10 +214,11 @@ PAGODA_AVX512 void attend_group_avx512(const float* q_in, int32_t n_q, const Pag
     const __mmask16 valid = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
     // Paged blocks are not contiguous, so the hardware prefetchers stall at each block boundary: ask for
     // the next chunk's K rows now, and this chunk's V rows (into L2) for the PV pass.
-    for (int32_t j = c0 + kLanes; j < std::min(n_ctx, c0 + 2 * kLanes); ++j) prefetch_row(key_row(j), 0);
+    // (Prefetching further ahead measured no faster: bench/attention_micro.cpp.)
+    for (int32_t j = c0 + kLanes; j < std::min(n_ctx, c0 + 2 * kLanes); ++j) prefetch_row(s.krows[j], 0);
     for (int32_t jj = lo; jj < hi; ++jj) {
-      prefetch_row(value_row(c0 + jj), 1);
-      const KvScalar* k = key_row(c0 + jj);
+      prefetch_row(s.vrows[c0 + jj], 1);
+      const KvScalar* k = s.krows[c0 + jj];
       for (int c = 0; c < NC; ++c) _mm512_storeu_ps(&s.keys[jj * hd + 16 * c], load_f16x16(k + 16 * c));
     }
     for (int32_t h = 0; h < n_q; ++h) {
@@ -258,7 +270,7 @@ PAGODA_AVX512 void attend_group_avx512(const float* q_in, int32_t n_q, const Pag
   // PV accumulators: lane = position mod 16 (Gemm) or mod 64 (Vec), each a row of head_dim.
   const int32_t lanes = order == DotOrder::Gemm ? 16 : 64;
   s.acc.resize(static_cast<size_t>(n_q) * lanes * hd);
-  pv_heads<NC>(kv, table, kv_head, first, n_ctx, lanes, s.scores.data(), padded, n_q, s.acc.data());
+  pv_heads<NC>(s.vrows.data(), first, n_ctx, lanes, s.scores.data(), padded, n_q, s.acc.data());
 
   // out[i] = reduce over the 16 lanes (after ggml's 4-accumulator tree for Vec), 16 dims at a time:
   // the tree of _mm512_reduce_add_ps applied across registers that each hold one lane for 16 dims.
