@@ -69,18 +69,22 @@ struct Linear {
 
   // `tinyblas`: F16/F32 weights may take tinyBLAS's order for multi-row steps (false for experts:
   // ggml's MUL_MAT_ID always uses vec_dot).
-  static Result<Linear> create(const std::vector<const GgufTensorInfo*>& parts, bool with_bf16,
+  // The weights end up in `arena` (huge pages, packed with the model's other matrices).
+  static Result<Linear> create(const std::vector<const GgufTensorInfo*>& parts,
+                               const std::shared_ptr<cpu::HugePageArena>& arena, bool with_bf16,
                                bool tinyblas = true) {
     Linear lin;
     if (cpu::is_float_matrix(parts)) {
       auto f = cpu::make_float_matrix(parts, tinyblas);
       if (!f.ok()) return f.status();
       lin.flt = std::move(f.value());
+      cpu::move_into(lin.flt, arena);
       lin.is_float = true;
     } else {
       auto q = cpu::make_quant_matrix(parts);
       if (!q.ok()) return q.status();
       lin.quant = std::move(q.value());
+      cpu::move_into(lin.quant, arena);
     }
     if (with_bf16) {
       auto g = OnednnMatmul::create(parts);
@@ -124,6 +128,7 @@ class CpuBackend final : public Backend {
     w_ = std::move(weights);
     const ModelConfig& c = w_->config;
     layers_.clear();
+    weight_arena_ = cpu::HugePageArena::create();
     layers_.resize(c.n_layers);
     for (int l = 0; l < c.n_layers; ++l) {
       const LayerWeights& L = w_->layers[l];
@@ -155,7 +160,7 @@ class CpuBackend final : public Backend {
                                 std::pair{&dst.gate_up, gate_up},
                                 std::pair{&dst.down, std::vector{L.w_down}}}) {
         if (parts[0] == nullptr) continue;  // no dense FFN in a MoE layer
-        auto r = Linear::create(parts, bf16_enabled());
+        auto r = Linear::create(parts, weight_arena_, bf16_enabled());
         if (!r.ok()) return r.status();
         *lin = std::move(r.value());
       }
@@ -168,7 +173,7 @@ class CpuBackend final : public Backend {
     output_norm_ = std::move(on.value());
     // The LM head stays on the exact path (int8, or its F16/F32 values): it only ever sees the few rows
     // that want logits.
-    auto head = Linear::create({w_->output}, false);
+    auto head = Linear::create({w_->output}, weight_arena_, false);
     if (!head.ok()) return head.status();
     lm_head_ = std::move(head.value());
 
@@ -186,7 +191,9 @@ class CpuBackend final : public Backend {
     kv_shape_ = shape;
     layer_elems_ = static_cast<int64_t>(shape.num_blocks) * block_elems();
     try {
-      kv_.assign(static_cast<size_t>(layer_elems_ * w_->config.n_layers), cpu::KvScalar(0));
+      // A pool of its own (an arena never frees: a new shape replaces the old pool whole).
+      kv_ = cpu::ArenaVector<cpu::KvScalar>(static_cast<size_t>(layer_elems_ * w_->config.n_layers), cpu::KvScalar(0),
+                                            cpu::ArenaAllocator<cpu::KvScalar>(cpu::HugePageArena::create()));
     } catch (const std::bad_alloc&) {
       return Status::error(fmt::format("allocate_kv: cannot allocate {} MiB for {} KV blocks",
                                        kv_bytes_per_block() * shape.num_blocks >> 20, shape.num_blocks));
@@ -281,7 +288,7 @@ class CpuBackend final : public Backend {
     if (c.n_experts > cpu::kMaxExperts) {
       return Status::error(fmt::format("{} experts: the CPU backend routes at most {}", c.n_experts, cpu::kMaxExperts));
     }
-    auto router = Linear::create({L.router}, false);
+    auto router = Linear::create({L.router}, weight_arena_, false);
     if (!router.ok()) return router.status();
     dst.router = std::move(router.value());
     dst.exp_gate_up.clear();
@@ -289,9 +296,9 @@ class CpuBackend final : public Backend {
     for (int e = 0; e < c.n_experts; ++e) {
       const GgufTensorInfo gate = tensor_slice(*L.exp_gate, e), up = tensor_slice(*L.exp_up, e),
                            down = tensor_slice(*L.exp_down, e);
-      auto gu = Linear::create({&gate, &up}, false, /*tinyblas=*/false);
+      auto gu = Linear::create({&gate, &up}, weight_arena_, false, /*tinyblas=*/false);
       if (!gu.ok()) return gu.status();
-      auto dn = Linear::create({&down}, false, /*tinyblas=*/false);
+      auto dn = Linear::create({&down}, weight_arena_, false, /*tinyblas=*/false);
       if (!dn.ok()) return dn.status();
       dst.exp_gate_up.push_back(std::move(gu.value()));
       dst.exp_down.push_back(std::move(dn.value()));
@@ -495,6 +502,7 @@ class CpuBackend final : public Backend {
 
   CpuBackendOptions opts_;
   std::shared_ptr<const ModelWeights> w_;
+  std::shared_ptr<cpu::HugePageArena> weight_arena_;  // every Linear's weights (declared before their users)
   std::vector<Layer> layers_;
   std::vector<float> output_norm_;
   Linear lm_head_;
@@ -502,7 +510,7 @@ class CpuBackend final : public Backend {
   float rope_theta_scale_swa_ = 1.0f;  // the same for the sliding-window layers' base
   KvCacheShape kv_shape_;
   int64_t layer_elems_ = 0;
-  std::vector<cpu::KvScalar> kv_;
+  cpu::ArenaVector<cpu::KvScalar> kv_;  // in an arena of its own: huge pages
   // Step scratch, reused across steps.
   std::vector<float> x_, h_, qkv_, q_, k_, v_, attn_, gu_, act_;
   // Mixture-of-experts scratch: router logits, each token's chosen experts and weights, the slots

@@ -187,6 +187,11 @@ bool is_float_matrix(const std::vector<const GgufTensorInfo*>& parts) {
   return true;
 }
 
+void move_into(FloatMatrix& w, const std::shared_ptr<HugePageArena>& arena) {
+  w.h = copy_into(w.h, arena);
+  w.f = copy_into(w.f, arena);
+}
+
 Result<FloatMatrix> make_float_matrix(const std::vector<const GgufTensorInfo*>& parts, bool tinyblas_allowed) {
   if (!is_float_matrix(parts)) return Status::error("make_float_matrix: the parts are not all F16 or all F32");
   FloatMatrix w;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/cpu/huge_page_arena.h"
 #include "engine/model/model_weights.h"
 #include "engine/status.h"
 
@@ -24,8 +25,8 @@ struct FloatMatrix {
   int64_t rows = 0, cols = 0;      // y[rows] = W[rows][cols] . x[cols]
   bool f16 = true;                 // storage: h (fp16 bits) or f (f32)
   bool tinyblas = false;           // n >= 2 takes the tinyBLAS arithmetic (see above)
-  std::vector<_Float16> h;         // [rows][cols]
-  std::vector<float> f;            // [rows][cols]
+  ArenaVector<_Float16> h;         // [rows][cols]
+  ArenaVector<float> f;            // [rows][cols]
   int64_t weight_bytes() const { return static_cast<int64_t>(h.size() * sizeof(_Float16) + f.size() * sizeof(float)); }
 };
 
@@ -34,6 +35,8 @@ bool is_float_matrix(const std::vector<const GgufTensorInfo*>& parts);
 // One matrix from row-stacked GGUF tensors (Q, K and V fused...), all F16 or all F32, sharing cols.
 // `tinyblas_allowed` false: always ggml_vec_dot's order (what ggml's MUL_MAT_ID does for experts).
 Result<FloatMatrix> make_float_matrix(const std::vector<const GgufTensorInfo*>& parts, bool tinyblas_allowed = true);
+// Moves w's weights into the arena (huge pages, packed with the model's other matrices).
+void move_into(FloatMatrix& w, const std::shared_ptr<HugePageArena>& arena);
 
 // y[m][r] = sum_k W[r][k] x[m][k] for M activation rows, with the arithmetic ggml uses for that M.
 // Parallel over rows (OpenMP).

@@ -48,8 +48,8 @@ QuantKind kind_of(GgmlType t) {
 // The pair layout of a Q4_0 matrix into Q4_0x8's groups of 16 rows (quant_matrix.h).
 void regroup_q4_0x8(QuantMatrix& w) {
   const int64_t nb = w.blocks_per_row(), groups = w.groups();
-  std::vector<uint8_t> u(static_cast<size_t>(groups * nb * 4 * 64), 0);
-  std::vector<uint16_t> d(static_cast<size_t>(groups * nb * 16), 0);
+  decltype(w.u) u(static_cast<size_t>(groups * nb * 4 * 64), 0);
+  decltype(w.d) d(static_cast<size_t>(groups * nb * 16), 0);
   for (int64_t r = 0; r < w.rows; ++r) {
     const int64_t g = r / 16, rr = r % 16, pair = r / 2, half = r % 2;
     for (int64_t b = 0; b < nb; ++b) {
@@ -65,6 +65,12 @@ void regroup_q4_0x8(QuantMatrix& w) {
 }
 
 }  // namespace
+
+void move_into(QuantMatrix& w, const std::shared_ptr<HugePageArena>& arena) {
+  w.u = copy_into(w.u, arena);
+  w.d = copy_into(w.d, arena);
+  w.m = copy_into(w.m, arena);
+}
 
 Result<QuantMatrix> make_quant_matrix(const std::vector<const GgufTensorInfo*>& parts) {
   QuantMatrix w;

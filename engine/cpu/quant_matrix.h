@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/cpu/huge_page_arena.h"
 #include "engine/model/model_weights.h"
 #include "engine/status.h"
 
@@ -37,9 +38,9 @@ struct QuantMatrix {
   QuantKind kind = QuantKind::Q8;
   // [pair][block][row A bytes, row B bytes]; 4-bit kinds keep GGUF's nibble order (byte j holds
   // elements j and j + 16). An odd last row is paired with a zero row.
-  std::vector<uint8_t> u;
-  std::vector<uint16_t> d;  // fp16 [pair][block][2]
-  std::vector<uint16_t> m;  // fp16 [pair][block][2], Q4_1 only
+  ArenaVector<uint8_t> u;
+  ArenaVector<uint16_t> d;  // fp16 [pair][block][2]
+  ArenaVector<uint16_t> m;  // fp16 [pair][block][2], Q4_1 only
   // Q4_0x8 instead: u = [group][block][run 4][row 16][4 bytes], d = fp16 [group][block][row 16]; the
   // rows past `rows` in the last group are zero.
   int64_t pairs() const { return (rows + 1) / 2; }
@@ -53,6 +54,8 @@ struct QuantMatrix {
 // becomes Q4_0x8 when every part's rows are a multiple of 8, as llama.cpp repacks every such matmul
 // weight, a tied LM head included (ggml decides per tensor; a mix of parts stays Q4_0).
 Result<QuantMatrix> make_quant_matrix(const std::vector<const GgufTensorInfo*>& parts);
+// Moves w's arrays into the arena (huge pages, packed with the model's other matrices).
+void move_into(QuantMatrix& w, const std::shared_ptr<HugePageArena>& arena);
 
 // M activation rows quantized per block of 32.
 struct QuantActs {
