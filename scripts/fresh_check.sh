@@ -75,7 +75,7 @@ teardown() {
   done
   if [ "$KEEP" -eq 1 ]; then
     log "kept: $FRESH (chroot $FRESH/root)"
-  elif findmnt -rn -o TARGET | grep -q "^$FRESH/"; then
+  elif findmnt -rn -o TARGET | grep "^$FRESH/" >/dev/null; then  # (not -q: findmnt must not die of SIGPIPE)
     log "not removing $FRESH: something is still mounted under it"
   else
     rm -rf "$FRESH"

@@ -42,9 +42,13 @@ HugePageArena::~HugePageArena() {
 void* HugePageArena::allocate(size_t bytes, size_t align) {
   std::lock_guard<std::mutex> lock(mu_);
   if constexpr (kArenaIsHeap) {
-    heap_blocks_.reserve(heap_blocks_.size() + 1);
     void* p = ::operator new(std::max<size_t>(bytes, 1), std::align_val_t(align));
-    heap_blocks_.emplace_back(p, align);
+    try {
+      heap_blocks_.emplace_back(p, align);
+    } catch (...) {
+      ::operator delete(p, std::align_val_t(align));
+      throw;
+    }
     return p;
   }
   if (!chunks_.empty()) {
@@ -57,9 +61,14 @@ void* HugePageArena::allocate(size_t bytes, size_t align) {
   }
   // A new chunk (the rest of the last one stays unused: untouched, it costs no memory).
   const size_t size = round_up(std::max(bytes, chunk_bytes_), kHugePage);
-  chunks_.reserve(chunks_.size() + 1);  // so the push_back below cannot throw and lose the mapping
-  chunks_.push_back(Chunk{map_huge(size), size, bytes});
-  return chunks_.back().base;
+  char* base = map_huge(size);
+  try {
+    chunks_.push_back(Chunk{base, size, bytes});
+  } catch (...) {
+    munmap(base, size);
+    throw;
+  }
+  return base;
 }
 
 size_t HugePageArena::mapped_bytes() const {

@@ -54,21 +54,28 @@ class HugePageArena {
 };
 
 // Allocates from an arena (deallocate is then a no-op: the arena's last user frees it all), or from
-// operator new without one. The arena travels with its container on move, copy and swap, and each
-// container keeps it alive.
+// operator new without one. The arena travels with its buffer on move and swap, and each container keeps
+// it alive; a copy of a container goes to the ordinary heap (copy_into puts one in an arena), so copies
+// never pile up in an arena that cannot free them. Growing an arena-backed vector leaves its old buffer
+// behind: fill them at their final size.
 template <class T>
 struct ArenaAllocator {
   using value_type = T;
   using propagate_on_container_move_assignment = std::true_type;
-  using propagate_on_container_copy_assignment = std::true_type;
+  using propagate_on_container_copy_assignment = std::false_type;
   using propagate_on_container_swap = std::true_type;
 
   std::shared_ptr<HugePageArena> arena;
 
   ArenaAllocator() = default;
   explicit ArenaAllocator(std::shared_ptr<HugePageArena> a) : arena(std::move(a)) {}
+  // Copies only (no move members): a moved-from allocator must still equal its copy.
+  ArenaAllocator(const ArenaAllocator&) = default;
+  ArenaAllocator& operator=(const ArenaAllocator&) = default;
   template <class U>
   ArenaAllocator(const ArenaAllocator<U>& other) : arena(other.arena) {}  // NOLINT: rebinding converts
+
+  ArenaAllocator select_on_container_copy_construction() const { return ArenaAllocator(); }
 
   T* allocate(size_t n) {
     if (!arena) return std::allocator<T>().allocate(n);

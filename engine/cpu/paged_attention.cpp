@@ -1,6 +1,7 @@
 #include "engine/cpu/paged_attention.h"
 
 #include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -380,18 +381,27 @@ void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& k
   const bool grouped = avx512 && !g_portable_only.load(std::memory_order_relaxed) &&
                        (kv.head_dim == 64 || kv.head_dim == 128 || kv.head_dim == 192 || kv.head_dim == 256);
   // A work item is one token's query heads that share a KV head: all `group` of them where the AVX-512
-  // kernel runs, so each K/V row is converted once for the group. (Splitting a decode step's 3 groups in
-  // halves for 2 threads measured no faster on SmolLM2.)
-  const int32_t per_item = grouped ? group : 1;
-  const int32_t items_per_token = n_heads / per_item;
-  const int64_t work = static_cast<int64_t>(T) * items_per_token;
+  // kernel runs, so each K/V row is converted once for the group. A step with fewer groups than threads
+  // (one decode of a model with 1 or 2 KV heads) splits each group so every thread has heads to run.
+  // (Splitting SmolLM2's 3 groups for 2 threads measured no faster, so it is only done below that.)
+  int32_t per_item = grouped ? group : 1;
+  const int64_t groups_in_step = static_cast<int64_t>(T) * kv.n_kv_heads;
+  const int32_t threads = omp_get_max_threads();
+  if (grouped && groups_in_step < threads) {
+    const int64_t parts = std::min<int64_t>(group, (threads + groups_in_step - 1) / groups_in_step);
+    per_item = static_cast<int32_t>((group + parts - 1) / parts);
+  }
+  const int32_t items_per_group = (group + per_item - 1) / per_item;
+  const int64_t work = groups_in_step * items_per_group;
 #pragma omp parallel if (work > 2)
   {
     Scratch scratch;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t w = 0; w < work; ++w) {
-      const int32_t t = static_cast<int32_t>(w / items_per_token);
-      const int32_t h0 = static_cast<int32_t>(w % items_per_token) * per_item, kv_head = h0 / group;
+      const int32_t t = static_cast<int32_t>(w / (kv.n_kv_heads * items_per_group));
+      const int32_t kv_head = static_cast<int32_t>(w / items_per_group % kv.n_kv_heads);
+      const int32_t h0 = kv_head * group + static_cast<int32_t>(w % items_per_group) * per_item;
+      const int32_t n_q = std::min(per_item, (kv_head + 1) * group - h0);
       const int32_t b = seq_of[t];
       const DotOrder order = prefill_order(plan, b, t) ? DotOrder::Gemm : DotOrder::Vec;
       // Causal: token at position p sees keys 0..p of its own sequence (p - window + 1 .. p with a window).
@@ -400,9 +410,9 @@ void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& k
       const float* qt = q + t * row + h0 * kv.head_dim;
       float* ot = out + t * row + h0 * kv.head_dim;
       if (grouped) {
-        attend_group(qt, per_item, kv, plan.block_table(b), kv_head, first, n_ctx, params, order, scratch, ot);
+        attend_group(qt, n_q, kv, plan.block_table(b), kv_head, first, n_ctx, params, order, scratch, ot);
       } else {
-        for (int32_t i = 0; i < per_item; ++i) {
+        for (int32_t i = 0; i < n_q; ++i) {
           attend_one(qt + i * kv.head_dim, kv, plan.block_table(b), kv_head, first, n_ctx, params, order, scratch,
                      ot + i * kv.head_dim);
         }

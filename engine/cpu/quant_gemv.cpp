@@ -21,6 +21,7 @@ namespace pagoda::engine::cpu {
 namespace {
 
 constexpr int kMaxM = 8;  // activation rows per pass (accumulators held in registers)
+constexpr size_t kKeepBytes = size_t{4} << 20;  // widened activations kept between calls (64 rows at K = 16k)
 
 // ggml's hsum_float_8 on eight lanes.
 inline float hsum8(const float* a) {
@@ -293,6 +294,13 @@ void run_kind(GemvIsa isa, const QuantMatrix& w, const QuantActs& x, float* y) {
   static thread_local WideActs caller_wa;
   WideActs& wa = caller_wa;  // shared with the parallel region below: the caller's, not each worker's own
   if (isa == GemvIsa::Vnni) widen_acts(K, x, wa);
+  // A long prefill step's buffers (tens of MiB at 2,048 rows) are not kept for the decode steps after it.
+  struct Trim {
+    WideActs& wa;
+    ~Trim() {
+      if (wa.a.capacity() > kKeepBytes) wa = WideActs();
+    }
+  } trim{wa};
   // Work unit: a few row pairs; enough units for both threads, few enough to keep overhead low.
   constexpr int64_t kPairsPerTask = 8;
   const int64_t tasks = (w.pairs() + kPairsPerTask - 1) / kPairsPerTask;

@@ -71,8 +71,32 @@ TEST(ArenaVector, KeepsItsArenaAndValuesThroughMovesAndCopies) {
   arena.reset();
   EXPECT_FALSE(weak.expired());
   target = ArenaVector<uint16_t>();
-  placed = ArenaVector<uint16_t>();  // (whatever a moved-from vector's allocator still holds)
+  placed = ArenaVector<uint16_t>();  // a moved-from allocator still holds the arena (it must equal its copy)
   EXPECT_TRUE(weak.expired());
+}
+
+TEST(ArenaVector, CopiesGoToTheHeapNotIntoTheArena) {
+  auto arena = HugePageArena::create(2 * kMiB);
+  ArenaVector<float> placed(3000, 1.5f, ArenaAllocator<float>(arena));
+  const size_t mapped = arena->mapped_bytes();
+
+  const ArenaVector<float> copy(placed);  // copy construction: ordinary memory
+  EXPECT_EQ(copy.get_allocator().arena, nullptr);
+  EXPECT_EQ(copy, placed);
+
+  ArenaVector<float> plain(10, 0.0f);
+  plain = placed;  // copy assignment keeps the target's (heap) allocator
+  EXPECT_EQ(plain.get_allocator().arena, nullptr);
+  EXPECT_EQ(plain, placed);
+  if (!kArenaIsHeap) {
+    EXPECT_EQ(arena->mapped_bytes(), mapped);
+  }
+
+  ArenaVector<float> other(5, 2.0f);
+  std::swap(other, placed);  // swap trades buffers and allocators
+  EXPECT_EQ(other.get_allocator().arena, arena);
+  EXPECT_EQ(placed.get_allocator().arena, nullptr);
+  EXPECT_EQ(other, copy);
 }
 
 }  // namespace
