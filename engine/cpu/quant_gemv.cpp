@@ -56,7 +56,7 @@ void rows_scalar(const QuantMatrix& w, const QuantActs& x, int64_t p0, int64_t p
         for (int e = 0; e < kQBlock; ++e) lanes[e / 4] += weight_at<K>(u, e) * a[e];
         const float d = fp16_to_fp32(w.d[slot]) * x.d[m * nb + b];
         for (int k = 0; k < 8; ++k) acc[k] = std::fma(d, static_cast<float>(lanes[k]), acc[k]);
-        if constexpr (K == QuantKind::Q4_1) summs = std::fma(fp16_to_fp32(w.m[slot]), x.s_q8_1[m * nb + b], summs);
+        if constexpr (K == QuantKind::Q4_1) summs = std::fma(fp16_to_fp32(w.m[w.m_index(row, b)]), x.s_q8_1[m * nb + b], summs);
       }
       y[m * w.rows + row] = hsum8(acc) + summs;
     }
@@ -111,7 +111,7 @@ __attribute__((target("avx2,fma,f16c"))) inline void row_tile_avx2(const QuantMa
       }
       const float d = wd * x.d[m * nb + b];
       acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot), acc[i]);
-      if constexpr (K == QuantKind::Q4_1) summs[i] = std::fma(_cvtsh_ss(w.m[slot]), x.s_q8_1[m * nb + b], summs[i]);
+      if constexpr (K == QuantKind::Q4_1) summs[i] = std::fma(_cvtsh_ss(w.m[w.m_index(row, b)]), x.s_q8_1[m * nb + b], summs[i]);
     }
   }
   for (int i = 0; i < MT; ++i) y[(m0 + i) * w.rows + row] = hsum256(acc[i]) + summs[i];
@@ -136,7 +136,7 @@ __attribute__((target("avx2,fma,f16c"))) void rows_avx2(const QuantMatrix& w, co
 // VPDPBUSD multiplies it with the same block of both rows of a pair.
 struct WideActs {
   std::vector<uint8_t> a;    // [M][nb][64]
-  std::vector<int32_t> zp;   // [M][nb][16]: per-lane sums of zero_point * a (Q4_0: 8, Q8: 128)
+  std::vector<int32_t> zp;   // [M][nb][16]: per-lane -(zero_point * a) sums (Q4_0: 8, Q8: 128), VPDPBUSD's start
   int32_t m_stride = 0;      // M rounded up to kMaxM
   std::vector<float> d_t;    // [nb][m_stride]: activation scales, m fastest (one load per block)
   std::vector<float> s_t;    // [nb][m_stride]: Q8_1 sums, m fastest
@@ -174,28 +174,64 @@ void widen_acts(QuantKind kind, const QuantActs& x, WideActs& out) {
     for (int lane = 0; lane < 16; ++lane) {
       int32_t s = 0;
       for (int j = 0; j < 4; ++j) s += static_cast<int8_t>(dst[lane * 4 + j]);
-      out.zp[i * 16 + lane] = zp * s;
+      out.zp[i * 16 + lane] = -zp * s;
+    }
+  }
+}
+
+#define PAGODA_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+
+// Q4_1's block-minimum term for one group of 16 weight rows and MC activation rows, written to y: lane r
+// holds row 16g + r's chain summs = fma(m_b, s_b, summs) over the blocks in order, ggml's scalar loop per
+// (row, m). The pair kernel then adds its lane sum to it (hsum + summs, as ggml; addition commutes).
+// One 16-row load and convert per block replaces a load, a convert and two 256-bit FMAs per row pair.
+template <int MC>
+PAGODA_VNNI_TARGET void q4_1_summs_vnni(const QuantMatrix& w, const WideActs& wa, int64_t g, int32_t m0, float* y) {
+  const int64_t nb = w.blocks_per_row();
+  const uint16_t* mg = w.m.data() + g * nb * 16;
+  __m512 acc[MC];
+  for (int m = 0; m < MC; ++m) acc[m] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mg + b * 16)));
+    const float* s = &wa.s_t[b * wa.m_stride + m0];
+    for (int m = 0; m < MC; ++m) acc[m] = _mm512_fmadd_ps(mv, _mm512_set1_ps(s[m]), acc[m]);
+  }
+  const int64_t row0 = g * 16;
+  const auto mask = static_cast<__mmask16>((1u << std::min<int64_t>(16, w.rows - row0)) - 1);
+  for (int m = 0; m < MC; ++m) _mm512_mask_storeu_ps(y + static_cast<int64_t>(m0 + m) * w.rows + row0, mask, acc[m]);
+}
+
+void q4_1_summs_group(const QuantMatrix& w, const WideActs& wa, int32_t M, int64_t g, float* y) {
+  for (int32_t m0 = 0; m0 < M; m0 += kMaxM) {
+    switch (std::min(kMaxM, M - m0)) {
+      case 1: q4_1_summs_vnni<1>(w, wa, g, m0, y); break;
+      case 2: q4_1_summs_vnni<2>(w, wa, g, m0, y); break;
+      case 3: q4_1_summs_vnni<3>(w, wa, g, m0, y); break;
+      case 4: q4_1_summs_vnni<4>(w, wa, g, m0, y); break;
+      case 5: q4_1_summs_vnni<5>(w, wa, g, m0, y); break;
+      case 6: q4_1_summs_vnni<6>(w, wa, g, m0, y); break;
+      case 7: q4_1_summs_vnni<7>(w, wa, g, m0, y); break;
+      default: q4_1_summs_vnni<8>(w, wa, g, m0, y); break;
     }
   }
 }
 
 // AVX-512 VNNI: P pairs of rows (P = 1 or 2) and one block per step, for up to kMaxM activation rows.
 // With P = 2 one activation load and one scale broadcast feed two VPDPBUSDs, which is what bounds
-// large steps (prefill, batched decode); each pair's arithmetic is unchanged.
+// large steps (prefill, batched decode); each pair's arithmetic is unchanged. Q4_1's minimum term is
+// already in y (q4_1_summs_vnni).
 template <QuantKind K, int M, int P>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"))) void pairs_step_vnni(
-    const QuantMatrix& w, const WideActs& wa, int32_t m0, int64_t pair0, float* y) {
+PAGODA_VNNI_TARGET void pairs_step_vnni(const QuantMatrix& w, const WideActs& wa, int32_t m0, int64_t pair0, float* y) {
   const int64_t nb = w.blocks_per_row(), rbb = w.row_block_bytes();
   // Lane pattern of the per-row scales: 4-bit layout [A B A B] x4 lanes, 8-bit layout [A B] x8 lanes.
   const __m512i scale_idx = K == QuantKind::Q8 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
                                                : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
+  // 4-bit kinds: the pair's 32 bytes in both halves, the upper half shifted to its high nibbles.
+  const __m512i nibble_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+  const __m512i lo4 = _mm512_set1_epi8(0x0F);
   __m512 acc[P][M];
-  // Q4_1 block-minimum terms of rows A and B, one lane per activation row: the same fma chain per
-  // (row, m) as ggml's scalar `summs += m * s`, eight chains at once.
-  __m256 summsA[P], summsB[P];
   for (int p = 0; p < P; ++p) {
     for (int m = 0; m < M; ++m) acc[p][m] = _mm512_setzero_ps();
-    summsA[p] = summsB[p] = _mm256_setzero_ps();
   }
   for (int64_t b = 0; b < nb; ++b) {
     __m512i u[P];
@@ -205,47 +241,36 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f1
       if constexpr (K == QuantKind::Q8) {
         u[p] = _mm512_loadu_si512(ub);
       } else {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ub));
-        const __m256i lo4 = _mm256_set1_epi8(0x0F);
-        u[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, lo4)),
-                                  _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4), 1);
+        const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ub)));
+        u[p] = _mm512_and_si512(_mm512_srlv_epi64(v, nibble_shift), lo4);
       }
       const int64_t slot = ((pair0 + p) * nb + b) * 2;
       uint32_t d2;
       __builtin_memcpy(&d2, &w.d[slot], 4);
       dw[p] = _mm512_permutexvar_ps(scale_idx, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d2)))));
-      if constexpr (K == QuantKind::Q4_1) {
-        uint32_t m2;
-        __builtin_memcpy(&m2, &w.m[slot], 4);
-        const __m128 mpair = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(m2)));
-        const __m256 s = _mm256_loadu_ps(&wa.s_t[b * wa.m_stride + m0]);
-        summsA[p] = _mm256_fmadd_ps(_mm256_broadcastss_ps(mpair), s, summsA[p]);
-        summsB[p] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(mpair)), s, summsB[p]);
-      }
     }
     const float* da = &wa.d_t[b * wa.m_stride + m0];
     for (int m = 0; m < M; ++m) {
       const int64_t ab = (m0 + m) * nb + b;
       const __m512i a = _mm512_loadu_si512(wa.a.data() + ab * 64);
       const __m512 dam = _mm512_set1_ps(da[m]);
+      // Q4_0 / Q8: the lanes start at -(zero point * a), so the weights' offset costs no extra op.
+      const __m512i start = K == QuantKind::Q4_1 ? _mm512_setzero_si512() : _mm512_loadu_si512(wa.zp.data() + ab * 16);
       for (int p = 0; p < P; ++p) {
-        __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[p], a);
-        if constexpr (K != QuantKind::Q4_1) lanes = _mm512_sub_epi32(lanes, _mm512_loadu_si512(wa.zp.data() + ab * 16));
+        const __m512i lanes = _mm512_dpbusd_epi32(start, u[p], a);
         acc[p][m] = _mm512_fmadd_ps(_mm512_mul_ps(dw[p], dam), _mm512_cvtepi32_ps(lanes), acc[p][m]);
       }
     }
   }
   for (int p = 0; p < P; ++p) {
-    float summs[2][8];
-    _mm256_storeu_ps(summs[0], summsA[p]);
-    _mm256_storeu_ps(summs[1], summsB[p]);
     const int64_t rowA = 2 * (pair0 + p);
     for (int m = 0; m < M; ++m) {
       // Back to ggml's lane order per row: 8-bit [A | B]; 4-bit [A_lo B_lo A_hi B_hi] -> [A_lo A_hi | B_lo B_hi].
       const __m512 r = K == QuantKind::Q8 ? acc[p][m] : _mm512_shuffle_f32x4(acc[p][m], acc[p][m], _MM_SHUFFLE(3, 1, 2, 0));
       float* ym = y + static_cast<int64_t>(m0 + m) * w.rows;
-      ym[rowA] = hsum256(_mm512_castps512_ps256(r)) + summs[0][m];
-      if (rowA + 1 < w.rows) ym[rowA + 1] = hsum256(_mm512_extractf32x8_ps(r, 1)) + summs[1][m];
+      const float sum_a = hsum256(_mm512_castps512_ps256(r)), sum_b = hsum256(_mm512_extractf32x8_ps(r, 1));
+      ym[rowA] = K == QuantKind::Q4_1 ? sum_a + ym[rowA] : sum_a;
+      if (rowA + 1 < w.rows) ym[rowA + 1] = K == QuantKind::Q4_1 ? sum_b + ym[rowA + 1] : sum_b;
     }
   }
 }
@@ -301,14 +326,19 @@ void run_kind(GemvIsa isa, const QuantMatrix& w, const QuantActs& x, float* y) {
       if (wa.a.capacity() > kKeepBytes) wa = WideActs();
     }
   } trim{wa};
-  // Work unit: a few row pairs; enough units for both threads, few enough to keep overhead low.
+  // Work unit: a few row pairs; enough units for both threads, few enough to keep overhead low. One
+  // unit is one 16-row group of Q4_1's minima.
   constexpr int64_t kPairsPerTask = 8;
+  static_assert(2 * kPairsPerTask == 16, "a task's rows are one group of QuantMatrix::m");
   const int64_t tasks = (w.pairs() + kPairsPerTask - 1) / kPairsPerTask;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t p0 = t * kPairsPerTask, p1 = std::min(w.pairs(), p0 + kPairsPerTask);
     switch (isa) {
-      case GemvIsa::Vnni: pairs_vnni<K>(w, x, wa, p0, p1, y); break;
+      case GemvIsa::Vnni:
+        if constexpr (K == QuantKind::Q4_1) q4_1_summs_group(w, wa, x.M, t, y);
+        pairs_vnni<K>(w, x, wa, p0, p1, y);
+        break;
       case GemvIsa::Avx2: rows_avx2<K>(w, x, p0, p1, y); break;
       default: rows_scalar<K>(w, x, p0, p1, y); break;
     }

@@ -89,7 +89,7 @@ Result<QuantMatrix> make_quant_matrix(const std::vector<const GgufTensorInfo*>& 
   const int64_t nb = w.blocks_per_row(), rbb = w.row_block_bytes();
   w.u.assign(static_cast<size_t>(w.pairs() * nb * 2 * rbb), w.kind == QuantKind::Q8 ? 0x80 : 0);
   w.d.assign(static_cast<size_t>(w.pairs() * nb * 2), 0);
-  if (w.kind == QuantKind::Q4_1) w.m.assign(w.d.size(), 0);
+  if (w.kind == QuantKind::Q4_1) w.m.assign(static_cast<size_t>(w.groups() * nb * 16), 0);
 
   int64_t row0 = 0;
   for (const GgufTensorInfo* t : parts) {
@@ -114,7 +114,7 @@ Result<QuantMatrix> make_quant_matrix(const std::vector<const GgufTensorInfo*>& 
             BlockQ4_1 blk;
             std::memcpy(&blk, t->data + (r * nb + b) * sizeof blk, sizeof blk);
             w.d[slot] = blk.d;
-            w.m[slot] = blk.m;
+            w.m[w.m_index(row, b)] = blk.m;
             std::memcpy(u, blk.qs, 16);
           } else if (t->type == GgmlType::Q4_0) {
             BlockQ4_0 blk;

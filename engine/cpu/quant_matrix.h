@@ -40,13 +40,16 @@ struct QuantMatrix {
   // elements j and j + 16). An odd last row is paired with a zero row.
   ArenaVector<uint8_t> u;
   ArenaVector<uint16_t> d;  // fp16 [pair][block][2]
-  ArenaVector<uint16_t> m;  // fp16 [pair][block][2], Q4_1 only
+  // fp16 [group of 16 rows][block][16], Q4_1 only: a block's minima of 16 rows are one 32-byte load, so
+  // the VNNI kernel sums the m * s term for 16 rows in the lanes of one register (m_index below).
+  ArenaVector<uint16_t> m;
   // Q4_0x8 instead: u = [group][block][run 4][row 16][4 bytes], d = fp16 [group][block][row 16]; the
   // rows past `rows` in the last group are zero.
   int64_t pairs() const { return (rows + 1) / 2; }
   int64_t blocks_per_row() const { return cols / kQBlock; }
   int64_t row_block_bytes() const { return kind == QuantKind::Q8 ? kQBlock : kQBlock / 2; }
-  int64_t groups() const { return (rows + 15) / 16; }  // Q4_0x8
+  int64_t groups() const { return (rows + 15) / 16; }  // Q4_0x8, and Q4_1's m
+  int64_t m_index(int64_t row, int64_t block) const { return ((row / 16) * blocks_per_row() + block) * 16 + row % 16; }
   int64_t weight_bytes() const { return static_cast<int64_t>(u.size() + 2 * (d.size() + m.size())); }
 };
 
