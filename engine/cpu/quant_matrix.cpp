@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cmath>
 #include <cstring>
 
@@ -45,25 +46,6 @@ QuantKind kind_of(GgmlType t) {
   }
 }
 
-// The pair layout of a Q4_0 matrix into Q4_0x8's groups of 16 rows (quant_matrix.h).
-void regroup_q4_0x8(QuantMatrix& w) {
-  const int64_t nb = w.blocks_per_row(), groups = w.groups();
-  decltype(w.u) u(static_cast<size_t>(groups * nb * 4 * 64), 0);
-  decltype(w.d) d(static_cast<size_t>(groups * nb * 16), 0);
-  for (int64_t r = 0; r < w.rows; ++r) {
-    const int64_t g = r / 16, rr = r % 16, pair = r / 2, half = r % 2;
-    for (int64_t b = 0; b < nb; ++b) {
-      const int64_t slot = (pair * nb + b) * 2 + half;
-      const uint8_t* qs = w.u.data() + slot * (kQBlock / 2);
-      for (int t = 0; t < 4; ++t) std::memcpy(&u[static_cast<size_t>(((g * nb + b) * 4 + t) * 64 + rr * 4)], qs + 4 * t, 4);
-      d[static_cast<size_t>((g * nb + b) * 16 + rr)] = w.d[slot];
-    }
-  }
-  w.u = std::move(u);
-  w.d = std::move(d);
-  w.kind = QuantKind::Q4_0x8;
-}
-
 }  // namespace
 
 void move_into(QuantMatrix& w, const std::shared_ptr<HugePageArena>& arena) {
@@ -85,54 +67,61 @@ Result<QuantMatrix> make_quant_matrix(const std::vector<const GgufTensorInfo*>& 
   }
   bool all_rows_by_8 = true;
   for (const GgufTensorInfo* t : parts) all_rows_by_8 = all_rows_by_8 && t->dims[1] % 8 == 0;
-  const bool repacked = w.kind == QuantKind::Q4_0 && all_rows_by_8;
-  const int64_t nb = w.blocks_per_row(), rbb = w.row_block_bytes();
-  w.u.assign(static_cast<size_t>(w.pairs() * nb * 2 * rbb), w.kind == QuantKind::Q8 ? 0x80 : 0);
-  w.d.assign(static_cast<size_t>(w.pairs() * nb * 2), 0);
-  if (w.kind == QuantKind::Q4_1) w.m.assign(static_cast<size_t>(w.groups() * nb * 16), 0);
+  if (w.kind == QuantKind::Q4_0 && all_rows_by_8) w.kind = QuantKind::Q4_0x8;
+  const int64_t nb = w.blocks_per_row();
+  w.u.assign(static_cast<size_t>(w.groups() * nb * w.runs_per_block() * QuantMatrix::kRunBytes),
+             w.kind == QuantKind::Q8 ? 0x80 : 0);
+  w.d.assign(static_cast<size_t>(w.groups() * nb * QuantMatrix::kGroup), 0);
+  if (w.kind == QuantKind::Q4_1) w.m.assign(w.d.size(), 0);
 
   int64_t row0 = 0;
   for (const GgufTensorInfo* t : parts) {
     const int64_t rows = t->dims[1];
-    const bool native = kind_of(t->type) == w.kind && (t->type == GgmlType::Q4_0 || t->type == GgmlType::Q4_1 ||
-                                                        t->type == GgmlType::Q8_0);
+    // The part's own blocks (else its rows are requantized to Q8_0 from floats).
+    const bool exact_type = t->type == GgmlType::Q4_0 || t->type == GgmlType::Q4_1 || t->type == GgmlType::Q8_0;
+    const bool native = exact_type && (kind_of(t->type) == w.kind || w.kind == QuantKind::Q4_0x8);
 #pragma omp parallel
     {
       std::vector<float> tmp(native ? 0 : w.cols);
 #pragma omp for schedule(static)
       for (int64_t r = 0; r < rows; ++r) {
-        const int64_t row = row0 + r, pair = row / 2, half = row % 2;
+        const int64_t row = row0 + r, g = row / QuantMatrix::kGroup, in_run = (row % QuantMatrix::kGroup) * 4;
         if (!native) (void)tensor_row_to_f32(*t, r, tmp.data());  // type was validated at indexing
         for (int64_t b = 0; b < nb; ++b) {
-          const int64_t slot = (pair * nb + b) * 2 + half;  // index into d / m
-          uint8_t* u = w.u.data() + slot * rbb;
-          if (!native) {
-            const BlockQ8_0 blk = requantize_q8_0(tmp.data() + b * kQBlock);
-            w.d[slot] = blk.d;
-            for (int i = 0; i < kQBlock; ++i) u[i] = static_cast<uint8_t>(blk.qs[i] ^ 0x80);
-          } else if (t->type == GgmlType::Q4_1) {
+          const int64_t s = w.scale_index(row, b);
+          if (w.kind == QuantKind::Q8) {  // 8 runs of 4 bytes, u = q ^ 0x80
+            BlockQ8_0 blk;
+            if (native) {
+              std::memcpy(&blk, t->data + (r * nb + b) * sizeof blk, sizeof blk);
+            } else {
+              blk = requantize_q8_0(tmp.data() + b * kQBlock);
+            }
+            w.d[s] = blk.d;
+            for (int k = 0; k < 8; ++k) {
+              uint8_t* run = w.u.data() + w.run_offset(g, b, k) + in_run;
+              for (int j = 0; j < 4; ++j) run[j] = static_cast<uint8_t>(blk.qs[4 * k + j] ^ 0x80);
+            }
+            continue;
+          }
+          const uint8_t* qs;
+          if (t->type == GgmlType::Q4_1) {
             BlockQ4_1 blk;
             std::memcpy(&blk, t->data + (r * nb + b) * sizeof blk, sizeof blk);
-            w.d[slot] = blk.d;
-            w.m[w.m_index(row, b)] = blk.m;
-            std::memcpy(u, blk.qs, 16);
-          } else if (t->type == GgmlType::Q4_0) {
+            w.d[s] = blk.d;
+            w.m[s] = blk.m;
+            qs = t->data + (r * nb + b) * sizeof blk + offsetof(BlockQ4_1, qs);
+          } else {
             BlockQ4_0 blk;
             std::memcpy(&blk, t->data + (r * nb + b) * sizeof blk, sizeof blk);
-            w.d[slot] = blk.d;
-            std::memcpy(u, blk.qs, 16);
-          } else {
-            BlockQ8_0 blk;
-            std::memcpy(&blk, t->data + (r * nb + b) * sizeof blk, sizeof blk);
-            w.d[slot] = blk.d;
-            for (int i = 0; i < kQBlock; ++i) u[i] = static_cast<uint8_t>(blk.qs[i] ^ 0x80);
+            w.d[s] = blk.d;
+            qs = t->data + (r * nb + b) * sizeof blk + offsetof(BlockQ4_0, qs);
           }
+          for (int k = 0; k < 4; ++k) std::memcpy(w.u.data() + w.run_offset(g, b, k) + in_run, qs + 4 * k, 4);
         }
       }
     }
     row0 += rows;
   }
-  if (repacked) regroup_q4_0x8(w);
   return w;
 }
 

@@ -7,7 +7,9 @@
 //    mul_sum_*_pairs lanes), then  acc[lane] = fma(d_w * d_a, lane, acc[lane]);
 //  - a row's result is hsum(acc) (+ sum_b fma(m_w, s_a) for Q4_1's block minimum).
 // Q4_0, Q4_1 and Q8_0 tensors are exact; other formats are requantized to Q8_0 at load.
-// Rows are stored in pairs so one 512-bit VPDPBUSD covers the same block of two rows.
+// Rows sit in the vector lanes: groups of 16 rows, and per group and block, runs of 64 bytes (run t:
+// each row's bytes 4t..4t+3), so one VPDPBUSD gives 16 rows' 4-element dot products, one ggml lane
+// each. The per-row arithmetic above is unchanged; only the rows computed at once are.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,28 +30,25 @@ enum class QuantKind : uint8_t {
 };
 // ggml repacks a Q4_0 matrix whose rows are a multiple of 8 (on AVX2 and AVX-512: q4_0_8x8, its
 // CPU_REPACK buffer) and multiplies it differently: each block's 32 products summed as one integer, then
-// one acc = fma(float(sum), d_w * d_a, acc) per block and output, no eight lanes. So do we, on a layout
-// of our own with the same idea (rows in the vector lanes, repacked_gemv.cpp): groups of 16 rows; per
-// group and block, four 64-byte runs (run t: each row's bytes 4t..4t+3, i.e. elements 4t..4t+3 in the
-// low nibbles and 16+4t..16+4t+3 in the high ones), then the 16 rows' fp16 scales.
+// one acc = fma(float(sum), d_w * d_a, acc) per block and output, no eight lanes. So do we
+// (repacked_gemv.cpp), on the same layout.
 
 struct QuantMatrix {
   int64_t rows = 0, cols = 0;  // y[rows] = W[rows][cols] . x[cols]
   QuantKind kind = QuantKind::Q8;
-  // [pair][block][row A bytes, row B bytes]; 4-bit kinds keep GGUF's nibble order (byte j holds
-  // elements j and j + 16). An odd last row is paired with a zero row.
+  // [group of 16 rows][block][run][row 16][4 bytes], run_bytes apart. 4-bit kinds: 4 runs, GGUF's bytes
+  // (byte j holds elements j and j + 16), so run t's low nibbles are lane t and its high nibbles lane
+  // t + 4. Q8: 8 runs of u = q ^ 0x80 (q signed), run k is lane k. Rows past `rows` are zero.
   ArenaVector<uint8_t> u;
-  ArenaVector<uint16_t> d;  // fp16 [pair][block][2]
-  // fp16 [group of 16 rows][block][16], Q4_1 only: a block's minima of 16 rows are one 32-byte load, so
-  // the VNNI kernel sums the m * s term for 16 rows in the lanes of one register (m_index below).
-  ArenaVector<uint16_t> m;
-  // Q4_0x8 instead: u = [group][block][run 4][row 16][4 bytes], d = fp16 [group][block][row 16]; the
-  // rows past `rows` in the last group are zero.
-  int64_t pairs() const { return (rows + 1) / 2; }
+  ArenaVector<uint16_t> d;  // fp16 [group][block][row 16]: the blocks' scales
+  ArenaVector<uint16_t> m;  // fp16 [group][block][row 16]: Q4_1's block minima
+  static constexpr int kGroup = 16, kRunBytes = 64;
+  int64_t groups() const { return (rows + kGroup - 1) / kGroup; }
   int64_t blocks_per_row() const { return cols / kQBlock; }
-  int64_t row_block_bytes() const { return kind == QuantKind::Q8 ? kQBlock : kQBlock / 2; }
-  int64_t groups() const { return (rows + 15) / 16; }  // Q4_0x8, and Q4_1's m
-  int64_t m_index(int64_t row, int64_t block) const { return ((row / 16) * blocks_per_row() + block) * 16 + row % 16; }
+  int runs_per_block() const { return kind == QuantKind::Q8 ? 8 : 4; }
+  // Where run t of group g's block b starts in u, and where row `row`'s scale (minimum) of block b is in d (m).
+  int64_t run_offset(int64_t g, int64_t b, int t) const { return ((g * blocks_per_row() + b) * runs_per_block() + t) * kRunBytes; }
+  int64_t scale_index(int64_t row, int64_t b) const { return ((row / kGroup) * blocks_per_row() + b) * kGroup + row % kGroup; }
   int64_t weight_bytes() const { return static_cast<int64_t>(u.size() + 2 * (d.size() + m.size())); }
 };
 
@@ -70,7 +69,7 @@ struct QuantActs {
 };
 void quantize_acts(const float* x, int32_t M, int64_t K, QuantActs& out);
 
-// y[m][n] = sum_k W[n][k] x[m][k], any M. Parallel over row pairs (OpenMP).
+// y[m][n] = sum_k W[n][k] x[m][k], any M. Parallel over row groups (OpenMP).
 void quant_gemv(const QuantMatrix& w, const QuantActs& x, float* y);
 
 // Which kernel quant_gemv runs on this machine ("avx512_vnni", "avx2", "scalar").

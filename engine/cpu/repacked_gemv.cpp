@@ -22,8 +22,8 @@ namespace pagoda::engine::cpu {
 
 namespace {
 
-constexpr int kGroup = 16;     // rows per group
-constexpr int kRunBytes = 64;  // one run: 16 rows x 4 bytes
+constexpr int kGroup = QuantMatrix::kGroup;        // rows per group
+constexpr int kRunBytes = QuantMatrix::kRunBytes;  // one run: 16 rows x 4 bytes
 constexpr int kMaxTile = 8;    // activation rows per pass
 
 // Sum of each activation block's 32 int8 values (the zero-point term).
