@@ -163,5 +163,36 @@ TEST(QuantGemv, ActivationQuantizationIsGgmlQ8_1) {
   EXPECT_FLOAT_EQ(qa.s_q8_1[0], fp16_to_fp32(fp32_to_fp16(16.0f / 127.0f * static_cast<float>(sum))));
 }
 
+// Every block as ggml's quantize_row_q8_1 computes it, spelled out here: random magnitudes, a block
+// of ties (x * 127 / amax exactly halfway between integers, rounded to even) and an all-zero block.
+TEST(QuantGemv, ActivationQuantizationMatchesGgmlOnEveryBlock) {
+  const int32_t M = 3;
+  const int64_t K = 320, nb = K / 32;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> dist;
+  std::vector<float> x(M * K);
+  for (int64_t i = 0; i < M * K; ++i) x[i] = dist(rng) * std::ldexp(1.0f, static_cast<int>(i / 32 % 9) - 4);
+  const float ties[] = {0.5f, 1.5f, 2.5f, -0.5f, -2.5f, -3.5f, 126.5f, -126.5f};
+  for (int j = 0; j < 32; ++j) x[32 + j] = j == 0 ? 127.0f : ties[j % 8];  // amax 127: x * 127 / amax == x
+  for (int j = 0; j < 32; ++j) x[64 + j] = 0.0f;
+  QuantActs qa;
+  quantize_acts(x.data(), M, K, qa);
+  for (int64_t b = 0; b < M * nb; ++b) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) {
+      const int q = static_cast<int>(std::nearbyint(x[b * 32 + j] * id));
+      ASSERT_EQ(qa.q[b * 32 + j], q) << "block " << b << " element " << j;
+      sum += q;
+    }
+    ASSERT_EQ(qa.d[b], fp16_to_fp32(fp32_to_fp16(d))) << "block " << b;
+    ASSERT_EQ(qa.s_q8_1[b], fp16_to_fp32(fp32_to_fp16(d * static_cast<float>(sum)))) << "block " << b;
+  }
+  EXPECT_EQ(qa.q[32 + 2], 2);   // 2.5 rounds to even
+  EXPECT_EQ(qa.q[32 + 13], -4);  // -3.5 rounds to even
+}
+
 }  // namespace
 }  // namespace pagoda::engine::cpu
