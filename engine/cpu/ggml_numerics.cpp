@@ -50,15 +50,47 @@ __attribute__((target("avx512f,avx512dq"))) void exp16_avx512(const float* xp, f
   _mm512_storeu_ps(yp, res);
 }
 
+// The same operations on eight lanes at a time. VSCALEFPS is AVX-512 only: where every lane's result
+// is a normal float (n in [-125, 127], j in [0.7, 1.5)), j * 2^n built from the exponent bits is exact
+// and equal to it; otherwise (over/underflow, inf, NaN) the eight lanes go through expf_lane.
+__attribute__((target("avx2,fma"))) void exp8_avx2(const float* xp, float* yp) {
+  const __m256 x = _mm256_loadu_ps(xp);
+  const __m256 r = _mm256_set1_ps(0x1.8p23f);
+  const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+  const __m256 n = _mm256_sub_ps(z, r);
+  const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                    _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+  const __m256 u = _mm256_mul_ps(b, b);
+  const __m256 j = _mm256_fmadd_ps(
+      _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                      _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+      u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0F)));
+  const __m256 normal = _mm256_and_ps(_mm256_cmp_ps(n, _mm256_set1_ps(-125.0f), _CMP_GE_OQ),
+                                      _mm256_cmp_ps(n, _mm256_set1_ps(127.0f), _CMP_LE_OQ));
+  if (_mm256_movemask_ps(normal) != 0xFF) {
+    for (int l = 0; l < 8; ++l) yp[l] = expf_lane(xp[l]);
+    return;
+  }
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  _mm256_storeu_ps(yp, _mm256_mul_ps(j, _mm256_castsi256_ps(bits)));
+}
+
 }  // namespace
 
+void ggml_exp16_scalar(const float* x, float* y) {
+  for (int l = 0; l < kLanes; ++l) y[l] = expf_lane(x[l]);
+}
+
+void ggml_exp16_avx2(const float* x, float* y) {
+  exp8_avx2(x, y);
+  exp8_avx2(x + 8, y + 8);
+}
+
 void ggml_exp16(const float* x, float* y) {
-  static const bool avx512 = cpu_features().avx512;
-  if (avx512) {
-    exp16_avx512(x, y);
-  } else {
-    for (int l = 0; l < kLanes; ++l) y[l] = expf_lane(x[l]);
-  }
+  static const auto exp16 = cpu_features().avx512                        ? exp16_avx512
+                            : cpu_features().avx2 && cpu_features().fma ? ggml_exp16_avx2
+                                                                         : ggml_exp16_scalar;
+  exp16(x, y);
 }
 
 float ggml_reduce16(const float* a) {

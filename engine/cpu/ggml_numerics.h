@@ -15,8 +15,11 @@ namespace pagoda::engine::cpu {
 
 inline constexpr int kLanes = 16;
 
-// y[l] = ggml_v_expf(x[l]) for 16 lanes.
+// y[l] = ggml_v_expf(x[l]) for 16 lanes, on the widest instructions the CPU has; every variant gives
+// the AVX-512 version's bits. The narrower ones by name, for tests (the AVX2 one needs AVX2 and FMA).
 void ggml_exp16(const float* x, float* y);
+void ggml_exp16_scalar(const float* x, float* y);
+void ggml_exp16_avx2(const float* x, float* y);
 // The sum of 16 lanes in _mm512_reduce_add_ps's order.
 float ggml_reduce16(const float* lanes);
 
