@@ -33,8 +33,8 @@ constexpr int kGroup = QuantMatrix::kGroup, kRunBytes = QuantMatrix::kRunBytes;
 // VNNI: activation rows per pass. Each holds 8 accumulators of 16 rows; two rows' 16 leave registers
 // for the weights and scales.
 constexpr int32_t kTileRows = 2;
-// With more activation rows than this, a 4-bit group's nibbles are unpacked once into a buffer that
-// every pass reads, instead of once per pass.
+// With at least this many activation rows, a 4-bit group's nibbles are unpacked once into a buffer
+// that every pass reads, instead of once per pass.
 constexpr int32_t kUnpackMinRows = 3;
 constexpr size_t kKeepBytes = size_t{4} << 20;  // per-call buffers kept between calls
 
@@ -93,7 +93,9 @@ void group_scalar(const QuantMatrix& w, const QuantActs& x, int64_t g, float* y)
 void lane_starts(QuantKind kind, const QuantActs& x, std::vector<int32_t>& out) {
   const int zp = zero_point(kind);
   out.resize(static_cast<size_t>(x.M * x.K / 4));
-  for (size_t i = 0; i < out.size(); ++i) {
+  const auto n = static_cast<int64_t>(out.size());
+#pragma omp parallel for schedule(static) if (n >= (int64_t{1} << 14))
+  for (int64_t i = 0; i < n; ++i) {
     const int8_t* a = x.q.data() + 4 * i;
     out[i] = -zp * (a[0] + a[1] + a[2] + a[3]);
   }
@@ -229,8 +231,9 @@ PAGODA_TARGET_AVX2 void half_avx2(const QuantMatrix& w, const uint8_t* wu, const
 template <QuantKind K>
 void group_avx2(const QuantMatrix& w, const QuantActs& x, const int32_t* starts, int64_t g, float* y) {
   const uint8_t* wu = w.u.data() + w.run_offset(g, 0, 0);
+  const int halves = g * kGroup + 8 < w.rows ? 2 : 1;  // a last group of 8 rows or fewer: no second half
   for (int32_t m = 0; m < x.M; ++m) {
-    for (int half = 0; half < 2; ++half) half_avx2<K, K != QuantKind::Q8>(w, wu, x, starts, g, half, m, y);
+    for (int half = 0; half < halves; ++half) half_avx2<K, K != QuantKind::Q8>(w, wu, x, starts, g, half, m, y);
   }
 }
 
@@ -246,22 +249,21 @@ void run_kind(GemvIsa isa, const QuantMatrix& w, const QuantActs& x, float* y) {
   // Reused across calls, and shared with the parallel region below (the caller's, not each worker's).
   static thread_local std::vector<int32_t> caller_starts;
   std::vector<int32_t>& starts = caller_starts;
-  if (K != QuantKind::Q4_1 && isa != GemvIsa::Scalar) lane_starts(K, x, starts);
+  // Q4_1 is unsigned and needs none; AVX2's Q8 takes ggml's sign trick instead.
+  if (K == QuantKind::Q4_0 ? isa != GemvIsa::Scalar : K == QuantKind::Q8 && isa == GemvIsa::Vnni) lane_starts(K, x, starts);
   const bool unpack = K != QuantKind::Q8 && isa == GemvIsa::Vnni && x.M >= kUnpackMinRows;
 #pragma omp parallel for schedule(static)
   for (int64_t g = 0; g < w.groups(); ++g) {
-    const uint8_t* wu = w.u.data() + w.run_offset(g, 0, 0);
     if (isa == GemvIsa::Scalar) {
       group_scalar<K>(w, x, g, y);
     } else if (isa == GemvIsa::Avx2) {
       group_avx2<K>(w, x, starts.data(), g, y);
     } else if (unpack) {
-      static thread_local std::vector<uint8_t> lanes;  // this worker's
+      static thread_local std::vector<uint8_t> lanes;  // this worker's: 512 bytes per block
       unpack_group(w, g, lanes);
       group_vnni<K, false>(w, lanes.data(), x, starts.data(), g, y);
-      if (lanes.capacity() > kKeepBytes) std::vector<uint8_t>().swap(lanes);
     } else {
-      group_vnni<K, K != QuantKind::Q8>(w, wu, x, starts.data(), g, y);
+      group_vnni<K, K != QuantKind::Q8>(w, w.u.data() + w.run_offset(g, 0, 0), x, starts.data(), g, y);
     }
   }
   // A long prefill step's starts (tens of MiB at 2,048 rows) are not kept for the decode steps after it.

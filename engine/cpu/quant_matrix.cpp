@@ -4,7 +4,6 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
-#include <cstddef>
 #include <cmath>
 #include <cstring>
 
@@ -110,18 +109,18 @@ Result<QuantMatrix> make_quant_matrix(const std::vector<const GgufTensorInfo*>& 
             }
             continue;
           }
-          const uint8_t* qs;
+          uint8_t qs[16];
           if (t->type == GgmlType::Q4_1) {
             BlockQ4_1 blk;
             std::memcpy(&blk, t->data + (r * nb + b) * sizeof blk, sizeof blk);
             w.d[s] = blk.d;
             w.m[s] = blk.m;
-            qs = t->data + (r * nb + b) * sizeof blk + offsetof(BlockQ4_1, qs);
+            std::memcpy(qs, blk.qs, 16);
           } else {
             BlockQ4_0 blk;
             std::memcpy(&blk, t->data + (r * nb + b) * sizeof blk, sizeof blk);
             w.d[s] = blk.d;
-            qs = t->data + (r * nb + b) * sizeof blk + offsetof(BlockQ4_0, qs);
+            std::memcpy(qs, blk.qs, 16);
           }
           for (int k = 0; k < 4; ++k) std::memcpy(w.u.data() + w.run_offset(g, b, k) + in_run, qs + 4 * k, 4);
         }
@@ -165,8 +164,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) void quantize_block_av
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   const __m512i q0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, scale), kNearest);
   const __m512i q1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, scale), kNearest);
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(qb), _mm512_cvtepi32_epi8(q0));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(qb + 16), _mm512_cvtepi32_epi8(q1));
+  // Saturating, as ggml's packs: the same for finite inputs (|q| <= 127), -128 for inf / NaN as ggml.
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(qb), _mm512_cvtsepi32_epi8(q0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(qb + 16), _mm512_cvtsepi32_epi8(q1));
   const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
   *d_out = static_cast<float>(static_cast<_Float16>(d));
   *s_out = static_cast<float>(static_cast<_Float16>(d * static_cast<float>(sum)));

@@ -36,9 +36,10 @@ enum class QuantKind : uint8_t {
 struct QuantMatrix {
   int64_t rows = 0, cols = 0;  // y[rows] = W[rows][cols] . x[cols]
   QuantKind kind = QuantKind::Q8;
-  // [group of 16 rows][block][run][row 16][4 bytes], run_bytes apart. 4-bit kinds: 4 runs, GGUF's bytes
-  // (byte j holds elements j and j + 16), so run t's low nibbles are lane t and its high nibbles lane
-  // t + 4. Q8: 8 runs of u = q ^ 0x80 (q signed), run k is lane k. Rows past `rows` are zero.
+  // [group of 16 rows][block][run][row 16][4 bytes], runs kRunBytes apart. 4-bit kinds: 4 runs, GGUF's
+  // bytes (byte j holds elements j and j + 16), so run t's low nibbles are lane t and its high nibbles
+  // lane t + 4. Q8: 8 runs of u = q ^ 0x80 (q signed), run k is lane k. Rows past `rows` are zero
+  // weights with zero scales.
   ArenaVector<uint8_t> u;
   ArenaVector<uint16_t> d;  // fp16 [group][block][row 16]: the blocks' scales
   ArenaVector<uint16_t> m;  // fp16 [group][block][row 16]: Q4_1's block minima

@@ -24,7 +24,7 @@ namespace {
 
 constexpr int kGroup = QuantMatrix::kGroup;        // rows per group
 constexpr int kRunBytes = QuantMatrix::kRunBytes;  // one run: 16 rows x 4 bytes
-constexpr int kMaxTile = 8;    // activation rows per pass
+constexpr int kMaxTile = 8;                        // activation rows per pass
 
 // Sum of each activation block's 32 int8 values (the zero-point term).
 std::vector<int32_t> block_sums(const QuantActs& x) {

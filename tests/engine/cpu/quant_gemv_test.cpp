@@ -2,6 +2,7 @@
 // product of the dequantized weights with the quantized activations (the exact math of the format).
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -146,6 +147,126 @@ TEST(QuantGemv, Q4_0IsRepackedWhereLlamaCppRepacksIt) {
 }
 TEST(QuantGemv, StackedPartsActAsOneMatrix) { check_type(GgmlType::Q4_1, 37, 21); }
 TEST(QuantGemv, OtherTypesAreRequantizedTo8Bits) { check_type(GgmlType::F32, 38, 0); }
+
+// ggml's vec_dot of one GGUF row with activation row m, from the file's own blocks (no layout of ours):
+// eight int32 lanes of 4 elements per block, acc[k] = fma(d_w * d_a, lane, acc[k]), hsum_float_8, then
+// Q4_1's summs chain; or, repacked Q4_0 (q4_0_8x8), one integer sum and one fma per block.
+float ggml_vec_dot_row(GgmlType type, bool repacked, const uint8_t* row, const QuantActs& x, int32_t m) {
+  const int64_t nb = x.K / kQBlock;
+  float acc[8] = {}, summs = 0.0f, acc1 = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const int8_t* a = x.q.data() + m * x.K + b * kQBlock;
+    int w[kQBlock];
+    uint16_t dh, mh = 0;
+    if (type == GgmlType::Q8_0) {
+      const uint8_t* blk = row + b * 34;
+      std::memcpy(&dh, blk, 2);
+      for (int e = 0; e < kQBlock; ++e) w[e] = static_cast<int8_t>(blk[2 + e]);
+    } else {
+      const int header = type == GgmlType::Q4_1 ? 4 : 2;
+      const uint8_t* blk = row + b * (16 + header);
+      std::memcpy(&dh, blk, 2);
+      if (type == GgmlType::Q4_1) std::memcpy(&mh, blk + 2, 2);
+      for (int e = 0; e < kQBlock; ++e) {
+        const int nib = e < 16 ? blk[header + e] & 0x0F : blk[header + e - 16] >> 4;
+        w[e] = type == GgmlType::Q4_0 ? nib - 8 : nib;
+      }
+    }
+    int32_t lanes[8] = {};
+    for (int e = 0; e < kQBlock; ++e) lanes[e / 4] += w[e] * a[e];
+    const float d = fp16_to_fp32(dh) * x.d[m * nb + b];
+    if (repacked) {
+      const int32_t sum = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
+      acc1 = std::fma(static_cast<float>(sum), d, acc1);
+    } else {
+      for (int k = 0; k < 8; ++k) acc[k] = std::fma(d, static_cast<float>(lanes[k]), acc[k]);
+      if (type == GgmlType::Q4_1) summs = std::fma(fp16_to_fp32(mh), x.s_q8_1[m * nb + b], summs);
+    }
+  }
+  if (repacked) return acc1;
+  const float r0 = acc[4] + acc[0], r1 = acc[5] + acc[1], r2 = acc[6] + acc[2], r3 = acc[7] + acc[3];
+  const float hsum = (r0 + r2) + (r1 + r3);
+  return type == GgmlType::Q4_1 ? hsum + summs : hsum;
+}
+
+// Every kernel against ggml's vec_dot bit for bit, per weight format, on row counts that fill and part-fill
+// the last group of 16, activation rows that take every tile path, and extreme weights and activations
+// (Q8_0 weights of -128 against activations of +-127: the largest 4-element lane sums).
+TEST(QuantGemv, EveryKernelGivesGgmlVecDotBits) {
+  struct Case {
+    GgmlType type;
+    int64_t rows;
+    bool extreme;
+  };
+  const Case cases[] = {{GgmlType::Q4_1, 37, false}, {GgmlType::Q4_1, 16, true}, {GgmlType::Q4_0, 37, false},
+                        {GgmlType::Q4_0, 40, false}, {GgmlType::Q8_0, 37, false}, {GgmlType::Q8_0, 9, true}};
+  const int64_t cols = 128;
+  for (const Case& c : cases) {
+    auto bytes = random_blocks(c.type, c.rows, cols, 21);
+    const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(c.type));
+    const int64_t row_bytes = ggml_row_bytes(*info, cols);
+    if (c.extreme) {  // every weight at its most negative (Q8_0: -128, 4-bit: nibble 0), scales kept
+      const int header = c.type == GgmlType::Q4_1 ? 4 : 2;
+      for (size_t off = 0; off < bytes.size(); off += info->type_size) {
+        std::memset(&bytes[off + header], c.type == GgmlType::Q8_0 ? 0x80 : 0x00, info->type_size - header);
+      }
+    }
+    GgufTensorInfo t = tensor("w", c.type, c.rows, cols, bytes);
+    auto qm = make_quant_matrix({&t});
+    ASSERT_TRUE(qm.ok()) << qm.message();
+    const bool repacked = qm.value().kind == QuantKind::Q4_0x8;
+    std::mt19937 rng(4);
+    std::normal_distribution<float> dist;
+    for (int32_t M : {1, 2, 3, 4, 9}) {
+      std::vector<float> x(M * cols);
+      for (int64_t i = 0; i < M * cols; ++i) x[i] = c.extreme ? (i % 3 == 0 ? -1.0f : 1.0f) : dist(rng);
+      QuantActs qa;
+      quantize_acts(x.data(), M, cols, qa);
+      for (GemvIsa isa : runnable_isas()) {
+        std::vector<float> y(M * c.rows);
+        quant_gemv_with(isa, qm.value(), qa, y.data());
+        for (int64_t r = 0; r < c.rows; ++r) {
+          for (int32_t m = 0; m < M; ++m) {
+            const float ref = ggml_vec_dot_row(c.type, repacked, bytes.data() + r * row_bytes, qa, m);
+            ASSERT_EQ(std::bit_cast<uint32_t>(y[m * c.rows + r]), std::bit_cast<uint32_t>(ref))
+                << "type " << int(c.type) << " isa " << int(isa) << " M " << M << " row " << r << " m " << m;
+          }
+        }
+      }
+    }
+  }
+}
+
+// In a stack of formats (Q8_0 with F16: one common 8-bit form), the Q8_0 rows keep their exact blocks.
+TEST(QuantGemv, MixedStackKeepsTheExactPartsBlocks) {
+  const int64_t cols = 64;
+  auto a = random_blocks(GgmlType::Q8_0, 11, cols, 1), b = random_blocks(GgmlType::F32, 7, cols, 2),
+       c = random_blocks(GgmlType::Q8_0, 13, cols, 3);
+  GgufTensorInfo ta = tensor("a", GgmlType::Q8_0, 11, cols, a), tb = tensor("b", GgmlType::F32, 7, cols, b),
+                 tc = tensor("c", GgmlType::Q8_0, 13, cols, c);
+  auto qm = make_quant_matrix({&ta, &tb, &tc});
+  ASSERT_TRUE(qm.ok()) << qm.message();
+  EXPECT_EQ(qm.value().kind, QuantKind::Q8);
+  std::vector<float> x(3 * cols);
+  std::mt19937 rng(9);
+  std::normal_distribution<float> dist;
+  for (float& v : x) v = dist(rng);
+  QuantActs qa;
+  quantize_acts(x.data(), 3, cols, qa);
+  const int64_t N = 31, row_bytes = ggml_row_bytes(*ggml_type_info(static_cast<uint32_t>(GgmlType::Q8_0)), cols);
+  for (GemvIsa isa : runnable_isas()) {
+    std::vector<float> y(3 * N);
+    quant_gemv_with(isa, qm.value(), qa, y.data());
+    for (int32_t m = 0; m < 3; ++m) {
+      for (int64_t r = 0; r < 11; ++r) {
+        EXPECT_EQ(y[m * N + r], ggml_vec_dot_row(GgmlType::Q8_0, false, a.data() + r * row_bytes, qa, m));
+      }
+      for (int64_t r = 0; r < 13; ++r) {
+        EXPECT_EQ(y[m * N + 18 + r], ggml_vec_dot_row(GgmlType::Q8_0, false, c.data() + r * row_bytes, qa, m));
+      }
+    }
+  }
+}
 
 // ggml's Q8_1 block for a known input: scale amax/127 in fp16, q = round(x * 127 / amax).
 TEST(QuantGemv, ActivationQuantizationIsGgmlQ8_1) {
