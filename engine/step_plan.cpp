@@ -8,7 +8,8 @@
 
 namespace pagoda::engine {
 
-Status StepPlan::validate(int32_t num_blocks, int32_t block_size, int32_t vocab_size) const {
+Status StepPlan::validate(int32_t num_blocks, int32_t block_size, int32_t vocab_size, int32_t num_window_blocks,
+                          int32_t window) const {
   const size_t T = token_ids.size(), B = seq_ids.size();
   if (positions.size() != T || slot_mapping.size() != T) {
     return Status::error(fmt::format("step plan: {} tokens but {} positions and {} slots", T, positions.size(),
@@ -59,6 +60,7 @@ Status StepPlan::validate(int32_t num_blocks, int32_t block_size, int32_t vocab_
       }
     }
   }
+  if (Status s = validate_window_tables(num_window_blocks, block_size, window); !s.ok()) return s;
   if (!prompt_lens.empty() && prompt_lens.size() != B) {
     return Status::error(fmt::format("step plan: {} sequences but {} prompt_lens entries", B, prompt_lens.size()));
   }
@@ -68,6 +70,47 @@ Status StepPlan::validate(int32_t num_blocks, int32_t block_size, int32_t vocab_
     }
   }
   return validate_samples(vocab_size);
+}
+
+// After the main tables' checks (sizes, positions). Each sequence's window table must hold a block of
+// the window pool from its first new token's window on (positions ctx - n + 1 - window ...), and each
+// new token's window slot must be its position in that table.
+Status StepPlan::validate_window_tables(int32_t num_window_blocks, int32_t block_size, int32_t window) const {
+  const size_t T = token_ids.size(), B = seq_ids.size();
+  if (!has_window_tables() && window_slot_mapping.empty()) {
+    if (num_window_blocks <= 0) return {};
+    return Status::error("step plan: the backend keeps the sliding-window layers' KV in a pool of its own, but the "
+                         "plan has no window block tables");
+  }
+  if (num_window_blocks <= 0 || window <= 0) {
+    return Status::error("step plan: window block tables, but the backend has no window pool");
+  }
+  if (window_slot_mapping.size() != T || window_block_tables.size() != block_tables.size()) {
+    return Status::error(fmt::format("step plan: {} tokens and {} table entries but {} window slots and {} window "
+                                     "table entries",
+                                     T, block_tables.size(), window_slot_mapping.size(), window_block_tables.size()));
+  }
+  for (size_t b = 0; b < B; ++b) {
+    const int32_t begin = cu_seqlens[b], n = cu_seqlens[b + 1] - begin, ctx = context_lens[b];
+    auto table = window_block_table(static_cast<int32_t>(b));
+    for (int32_t i = std::max(0, ctx - n + 1 - window) / block_size; i < (ctx + block_size - 1) / block_size; ++i) {
+      if (table[i] < 0 || table[i] >= num_window_blocks) {
+        return Status::error(fmt::format("step plan: sequence {} window table entry {} = {} is outside the window pool "
+                                         "(0..{})",
+                                         seq_ids[b], i, table[i], num_window_blocks - 1));
+      }
+    }
+    for (int32_t j = 0; j < n; ++j) {
+      const int32_t pos = positions[begin + j];
+      const int32_t want = table[pos / block_size] * block_size + pos % block_size;
+      if (window_slot_mapping[begin + j] != want) {
+        return Status::error(fmt::format("step plan: sequence {} position {} maps to window slot {}, but its window "
+                                         "table puts it at {}",
+                                         seq_ids[b], pos, window_slot_mapping[begin + j], want));
+      }
+    }
+  }
+  return {};
 }
 
 Status StepPlan::validate_samples(int32_t vocab_size) const {
@@ -174,6 +217,18 @@ void StepPlanBuilder::set_prompt_len(int32_t prompt_len) {
   plan_.prompt_lens.back() = prompt_len;
 }
 
+void StepPlanBuilder::set_window_table(std::span<const int32_t> window_table) {
+  const int32_t b = static_cast<int32_t>(plan_.seq_ids.size()) - 1;
+  window_tables_.resize(plan_.seq_ids.size());
+  window_tables_.back().assign(window_table.begin(), window_table.end());
+  plan_.window_slot_mapping.resize(plan_.token_ids.size(), -1);
+  for (int32_t t = plan_.cu_seqlens[b]; t < plan_.cu_seqlens[b + 1]; ++t) {
+    const int32_t pos = plan_.positions[t];
+    const int32_t blk = pos / block_size_ < static_cast<int32_t>(window_table.size()) ? window_table[pos / block_size_] : -1;
+    plan_.window_slot_mapping[t] = blk * block_size_ + pos % block_size_;
+  }
+}
+
 void StepPlanBuilder::sample_last_row(uint64_t seq_id) {
   plan_.sample_seq_ids.push_back(seq_id);
   plan_.sample_rows.push_back(static_cast<int32_t>(plan_.logits_indices.size()) - 1);
@@ -197,14 +252,23 @@ StepPlan StepPlanBuilder::build() {
   if (!plan_.prompt_lens.empty()) plan_.prompt_lens.resize(plan_.seq_ids.size(), -1);  // unknown past the last set
   int32_t max_blocks = 0;
   for (const auto& t : tables_) max_blocks = std::max(max_blocks, static_cast<int32_t>(t.size()));
+  for (const auto& t : window_tables_) max_blocks = std::max(max_blocks, static_cast<int32_t>(t.size()));
   plan_.max_blocks_per_seq = max_blocks;
   plan_.block_tables.assign(tables_.size() * static_cast<size_t>(max_blocks), -1);
   for (size_t b = 0; b < tables_.size(); ++b) {
     std::copy(tables_[b].begin(), tables_[b].end(), plan_.block_tables.begin() + b * max_blocks);
   }
+  if (!window_tables_.empty()) {  // sequences after the last set_window_table have none: -1 (validate says so)
+    plan_.window_slot_mapping.resize(plan_.token_ids.size(), -1);
+    plan_.window_block_tables.assign(tables_.size() * static_cast<size_t>(max_blocks), -1);
+    for (size_t b = 0; b < window_tables_.size(); ++b) {
+      std::copy(window_tables_[b].begin(), window_tables_[b].end(), plan_.window_block_tables.begin() + b * max_blocks);
+    }
+  }
   StepPlan out = std::move(plan_);
   plan_ = StepPlan();
   tables_.clear();
+  window_tables_.clear();
   return out;
 }
 

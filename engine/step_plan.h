@@ -22,6 +22,11 @@ struct StepPlan {
   std::vector<int32_t> context_lens;  // tokens in the sequence's KV after this step (this step's included)
   std::vector<int32_t> block_tables;  // [B][max_blocks_per_seq], unused entries -1
   int32_t max_blocks_per_seq = 0;
+  // Sliding-window layers whose K/V live in a pool of their own (KvCacheOptions::window), optional:
+  // empty, or the window pool's slots [T] and tables [B][max_blocks_per_seq] (-1 where released:
+  // blocks wholly before every new token's window are never read).
+  std::vector<int32_t> window_slot_mapping;
+  std::vector<int32_t> window_block_tables;
   // Token indices (into [T]) whose next-token logits are wanted, in output order.
   std::vector<int32_t> logits_indices;
   // Per sequence, optional (empty, or -1 where unknown): the sequence's prompt length. Positions below
@@ -55,15 +60,24 @@ struct StepPlan {
   std::span<const int32_t> block_table(int32_t b) const {
     return {block_tables.data() + static_cast<size_t>(b) * max_blocks_per_seq, static_cast<size_t>(max_blocks_per_seq)};
   }
+  bool has_window_tables() const { return !window_block_tables.empty(); }
+  std::span<const int32_t> window_block_table(int32_t b) const {
+    return {window_block_tables.data() + static_cast<size_t>(b) * max_blocks_per_seq,
+            static_cast<size_t>(max_blocks_per_seq)};
+  }
 
   // Checks every invariant a backend relies on (sizes, ranges, causal positions, slots inside the
   // sequence's blocks); a backend calls this before touching memory. num_blocks/block_size describe
-  // the KV pool the plan targets.
-  Status validate(int32_t num_blocks, int32_t block_size, int32_t vocab_size) const;
+  // the KV pool the plan targets; num_window_blocks > 0 a window pool for layers with a sliding window
+  // of `window` tokens, which the plan must then address through window tables covering every new
+  // token's window (and must not address otherwise).
+  Status validate(int32_t num_blocks, int32_t block_size, int32_t vocab_size, int32_t num_window_blocks = 0,
+                  int32_t window = 0) const;
   // The sampling fields alone (rows in range, one draw per sequence, mask sizes, no empty mask), for
   // whoever samples (engine/model_runner.h); validate() includes it.
   Status validate_samples(int32_t vocab_size) const;
   Status validate_drafts(int32_t vocab_size) const;  // part of validate_samples()
+  Status validate_window_tables(int32_t num_window_blocks, int32_t block_size, int32_t window) const;  // of validate()
 };
 
 // Builds a StepPlan one sequence at a time. The scheduler (and tests, and the CLI) use it so the flat
@@ -80,6 +94,9 @@ class StepPlanBuilder {
                     bool want_last = true);
   // Sets the prompt length of the sequence added last (StepPlan::prompt_lens).
   void set_prompt_len(int32_t prompt_len);
+  // Sets the window-pool table of the sequence added last (KvCacheManager::window_block_table); a plan
+  // with a window pool gives every sequence one.
+  void set_window_table(std::span<const int32_t> window_table);
   // Sequence seq_id draws a token from the logits row added last (call after add_sequence with logits).
   void sample_last_row(uint64_t seq_id);
   // Sequence seq_id, added last with tokens = [its last committed token, drafts...], verifies the drafts:
@@ -92,6 +109,7 @@ class StepPlanBuilder {
   int32_t block_size_;
   StepPlan plan_;
   std::vector<std::vector<int32_t>> tables_;
+  std::vector<std::vector<int32_t>> window_tables_;
 };
 
 }  // namespace pagoda::engine

@@ -10,6 +10,13 @@
 // (parent block's hash, its token ids); when its last reference goes it stays findable in the prefix
 // cache until the pool needs it (least recently freed evicted first). A hit is verified against the
 // stored token ids, so hash collisions cannot alias two prefixes.
+//
+// Sliding-window layers (gemma2/3) may keep their K/V in a second pool, the window pool (vLLM's
+// SlidingWindowManager): a sequence then has a second table, its window table, of the same length,
+// whose blocks only cover the keys its next tokens can still see. A token at position p reads keys
+// p - window + 1 .. p, so once tokens up to c are committed every window block wholly before
+// c + 1 - window is released (-1 in the table; a cached one waits in the window pool's prefix cache).
+// A prefix hit then needs the window blocks of the hit's last `window` tokens cached too.
 #include <cstdint>
 #include <span>
 #include <string>
@@ -24,6 +31,10 @@ struct KvCacheOptions {
   int32_t num_blocks = 0;
   int32_t block_size = 16;
   bool enable_prefix_caching = true;
+  // > 0: the sliding window (tokens) of the layers whose K/V live in the window pool, of
+  // num_window_blocks blocks of block_size. 0: no window pool (every layer in the main one).
+  int32_t window = 0;
+  int32_t num_window_blocks = 0;
 };
 
 struct KvCacheStats {
@@ -32,6 +43,10 @@ struct KvCacheStats {
   int32_t cached_blocks = 0;  // unreferenced but holding a prefix-cache entry (evictable)
   int64_t prefix_queries = 0; // full prompt blocks eligible for a hit (all but one covering the whole prompt)
   int64_t prefix_hits = 0;    // of which reused from the cache (the leading run of hits)
+  // The window pool's, where there is one (0 otherwise).
+  int32_t num_window_blocks = 0;
+  int32_t used_window_blocks = 0;
+  int32_t cached_window_blocks = 0;
 };
 
 class KvCacheManager {
@@ -57,14 +72,21 @@ class KvCacheManager {
   // are about to change). False, with nothing changed, when the pool cannot supply the blocks.
   bool allocate_slots(uint64_t seq, int32_t num_tokens);
 
+  // With a window pool the same holds for the window table, from the first block the new tokens'
+  // windows reach back to; all-or-nothing over both pools.
+  //
   // Rolls the sequence back to its first `num_tokens` tokens (rejected speculative tokens, an undone
   // step): later positions stop counting as committed and their blocks leave its prefix chain. The
   // blocks stay with the sequence; the next allocate_slots rewrites from `num_tokens` (copying or
-  // uncaching as above). Nothing changes when no more than `num_tokens` are committed.
+  // uncaching as above). Nothing changes when no more than `num_tokens` are committed. With a window
+  // pool, keys released from the window table are gone, so the window of position `num_tokens` must
+  // not reach back into released blocks (a rollback of speculative tokens never does: they were not
+  // committed); check_consistency reports a deeper one.
   void truncate(uint64_t seq, int32_t num_tokens);
 
   // The sequence's KV now holds `tokens` (all its token ids, in order) for positions [0, tokens.size()).
-  // Blocks that became full are added to the prefix cache. Incremental: positions committed before are
+  // Blocks that became full are added to the prefix cache (both pools' blocks). Window blocks now wholly
+  // out of reach of the next token's window are released. Incremental: positions committed before are
   // taken as unchanged, only the new tail is read (fewer tokens than before is a truncate).
   void commit_tokens(uint64_t seq, std::span<const int32_t> tokens);
 
@@ -74,13 +96,19 @@ class KvCacheManager {
   // Releases the sequence's blocks (refcount - 1). Unknown ids are ignored.
   void free(uint64_t seq);
 
-  // Block copies (src, dst) the backend must perform before the next step (copy-on-write).
+  // Block copies (src, dst) the backend must perform before the next step (copy-on-write), in the
+  // main pool and in the window pool.
   std::vector<std::pair<int32_t, int32_t>> take_pending_copies();
+  std::vector<std::pair<int32_t, int32_t>> take_pending_window_copies();
 
   std::span<const int32_t> block_table(uint64_t seq) const;
+  // The window pool's table (-1 where released or never needed); empty without a window pool.
+  std::span<const int32_t> window_block_table(uint64_t seq) const;
+  // The window pool's window, 0 when there is none.
+  int32_t window() const;
   bool has_sequence(uint64_t seq) const;
   int32_t block_size() const;
-  // Blocks an allocation could use now: free ones plus evictable cached ones.
+  // Blocks an allocation could use now: free ones plus evictable cached ones (main pool).
   int32_t num_available_blocks() const;
   KvCacheStats stats() const;
 

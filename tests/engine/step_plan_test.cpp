@@ -67,6 +67,52 @@ TEST(StepPlan, ValidateRejectsBrokenPlans) {
   }
 }
 
+// Window tables (a window pool of 6 blocks, window 3): sequence 10 prefills positions 0..4, sequence 11
+// decodes position 9, whose window reaches back to position 7 (block 1): its block 0 was released.
+StepPlan two_windowed_sequences() {
+  StepPlanBuilder b(4);
+  const std::vector<int32_t> prompt = {5, 6, 7, 8, 9}, decode = {3};
+  b.add_sequence(10, prompt, 0, std::vector<int32_t>{7, 2});
+  b.set_window_table(std::vector<int32_t>{4, 5});
+  b.sample_last_row(10);
+  b.add_sequence(11, decode, 9, std::vector<int32_t>{0, 1, 3});
+  b.set_window_table(std::vector<int32_t>{-1, 0, 2});
+  b.sample_last_row(11);
+  return b.build();
+}
+
+TEST(StepPlanWindow, BuilderMapsWindowSlotsThroughTheWindowTable) {
+  StepPlan p = two_windowed_sequences();
+  EXPECT_EQ(p.window_slot_mapping, (std::vector<int32_t>{16, 17, 18, 19, 20, 9}));
+  EXPECT_EQ(p.window_block_tables, (std::vector<int32_t>{4, 5, -1, -1, 0, 2}));
+  EXPECT_TRUE(p.validate(8, 4, 100, 6, 3).ok()) << p.validate(8, 4, 100, 6, 3).message();
+  // Without a window pool in the backend, or with one but a plan without tables: refused.
+  EXPECT_NE(p.validate(8, 4, 100).message().find("no window pool"), std::string::npos);
+  EXPECT_NE(two_sequences().validate(8, 4, 100, 6, 3).message().find("no window block tables"), std::string::npos);
+}
+
+TEST(StepPlanWindow, ValidateRejectsWindowsThatReachReleasedBlocks) {
+  struct Case {
+    const char* what;
+    void (*mutate)(StepPlan&);
+    int32_t window;
+    const char* message_part;
+  };
+  const Case cases[] = {
+      {"a window of 8 reaches the released block 0", [](StepPlan&) {}, 8, "window table entry 0 = -1"},
+      {"window block outside the pool", [](StepPlan& p) { p.window_block_tables[5] = 6; }, 3, "outside the window pool"},
+      {"window slot mismatch", [](StepPlan& p) { p.window_slot_mapping[1] = 3; }, 3, "window slot 3"},
+      {"window slots short", [](StepPlan& p) { p.window_slot_mapping.pop_back(); }, 3, "window slots"},
+  };
+  for (const Case& c : cases) {
+    StepPlan p = two_windowed_sequences();
+    c.mutate(p);
+    Status s = p.validate(8, 4, 100, 6, c.window);
+    EXPECT_FALSE(s.ok()) << c.what;
+    EXPECT_NE(s.message().find(c.message_part), std::string::npos) << c.what << ": " << s.message();
+  }
+}
+
 TEST(StepPlan, MasksOfTheRightSizeAreValid) {
   StepPlan p = two_sequences();
   p.token_masks.assign(3 * static_cast<size_t>(token_mask_words(100)), 0u);

@@ -1,5 +1,5 @@
 // KvCacheManager: allocation and growth, all-or-nothing failure, prefix-cache reuse and eviction order,
-// fork with copy-on-write, and prefix caching switched off.
+// fork with copy-on-write, prefix caching switched off, and the sliding-window layers' pool.
 #include "engine/kv/kv_cache_manager.h"
 
 #include <gtest/gtest.h>
@@ -19,6 +19,10 @@ namespace {
 using Table = std::vector<int32_t>;
 Table table(const KvCacheManager& kv, uint64_t seq) {
   auto t = kv.block_table(seq);
+  return Table(t.begin(), t.end());
+}
+Table window_table(const KvCacheManager& kv, uint64_t seq) {
+  auto t = kv.window_block_table(seq);
   return Table(t.begin(), t.end());
 }
 
@@ -342,6 +346,99 @@ TEST(KvCacheManager, UnknownAndReusedIdsAreHarmless) {
   EXPECT_EQ(kv.stats().used_blocks, 2);
   kv.start_sequence(1, iota(2, 0));  // restarting an id releases its old table
   EXPECT_TRUE(kv.block_table(1).empty());
+  EXPECT_CONSISTENT(kv);
+}
+
+// Window pool: a token at position p reads keys p - 5 .. p (window 6), so with 4-token blocks a sequence
+// that committed c tokens keeps window blocks (c - 5) / 4 .. (c - 1) / 4 (2 at most), while its main
+// table keeps them all.
+TEST(KvCacheManagerWindow, ReleasesBlocksBehindTheWindow) {
+  KvCacheManager kv({.num_blocks = 16, .block_size = 4, .window = 6, .num_window_blocks = 4});
+  EXPECT_EQ(kv.window(), 6);
+  std::vector<int32_t> tokens;
+  kv.start_sequence(1, {});
+  for (int32_t c = 1; c <= 40; ++c) {  // one decode token per step
+    ASSERT_TRUE(kv.allocate_slots(1, c)) << c;
+    tokens.push_back(100 + c);
+    kv.commit_tokens(1, tokens);
+    const Table w = window_table(kv, 1);
+    ASSERT_EQ(w.size(), table(kv, 1).size());
+    for (int32_t i = 0; i < static_cast<int32_t>(w.size()); ++i) {
+      const bool held = i >= std::max(0, c + 1 - 6) / 4;  // the next token's window starts there
+      EXPECT_EQ(w[i] >= 0, held) << "after " << c << " tokens, window block " << i;
+    }
+    EXPECT_LE(kv.stats().used_window_blocks, 2);  // between steps: (c - 5) / 4 .. (c - 1) / 4
+    EXPECT_CONSISTENT(kv);
+  }
+  EXPECT_EQ(table(kv, 1).size(), 10u);
+  EXPECT_EQ(kv.stats().num_window_blocks, 4);
+  kv.free(1);
+  EXPECT_EQ(kv.stats().used_window_blocks, 0);
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManagerWindow, AllocationIsAllOrNothingAcrossBothPools) {
+  KvCacheManager kv({.num_blocks = 16, .block_size = 4, .window = 6, .num_window_blocks = 3});
+  kv.start_sequence(1, {});
+  // 16 tokens at once need 4 window blocks: the window pool has 3, so nothing is taken from either.
+  EXPECT_FALSE(kv.allocate_slots(1, 16));
+  EXPECT_TRUE(kv.block_table(1).empty());
+  EXPECT_EQ(kv.num_available_blocks(), 16);
+  EXPECT_EQ(kv.stats().used_window_blocks, 0);
+  ASSERT_TRUE(kv.allocate_slots(1, 12));
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManagerWindow, PrefixHitNeedsTheLastWindowCached) {
+  KvCacheManager kv({.num_blocks = 32, .block_size = 4, .window = 6, .num_window_blocks = 8});
+  const std::vector<int32_t> prompt = iota(21, 0);
+  prefill(kv, 1, prompt);  // window blocks 0..3 leave with the commit, cached; 4 and 5 stay
+  EXPECT_EQ(window_table(kv, 1), (Table{-1, -1, -1, -1, window_table(kv, 1)[4], window_table(kv, 1)[5]}));
+  kv.free(1);
+  EXPECT_EQ(kv.stats().cached_window_blocks, 5);  // the five full ones
+  // 20 tokens hit: the next token (position 20) reads keys 15..20, so window blocks 3 and 4 must be cached.
+  EXPECT_EQ(kv.peek_cached_prefix(prompt), 20);
+  EXPECT_EQ(kv.start_sequence(2, prompt), 20);
+  const Table w = window_table(kv, 2);
+  ASSERT_EQ(w.size(), 5u);
+  EXPECT_EQ(w[0], -1);
+  EXPECT_EQ(w[2], -1);
+  EXPECT_GE(w[3], 0);
+  EXPECT_GE(w[4], 0);
+  EXPECT_CONSISTENT(kv);
+  kv.free(2);
+
+  // A sequence still prefilling (nothing committed, so nothing released) takes every window block: the
+  // free ones, then the cached ones, oldest first. The main pool still holds the whole prompt, but
+  // without its last window nothing can be reused.
+  kv.start_sequence(3, {});
+  for (int32_t c = 4; kv.stats().cached_window_blocks > 0; c += 4) {
+    ASSERT_TRUE(kv.allocate_slots(3, c)) << c;
+    ASSERT_LT(c, 200);
+  }
+  kv.free(3);
+  EXPECT_EQ(kv.peek_cached_prefix(prompt), 0);
+  EXPECT_EQ(kv.start_sequence(4, prompt), 0);
+  EXPECT_GT(kv.stats().cached_blocks, 4);  // the main pool's entries are still there
+  EXPECT_CONSISTENT(kv);
+}
+
+TEST(KvCacheManagerWindow, ForkCopiesTheSharedWindowBlockOnWrite) {
+  KvCacheManager kv({.num_blocks = 8, .block_size = 4, .window = 6, .num_window_blocks = 6});
+  prefill(kv, 1, iota(6, 0));  // block 1 partial, in both pools
+  kv.fork(1, 2);
+  const Table parent = window_table(kv, 1);
+  EXPECT_EQ(window_table(kv, 2), parent);
+  ASSERT_TRUE(kv.allocate_slots(2, 7));
+  const Table child = window_table(kv, 2);
+  EXPECT_EQ(child[0], parent[0]);
+  EXPECT_NE(child[1], parent[1]);
+  EXPECT_EQ(kv.take_pending_window_copies(), (std::vector<std::pair<int32_t, int32_t>>{{parent[1], child[1]}}));
+  EXPECT_EQ(kv.take_pending_copies().size(), 1u);  // the main pool's copy of the same block
+  EXPECT_CONSISTENT(kv);
+  kv.free(1);
+  kv.free(2);
+  EXPECT_EQ(kv.stats().used_window_blocks, 0);
   EXPECT_CONSISTENT(kv);
 }
 

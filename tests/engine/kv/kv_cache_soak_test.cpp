@@ -2,7 +2,9 @@
 // shared prefixes, chunked prefill, decode growth, forks, cancellations and preemption on a pool small
 // enough to run out, every block is back in the pool and the prefix cache is consistent. A simulated
 // physical KV (one token id per slot) checks the bookkeeping end to end: after every step each
-// sequence must read back exactly its own tokens, through prefix hits and copy-on-write alike.
+// sequence must read back exactly its own tokens, through prefix hits and copy-on-write alike. With a
+// window pool (sliding-window layers) each sequence must also read back the keys of its next token's
+// window through its window table, while holding no more window blocks than that window spans.
 #include "engine/kv/kv_cache_manager.h"
 
 #include <gtest/gtest.h>
@@ -19,6 +21,8 @@ constexpr int32_t kBlock = 4;
 constexpr int32_t kBlocks = 48;
 constexpr int32_t kRequests = 1000;
 constexpr size_t kMaxRunning = 10;
+constexpr int32_t kWindow = 7;         // the windowed run's window: keys p - 6 .. p
+constexpr int32_t kWindowBlocks = 40;  // enough for the running sequences' windows and steps, barely
 
 struct Request {
   uint64_t id = 0;
@@ -28,14 +32,20 @@ struct Request {
 };
 
 struct SoakCounts {
-  int64_t finished = 0, cancelled = 0, preempted = 0, forks = 0, copies = 0;
+  int64_t finished = 0, cancelled = 0, preempted = 0, forks = 0, copies = 0, window_copies = 0;
 };
 
 class Soak {
  public:
-  explicit Soak(bool prefix_caching)
-      : kv_({.num_blocks = kBlocks, .block_size = kBlock, .enable_prefix_caching = prefix_caching}),
-        mem_(static_cast<size_t>(kBlocks * kBlock), -1) {
+  explicit Soak(bool prefix_caching, int32_t window = 0)
+      : kv_({.num_blocks = kBlocks,
+             .block_size = kBlock,
+             .enable_prefix_caching = prefix_caching,
+             .window = window,
+             .num_window_blocks = window > 0 ? kWindowBlocks : 0}),
+        window_(window),
+        mem_(static_cast<size_t>(kBlocks * kBlock), -1),
+        wmem_(static_cast<size_t>(kWindowBlocks * kBlock), -1) {
     for (int32_t len : {5, 9, 14, 21}) prefixes_.push_back(random_tokens(len));
   }
 
@@ -97,12 +107,27 @@ class Soak {
     return mem_[static_cast<size_t>(table[static_cast<size_t>(pos / kBlock)] * kBlock + pos % kBlock)];
   }
 
-  // Every position the sequence has computed reads back its own token.
+  int32_t& window_slot(uint64_t seq, int32_t pos) {
+    const int32_t block = kv_.window_block_table(seq)[static_cast<size_t>(pos / kBlock)];
+    EXPECT_GE(block, 0) << "sequence " << seq << " position " << pos << " has no window block";
+    return wmem_[static_cast<size_t>(std::max(block, 0) * kBlock + pos % kBlock)];
+  }
+
+  // Every position the sequence has computed reads back its own token; with a window pool, every key
+  // the next token's window holds does so through the window table too, and no other window block is held.
   void verify(const Request& r, int32_t upto) {
     ASSERT_GE(kv_.block_table(r.id).size() * kBlock, static_cast<size_t>(upto));
     for (int32_t p = 0; p < upto; ++p) {
       ASSERT_EQ(slot(r.id, p), r.tokens[static_cast<size_t>(p)]) << "sequence " << r.id << " position " << p;
     }
+    if (window_ == 0) return;
+    const int32_t first = std::max(0, upto + 1 - window_);
+    for (int32_t p = first; p < upto; ++p) {
+      ASSERT_EQ(window_slot(r.id, p), r.tokens[static_cast<size_t>(p)]) << "sequence " << r.id << " window position " << p;
+    }
+    const std::span<const int32_t> w = kv_.window_block_table(r.id);
+    const auto held = std::count_if(w.begin(), w.end(), [](int32_t b) { return b >= 0; });
+    ASSERT_LE(held, (upto + kBlock - 1) / kBlock - first / kBlock) << "sequence " << r.id << " after " << upto;
   }
 
   void admit(Request r) {
@@ -153,7 +178,15 @@ class Soak {
         std::copy_n(mem_.begin() + src * kBlock, kBlock, mem_.begin() + dst * kBlock);
         ++counts_.copies;
       }
-      for (int32_t p = r.computed; p < r.computed + n; ++p) slot(r.id, p) = r.tokens[static_cast<size_t>(p)];
+      for (auto [src, dst] : kv_.take_pending_window_copies()) {
+        ASSERT_NE(src, dst);
+        std::copy_n(wmem_.begin() + src * kBlock, kBlock, wmem_.begin() + dst * kBlock);
+        ++counts_.window_copies;
+      }
+      for (int32_t p = r.computed; p < r.computed + n; ++p) {
+        slot(r.id, p) = r.tokens[static_cast<size_t>(p)];
+        if (window_ > 0) window_slot(r.id, p) = r.tokens[static_cast<size_t>(p)];
+      }
       r.computed += n;
       kv_.commit_tokens(r.id, std::span<const int32_t>(r.tokens).first(static_cast<size_t>(r.computed)));
       verify(r, r.computed);
@@ -164,8 +197,10 @@ class Soak {
   }
 
   KvCacheManager kv_;
+  int32_t window_;
   std::mt19937_64 rng_{20240611};
-  std::vector<int32_t> mem_;  // simulated physical KV: the token id written in each slot
+  std::vector<int32_t> mem_;   // simulated physical KV: the token id written in each slot
+  std::vector<int32_t> wmem_;  // the same for the window pool
   std::vector<std::vector<int32_t>> prefixes_;
   std::vector<Request> running_;
   std::deque<Request> waiting_;
@@ -176,6 +211,7 @@ class Soak {
 void expect_all_blocks_back(KvCacheManager& kv) {
   const KvCacheStats st = kv.stats();
   EXPECT_EQ(st.used_blocks, 0);
+  EXPECT_EQ(st.used_window_blocks, 0);
   EXPECT_EQ(kv.num_available_blocks(), kBlocks);  // every block free or cached
   const Status ok = kv.check_consistency();
   EXPECT_TRUE(ok.ok()) << ok.message();
@@ -204,6 +240,30 @@ TEST(KvCacheSoak, ThousandRequestsWithoutPrefixCaching) {
   EXPECT_EQ(c.finished + c.cancelled, kRequests + c.forks);
   EXPECT_EQ(soak.kv().stats().prefix_hits, 0);
   EXPECT_EQ(soak.kv().stats().cached_blocks, 0);
+  expect_all_blocks_back(soak.kv());
+}
+
+// The window pool: the same workload, each sequence holding only its window there. Prefix hits must
+// find the hit's last window cached; forks copy shared window blocks on write.
+TEST(KvCacheSoak, ThousandRequestsWithAWindowPool) {
+  Soak soak(/*prefix_caching=*/true, kWindow);
+  const SoakCounts c = soak.run();
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  EXPECT_EQ(c.finished + c.cancelled, kRequests + c.forks);
+  EXPECT_GT(c.preempted, 0);
+  EXPECT_GT(c.window_copies, 0);
+  const KvCacheStats st = soak.kv().stats();
+  EXPECT_GT(st.prefix_hits, 0);
+  EXPECT_GT(st.cached_window_blocks, 0);
+  expect_all_blocks_back(soak.kv());
+}
+
+TEST(KvCacheSoak, ThousandRequestsWithAWindowPoolWithoutPrefixCaching) {
+  Soak soak(/*prefix_caching=*/false, kWindow);
+  const SoakCounts c = soak.run();
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  EXPECT_EQ(c.finished + c.cancelled, kRequests + c.forks);
+  EXPECT_EQ(soak.kv().stats().cached_window_blocks, 0);
   expect_all_blocks_back(soak.kv());
 }
 
