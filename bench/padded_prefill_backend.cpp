@@ -46,6 +46,9 @@ Status PaddedPrefillBackend::execute(const engine::StepPlan& plan, std::span<flo
   for (int32_t b = 0; b < plan.num_seqs(); ++b) longest = std::max(longest, plan.cu_seqlens[b + 1] - plan.cu_seqlens[b]);
   const int32_t block_size = kv_shape().block_size;
   const int32_t end_block = kv_shape().num_blocks;
+  // Pads get no window-pool blocks (a sliding-window model's pool holds the real sequences' windows
+  // only): such a plan runs unpadded, its pads counted as skipped.
+  const bool windowed = plan.has_window_tables();
   padded_ = plan;
   int32_t next_block = first_pad_block_;
   for (int32_t b = 0; b < plan.num_seqs(); ++b) {
@@ -53,7 +56,7 @@ Status PaddedPrefillBackend::execute(const engine::StepPlan& plan, std::span<flo
     const int32_t pad = longest - n;
     if (n < 2 || pad <= 0) continue;  // decode rows are never padded
     const int32_t blocks = (pad + block_size - 1) / block_size;
-    if (next_block + blocks > end_block) {
+    if (windowed || next_block + blocks > end_block) {
       skipped_pad_tokens += pad;
       continue;
     }

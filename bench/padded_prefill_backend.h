@@ -21,7 +21,7 @@ class PaddedPrefillBackend final : public ForwardingBackend {
   Status execute(const engine::StepPlan& plan, std::span<float> logits) override;
 
   int64_t pad_tokens = 0;          // pads run, over all steps
-  int64_t skipped_pad_tokens = 0;  // pads that did not fit the reserved blocks (then not run)
+  int64_t skipped_pad_tokens = 0;  // pads that did not fit the reserved blocks, or had no window pool blocks (not run)
 
  private:
   int32_t first_pad_block_;

@@ -1,6 +1,7 @@
 // `pagoda bench single`: in-process benchmark of one stream. `pagoda bench mixed-prefill`, `concurrency`,
 // `shared-prefix` and `speculative`: the serving workloads in process, straight into an EngineLoop (the
 // server-driven workloads arrive with the load-test harness).
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -33,8 +34,9 @@ struct BenchArgs {
   bench::SpeculativeOptions speculative;
 };
 
-// Loads the model with a KV pool of kv_tokens for a serving workload; prints the error on failure.
-std::optional<engine::LoadedModel> load_for_serving(const BenchArgs& a, int32_t kv_tokens) {
+// Loads the model with a KV pool of kv_tokens for a serving workload of up to max_seqs sequences at
+// once (a sliding-window model's window pool is sized for them); prints the error on failure.
+std::optional<engine::LoadedModel> load_for_serving(const BenchArgs& a, int32_t kv_tokens, int32_t max_seqs) {
   engine::LoadOptions lo;
   lo.backend.cpu.num_threads = a.threads;
   lo.backend.cpu.prefill_matmul = a.prefill_matmul;
@@ -44,6 +46,7 @@ std::optional<engine::LoadedModel> load_for_serving(const BenchArgs& a, int32_t 
   lo.backend.cuda_graph_max_tokens = a.cuda.cuda_graph_max_tokens;
   lo.backend.cuda_decode_gemv = a.cuda.cuda_decode_gemv;
   lo.kv_tokens = kv_tokens;
+  lo.window_pool_seqs = max_seqs;
   auto loaded = engine::load_model(a.model, lo);
   if (!loaded.ok()) {
     std::fprintf(stderr, "error: %s\n", loaded.message().c_str());
@@ -54,8 +57,9 @@ std::optional<engine::LoadedModel> load_for_serving(const BenchArgs& a, int32_t 
 
 // Runs a serving workload: load, run, print the table, write --json.
 template <typename Options, typename RunFn>
-int run_serving(const BenchArgs& a, const char* title, const Options& o, int32_t kv_tokens, RunFn run) {
-  auto model = load_for_serving(a, kv_tokens);
+int run_serving(const BenchArgs& a, const char* title, const Options& o, int32_t kv_tokens, RunFn run,
+                int32_t max_seqs = 64) {
+  auto model = load_for_serving(a, kv_tokens, max_seqs);
   if (!model) return 1;
   auto r = run(*model, o);
   if (!r.ok()) {
@@ -88,7 +92,8 @@ int run_bench_concurrency(const BenchArgs& a) {
       "concurrency: closed loop, {}-token prompts, {} greedy output tokens (ignore_eos), {} requests per stream, {} "
       "rounds (median (min-max))",
       o.prompt_len, o.max_tokens, o.requests_per_stream, o.rounds);
-  return run_serving(a, title.c_str(), o, bench::concurrency_kv_tokens(o), bench::run_concurrency);
+  return run_serving(a, title.c_str(), o, bench::concurrency_kv_tokens(o), bench::run_concurrency,
+                     std::max(64, *std::max_element(o.streams.begin(), o.streams.end())));
 }
 
 int run_bench_shared_prefix(const BenchArgs& a) {

@@ -39,6 +39,10 @@ struct KvCacheShape {
   int32_t num_blocks = 0;
   int32_t block_size = 16;  // tokens per block
   KvDtype dtype = KvDtype::F16;
+  // > 0: the sliding-window layers (Backend::kv_window) keep their K/V in a pool of their own, of this
+  // many blocks, addressed by the plan's window tables (KvCacheManager's window pool); 0: every layer
+  // in the main pool.
+  int32_t num_window_blocks = 0;
 };
 // What every backend's allocate_kv accepts: blocks >= 1, block size 1..1024, a dtype in `supported`.
 Status check_kv_shape(const KvCacheShape& shape, std::span<const KvDtype> supported);
@@ -70,8 +74,13 @@ class Backend {
   virtual Status load(std::shared_ptr<const ModelWeights> weights) = 0;
   virtual Status allocate_kv(const KvCacheShape& shape) = 0;
   virtual KvCacheShape kv_shape() const = 0;
-  // Bytes of KV memory one block takes (all layers, K and V).
+  // Bytes of KV memory one block of the main pool takes (its layers, K and V).
   virtual int64_t kv_bytes_per_block() const = 0;
+  // The window pool (KvCacheShape::num_window_blocks): the sliding window of the layers that can keep
+  // their K/V there (0: the model has none, or this backend keeps every layer in the main pool), and
+  // the bytes one of its blocks takes (0 without a window pool).
+  virtual int32_t kv_window() const { return 0; }
+  virtual int64_t kv_bytes_per_window_block() const { return 0; }
   // Memory a KV pool could take now (after the weights): what --kv-memory-fraction is a fraction
   // of. Host memory available for cpu, free device memory less the step scratch for cuda.
   virtual int64_t kv_memory_available() const = 0;
@@ -80,6 +89,10 @@ class Backend {
   // Copies whole KV blocks (copy-on-write for forked sequences): pairs of (src, dst), applied in order
   // (a pair may read a block an earlier pair wrote).
   virtual Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) = 0;
+  // The same in the window pool.
+  virtual Status copy_window_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) {
+    return src_dst.empty() ? Status{} : Status::error("copy_window_blocks: this backend has no window pool");
+  }
   // Valid after load().
   virtual BackendInfo info() const = 0;
   // The profile since the last call, then zeroed; empty where the backend does not profile. Not

@@ -18,6 +18,9 @@ Status check_kv_shape(const KvCacheShape& shape, std::span<const KvDtype> suppor
                                      "block size 1..1024)",
                                      shape.num_blocks, shape.block_size));
   }
+  if (shape.num_window_blocks < 0) {
+    return Status::error(fmt::format("allocate_kv: {} window blocks is not a valid window pool", shape.num_window_blocks));
+  }
   if (std::find(supported.begin(), supported.end(), shape.dtype) == supported.end()) {
     return Status::error(fmt::format("allocate_kv: this backend has no {} KV cache", kv_dtype_name(shape.dtype)));
   }

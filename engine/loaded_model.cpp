@@ -49,6 +49,32 @@ Result<int32_t> kv_blocks_for(const LoadOptions& o, int64_t bytes_per_block, int
   return static_cast<int32_t>(blocks);
 }
 
+Result<KvPoolSizes> kv_pools_for(const LoadOptions& o, int64_t bytes_per_block, int64_t window_bytes, int32_t window,
+                                 int64_t available_bytes) {
+  if (window <= 0 || window_bytes <= 0 || o.window_pool_seqs <= 0) {
+    auto blocks = kv_blocks_for(o, bytes_per_block, available_bytes);
+    if (!blocks.ok()) return blocks.status();
+    return KvPoolSizes{blocks.value(), 0};
+  }
+  // A sequence between steps holds the blocks of its last window (ceil((window - 1) / bs) + 1); a step
+  // adds its new tokens' blocks, one more per sequence where they straddle a block edge.
+  const int64_t bs = std::max(o.block_size, 1);
+  const int64_t wanted = int64_t{o.window_pool_seqs} * ((window - 1 + bs - 1) / bs + 2) +
+                         (int64_t{std::max(o.backend.max_step_tokens, 1)} + bs - 1) / bs;
+  // Each main block with a window block beside it, until the window pool has what it wants.
+  auto paired = kv_blocks_for(o, bytes_per_block + window_bytes, available_bytes);
+  if (!paired.ok()) return paired.status();
+  if (o.kv_memory_bytes <= 0 && o.kv_memory_fraction <= 0.0) {  // a token count sizes the main pool alone
+    return KvPoolSizes{paired.value(), static_cast<int32_t>(std::min<int64_t>(wanted, paired.value()))};
+  }
+  const int64_t window_blocks = std::min<int64_t>(wanted, paired.value());
+  const int64_t budget = o.kv_memory_bytes > 0
+                             ? o.kv_memory_bytes
+                             : static_cast<int64_t>(static_cast<double>(available_bytes) * o.kv_memory_fraction);
+  const int64_t blocks = std::min<int64_t>((budget - window_blocks * window_bytes) / bytes_per_block, int64_t{1} << 30);
+  return KvPoolSizes{static_cast<int32_t>(blocks), static_cast<int32_t>(window_blocks)};
+}
+
 Result<LoadedModel> load_model(const std::string& path, const LoadOptions& options) {
   LoadedModel m;
   auto w = load_model_weights(path);
@@ -80,15 +106,22 @@ Result<LoadedModel> load_model(const std::string& path, const LoadOptions& optio
   }
   if (!loaded.ok()) return loaded;
   // kv_bytes_per_block is known once the model is loaded; the block size decides it.
-  if (Status s = m.backend->allocate_kv({1, options.block_size}); !s.ok()) return s;
-  auto blocks = kv_blocks_for(options, m.backend->kv_bytes_per_block(), m.backend->kv_memory_available());
-  if (!blocks.ok()) return blocks.status();
-  if (Status s = m.backend->allocate_kv({blocks.value(), options.block_size}); !s.ok()) return s;
+  // (With a window pool of one block, the two pools' bytes per block.)
+  const int32_t window = options.window_pool_seqs > 0 ? m.backend->kv_window() : 0;
+  if (Status s = m.backend->allocate_kv({1, options.block_size, KvDtype::F16, window > 0 ? 1 : 0}); !s.ok()) return s;
+  auto pools = kv_pools_for(options, m.backend->kv_bytes_per_block(), m.backend->kv_bytes_per_window_block(), window,
+                            m.backend->kv_memory_available());
+  if (!pools.ok()) return pools.status();
+  if (Status s = m.backend->allocate_kv(
+          {pools.value().num_blocks, options.block_size, KvDtype::F16, pools.value().num_window_blocks});
+      !s.ok()) {
+    return s;
+  }
   // LongRoPE's factor set follows the longest sequence this deployment can run (as llama.cpp's follows its
   // per-sequence context): the serving limit, the model's context and the KV pool, whichever is least.
   // Chosen here, once the pool is sized; the CPU backend reads the set at each step (the CUDA backend
   // refuses LongRoPE models).
-  int64_t longest = int64_t{blocks.value()} * options.block_size;
+  int64_t longest = int64_t{pools.value().num_blocks} * options.block_size;
   longest = std::min<int64_t>(longest, m.weights->config.context_length);
   if (options.max_sequence_length > 0) longest = std::min<int64_t>(longest, options.max_sequence_length);
   select_rope_factors(*m.weights, longest);

@@ -23,9 +23,10 @@ void ModelRunner::open(const SequenceSampling& s) {
 
 void ModelRunner::close(uint64_t seq_id) { samplers_.erase(seq_id); }
 
-Status ModelRunner::copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) {
-  if (src_dst.empty()) return {};
-  Status s = backend_.copy_blocks(src_dst);
+Status ModelRunner::copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst,
+                                std::span<const std::pair<int32_t, int32_t>> window_src_dst) {
+  Status s = src_dst.empty() ? Status{} : backend_.copy_blocks(src_dst);
+  if (s.ok() && !window_src_dst.empty()) s = backend_.copy_window_blocks(window_src_dst);
   return s.ok() ? s : Status::error(StatusCode::Internal, s.message());
 }
 

@@ -32,8 +32,10 @@ class ModelRunner {
   void close(uint64_t seq_id);
   int32_t num_open() const { return static_cast<int32_t>(samplers_.size()); }
 
-  // Copy-on-write block copies, before the step that reads them.
-  Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst);
+  // Copy-on-write block copies, before the step that reads them: the main pool's, then the window
+  // pool's.
+  Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst,
+                     std::span<const std::pair<int32_t, int32_t>> window_src_dst = {});
   // Forward pass, then one draw per plan sample (its sampler records the token). Errors are the
   // backend's (Internal) or a sample for a sequence that has no open sampler (Internal).
   Result<StepResult> execute(const StepPlan& plan);

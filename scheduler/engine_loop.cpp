@@ -14,6 +14,10 @@ EngineLoop::EngineLoop(engine::Backend& backend, const engine::Tokenizer& tokeni
   kv.num_blocks = config.num_kv_blocks > 0 ? std::min(config.num_kv_blocks, shape.num_blocks) : shape.num_blocks;
   kv.block_size = shape.block_size;
   kv.enable_prefix_caching = config.prefix_caching;
+  if (shape.num_window_blocks > 0) {  // the sliding-window layers keep their own pool
+    kv.window = backend.kv_window();
+    kv.num_window_blocks = shape.num_window_blocks;
+  }
   kv_ = std::make_unique<engine::KvCacheManager>(kv);
   // A request must fit the pool on its own: prompt + max_tokens within the pool's tokens.
   SchedulerConfig sc = config.scheduler;
@@ -38,6 +42,7 @@ void EngineLoop::profile_step_costs() {
     tokens.assign(static_cast<size_t>(n), 0);
     engine::StepPlanBuilder b(kv_->block_size());
     b.add_sequence(kProfileSeq, tokens, 0, kv_->block_table(kProfileSeq));
+    if (kv_->window() > 0) b.set_window_table(kv_->window_block_table(kProfileSeq));
     const engine::StepPlan plan = b.build();
     bool failed = false;
     for (int rep = 0; rep < 3 && !failed; ++rep) {
@@ -210,7 +215,7 @@ bool EngineLoop::step() {
     publish_stats();
     return scheduler_->has_work();
   }
-  if (Status s = runner_.copy_blocks(st.block_copies); !s.ok()) {
+  if (Status s = runner_.copy_blocks(st.block_copies, st.window_block_copies); !s.ok()) {
     scheduler_->fail(st, s.message());
   } else if (Result<engine::StepResult> r = runner_.execute(st.plan); !r.ok()) {
     spdlog::error("step failed: {}", r.status().message());
@@ -268,6 +273,8 @@ void EngineLoop::publish_stats() {
   stats_.preemptions = ss.preemptions;
   stats_.kv_blocks_total = ks.num_blocks;
   stats_.kv_blocks_used = ks.used_blocks;
+  stats_.kv_window_blocks_total = ks.num_window_blocks;
+  stats_.kv_window_blocks_used = ks.used_window_blocks;
   stats_.kv_blocks_cached = ks.cached_blocks;
   stats_.prefix_queries = ks.prefix_queries;
   stats_.prefix_hits = ks.prefix_hits;

@@ -38,6 +38,7 @@ struct EngineLoopConfig {
 struct EngineLoopStats {
   int32_t waiting = 0, running = 0;  // sequences
   int32_t kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_cached = 0;
+  int32_t kv_window_blocks_total = 0, kv_window_blocks_used = 0;  // the window pool, where there is one
   int64_t prefix_queries = 0, prefix_hits = 0;
   int64_t steps = 0, preemptions = 0;
   int64_t prompt_tokens = 0, generated_tokens = 0;  // computed prompt tokens, sampled tokens

@@ -246,6 +246,7 @@ void Scheduler::build_plan(StepBuilder& b, ScheduledStep& step) {
       run.insert(run.end(), d->second.begin(), d->second.end());
       builder.add_verification(s->id, run, s->num_computed, kv_.block_table(s->id));
       builder.set_prompt_len(s->prompt_len);
+      if (kv_.window() > 0) builder.set_window_table(kv_.window_block_table(s->id));
       step.seqs.push_back({s, n, true, static_cast<int32_t>(d->second.size())});
       step.decode_tokens += n;
       continue;
@@ -254,6 +255,7 @@ void Scheduler::build_plan(StepBuilder& b, ScheduledStep& step) {
     builder.add_sequence(s->id, std::span(s->tokens).subspan(s->num_computed, n), s->num_computed,
                          kv_.block_table(s->id), {}, reaches_end);
     builder.set_prompt_len(s->prompt_len);
+    if (kv_.window() > 0) builder.set_window_table(kv_.window_block_table(s->id));
     if (reaches_end) {
       const RequestState& r = *s->owner;
       const bool forks_here = r.request.n > 1 && !r.forked && s->index == 0;
@@ -270,6 +272,7 @@ void Scheduler::build_plan(StepBuilder& b, ScheduledStep& step) {
   }
   step.plan = builder.build();
   step.block_copies = kv_.take_pending_copies();
+  step.window_block_copies = kv_.take_pending_window_copies();
 }
 
 void Scheduler::update(const ScheduledStep& step, const engine::StepResult& result) {

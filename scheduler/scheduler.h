@@ -53,6 +53,7 @@ struct ScheduledStep {
   engine::StepPlan plan;
   std::vector<ScheduledSeq> seqs;                          // the plan's first seqs.size() sequences
   std::vector<std::pair<int32_t, int32_t>> block_copies;   // copy-on-write, before the step runs
+  std::vector<std::pair<int32_t, int32_t>> window_block_copies;  // the same in the window pool
   int32_t prefill_tokens = 0, decode_tokens = 0;
   bool empty() const { return plan.token_ids.empty(); }
 };

@@ -73,6 +73,10 @@ InferenceService::InferenceService(engine::LoadedModel& model, scheduler::Engine
   Gauge& used = metrics_.gauge("pagoda_kv_blocks_used", "KV-cache blocks referenced by sequences");
   Gauge& total = metrics_.gauge("pagoda_kv_blocks_total", "KV-cache blocks in the pool");
   Gauge& cached = metrics_.gauge("pagoda_kv_blocks_cached", "Unreferenced KV blocks kept for the prefix cache");
+  Gauge& window_used = metrics_.gauge("pagoda_kv_window_blocks_used",
+                                      "Sliding-window layers' KV blocks referenced by sequences (their own pool)");
+  Gauge& window_total = metrics_.gauge("pagoda_kv_window_blocks_total",
+                                       "Blocks in the sliding-window layers' pool (0: those layers, if any, in the main pool)");
   Gauge& hit_rate = metrics_.gauge("pagoda_prefix_cache_hit_rate", "Prompt blocks found in the prefix cache / looked up");
   Gauge& preempt = metrics_.gauge("pagoda_preemptions", "Sequences preempted since start");
   Gauge& steps = metrics_.gauge("pagoda_engine_steps", "Engine steps since start");
@@ -100,6 +104,8 @@ InferenceService::InferenceService(engine::LoadedModel& model, scheduler::Engine
     used.set(s.kv_blocks_used);
     total.set(s.kv_blocks_total);
     cached.set(s.kv_blocks_cached);
+    window_used.set(s.kv_window_blocks_used);
+    window_total.set(s.kv_window_blocks_total);
     hit_rate.set(s.prefix_queries ? static_cast<double>(s.prefix_hits) / static_cast<double>(s.prefix_queries) : 0.0);
     preempt.set(static_cast<double>(s.preemptions));
     steps.set(static_cast<double>(s.steps));

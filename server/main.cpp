@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   config.load.backend.max_step_logits =
       std::min(sched.max_num_batched_tokens, sched.max_num_seqs * (1 + sched.speculative.num_tokens));
   config.load.max_sequence_length = sched.max_model_len;
+  config.load.window_pool_seqs = sched.max_num_seqs;
   auto loaded = engine::load_model(config.model, config.load);
   if (!loaded.ok()) {
     spdlog::error("{}", loaded.message());
@@ -71,6 +72,11 @@ int main(int argc, char** argv) {
   spdlog::info("kv cache: {} blocks of {} tokens, {} ({} MiB)", model.backend->kv_shape().num_blocks,
                model.backend->kv_shape().block_size, engine::kv_dtype_name(model.backend->kv_shape().dtype),
                (model.backend->kv_bytes_per_block() * model.backend->kv_shape().num_blocks) >> 20);
+  if (model.backend->kv_shape().num_window_blocks > 0) {
+    spdlog::info("kv cache: the sliding-window layers ({}-token window) keep their own pool of {} blocks ({} MiB)",
+                 model.backend->kv_window(), model.backend->kv_shape().num_window_blocks,
+                 (model.backend->kv_bytes_per_window_block() * model.backend->kv_shape().num_window_blocks) >> 20);
+  }
 
   scheduler::EngineLoop loop(*model.backend, *model.tokenizer, config.engine);
   if (!config.draft_model.empty()) {
@@ -81,6 +87,7 @@ int main(int argc, char** argv) {
     draft_load.kv_tokens = model.backend->kv_shape().num_blocks * model.backend->kv_shape().block_size;
     draft_load.block_size = model.backend->kv_shape().block_size;
     draft_load.backend.max_step_logits = sched.max_num_seqs;
+    draft_load.window_pool_seqs = 0;  // the drafter addresses its pool with one table per sequence
     spdlog::info("loading draft model {}", config.draft_model);
     auto drafter = engine::DraftModelDrafter::load(config.draft_model, draft_load, *model.tokenizer,
                                                    model.config().vocab_size, sched.max_num_batched_tokens);

@@ -188,36 +188,48 @@ class CpuBackend final : public Backend {
     static constexpr KvDtype kSupported[] = {KvDtype::F16};  // cpu::KvScalar
     static_assert(sizeof(cpu::KvScalar) == 2);
     if (Status s = check_kv_shape(shape, kSupported); !s.ok()) return s;
+    if (shape.num_window_blocks > 0 && kv_window() == 0) {
+      return Status::error("allocate_kv: a window pool, but the model has no sliding-window layers");
+    }
     kv_shape_ = shape;
-    layer_elems_ = static_cast<int64_t>(shape.num_blocks) * block_elems();
+    // Each layer's slice: the main pool's blocks, or the window pool's for a windowed layer when there
+    // is one.
+    layer_offset_.assign(static_cast<size_t>(w_->config.n_layers), 0);
+    int64_t total = 0;
+    for (int l = 0; l < w_->config.n_layers; ++l) {
+      layer_offset_[l] = total;
+      total += static_cast<int64_t>(in_window_pool(l) ? shape.num_window_blocks : shape.num_blocks) * block_elems();
+    }
     try {
       // A pool of its own (an arena never frees: a new shape replaces the old pool whole).
-      kv_ = cpu::ArenaVector<cpu::KvScalar>(static_cast<size_t>(layer_elems_ * w_->config.n_layers), cpu::KvScalar(0),
+      kv_ = cpu::ArenaVector<cpu::KvScalar>(static_cast<size_t>(total), cpu::KvScalar(0),
                                             cpu::ArenaAllocator<cpu::KvScalar>(cpu::HugePageArena::create()));
     } catch (const std::bad_alloc&) {
-      return Status::error(fmt::format("allocate_kv: cannot allocate {} MiB for {} KV blocks",
-                                       kv_bytes_per_block() * shape.num_blocks >> 20, shape.num_blocks));
+      return Status::error(fmt::format("allocate_kv: cannot allocate {} MiB for {} KV blocks and {} window blocks",
+                                       total * kv_dtype_bytes(shape.dtype) >> 20, shape.num_blocks,
+                                       shape.num_window_blocks));
     }
     return {};
   }
   KvCacheShape kv_shape() const override { return kv_shape_; }
   int64_t kv_memory_available() const override { return host_memory_available(); }
-  int64_t kv_bytes_per_block() const override {
-    return w_ ? block_elems() * w_->config.n_layers * kv_dtype_bytes(kv_shape_.dtype) : 0;
+  int64_t kv_bytes_per_block() const override { return pool_layers(false) * block_elems() * kv_dtype_bytes(kv_shape_.dtype); }
+  int32_t kv_window() const override {
+    if (!w_) return 0;
+    for (int l = 0; l < w_->config.n_layers; ++l) {
+      if (w_->config.is_swa(l)) return w_->config.sliding_window;
+    }
+    return 0;
+  }
+  int64_t kv_bytes_per_window_block() const override {
+    return pool_layers(true) * block_elems() * kv_dtype_bytes(kv_shape_.dtype);
   }
 
   Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override {
-    for (auto [src, dst] : src_dst) {
-      if (src < 0 || dst < 0 || src >= kv_shape_.num_blocks || dst >= kv_shape_.num_blocks) {
-        return Status::error(fmt::format("copy_blocks: block pair ({}, {}) outside the pool of {}", src, dst,
-                                         kv_shape_.num_blocks));
-      }
-      for (int l = 0; l < w_->config.n_layers; ++l) {
-        cpu::KvScalar* base = kv_.data() + l * layer_elems_;
-        std::memcpy(base + dst * block_elems(), base + src * block_elems(), block_elems() * sizeof(cpu::KvScalar));
-      }
-    }
-    return {};
+    return copy_pool_blocks(src_dst, false);
+  }
+  Status copy_window_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override {
+    return copy_pool_blocks(src_dst, true);
   }
 
   BackendInfo info() const override {
@@ -248,7 +260,11 @@ class CpuBackend final : public Backend {
     // the one that built this backend.
     if (opts_.num_threads > 0 && omp_get_max_threads() != opts_.num_threads) omp_set_num_threads(opts_.num_threads);
     const ModelConfig& c = w_->config;
-    if (Status s = plan.validate(kv_shape_.num_blocks, kv_shape_.block_size, c.vocab_size); !s.ok()) return s;
+    if (Status s = plan.validate(kv_shape_.num_blocks, kv_shape_.block_size, c.vocab_size, kv_shape_.num_window_blocks,
+                                 kv_shape_.num_window_blocks > 0 ? kv_window() : 0);
+        !s.ok()) {
+      return s;
+    }
     const size_t want = plan.logits_indices.size() * static_cast<size_t>(c.vocab_size);
     if (logits.size() < want) {
       return Status::error(fmt::format("execute: logits buffer holds {} floats, the plan needs {}", logits.size(), want));
@@ -274,6 +290,32 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // Whether layer l's K/V live in the window pool (only when there is one).
+  bool in_window_pool(int l) const { return kv_shape_.num_window_blocks > 0 && w_->config.is_swa(l); }
+  // Layers in the window pool (window) or the main pool.
+  int64_t pool_layers(bool window) const {
+    if (!w_) return 0;
+    int64_t n = 0;
+    for (int l = 0; l < w_->config.n_layers; ++l) n += in_window_pool(l) == window;
+    return n;
+  }
+
+  Status copy_pool_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst, bool window) {
+    const int32_t blocks = window ? kv_shape_.num_window_blocks : kv_shape_.num_blocks;
+    for (auto [src, dst] : src_dst) {
+      if (src < 0 || dst < 0 || src >= blocks || dst >= blocks) {
+        return Status::error(fmt::format("copy_blocks: block pair ({}, {}) outside the {}pool of {}", src, dst,
+                                         window ? "window " : "", blocks));
+      }
+      for (int l = 0; l < w_->config.n_layers; ++l) {
+        if (in_window_pool(l) != window) continue;
+        cpu::KvScalar* base = kv_.data() + layer_offset_[l];
+        std::memcpy(base + dst * block_elems(), base + src * block_elems(), block_elems() * sizeof(cpu::KvScalar));
+      }
+    }
+    return {};
+  }
+
   int64_t block_elems() const {
     const ModelConfig& c = w_->config;
     return 2LL * c.n_kv_heads * kv_shape_.block_size * c.head_dim;
@@ -406,7 +448,8 @@ class CpuBackend final : public Backend {
     const auto rope = c.ops.rope == RopeStyle::HalfSplit ? cpu::rope_apply_half_split : cpu::rope_apply;
     for (int l = 0; l < c.n_layers; ++l) {
       const Layer& L = layers_[l];
-      const cpu::PagedKvLayer kv{kv_.data() + l * layer_elems_, kv_shape_.block_size, c.n_kv_heads, c.head_dim};
+      const cpu::PagedKvLayer kv{kv_.data() + layer_offset_[l], kv_shape_.block_size, c.n_kv_heads, c.head_dim,
+                                 in_window_pool(l)};
       const bool swa = c.is_swa(l);
       const float theta_scale = swa ? rope_theta_scale_swa_ : rope_theta_scale_;
       const float freq_scale = swa ? c.rope_freq_scale_swa : c.rope_freq_scale;
@@ -509,7 +552,7 @@ class CpuBackend final : public Backend {
   float rope_theta_scale_ = 1.0f;      // base^(-2/head_dim)
   float rope_theta_scale_swa_ = 1.0f;  // the same for the sliding-window layers' base
   KvCacheShape kv_shape_;
-  int64_t layer_elems_ = 0;
+  std::vector<int64_t> layer_offset_;  // [layer]: where its slice of kv_ starts
   cpu::ArenaVector<cpu::KvScalar> kv_;  // in an arena of its own: huge pages
   // Step scratch, reused across steps.
   std::vector<float> x_, h_, qkv_, q_, k_, v_, attn_, gu_, act_;

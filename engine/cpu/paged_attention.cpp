@@ -23,7 +23,8 @@ void write_kv(const StepPlan& plan, const float* k, const float* v, const PagedK
   const int32_t T = plan.num_tokens();
   const int32_t row = kv.n_kv_heads * kv.head_dim;
   for (int32_t t = 0; t < T; ++t) {
-    const int32_t block = plan.slot_mapping[t] / kv.block_size, off = plan.slot_mapping[t] % kv.block_size;
+    const int32_t slot = kv.window_pool ? plan.window_slot_mapping[t] : plan.slot_mapping[t];
+    const int32_t block = slot / kv.block_size, off = slot % kv.block_size;
     for (int32_t h = 0; h < kv.n_kv_heads; ++h) {
       KvScalar* kd = kv.key(block, h) + off * kv.head_dim;
       KvScalar* vd = kv.value(block, h) + off * kv.head_dim;
@@ -409,11 +410,12 @@ void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& k
       const int32_t first = params.window > 0 ? std::max(0, n_ctx - params.window) : 0;
       const float* qt = q + t * row + h0 * kv.head_dim;
       float* ot = out + t * row + h0 * kv.head_dim;
+      const std::span<const int32_t> table = kv.window_pool ? plan.window_block_table(b) : plan.block_table(b);
       if (grouped) {
-        attend_group(qt, n_q, kv, plan.block_table(b), kv_head, first, n_ctx, params, order, scratch, ot);
+        attend_group(qt, n_q, kv, table, kv_head, first, n_ctx, params, order, scratch, ot);
       } else {
         for (int32_t i = 0; i < n_q; ++i) {
-          attend_one(qt + i * kv.head_dim, kv, plan.block_table(b), kv_head, first, n_ctx, params, order, scratch,
+          attend_one(qt + i * kv.head_dim, kv, table, kv_head, first, n_ctx, params, order, scratch,
                      ot + i * kv.head_dim);
         }
       }

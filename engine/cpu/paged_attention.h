@@ -11,12 +11,15 @@ namespace pagoda::engine::cpu {
 // same rounding as the reference implementation.
 using KvScalar = _Float16;
 
-// One layer's slice of the KV pool. Layout [blocks][2 (K, V)][kv_heads][block_size][head_dim].
+// One layer's slice of a KV pool. Layout [blocks][2 (K, V)][kv_heads][block_size][head_dim].
 struct PagedKvLayer {
   KvScalar* base = nullptr;
   int32_t block_size = 16;
   int32_t n_kv_heads = 0;
   int32_t head_dim = 0;
+  // The slice is the window pool's (KvCacheShape::num_window_blocks): the plan's window slots and
+  // tables address it.
+  bool window_pool = false;
   int64_t head_stride() const { return static_cast<int64_t>(block_size) * head_dim; }
   int64_t block_stride() const { return 2 * n_kv_heads * head_stride(); }
   KvScalar* key(int32_t block, int32_t head) const { return base + block * block_stride() + head * head_stride(); }

@@ -148,6 +148,7 @@ class CudaBackend final : public Backend {
     if (Status s = use_device(); !s.ok()) return s;
     static constexpr KvDtype kSupported[] = {KvDtype::F16};  // the kernels' __half KV
     if (Status s = check_kv_shape(shape, kSupported); !s.ok()) return s;
+    if (shape.num_window_blocks > 0) return Status::error("allocate_kv: the CUDA backend has no window pool");
     graphs_.clear();  // they hold the old pool's address
     kv_shape_ = shape;
     layer_elems_ = static_cast<int64_t>(shape.num_blocks) * block_elems();

@@ -7,7 +7,9 @@ is whether the daemon serves them."""
 import glob
 import os
 import pathlib
+import re
 import subprocess
+import urllib.request
 
 import grpc
 import pytest
@@ -96,3 +98,33 @@ def test_the_family_serves_grpc_generate(family, pb):
     assert msgs and msgs[-1].finish_reason == pagoda_pb2.FINISH_REASON_LENGTH, msgs[-1:]
     assert sum(len(m.token_ids) for m in msgs) == 8
     assert "".join(m.text for m in msgs) == comp["choices"][0]["text"]
+
+
+def test_windowed_layers_keep_a_pool_of_their_own(family):
+    """gemma2/gemma3: the daemon keeps the sliding-window layers' KV in a pool of its own, where a sequence
+    holds only its window. A prompt several windows long gives the same greedy text as `pagoda generate`,
+    whose single sequence keeps every position of every layer, and the window pool is empty again after."""
+    preset, path, d = family
+    if not preset.startswith("gemma"):
+        pytest.skip("no sliding-window layers")
+
+    def gauge(name):
+        with urllib.request.urlopen(f"http://127.0.0.1:{d.http_port}/metrics", timeout=10) as r:
+            m = re.search(rf"^{name} ([0-9.eE+-]+)$", r.read().decode(), re.M)
+        assert m, name
+        return float(m.group(1))
+
+    assert gauge("pagoda_kv_window_blocks_total") > 0
+    # About 170 tokens (the tiny models take 256), against windows of 40 and 48.
+    prompt = " ".join(f"line {i} of a prompt longer than the window" for i in range(16))
+    status, comp = d.post_json("/v1/completions", {"model": d.model_id, "prompt": prompt, "max_tokens": 32,
+                                                   "temperature": 0})
+    assert status == 200, comp
+    assert comp["usage"]["prompt_tokens"] > 3 * 48, comp["usage"]
+    gen = subprocess.run([PAGODA_CLI, "generate", "--model", path, "--prompt", prompt, "--max-tokens", "32",
+                          "--temperature", "0"], capture_output=True, text=True, timeout=120)
+    assert gen.returncode == 0, gen.stderr
+    text = comp["choices"][0]["text"]
+    assert comp["usage"]["completion_tokens"] == 32 and text, comp
+    assert text in gen.stdout, (text, gen.stdout)
+    assert gauge("pagoda_kv_window_blocks_used") == 0

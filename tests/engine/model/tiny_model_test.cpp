@@ -296,6 +296,34 @@ TEST(TinyModelForward, HalfSplitRopeMatchesTheReference) {
   EXPECT_GT(max_moved, 0.05) << "the two layouts gave the same logits: the test could not tell them apart";
 }
 
+// The window pool's memory: gemma3-tiny's windowed layers move out of the main pool's block bytes into
+// the window pool's, and copies stay inside their own pool. A model without windowed layers has no
+// window pool to give.
+TEST(TinyModelKvCapacity, WindowedLayersMoveToTheWindowPool) {
+  LoadedModel gemma = load_tiny(*random_model_preset("gemma3-tiny"));
+  ASSERT_NE(gemma.backend, nullptr);
+  Backend& b = *gemma.backend;
+  ASSERT_GT(b.kv_window(), 0);
+  const int64_t all_layers = b.kv_bytes_per_block();
+  EXPECT_EQ(b.kv_bytes_per_window_block(), 0);
+  ASSERT_TRUE(b.allocate_kv({8, 16, KvDtype::F16, 3}).ok());
+  int32_t windowed = 0;
+  for (int l = 0; l < gemma.config().n_layers; ++l) windowed += gemma.config().is_swa(l);
+  ASSERT_GT(windowed, 0);
+  EXPECT_EQ(b.kv_bytes_per_window_block(), all_layers / gemma.config().n_layers * windowed);
+  EXPECT_EQ(b.kv_bytes_per_block() + b.kv_bytes_per_window_block(), all_layers);
+  const std::pair<int32_t, int32_t> in_window[] = {{0, 2}}, past_window[] = {{0, 3}}, in_main[] = {{0, 7}};
+  EXPECT_TRUE(b.copy_window_blocks(in_window).ok());
+  EXPECT_FALSE(b.copy_window_blocks(past_window).ok());
+  EXPECT_TRUE(b.copy_blocks(in_main).ok());
+
+  LoadedModel llama = load_tiny(tiny());
+  ASSERT_NE(llama.backend, nullptr);
+  EXPECT_EQ(llama.backend->kv_window(), 0);
+  const Status refused = llama.backend->allocate_kv({8, 16, KvDtype::F16, 3});
+  EXPECT_NE(refused.message().find("no sliding-window layers"), std::string::npos) << refused.message();
+}
+
 TEST(TinyModelLoad, TokenizerLoadsAndRoundTripsBytes) {
   LoadedModel m = load_tiny(tiny());
   ASSERT_NE(m.tokenizer, nullptr);
@@ -370,6 +398,37 @@ TEST(TinyModelKvCapacity, BytesFractionOrTokens) {
   o.kv_memory_fraction = 0.01;
   EXPECT_EQ(kv_blocks_for(o, 1 << 20, int64_t(1) << 34).value(), 163);  // 1% of 16 GiB in 1 MiB blocks
   EXPECT_FALSE(kv_blocks_for(o, 1 << 20, 0).ok());                   // no memory available: an error
+}
+
+// The window pool (sliding-window layers): what window_pool_seqs sequences' windows and one step hold,
+// never more blocks than the main pool; the memory options pay for it first.
+TEST(TinyModelKvCapacity, WindowPoolSizedForItsSequences) {
+  LoadOptions o;
+  o.kv_tokens = 4096;
+  o.block_size = 16;
+  o.backend.max_step_tokens = 64;
+  auto none = kv_pools_for(o, 1000, 500, 40, 0);  // no window_pool_seqs: every layer in the main pool
+  EXPECT_EQ(none.value().num_blocks, 256);
+  EXPECT_EQ(none.value().num_window_blocks, 0);
+  o.window_pool_seqs = 8;
+  // 8 x (ceil(39 / 16) + 2) + 64 / 16 = 44 window blocks beside the 256 the tokens ask for.
+  auto tokens = kv_pools_for(o, 1000, 500, 40, 0);
+  EXPECT_EQ(tokens.value().num_blocks, 256);
+  EXPECT_EQ(tokens.value().num_window_blocks, 44);
+  EXPECT_EQ(kv_pools_for(o, 1000, 0, 40, 0).value().num_window_blocks, 0);  // no windowed layer
+  EXPECT_EQ(kv_pools_for(o, 1000, 500, 0, 0).value().num_window_blocks, 0);  // no window
+  // Bytes: the window pool first (44 x 500), the rest in main blocks of 1000.
+  o.kv_memory_bytes = 1'000'000;
+  auto bytes = kv_pools_for(o, 1000, 500, 40, 0);
+  EXPECT_EQ(bytes.value().num_window_blocks, 44);
+  EXPECT_EQ(bytes.value().num_blocks, (1'000'000 - 44 * 500) / 1000);
+  // A budget too small for both: the window pool no larger than the main one.
+  o.kv_memory_bytes = 30'000;
+  auto small = kv_pools_for(o, 1000, 500, 40, 0);
+  EXPECT_EQ(small.value().num_window_blocks, 20);
+  EXPECT_EQ(small.value().num_blocks, 20);
+  o.kv_memory_bytes = 1000;
+  EXPECT_FALSE(kv_pools_for(o, 1000, 500, 40, 0).ok());  // not one block of each
 }
 
 }  // namespace
