@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
@@ -179,12 +180,24 @@ Status load_tls(ServerConfig& c) {
   return {};
 }
 
+void derive_load_options(ServerConfig& c) {
+  if (c.kv_memory_mib > 0) c.load.kv_memory_bytes = static_cast<int64_t>(c.kv_memory_mib * 1024 * 1024);
+  const scheduler::SchedulerConfig& sched = c.engine.scheduler;
+  // The backend sets aside step memory for the scheduler's largest step before sizing the KV pool.
+  c.load.backend.max_step_tokens = sched.max_num_batched_tokens;
+  // Logits rows: one per sequence, plus one per drafted token (a request may ask for drafts even where
+  // the server drafts none, up to --num-speculative-tokens each).
+  c.load.backend.max_step_logits =
+      std::min(sched.max_num_batched_tokens, sched.max_num_seqs * (1 + sched.speculative.num_tokens));
+  c.load.max_sequence_length = sched.max_model_len;
+  c.load.window_pool_seqs = sched.max_num_seqs;  // sliding-window layers: their own pool, for every sequence's window
+}
+
 Status finalize_config(ServerConfig& c, const engine::ModelConfig& model) {
   c.http.host = c.grpc.host;
   c.grpc.max_unsent_bytes = c.http.max_unsent_bytes;
   if (c.model_id.empty()) c.model_id = std::filesystem::path(c.model).stem().string();
   if (c.engine.scheduler.max_model_len > model.context_length) c.engine.scheduler.max_model_len = model.context_length;
-  if (c.kv_memory_mib > 0) c.load.kv_memory_bytes = static_cast<int64_t>(c.kv_memory_mib * 1024 * 1024);
   if (Status s = engine::check_speculative_config(c.engine.scheduler.speculative); !s.ok()) return s;
   if (c.grpc.port != 0 && c.grpc.port == c.http.port) {
     return Status::error(fmt::format("--grpc-port and --http-port are both {}", c.grpc.port));

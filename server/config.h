@@ -47,7 +47,10 @@ Status load_api_keys(ServerConfig& config, bool file_given);  // file_given: --a
 Status load_tls(ServerConfig& config);
 // Raises the open-file soft limit to the hard one and keeps --max-connections under it (a warning).
 void fit_connection_limit(ServerConfig& config);
-// Fills derived values (model id, context limits) after parsing; errors name the flag.
+// The model's load options that follow from the other flags (--kv-memory-mib, the scheduler's limits):
+// before the model loads.
+void derive_load_options(ServerConfig& config);
+// Fills derived values (model id, context limits) after the model loaded; errors name the flag.
 Status finalize_config(ServerConfig& config, const engine::ModelConfig& model);
 // One line per setting, for the start-up log.
 std::string describe_config(const ServerConfig& config);

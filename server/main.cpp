@@ -46,15 +46,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   spdlog::info("loading {}", config.model);
-  // The backend sets aside step memory for the scheduler's largest step before sizing the KV pool.
-  config.load.backend.max_step_tokens = config.engine.scheduler.max_num_batched_tokens;
-  // Logits rows: one per sequence, plus one per drafted token (a request may ask for drafts even where
-  // the server drafts none, up to --num-speculative-tokens each).
+  server::derive_load_options(config);
   const auto& sched = config.engine.scheduler;
-  config.load.backend.max_step_logits =
-      std::min(sched.max_num_batched_tokens, sched.max_num_seqs * (1 + sched.speculative.num_tokens));
-  config.load.max_sequence_length = sched.max_model_len;
-  config.load.window_pool_seqs = sched.max_num_seqs;
   auto loaded = engine::load_model(config.model, config.load);
   if (!loaded.ok()) {
     spdlog::error("{}", loaded.message());

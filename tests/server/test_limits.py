@@ -3,8 +3,10 @@ at start-up. Here: --max-connections (one more connection gets a 503 in OpenAI's
 closed, the daemon serves again once connections close) and the limits a request body meets (the body,
 headers, prompt tokens, max_tokens, n, stop strings, logprobs) with their clear 4xx errors. No request
 field names a file or a model to load: `model` must be the served id."""
+import re
 import socket
 import time
+import urllib.request
 
 import pytest
 
@@ -64,3 +66,17 @@ def test_request_size_limits_have_clear_errors(limited):
     got, _, raw = d.request("GET", "/health", headers={"X-Big": "y" * 20000})
     assert got == 400 and b"Malformed HTTP request" in raw, (got, raw)
     assert d.request("GET", "/health")[0] == 200
+
+
+def test_kv_memory_flag_sizes_the_pool():
+    """--kv-memory-mib sizes the KV pool the daemon allocates (it overrides --kv-tokens): SmolLM2's block of
+    16 tokens is 30 layers x K and V x 3 KV heads x 16 x 64 fp16 values, 368,640 bytes, so 8 MiB is 22 blocks."""
+    d = start_daemon(["--kv-memory-mib", "8"])
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{d.http_port}/metrics", timeout=10) as r:
+            body = r.read().decode()
+        m = re.search(r"^pagoda_kv_blocks_total ([0-9.eE+-]+)$", body, re.M)
+        assert m, body
+        assert float(m.group(1)) == 8 * 1024 * 1024 // 368640
+    finally:
+        d.stop()
