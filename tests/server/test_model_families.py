@@ -47,6 +47,21 @@ def family(request, tmp_path_factory):
     d.stop()
 
 
+def assert_completion_is_the_engines(d, path, prompt, max_tokens):
+    """The daemon's greedy completion of `prompt` is `pagoda generate`'s (one sequence, in process); returns
+    the completion's usage."""
+    status, comp = d.post_json("/v1/completions", {"model": d.model_id, "prompt": prompt, "max_tokens": max_tokens,
+                                                   "temperature": 0})
+    assert status == 200, comp
+    gen = subprocess.run([PAGODA_CLI, "generate", "--model", path, "--prompt", prompt, "--max-tokens",
+                          str(max_tokens), "--temperature", "0"], capture_output=True, text=True, timeout=120)
+    assert gen.returncode == 0, gen.stderr
+    text = comp["choices"][0]["text"]
+    assert comp["usage"]["completion_tokens"] == max_tokens and text, comp
+    assert text in gen.stdout, (text, gen.stdout)
+    return comp["usage"]
+
+
 def test_the_family_serves_chat_and_completions(family):
     preset, path, d = family
     arch = preset.split("-")[0]
@@ -69,16 +84,7 @@ def test_the_family_serves_chat_and_completions(family):
     assert streamed == first["choices"][0]["message"]["content"]
 
     # Completions: the daemon's greedy text is the engine's own (`pagoda generate` in process).
-    prompt = "The quick brown fox"
-    status, comp = d.post_json("/v1/completions", {"model": d.model_id, "prompt": prompt, "max_tokens": 10,
-                                                   "temperature": 0})
-    assert status == 200, comp
-    gen = subprocess.run([PAGODA_CLI, "generate", "--model", path, "--prompt", prompt, "--max-tokens", "10",
-                          "--temperature", "0"], capture_output=True, text=True, timeout=120)
-    assert gen.returncode == 0, gen.stderr
-    text = comp["choices"][0]["text"]
-    assert comp["usage"]["completion_tokens"] == 10 and text, comp
-    assert text in gen.stdout, (text, gen.stdout)
+    assert_completion_is_the_engines(d, path, "The quick brown fox", 10)
 
 
 def test_the_family_serves_grpc_generate(family, pb):
@@ -117,14 +123,6 @@ def test_windowed_layers_keep_a_pool_of_their_own(family):
     assert gauge("pagoda_kv_window_blocks_total") > 0
     # About 170 tokens (the tiny models take 256), against windows of 40 and 48.
     prompt = " ".join(f"line {i} of a prompt longer than the window" for i in range(16))
-    status, comp = d.post_json("/v1/completions", {"model": d.model_id, "prompt": prompt, "max_tokens": 32,
-                                                   "temperature": 0})
-    assert status == 200, comp
-    assert comp["usage"]["prompt_tokens"] > 3 * 48, comp["usage"]
-    gen = subprocess.run([PAGODA_CLI, "generate", "--model", path, "--prompt", prompt, "--max-tokens", "32",
-                          "--temperature", "0"], capture_output=True, text=True, timeout=120)
-    assert gen.returncode == 0, gen.stderr
-    text = comp["choices"][0]["text"]
-    assert comp["usage"]["completion_tokens"] == 32 and text, comp
-    assert text in gen.stdout, (text, gen.stdout)
+    usage = assert_completion_is_the_engines(d, path, prompt, 32)
+    assert usage["prompt_tokens"] > 3 * 48, usage
     assert gauge("pagoda_kv_window_blocks_used") == 0
