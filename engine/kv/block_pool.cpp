@@ -90,14 +90,19 @@ PrefixKey BlockPool::insert(int32_t block, const PrefixKey& parent, std::span<co
     if (blk.hash == h && matches(block, parent, tokens)) return PrefixKey{h, blk.prefix_id};
     uncache(block);  // it claimed other contents; the caller says they changed
   }
-  auto [it, inserted] = cache_.try_emplace(h, block);
-  if (!inserted) {
+  if (auto it = cache_.find(h); it != cache_.end()) {
+    const int32_t owner = it->second;
     // Same prefix already cached elsewhere: reuse its identity so the chain continues through it.
-    if (matches(it->second, parent, tokens)) return PrefixKey{h, blocks_[it->second].prefix_id};
-    // A genuine collision: the block stays uncached, and its prefix gets an identity no entry carries,
-    // so its descendants are never matched through the other prefix.
-    return PrefixKey{h, next_prefix_id_++};
+    if (matches(owner, parent, tokens)) return PrefixKey{h, blocks_[owner].prefix_id};
+    // A collision with an entry in use: the block stays uncached, and its prefix gets an identity no
+    // entry carries, so its descendants are never matched through the other prefix.
+    if (blocks_[owner].refcount > 0) return PrefixKey{h, next_prefix_id_++};
+    // An unused entry of another prefix gives way to the one just computed: a collision, or a prefix
+    // whose parent identity is gone (the window pool keys its entries by the main pool's prefix ids,
+    // which a prefix evicted there and computed again renews), which could never be found again.
+    uncache(owner);
   }
+  cache_.emplace(h, block);
   blk.hash = h;
   blk.prefix_id = next_prefix_id_++;
   blk.parent_id = parent.id;

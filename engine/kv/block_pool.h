@@ -58,8 +58,9 @@ class BlockPool {
 
   // `block` (referenced, now full) holds `tokens` right after `parent`. Makes it a cache entry unless
   // an equal prefix is already cached in another block (that one stays; no duplicates in the map) or
-  // a different prefix owns the hash (a collision: the block stays uncached). Returns the key of the
-  // prefix through this block, for the next block's `parent`.
+  // a different prefix in use owns the hash (a collision: the block stays uncached; an unused one
+  // loses its entry instead). Returns the key of the prefix through this block, for the next block's
+  // `parent`.
   PrefixKey insert(int32_t block, const PrefixKey& parent, std::span<const int32_t> tokens);
 
   // Drops the block's cache entry (its contents are about to be overwritten). No-op if it has none.

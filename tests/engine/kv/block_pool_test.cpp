@@ -89,6 +89,25 @@ TEST(KvCacheBlockPool, CollidingHashesNeverAlias) {
   EXPECT_POOL_OK(pool);
 }
 
+// An unused entry of another prefix under the same hash gives way to the block just computed (it could
+// be a prefix whose parent's identity is gone, never to be found again); one in use does not.
+TEST(KvCacheBlockPool, UnusedCollidingEntryGivesWay) {
+  BlockPool pool(4, 2, constant_hasher);
+  const std::vector<int32_t> x = {1, 2}, y = {3, 4};
+  const int32_t a = pool.allocate(), b = pool.allocate();
+  pool.insert(a, PrefixKey{}, x);
+  pool.unref(a);  // cached, unused
+  const PrefixKey kb = pool.insert(b, PrefixKey{}, y);
+  EXPECT_TRUE(pool.is_cached(b));
+  EXPECT_FALSE(pool.is_cached(a));
+  EXPECT_EQ(pool.num_free(), 3);  // a went back to the free list with its entry
+  PrefixKey key;
+  EXPECT_EQ(pool.find(PrefixKey{}, y, &key), b);
+  EXPECT_EQ(key.id, kb.id);
+  EXPECT_EQ(pool.find(PrefixKey{}, x, &key), -1);
+  EXPECT_POOL_OK(pool);
+}
+
 TEST(KvCacheBlockPool, EqualBlocksAfterDifferentPrefixesNeverAlias) {
   BlockPool pool(4, 2, tokens_only_hasher);
   const std::vector<int32_t> p = {1, 2}, q = {5, 6}, tail = {3, 4};

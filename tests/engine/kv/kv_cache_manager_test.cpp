@@ -423,6 +423,25 @@ TEST(KvCacheManagerWindow, PrefixHitNeedsTheLastWindowCached) {
   EXPECT_CONSISTENT(kv);
 }
 
+// Window entries are keyed by the main pool's prefix ids. When the main pool evicts a prefix and it is
+// computed again, its ids are new: the window pool's old entries for it must give way, or the prefix
+// could never hit past its first window again.
+TEST(KvCacheManagerWindow, PrefixComputedAgainIsCachedAgain) {
+  KvCacheManager kv({.num_blocks = 7, .block_size = 4, .window = 8, .num_window_blocks = 64});
+  const std::vector<int32_t> prompt = iota(21, 0), other = iota(28, 500);
+  prefill(kv, 1, prompt);
+  kv.free(1);
+  EXPECT_EQ(kv.start_sequence(2, prompt), 20);
+  kv.free(2);
+  prefill(kv, 3, other);  // evicts every main block of the prompt
+  kv.free(3);
+  EXPECT_EQ(kv.peek_cached_prefix(prompt), 0);
+  prefill(kv, 4, prompt);  // computed again: new main ids
+  kv.free(4);
+  EXPECT_EQ(kv.start_sequence(5, prompt), 20);
+  EXPECT_CONSISTENT(kv);
+}
+
 TEST(KvCacheManagerWindow, ForkCopiesTheSharedWindowBlockOnWrite) {
   KvCacheManager kv({.num_blocks = 8, .block_size = 4, .window = 6, .num_window_blocks = 6});
   prefill(kv, 1, iota(6, 0));  // block 1 partial, in both pools

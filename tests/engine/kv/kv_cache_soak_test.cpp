@@ -1,8 +1,9 @@
 // Randomized soak of KvCacheManager, the scheduler issue's acceptance point: after 1,000 requests with
 // shared prefixes, chunked prefill, decode growth, forks, cancellations and preemption on a pool small
 // enough to run out, every block is back in the pool and the prefix cache is consistent. A simulated
-// physical KV (one token id per slot) checks the bookkeeping end to end: after every step each
-// sequence must read back exactly its own tokens, through prefix hits and copy-on-write alike. With a
+// physical KV checks the bookkeeping end to end. Each slot holds a hash of the sequence's tokens up to
+// and including its position (as real K/V depend on the whole prefix), and after every step each sequence
+// must read back exactly its own, through prefix hits and copy-on-write alike. With a
 // window pool (sliding-window layers) each sequence must also read back the keys of its next token's
 // window through its window table, while holding no more window blocks than that window spans.
 #include "engine/kv/kv_cache_manager.h"
@@ -44,8 +45,8 @@ class Soak {
              .window = window,
              .num_window_blocks = window > 0 ? kWindowBlocks : 0}),
         window_(window),
-        mem_(static_cast<size_t>(kBlocks * kBlock), -1),
-        wmem_(static_cast<size_t>(kWindowBlocks * kBlock), -1) {
+        mem_(static_cast<size_t>(kBlocks * kBlock), 0),
+        wmem_(static_cast<size_t>(kWindowBlocks * kBlock), 0) {
     for (int32_t len : {5, 9, 14, 21}) prefixes_.push_back(random_tokens(len));
   }
 
@@ -96,18 +97,34 @@ class Soak {
     Request r;
     r.id = next_id_++;
     r.tokens = prefixes_[static_cast<size_t>(uniform(0, static_cast<int32_t>(prefixes_.size()) - 1))];
+    if (chance(0.3)) {  // a block of its own first: the same blocks then follow different prefixes
+      const std::vector<int32_t> head = random_tokens(kBlock);
+      r.tokens.insert(r.tokens.begin(), head.begin(), head.end());
+    }
     const std::vector<int32_t> suffix = random_tokens(uniform(0, 8));
     r.tokens.insert(r.tokens.end(), suffix.begin(), suffix.end());
     r.target_len = static_cast<int32_t>(r.tokens.size()) + uniform(1, 24);
     return r;
   }
 
-  int32_t& slot(uint64_t seq, int32_t pos) {
+  // What a slot holds for position `pos` of `tokens`: a hash of tokens[0..pos].
+  static std::vector<uint64_t> prefix_hashes(const std::vector<int32_t>& tokens) {
+    std::vector<uint64_t> h(tokens.size());
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (size_t p = 0; p < tokens.size(); ++p) {
+      x = (x ^ static_cast<uint64_t>(tokens[p])) * 0x100000001b3ULL;
+      x ^= x >> 29;
+      h[p] = x;
+    }
+    return h;
+  }
+
+  uint64_t& slot(uint64_t seq, int32_t pos) {
     const std::span<const int32_t> table = kv_.block_table(seq);
     return mem_[static_cast<size_t>(table[static_cast<size_t>(pos / kBlock)] * kBlock + pos % kBlock)];
   }
 
-  int32_t& window_slot(uint64_t seq, int32_t pos) {
+  uint64_t& window_slot(uint64_t seq, int32_t pos) {
     const int32_t block = kv_.window_block_table(seq)[static_cast<size_t>(pos / kBlock)];
     EXPECT_GE(block, 0) << "sequence " << seq << " position " << pos << " has no window block";
     return wmem_[static_cast<size_t>(std::max(block, 0) * kBlock + pos % kBlock)];
@@ -117,13 +134,14 @@ class Soak {
   // the next token's window holds does so through the window table too, and no other window block is held.
   void verify(const Request& r, int32_t upto) {
     ASSERT_GE(kv_.block_table(r.id).size() * kBlock, static_cast<size_t>(upto));
+    const std::vector<uint64_t> want = prefix_hashes(r.tokens);
     for (int32_t p = 0; p < upto; ++p) {
-      ASSERT_EQ(slot(r.id, p), r.tokens[static_cast<size_t>(p)]) << "sequence " << r.id << " position " << p;
+      ASSERT_EQ(slot(r.id, p), want[static_cast<size_t>(p)]) << "sequence " << r.id << " position " << p;
     }
     if (window_ == 0) return;
     const int32_t first = std::max(0, upto + 1 - window_);
     for (int32_t p = first; p < upto; ++p) {
-      ASSERT_EQ(window_slot(r.id, p), r.tokens[static_cast<size_t>(p)]) << "sequence " << r.id << " window position " << p;
+      ASSERT_EQ(window_slot(r.id, p), want[static_cast<size_t>(p)]) << "sequence " << r.id << " window position " << p;
     }
     const std::span<const int32_t> w = kv_.window_block_table(r.id);
     const auto held = std::count_if(w.begin(), w.end(), [](int32_t b) { return b >= 0; });
@@ -183,9 +201,10 @@ class Soak {
         std::copy_n(wmem_.begin() + src * kBlock, kBlock, wmem_.begin() + dst * kBlock);
         ++counts_.window_copies;
       }
+      const std::vector<uint64_t> hashes = prefix_hashes(r.tokens);
       for (int32_t p = r.computed; p < r.computed + n; ++p) {
-        slot(r.id, p) = r.tokens[static_cast<size_t>(p)];
-        if (window_ > 0) window_slot(r.id, p) = r.tokens[static_cast<size_t>(p)];
+        slot(r.id, p) = hashes[static_cast<size_t>(p)];
+        if (window_ > 0) window_slot(r.id, p) = hashes[static_cast<size_t>(p)];
       }
       r.computed += n;
       kv_.commit_tokens(r.id, std::span<const int32_t>(r.tokens).first(static_cast<size_t>(r.computed)));
@@ -199,8 +218,8 @@ class Soak {
   KvCacheManager kv_;
   int32_t window_;
   std::mt19937_64 rng_{20240611};
-  std::vector<int32_t> mem_;   // simulated physical KV: the token id written in each slot
-  std::vector<int32_t> wmem_;  // the same for the window pool
+  std::vector<uint64_t> mem_;   // simulated physical KV: the prefix hash written in each slot
+  std::vector<uint64_t> wmem_;  // the same for the window pool
   std::vector<std::vector<int32_t>> prefixes_;
   std::vector<Request> running_;
   std::deque<Request> waiting_;
