@@ -61,13 +61,19 @@ Result<KvPoolSizes> kv_pools_for(const LoadOptions& o, int64_t bytes_per_block, 
   const int64_t bs = std::max(o.block_size, 1);
   const int64_t wanted = int64_t{o.window_pool_seqs} * ((window - 1 + bs - 1) / bs + 2) +
                          (int64_t{std::max(o.backend.max_step_tokens, 1)} + bs - 1) / bs;
-  // Each main block with a window block beside it, until the window pool has what it wants.
+  // Each main block with a window block beside it. Where that is all the memory allows, the pools stay
+  // equal (a window pool as large as the main one never runs out first); where the window pool has what
+  // it wants before that, the rest goes to main blocks. A token count sizes the main pool alone. With
+  // every layer windowed the main pool holds no bytes (only the tables' bookkeeping): both pools get
+  // what the memory holds, as before there was a window pool.
   auto paired = kv_blocks_for(o, bytes_per_block + window_bytes, available_bytes);
   if (!paired.ok()) return paired.status();
-  if (o.kv_memory_bytes <= 0 && o.kv_memory_fraction <= 0.0) {  // a token count sizes the main pool alone
+  const bool by_memory = o.kv_memory_bytes > 0 || o.kv_memory_fraction > 0.0;
+  if (by_memory && bytes_per_block <= 0) return KvPoolSizes{paired.value(), paired.value()};
+  if (!by_memory || wanted >= paired.value()) {
     return KvPoolSizes{paired.value(), static_cast<int32_t>(std::min<int64_t>(wanted, paired.value()))};
   }
-  const int64_t window_blocks = std::min<int64_t>(wanted, paired.value());
+  const int64_t window_blocks = wanted;
   const int64_t budget = o.kv_memory_bytes > 0
                              ? o.kv_memory_bytes
                              : static_cast<int64_t>(static_cast<double>(available_bytes) * o.kv_memory_fraction);

@@ -22,6 +22,21 @@ EngineLoop::EngineLoop(engine::Backend& backend, const engine::Tokenizer& tokeni
   // A request must fit the pool on its own: prompt + max_tokens within the pool's tokens.
   SchedulerConfig sc = config.scheduler;
   sc.max_model_len = static_cast<int32_t>(std::min<int64_t>(sc.max_model_len, int64_t{kv.num_blocks} * kv.block_size));
+  // A sequence alone must always fit the window pool, or a step with nothing else running could never
+  // place it: its window (ceil((window - 1) / bs) + 1 blocks) and a whole step (+ 1 block where the step
+  // straddles an edge). A window pool as large as the main one never runs out first (a sequence never
+  // holds more window blocks than main ones); a smaller one sized for a smaller step (load_model's
+  // max_step_tokens) bounds the step.
+  if (kv.window > 0 && kv.num_window_blocks < kv.num_blocks) {
+    const int32_t bs = kv.block_size;
+    const int64_t room = (int64_t{kv.num_window_blocks} - ((kv.window - 1 + bs - 1) / bs + 2)) * bs;
+    if (room < sc.max_num_batched_tokens) {
+      spdlog::warn("the sliding-window layers' pool of {} blocks holds one sequence's window and a step of {} tokens; "
+                   "max_num_batched_tokens {} lowered to that",
+                   kv.num_window_blocks, std::max<int64_t>(room, bs), sc.max_num_batched_tokens);
+      sc.max_num_batched_tokens = static_cast<int32_t>(std::max<int64_t>(room, bs));
+    }
+  }
   scheduler_ = std::make_unique<Scheduler>(sc, *kv_, tokenizer);
   if (sc.speculative.mode == engine::SpeculativeMode::Auto || config.profile_step_costs) profile_step_costs();
   publish_stats();

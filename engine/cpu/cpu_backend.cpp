@@ -191,13 +191,14 @@ class CpuBackend final : public Backend {
     if (shape.num_window_blocks > 0 && kv_window() == 0) {
       return Status::error("allocate_kv: a window pool, but the model has no sliding-window layers");
     }
-    kv_shape_ = shape;
     // Each layer's slice: the main pool's blocks, or the window pool's for a windowed layer when there
-    // is one.
-    layer_offset_.assign(static_cast<size_t>(w_->config.n_layers), 0);
+    // is one. The backend keeps its old pool and shape if the new one cannot be had.
+    const KvCacheShape old_shape = kv_shape_;
+    kv_shape_ = shape;  // (in_window_pool and block_elems read it)
+    std::vector<int64_t> offsets(static_cast<size_t>(w_->config.n_layers), 0);
     int64_t total = 0;
     for (int l = 0; l < w_->config.n_layers; ++l) {
-      layer_offset_[l] = total;
+      offsets[l] = total;
       total += static_cast<int64_t>(in_window_pool(l) ? shape.num_window_blocks : shape.num_blocks) * block_elems();
     }
     try {
@@ -205,10 +206,12 @@ class CpuBackend final : public Backend {
       kv_ = cpu::ArenaVector<cpu::KvScalar>(static_cast<size_t>(total), cpu::KvScalar(0),
                                             cpu::ArenaAllocator<cpu::KvScalar>(cpu::HugePageArena::create()));
     } catch (const std::bad_alloc&) {
+      kv_shape_ = old_shape;
       return Status::error(fmt::format("allocate_kv: cannot allocate {} MiB for {} KV blocks and {} window blocks",
                                        total * kv_dtype_bytes(shape.dtype) >> 20, shape.num_blocks,
                                        shape.num_window_blocks));
     }
+    layer_offset_ = std::move(offsets);
     return {};
   }
   KvCacheShape kv_shape() const override { return kv_shape_; }

@@ -29,7 +29,8 @@ struct Case {
 };
 
 // The golden file's model (written again from its preset and seed) and its cases.
-std::optional<engine::LoadedModel> load(const std::string& preset, std::vector<Case>* cases) {
+std::optional<engine::LoadedModel> load(const std::string& preset, std::vector<Case>* cases,
+                                        int32_t window_pool_seqs = kMaxSeqs, int32_t step_tokens = kStepTokens) {
   std::ifstream in(test::data_path("arch_golden.json"));
   const nlohmann::json doc = nlohmann::json::parse(in);
   for (const auto& m : doc.at("models")) {
@@ -45,8 +46,8 @@ std::optional<engine::LoadedModel> load(const std::string& preset, std::vector<C
     }
     engine::LoadOptions lo;
     lo.kv_tokens = 2048;  // the main pool holds every sequence whole
-    lo.window_pool_seqs = kMaxSeqs;
-    lo.backend.max_step_tokens = kStepTokens;
+    lo.window_pool_seqs = window_pool_seqs;
+    lo.backend.max_step_tokens = step_tokens;
     auto loaded = engine::load_model(path, lo);
     std::filesystem::remove(path);  // the mapping stays valid
     if (!loaded.ok()) {
@@ -146,6 +147,30 @@ TEST_P(WindowPool, ServesLlamaCppsContinuationsHoldingOnlyTheWindows) {
   EXPECT_EQ(st.used_blocks, 0);
   EXPECT_EQ(st.used_window_blocks, 0);
   EXPECT_TRUE(loop.kv().check_consistency().ok()) << loop.kv().check_consistency().message();
+}
+
+// A window pool sized for one sequence and 16-token steps (6 blocks: 96 tokens), and an engine loop
+// asked for 2048-token steps: a 200-token prompt in one step would need 13 window blocks and could never
+// be placed, so the loop lowers its step budget to what the pool holds beside one window.
+TEST_P(WindowPool, AStepBudgetThePoolCannotHoldIsLowered) {
+  std::vector<Case> cases;
+  auto model = load(GetParam(), &cases, /*window_pool_seqs=*/1, /*step_tokens=*/16);
+  ASSERT_TRUE(model.has_value());
+  const int32_t window = model->backend->kv_window();
+  ASSERT_EQ(model->backend->kv_shape().num_window_blocks, (window - 1 + 15) / 16 + 2 + 1);
+  EngineLoopConfig config;
+  config.scheduler.max_num_seqs = 1;
+  config.scheduler.max_num_batched_tokens = 2048;
+  EngineLoop loop(*model->backend, *model->tokenizer, config);
+  size_t longest = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    if (cases[i].prompt.size() > cases[longest].prompt.size()) longest = i;
+  }
+  ASSERT_GT(cases[longest].prompt.size(), 6u * 16);
+  Peaks peaks;
+  auto out = serve(loop, cases, {longest}, window, &peaks);
+  EXPECT_EQ(out[longest], cases[longest].greedy);
+  EXPECT_EQ(peaks.window_over_bound, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Gemma, WindowPool, ::testing::Values("gemma2-tiny", "gemma3-tiny"),

@@ -429,6 +429,12 @@ TEST(TinyModelKvCapacity, WindowPoolSizedForItsSequences) {
   EXPECT_EQ(small.value().num_blocks, 20);
   o.kv_memory_bytes = 1000;
   EXPECT_FALSE(kv_pools_for(o, 1000, 500, 40, 0).ok());  // not one block of each
+  // Every layer windowed: the main pool holds no bytes, only the block tables' bookkeeping; both get
+  // what the memory holds.
+  o.kv_memory_bytes = 100'000;
+  auto all_windowed = kv_pools_for(o, 0, 500, 40, 0);
+  EXPECT_EQ(all_windowed.value().num_blocks, 200);
+  EXPECT_EQ(all_windowed.value().num_window_blocks, 200);
 }
 
 }  // namespace
