@@ -19,7 +19,8 @@ Status check_kv_shape(const KvCacheShape& shape, std::span<const KvDtype> suppor
                                      shape.num_blocks, shape.block_size));
   }
   if (shape.num_window_blocks < 0) {
-    return Status::error(fmt::format("allocate_kv: {} window blocks is not a valid window pool", shape.num_window_blocks));
+    return Status::error(
+        fmt::format("allocate_kv: {} window blocks is not a valid window pool", shape.num_window_blocks));
   }
   if (std::find(supported.begin(), supported.end(), shape.dtype) == supported.end()) {
     return Status::error(fmt::format("allocate_kv: this backend has no {} KV cache", kv_dtype_name(shape.dtype)));

@@ -224,7 +224,8 @@ void StepPlanBuilder::set_window_table(std::span<const int32_t> window_table) {
   plan_.window_slot_mapping.resize(plan_.token_ids.size(), -1);
   for (int32_t t = plan_.cu_seqlens[b]; t < plan_.cu_seqlens[b + 1]; ++t) {
     const int32_t pos = plan_.positions[t];
-    const int32_t blk = pos / block_size_ < static_cast<int32_t>(window_table.size()) ? window_table[pos / block_size_] : -1;
+    const int32_t i = pos / block_size_;
+    const int32_t blk = i < static_cast<int32_t>(window_table.size()) ? window_table[i] : -1;
     plan_.window_slot_mapping[t] = blk * block_size_ + pos % block_size_;
   }
 }

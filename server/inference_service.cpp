@@ -75,8 +75,9 @@ InferenceService::InferenceService(engine::LoadedModel& model, scheduler::Engine
   Gauge& cached = metrics_.gauge("pagoda_kv_blocks_cached", "Unreferenced KV blocks kept for the prefix cache");
   Gauge& window_used = metrics_.gauge("pagoda_kv_window_blocks_used",
                                       "Sliding-window layers' KV blocks referenced by sequences (their own pool)");
-  Gauge& window_total = metrics_.gauge("pagoda_kv_window_blocks_total",
-                                       "Blocks in the sliding-window layers' pool (0: those layers, if any, in the main pool)");
+  Gauge& window_total =
+      metrics_.gauge("pagoda_kv_window_blocks_total",
+                     "Blocks in the sliding-window layers' pool (0: those layers, if any, in the main pool)");
   Gauge& hit_rate = metrics_.gauge("pagoda_prefix_cache_hit_rate", "Prompt blocks found in the prefix cache / looked up");
   Gauge& preempt = metrics_.gauge("pagoda_preemptions", "Sequences preempted since start");
   Gauge& steps = metrics_.gauge("pagoda_engine_steps", "Engine steps since start");

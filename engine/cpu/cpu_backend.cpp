@@ -216,7 +216,9 @@ class CpuBackend final : public Backend {
   }
   KvCacheShape kv_shape() const override { return kv_shape_; }
   int64_t kv_memory_available() const override { return host_memory_available(); }
-  int64_t kv_bytes_per_block() const override { return pool_layers(false) * block_elems() * kv_dtype_bytes(kv_shape_.dtype); }
+  int64_t kv_bytes_per_block() const override {
+    return w_ ? pool_layers(false) * block_elems() * kv_dtype_bytes(kv_shape_.dtype) : 0;
+  }
   int32_t kv_window() const override {
     if (!w_) return 0;
     for (int l = 0; l < w_->config.n_layers; ++l) {
@@ -225,7 +227,7 @@ class CpuBackend final : public Backend {
     return 0;
   }
   int64_t kv_bytes_per_window_block() const override {
-    return pool_layers(true) * block_elems() * kv_dtype_bytes(kv_shape_.dtype);
+    return w_ ? pool_layers(true) * block_elems() * kv_dtype_bytes(kv_shape_.dtype) : 0;
   }
 
   Status copy_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override {
@@ -297,7 +299,6 @@ class CpuBackend final : public Backend {
   bool in_window_pool(int l) const { return kv_shape_.num_window_blocks > 0 && w_->config.is_swa(l); }
   // Layers in the window pool (window) or the main pool.
   int64_t pool_layers(bool window) const {
-    if (!w_) return 0;
     int64_t n = 0;
     for (int l = 0; l < w_->config.n_layers; ++l) n += in_window_pool(l) == window;
     return n;
@@ -555,7 +556,7 @@ class CpuBackend final : public Backend {
   float rope_theta_scale_ = 1.0f;      // base^(-2/head_dim)
   float rope_theta_scale_swa_ = 1.0f;  // the same for the sliding-window layers' base
   KvCacheShape kv_shape_;
-  std::vector<int64_t> layer_offset_;  // [layer]: where its slice of kv_ starts
+  std::vector<int64_t> layer_offset_;   // [layer]: where its slice of kv_ starts
   cpu::ArenaVector<cpu::KvScalar> kv_;  // in an arena of its own: huge pages
   // Step scratch, reused across steps.
   std::vector<float> x_, h_, qkv_, q_, k_, v_, attn_, gu_, act_;

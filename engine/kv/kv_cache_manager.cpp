@@ -236,7 +236,8 @@ void KvCacheManager::commit_tokens(uint64_t seq, std::span<const int32_t> tokens
 // never read again: back to the window pool, cached ones to its evictable list.
 void KvCacheManager::Impl::release_window_blocks(Sequence& s) {
   if (window == 0) return;
-  const int32_t end = std::min(window_start(static_cast<int32_t>(s.tokens.size())), static_cast<int32_t>(s.wblocks.size()));
+  const int32_t end =
+      std::min(window_start(static_cast<int32_t>(s.tokens.size())), static_cast<int32_t>(s.wblocks.size()));
   for (; s.released < end; ++s.released) {
     if (s.wblocks[s.released] >= 0) wpool.unref(s.wblocks[s.released]);
     s.wblocks[s.released] = -1;
@@ -344,7 +345,8 @@ Status KvCacheManager::check_consistency() const {
     // Released below the committed tokens' window, held from there to the last committed token.
     const int32_t committed = static_cast<int32_t>(s.tokens.size());
     const int32_t start = impl_->window_start(committed);
-    const int32_t held_end = std::min((committed + impl_->bs() - 1) / impl_->bs(), static_cast<int32_t>(s.wblocks.size()));
+    const int32_t held_end =
+        std::min((committed + impl_->bs() - 1) / impl_->bs(), static_cast<int32_t>(s.wblocks.size()));
     for (int32_t i = 0; i < static_cast<int32_t>(s.wblocks.size()); ++i) {
       const int32_t b = s.wblocks[i];
       if (b >= impl_->wpool.num_blocks() || (b < 0 && b != -1)) {
@@ -360,8 +362,9 @@ Status KvCacheManager::check_consistency() const {
   }
   for (int32_t b = 0; b < impl_->wpool.num_blocks(); ++b) {
     if (wrefs[b] != impl_->wpool.refcount(b)) {
-      return Status::error("window block " + std::to_string(b) + ": refcount " + std::to_string(impl_->wpool.refcount(b)) +
-                           " but " + std::to_string(wrefs[b]) + " table references");
+      return Status::error("window block " + std::to_string(b) + ": refcount " +
+                           std::to_string(impl_->wpool.refcount(b)) + " but " + std::to_string(wrefs[b]) +
+                           " table references");
     }
     if (!impl_->prefix_caching && impl_->wpool.is_cached(b)) {
       return Status::error("window block " + std::to_string(b) + ": cached with prefix caching off");

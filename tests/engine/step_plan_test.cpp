@@ -100,7 +100,8 @@ TEST(StepPlanWindow, ValidateRejectsWindowsThatReachReleasedBlocks) {
   };
   const Case cases[] = {
       {"a window of 8 reaches the released block 0", [](StepPlan&) {}, 8, "window table entry 0 = -1"},
-      {"window block outside the pool", [](StepPlan& p) { p.window_block_tables[5] = 6; }, 3, "outside the window pool"},
+      {"window block outside the pool", [](StepPlan& p) { p.window_block_tables[5] = 6; }, 3,
+       "outside the window pool"},
       {"window slot mismatch", [](StepPlan& p) { p.window_slot_mapping[1] = 3; }, 3, "window slot 3"},
       {"window slots short", [](StepPlan& p) { p.window_slot_mapping.pop_back(); }, 3, "window slots"},
   };

@@ -68,9 +68,9 @@ std::optional<engine::LoadedModel> load(const std::string& preset, std::vector<C
 
 // What the engine loop's KV pools held, step by step.
 struct Peaks {
-  int32_t main_blocks = 0;         // the main pool's blocks in use
-  int32_t window_blocks = 0;       // the window pool's
-  int32_t window_over_bound = 0;   // steps after which the window pool held more than the running windows span
+  int32_t main_blocks = 0;        // the main pool's blocks in use
+  int32_t window_blocks = 0;      // the window pool's
+  int32_t window_over_bound = 0;  // steps after which the window pool held more than the running windows span
 };
 
 // Runs the requests `which` (ids = indices into cases) greedily, all submitted before the first step,
@@ -173,8 +173,9 @@ TEST_P(WindowPool, AStepBudgetThePoolCannotHoldIsLowered) {
   EXPECT_EQ(peaks.window_over_bound, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Gemma, WindowPool, ::testing::Values("gemma2-tiny", "gemma3-tiny"),
-                         [](const auto& info) { return std::string(info.param) == "gemma2-tiny" ? "Gemma2" : "Gemma3"; });
+INSTANTIATE_TEST_SUITE_P(Gemma, WindowPool, ::testing::Values("gemma2-tiny", "gemma3-tiny"), [](const auto& info) {
+  return std::string(info.param) == "gemma2-tiny" ? "Gemma2" : "Gemma3";
+});
 
 }  // namespace
 }  // namespace pagoda::scheduler

@@ -415,7 +415,7 @@ TEST(TinyModelKvCapacity, WindowPoolSizedForItsSequences) {
   auto tokens = kv_pools_for(o, 1000, 500, 40, 0);
   EXPECT_EQ(tokens.value().num_blocks, 256);
   EXPECT_EQ(tokens.value().num_window_blocks, 44);
-  EXPECT_EQ(kv_pools_for(o, 1000, 0, 40, 0).value().num_window_blocks, 0);  // no windowed layer
+  EXPECT_EQ(kv_pools_for(o, 1000, 0, 40, 0).value().num_window_blocks, 0);   // no windowed layer
   EXPECT_EQ(kv_pools_for(o, 1000, 500, 0, 0).value().num_window_blocks, 0);  // no window
   // Bytes: the window pool first (44 x 500), the rest in main blocks of 1000.
   o.kv_memory_bytes = 1'000'000;
