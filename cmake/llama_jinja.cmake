@@ -124,6 +124,6 @@ add_library(llama_jinja STATIC
 # common/json.cpp includes ggml.h for GGML_ASSERT alone: cmake/llama_jinja/ggml.h stands in for it.
 target_include_directories(llama_jinja SYSTEM BEFORE PUBLIC "${_jinja_copy}" "${_llama_dir}/common")
 target_include_directories(llama_jinja PRIVATE "${CMAKE_CURRENT_LIST_DIR}/llama_jinja")
-# Third-party code: its warnings are not ours to fix.
-target_compile_options(llama_jinja PRIVATE $<$<NOT:$<CONFIG:Debug>>:-O2> -w)
+include(${CMAKE_CURRENT_LIST_DIR}/third_party_options.cmake)
+pagoda_third_party_options(llama_jinja -O2)
 set_target_properties(llama_jinja PROPERTIES POSITION_INDEPENDENT_CODE ON CXX_STANDARD 17)

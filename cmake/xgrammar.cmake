@@ -39,6 +39,7 @@ target_include_directories(xgrammar SYSTEM PUBLIC
   "${xgrammar_SOURCE_DIR}/3rdparty/picojson"
   "${xgrammar_SOURCE_DIR}/3rdparty/dlpack/include")
 target_compile_definitions(xgrammar PUBLIC XGRAMMAR_ENABLE_CPPTRACE=0)
-target_compile_options(xgrammar PRIVATE $<$<NOT:$<CONFIG:Debug>>:-O3> -w)
+include(${CMAKE_CURRENT_LIST_DIR}/third_party_options.cmake)
+pagoda_third_party_options(xgrammar -O3)
 set_target_properties(xgrammar PROPERTIES POSITION_INDEPENDENT_CODE ON)
 target_link_libraries(xgrammar PUBLIC Threads::Threads)

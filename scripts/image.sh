@@ -59,7 +59,9 @@ if [ "$(podman image inspect --format '{{index .Labels "pagoda.base"}}' "$BASE" 
 fi
 
 common=(--format docker --isolation chroot --network host --build-arg "BASE=$BASE")
-build_args=("${common[@]}" -f docker/Dockerfile)
+# The build stage's LANG is this machine's: ccache keys on it, and with another one every compile in the
+# image missed the test build's cache (the whole build again: 934 s of the fresh check's image stage).
+build_args=("${common[@]}" -f docker/Dockerfile --build-arg "LANG=${LANG:-C.UTF-8}")
 # The CA bundle this machine trusts (SSL_CERT_FILE where set, as in the fresh-machine check's chroot):
 # a proxy's CA, where there is one, which the build stage's pip and curl need too.
 host_ca="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}"

@@ -18,21 +18,30 @@ export PAGODA_MODEL="$MODEL" PAGODA_REQUIRE_MODEL=1
 export OMP_WAIT_POLICY=passive
 export PATH="$VENV/bin:$PATH"   # Python-based tests use the project's venv
 log "PAGODA_MODEL=$PAGODA_MODEL"
-ctest --test-dir build --output-on-failure --no-tests=error -j2 "$@"
+# Each stage's wall time, printed at the end (CI has 90 min on 2 cores: this says where they go).
+TIMES=("set-up and build: $SECONDS s")
+timed() {  # timed NAME CMD...
+  local name="$1" start=$SECONDS
+  shift
+  "$@"
+  TIMES+=("$name: $((SECONDS - start)) s")
+}
+trap 'log "stage times: ${TIMES[*]}"' EXIT
+timed ctest ctest --test-dir build --output-on-failure --no-tests=error -j2 "$@"
 
 # --- The container image (scripts/image.sh, tests/deploy/test_image.py) -----------------------------
 # docker/Dockerfile built from a bare Debian with podman, its build stage running setup.sh and
 # build.sh, then its smoke test (HTTP, gRPC, health check, SIGTERM, first-start model fetch): 3-10 min
 # on 2 cores. Needs root (sudo otherwise, with this run's cache and venv). PAGODA_IMAGE_TEST=0 skips it.
 if [ "${PAGODA_IMAGE_TEST:-1}" != 0 ]; then
-  as_root env PAGODA_CACHE="$PAGODA_CACHE" PAGODA_VENV="$VENV" bash scripts/image.sh --smoke
+  timed image as_root env PAGODA_CACHE="$PAGODA_CACHE" PAGODA_VENV="$VENV" bash scripts/image.sh --smoke
 fi
 
 # --- libFuzzer targets (tests/fuzz/, scripts/fuzz.sh) -----------------------------------------------
 # A bounded run of each target (and its committed regression inputs), clang + ASan + UBSan, after the
 # suites: PAGODA_FUZZ_SECONDS per target (default 20; 0 skips the stage, e.g. for a quick local run).
 if [ "${PAGODA_FUZZ_SECONDS:-20}" != 0 ]; then
-  bash scripts/fuzz.sh --seconds "${PAGODA_FUZZ_SECONDS:-20}"
+  timed fuzz bash scripts/fuzz.sh --seconds "${PAGODA_FUZZ_SECONDS:-20}"
 fi
 
 # --- Sanitizers (scripts/sanitize.sh, tests/sanitizers/) --------------------------------------------
@@ -42,5 +51,5 @@ fi
 # PAGODA_SANITIZERS: all (default), asan, tsan, or none to skip.
 case "${PAGODA_SANITIZERS:-all}" in
   none) ;;
-  *) bash scripts/sanitize.sh "${PAGODA_SANITIZERS:-all}" ;;
+  *) timed sanitizers bash scripts/sanitize.sh "${PAGODA_SANITIZERS:-all}" ;;
 esac
