@@ -26,7 +26,26 @@ timed() {  # timed NAME CMD...
   "$@"
   TIMES+=("$name: $((SECONDS - start)) s")
 }
-trap 'log "stage times: ${TIMES[*]}"' EXIT
+SANITIZERS="${PAGODA_SANITIZERS:-all}"
+BUILDER=""
+on_exit() {
+  [ -z "$BUILDER" ] || kill -- "-$BUILDER" 2>/dev/null || true
+  log "stage times: ${TIMES[*]}"
+}
+trap on_exit EXIT
+
+# --- The sanitizer builds, in the background ---------------------------------------------------------
+# build-asan/ and build-tsan/ (scripts/sanitize.sh --build-only) start now at the lowest CPU priority,
+# and take the CPU that the suites, the image stage and the fuzzers leave idle; the sanitizer stage at
+# the end waits for them (their log: build/sanitizer-builds.log). In a process group of their own, so
+# a failure here stops them.
+if [ "$SANITIZERS" != none ]; then
+  rm -f build-asan/.pagoda-built build-tsan/.pagoda-built
+  setsid nice -n 19 bash scripts/sanitize.sh --build-only "$SANITIZERS" >build/sanitizer-builds.log 2>&1 &
+  BUILDER=$!
+  log "sanitizer builds started in the background (PID $BUILDER, nice 19)"
+fi
+
 timed ctest ctest --test-dir build --output-on-failure --no-tests=error -j2 "$@"
 
 # --- The container image (scripts/image.sh, tests/deploy/test_image.py) -----------------------------
@@ -46,10 +65,13 @@ fi
 
 # --- Sanitizers (scripts/sanitize.sh, tests/sanitizers/) --------------------------------------------
 # The engine, scheduler and server suites and the daemon's client tests under ASan + UBSan (build-asan/,
-# 21-28 min on 2 cores), then under TSan (build-tsan/, the cases with threads of their own and the HTTP
-# client tests, about 4 min plus its build); any sanitizer report fails the run (2026-11-28 figures).
-# PAGODA_SANITIZERS: all (default), asan, tsan, or none to skip.
-case "${PAGODA_SANITIZERS:-all}" in
+# about 16 min of tests on 2 cores), then under TSan (build-tsan/, the cases with threads of their own
+# and the HTTP client tests, about 4 min), each once the background builder above is done with its
+# build; any sanitizer report fails the run. PAGODA_SANITIZERS: all (default), asan, tsan, or none.
+case "$SANITIZERS" in
   none) ;;
-  *) timed sanitizers bash scripts/sanitize.sh "${PAGODA_SANITIZERS:-all}" ;;
+  *) timed sanitizers env PAGODA_SANITIZER_BUILDER="$BUILDER" bash scripts/sanitize.sh "$SANITIZERS"
+     log "the background sanitizer builds' log:"
+     tail -n 12 build/sanitizer-builds.log >&2
+     ;;
 esac
