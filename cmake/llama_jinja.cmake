@@ -125,5 +125,5 @@ add_library(llama_jinja STATIC
 target_include_directories(llama_jinja SYSTEM BEFORE PUBLIC "${_jinja_copy}" "${_llama_dir}/common")
 target_include_directories(llama_jinja PRIVATE "${CMAKE_CURRENT_LIST_DIR}/llama_jinja")
 include(${CMAKE_CURRENT_LIST_DIR}/third_party_options.cmake)
-pagoda_third_party_options(llama_jinja -O2)
+pagoda_third_party_options(llama_jinja -O2 OFF)
 set_target_properties(llama_jinja PROPERTIES POSITION_INDEPENDENT_CODE ON CXX_STANDARD 17)

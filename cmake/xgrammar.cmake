@@ -40,6 +40,6 @@ target_include_directories(xgrammar SYSTEM PUBLIC
   "${xgrammar_SOURCE_DIR}/3rdparty/dlpack/include")
 target_compile_definitions(xgrammar PUBLIC XGRAMMAR_ENABLE_CPPTRACE=0)
 include(${CMAKE_CURRENT_LIST_DIR}/third_party_options.cmake)
-pagoda_third_party_options(xgrammar -O3)
+pagoda_third_party_options(xgrammar -O3 ON)
 set_target_properties(xgrammar PROPERTIES POSITION_INDEPENDENT_CODE ON)
 target_link_libraries(xgrammar PUBLIC Threads::Threads)

@@ -21,28 +21,36 @@ log "PAGODA_MODEL=$PAGODA_MODEL"
 # Each stage's wall time, printed at the end (CI has 90 min on 2 cores: this says where they go).
 TIMES=("set-up and build: $SECONDS s")
 timed() {  # timed NAME CMD...
-  local name="$1" start=$SECONDS
+  local name="$1" start=$SECONDS rc=0
   shift
-  "$@"
-  TIMES+=("$name: $((SECONDS - start)) s")
+  "$@" || rc=$?
+  TIMES+=("$name: $((SECONDS - start)) s$([ "$rc" -eq 0 ] || echo " (exit $rc)")")
+  return "$rc"
 }
 SANITIZERS="${PAGODA_SANITIZERS:-all}"
 BUILDER=""
 on_exit() {
   [ -z "$BUILDER" ] || kill -- "-$BUILDER" 2>/dev/null || true
   log "stage times: ${TIMES[*]}"
+  if [ -f build/sanitizer-builds.log ]; then
+    log "the background sanitizer builds' log, its end:"
+    tail -n 12 build/sanitizer-builds.log >&2
+  fi
 }
 trap on_exit EXIT
 
 # --- The sanitizer builds, in the background ---------------------------------------------------------
 # build-asan/ and build-tsan/ (scripts/sanitize.sh --build-only) start now at the lowest CPU priority,
 # and take the CPU that the suites, the image stage and the fuzzers leave idle; the sanitizer stage at
-# the end waits for them (their log: build/sanitizer-builds.log). In a process group of their own, so
-# a failure here stops them.
+# the end waits for them (their log: build/sanitizer-builds.log). A process group of their own (job
+# control, set -m), so a failure here stops them all; not a session of their own (setsid): the kernel's
+# autogroups give each session an equal share whatever its nice value, and the builds would take a core.
 if [ "$SANITIZERS" != none ]; then
-  rm -f build-asan/.pagoda-built build-tsan/.pagoda-built
-  setsid nice -n 19 bash scripts/sanitize.sh --build-only "$SANITIZERS" >build/sanitizer-builds.log 2>&1 &
+  rm -f build-asan/.pagoda-built build-tsan/.pagoda-built build/sanitizer-builds.log
+  set -m
+  nice -n 19 bash scripts/sanitize.sh --build-only "$SANITIZERS" </dev/null >build/sanitizer-builds.log 2>&1 &
   BUILDER=$!
+  set +m
   log "sanitizer builds started in the background (PID $BUILDER, nice 19)"
 fi
 
@@ -71,7 +79,11 @@ fi
 case "$SANITIZERS" in
   none) ;;
   *) timed sanitizers env PAGODA_SANITIZER_BUILDER="$BUILDER" bash scripts/sanitize.sh "$SANITIZERS"
-     log "the background sanitizer builds' log:"
-     tail -n 12 build/sanitizer-builds.log >&2
+     # The builder is done by now (the stage waited for each of its builds): collect it, so the exit
+     # trap never signals a process group whose number was reused.
+     builder_rc=0
+     wait "$BUILDER" || builder_rc=$?
+     BUILDER=""
+     [ "$builder_rc" -eq 0 ] || die "the background sanitizer builds exited $builder_rc (build/sanitizer-builds.log)"
      ;;
 esac
