@@ -66,9 +66,9 @@ fi
 
 # --- libFuzzer targets (tests/fuzz/, scripts/fuzz.sh) -----------------------------------------------
 # A bounded run of each target (and its committed regression inputs), clang + ASan + UBSan, after the
-# suites: PAGODA_FUZZ_SECONDS per target (default 20; 0 skips the stage, e.g. for a quick local run).
-if [ "${PAGODA_FUZZ_SECONDS:-20}" != 0 ]; then
-  timed fuzz bash scripts/fuzz.sh --seconds "${PAGODA_FUZZ_SECONDS:-20}"
+# suites: PAGODA_FUZZ_SECONDS per target (default 10; 0 skips the stage, e.g. for a quick local run).
+if [ "${PAGODA_FUZZ_SECONDS:-10}" != 0 ]; then
+  timed fuzz bash scripts/fuzz.sh --seconds "${PAGODA_FUZZ_SECONDS:-10}"
 fi
 
 # --- Sanitizers (scripts/sanitize.sh, tests/sanitizers/) --------------------------------------------
