@@ -63,10 +63,10 @@ timed ctest ctest --test-dir build --output-on-failure --no-tests=error -j2 "$@"
 # docker/Dockerfile built from a bare Debian with podman, its build stage running setup.sh and
 # build.sh, then its smoke test (HTTP, gRPC, health check, SIGTERM, first-start model fetch): 3-10 min
 # on 2 cores. Needs root (sudo otherwise, with this run's cache and venv). PAGODA_IMAGE_TEST=0 skips it.
-# The background builder pauses meanwhile: the containers' pagodad runs its OpenMP team with threads that
-# spin at each barrier, and it is in a cgroup of its own, where the builder's nice value does not reach:
-# a compile sharing its cores cost it a time slice per barrier (a 200-token stream took over 30 s, and
-# the drain test's grace period ran out).
+# The background builder pauses meanwhile. The containers' pagodad runs its OpenMP team with threads that
+# spin at each barrier, from a cgroup of its own where the builder's nice value does not reach, so a
+# compile on its cores can cost it a time slice per barrier: with the builder running, the drain test's
+# 200-token stream was cut after about 60 tokens, at the end of the 30 s grace period.
 if [ "${PAGODA_IMAGE_TEST:-1}" != 0 ]; then
   [ -z "$BUILDER" ] || kill -STOP -- "-$BUILDER"
   image_rc=0
