@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "engine/cpu/attention_kernels.h"
 #include "engine/cpu/cpu_features.h"
 #include "engine/cpu/ggml_numerics.h"
 #include "engine/cpu/vec_kernels.h"
@@ -38,11 +39,6 @@ void write_kv(const StepPlan& plan, const float* k, const float* v, const PagedK
 
 namespace {
 
-// ggml computes one attention head of a step as two matmuls, whose summation order depends on how
-// many query rows the step has: one row goes through ggml_vec_dot_f16, more through tinyBLAS.
-// We pick the same order per sequence, so a sequence's numbers never depend on its batch-mates.
-enum class DotOrder { Vec, Gemm };
-
 // llama.cpp runs a prompt as multi-row steps and each generated token as a one-row step, so a prompt
 // token takes the Gemm order (a one-token prompt is one row: Vec) and a generated token the Vec one.
 // A plan without the prompt length falls back to this step's row count, as llama.cpp does.
@@ -51,14 +47,6 @@ bool prefill_order(const StepPlan& plan, int32_t b, int32_t t) {
   if (prompt_len < 0) return plan.cu_seqlens[b + 1] - plan.cu_seqlens[b] > 1;
   return prompt_len >= 2 && plan.positions[t] < prompt_len;
 }
-
-struct Scratch {
-  std::vector<float> scores;  // [heads][context, padded to 16]
-  std::vector<float> acc;     // PV accumulators per head: [4][16][head_dim] (Vec) or [16][head_dim] (Gemm)
-  std::vector<float> keys;    // the AVX-512 kernel's chunk of 16 K rows, converted to f32 once: [16][head_dim]
-  std::vector<float> q;       // its query heads, rounded to fp16: [heads][head_dim]
-  std::vector<const KvScalar*> krows, vrows;  // the AVX-512 kernel's K and V row of each position
-};
 
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void fma_row(float* acc, const KvScalar* v,
                                                                                           float p, int n) {
@@ -70,13 +58,6 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
 
 PAGODA_AVX512 inline __m512 load_f16x16(const KvScalar* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-
-// The score of one key as ggml's graph makes it: the dot product, capped (tanh) where the model caps,
-// then scaled.
-inline float score(float dot, const AttentionParams& p, float inv_cap) {
-  if (p.softcap > 0.0f) dot = std::tanh(dot * inv_cap) * p.softcap;
-  return dot * p.scale;
 }
 
 // The sixteen horizontal sums of d[0..15] at once, each with the bits of _mm512_reduce_add_ps(d[k]):
@@ -178,7 +159,7 @@ PAGODA_AVX512 void pv_heads(const KvScalar* const* vrows, int32_t first, int32_t
 template <int NC>
 PAGODA_AVX512 void attend_group_avx512(const float* q_in, int32_t n_q, const PagedKvLayer& kv,
                                        std::span<const int32_t> table, int32_t kv_head, int32_t first, int32_t n_ctx,
-                                       const AttentionParams& params, DotOrder order, Scratch& s, float* out) {
+                                       const AttentionParams& params, DotOrder order, AttentionScratch& s, float* out) {
   constexpr int32_t hd = NC * 16;
   const float inv_cap = params.softcap > 0.0f ? 1.0f / params.softcap : 0.0f;
   const int32_t bs = kv.block_size;
@@ -240,7 +221,7 @@ PAGODA_AVX512 void attend_group_avx512(const float* q_in, int32_t n_q, const Pag
       if (params.softcap > 0.0f) {
         alignas(64) float d[kLanes];
         _mm512_store_ps(d, dots);
-        for (int32_t jj = lo; jj < hi; ++jj) d[jj] = score(d[jj], params, inv_cap);
+        for (int32_t jj = lo; jj < hi; ++jj) d[jj] = score_of(d[jj], params, inv_cap);
         sc = _mm512_load_ps(d);
       } else {
         sc = _mm512_mul_ps(dots, _mm512_set1_ps(params.scale));
@@ -296,10 +277,9 @@ PAGODA_AVX512 void attend_group_avx512(const float* q_in, int32_t n_q, const Pag
   }
 }
 
-// The head sizes the AVX-512 kernel is built for (multiples of ggml's 64-element vec_dot step).
-void attend_group(const float* q_in, int32_t n_q, const PagedKvLayer& kv, std::span<const int32_t> table,
+void attend_group_avx512(const float* q_in, int32_t n_q, const PagedKvLayer& kv, std::span<const int32_t> table,
                          int32_t kv_head, int32_t first, int32_t n_ctx, const AttentionParams& params, DotOrder order,
-                         Scratch& s, float* out) {
+                         AttentionScratch& s, float* out) {
   switch (kv.head_dim) {
     case 64: return attend_group_avx512<4>(q_in, n_q, kv, table, kv_head, first, n_ctx, params, order, s, out);
     case 128: return attend_group_avx512<8>(q_in, n_q, kv, table, kv_head, first, n_ctx, params, order, s, out);
@@ -308,10 +288,24 @@ void attend_group(const float* q_in, int32_t n_q, const PagedKvLayer& kv, std::s
   }
 }
 
-std::atomic<bool> g_portable_only{false};
+std::atomic<AttentionKernel> g_kernel{AttentionKernel::Auto};
+
+// The head sizes the grouped kernels are built for (multiples of ggml's 64-element vec_dot step).
+bool grouped_head_dim(int32_t hd) { return hd == 64 || hd == 128 || hd == 192 || hd == 256; }
+
+// The kernel a step runs: the one asked for (tests) where this CPU has it, else the widest it has.
+AttentionKernel pick_kernel(int32_t head_dim) {
+  const AttentionKernel asked = g_kernel.load(std::memory_order_relaxed);
+  if (asked == AttentionKernel::Portable || !grouped_head_dim(head_dim)) return AttentionKernel::Portable;
+  if (asked != AttentionKernel::Auto) return attention_kernel_available(asked) ? asked : AttentionKernel::Portable;
+  if (attention_kernel_available(AttentionKernel::Avx512)) return AttentionKernel::Avx512;
+  if (attention_kernel_available(AttentionKernel::Avx2)) return AttentionKernel::Avx2;
+  return AttentionKernel::Portable;
+}
 
 void attend_one(const float* q_in, const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head,
-                int32_t first, int32_t n_ctx, const AttentionParams& params, DotOrder order, Scratch& s, float* out) {
+                int32_t first, int32_t n_ctx, const AttentionParams& params, DotOrder order, AttentionScratch& s,
+                float* out) {
   const float inv_cap = params.softcap > 0.0f ? 1.0f / params.softcap : 0.0f;
   const int32_t bs = kv.block_size, hd = kv.head_dim;
   float q[256];  // head_dim <= 256 (checked at load); q is rounded to fp16 as ggml converts it
@@ -324,7 +318,7 @@ void attend_one(const float* q_in, const PagedKvLayer& kv, std::span<const int32
   const bool gemm = order == DotOrder::Gemm && hd % kLanes == 0;
   for (int32_t j = first; j < n_ctx; ++j) {
     const KvScalar* k = kv.key(table[j / bs], kv_head) + (j % bs) * hd;
-    s.scores[j] = score(gemm ? ggml_dot_f16_gemm(q, k, hd) : ggml_dot_f16_vec(q, k, hd), params, inv_cap);
+    s.scores[j] = score_of(gemm ? ggml_dot_f16_gemm(q, k, hd) : ggml_dot_f16_vec(q, k, hd), params, inv_cap);
   }
 
   // Softmax as ggml_vec_soft_max_f32: 16-lane expf chunks, chunk sums added in double (chunks wholly
@@ -366,7 +360,20 @@ void attend_one(const float* q_in, const PagedKvLayer& kv, std::span<const int32
 
 }  // namespace
 
-void set_attention_portable_only(bool portable) { g_portable_only = portable; }
+bool attention_kernel_available(AttentionKernel kernel) {
+  static const bool avx512 = cpu_features().avx512;
+  static const bool avx2 = cpu_features().avx2 && cpu_features().fma && __builtin_cpu_supports("f16c");
+  switch (kernel) {
+    case AttentionKernel::Avx512:
+      return avx512;
+    case AttentionKernel::Avx2:
+      return avx2;
+    default:
+      return true;
+  }
+}
+
+void set_attention_kernel(AttentionKernel kernel) { g_kernel = kernel; }
 
 void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& kv, int32_t n_heads,
                      const AttentionParams& params, float* out) {
@@ -378,10 +385,9 @@ void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& k
   for (int32_t b = 0; b < plan.num_seqs(); ++b) {
     for (int32_t t = plan.cu_seqlens[b]; t < plan.cu_seqlens[b + 1]; ++t) seq_of[t] = b;
   }
-  static const bool avx512 = cpu_features().avx512;
-  const bool grouped = avx512 && !g_portable_only.load(std::memory_order_relaxed) &&
-                       (kv.head_dim == 64 || kv.head_dim == 128 || kv.head_dim == 192 || kv.head_dim == 256);
-  // A work item is one token's query heads that share a KV head: all `group` of them where the AVX-512
+  const AttentionKernel kernel = pick_kernel(kv.head_dim);
+  const bool grouped = kernel != AttentionKernel::Portable;
+  // A work item is one token's query heads that share a KV head: all `group` of them where a grouped
   // kernel runs, so each K/V row is converted once for the group. A step with fewer groups than threads
   // (one decode of a model with 1 or 2 KV heads) splits each group so every thread has heads to run.
   // (Splitting SmolLM2's 3 groups for 2 threads measured no faster, so it is only done below that.)
@@ -396,7 +402,7 @@ void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& k
   const int64_t work = groups_in_step * items_per_group;
 #pragma omp parallel if (work > 2)
   {
-    Scratch scratch;
+    AttentionScratch scratch;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t w = 0; w < work; ++w) {
       const int32_t t = static_cast<int32_t>(w / (kv.n_kv_heads * items_per_group));
@@ -411,8 +417,10 @@ void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& k
       const float* qt = q + t * row + h0 * kv.head_dim;
       float* ot = out + t * row + h0 * kv.head_dim;
       const std::span<const int32_t> table = kv.window_pool ? plan.window_block_table(b) : plan.block_table(b);
-      if (grouped) {
-        attend_group(qt, n_q, kv, table, kv_head, first, n_ctx, params, order, scratch, ot);
+      if (kernel == AttentionKernel::Avx512) {
+        attend_group_avx512(qt, n_q, kv, table, kv_head, first, n_ctx, params, order, scratch, ot);
+      } else if (kernel == AttentionKernel::Avx2) {
+        attend_group_avx2(qt, n_q, kv, table, kv_head, first, n_ctx, params, order, scratch, ot);
       } else {
         for (int32_t i = 0; i < n_q; ++i) {
           attend_one(qt + i * kv.head_dim, kv, table, kv_head, first, n_ctx, params, order, scratch,

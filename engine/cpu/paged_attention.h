@@ -45,7 +45,12 @@ struct AttentionParams {
 void paged_attention(const StepPlan& plan, const float* q, const PagedKvLayer& kv, int32_t n_heads,
                      const AttentionParams& params, float* out);
 
-// Tests: run the portable loops even where the AVX-512 kernel would be chosen (both give the same bits).
-void set_attention_portable_only(bool portable);
+// Which kernel runs a query head group. Auto: the widest this CPU has (AVX-512, then AVX2) for head
+// sizes 64, 128, 192 and 256, else the portable loops. Every kernel gives the same bits (ggml's
+// AVX-512 order); tests pick each in turn to check that.
+enum class AttentionKernel { Auto, Avx512, Avx2, Portable };
+bool attention_kernel_available(AttentionKernel kernel);
+// Tests: run `kernel` where this CPU has it (else the portable loops); Auto restores the default.
+void set_attention_kernel(AttentionKernel kernel);
 
 }  // namespace pagoda::engine::cpu
