@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 
 #include "engine/cpu/attention_kernels.h"
@@ -250,8 +251,10 @@ void attend_group_avx2(const float* q_in, int32_t n_q, const PagedKvLayer& kv, s
       return attend_group<8>(q_in, n_q, kv, table, kv_head, first, n_ctx, params, order, s, out);
     case 192:
       return attend_group<12>(q_in, n_q, kv, table, kv_head, first, n_ctx, params, order, s, out);
-    default:
+    case 256:
       return attend_group<16>(q_in, n_q, kv, table, kv_head, first, n_ctx, params, order, s, out);
+    default:
+      std::abort();  // pick_kernel runs the grouped kernels only at these head sizes
   }
 }
 
