@@ -130,40 +130,23 @@ PAGODA_AVX2 void attend_group(const float* q_in, int32_t n_q, const PagedKvLayer
                               DotOrder order, AttentionScratch& s, float* out) {
   constexpr int32_t hd = NC * 16;
   const float inv_cap = params.softcap > 0.0f ? 1.0f / params.softcap : 0.0f;
-  const int32_t bs = kv.block_size;
   const int32_t padded = (n_ctx + kLanes - 1) / kLanes * kLanes;
   const int32_t chunk0 = first / kLanes * kLanes;  // the softmax's first chunk with an unmasked key
   s.scores.resize(static_cast<size_t>(n_q) * padded);
   s.keys.resize(static_cast<size_t>(kLanes) * hd);
   s.q.resize(static_cast<size_t>(n_q) * hd);
   for (int32_t i = 0; i < n_q * hd; i += 8) _mm256_storeu_ps(&s.q[i], round_f16x8(_mm256_loadu_ps(q_in + i)));
-  s.krows.resize(n_ctx);
-  s.vrows.resize(n_ctx);
-  for (int32_t j0 = first / bs * bs; j0 < n_ctx; j0 += bs) {
-    const KvScalar* kb = kv.key(table[j0 / bs], kv_head);
-    const KvScalar* vb = kv.value(table[j0 / bs], kv_head);
-    for (int32_t j = std::max(j0, first); j < std::min(j0 + bs, n_ctx); ++j) {
-      s.krows[j] = kb + (j - j0) * hd;
-      s.vrows[j] = vb + (j - j0) * hd;
-    }
-  }
-  auto prefetch_row = [](const KvScalar* r, int hint) {
-    const char* c = reinterpret_cast<const char*>(r);
-    for (size_t off = 0; off < hd * sizeof(KvScalar); off += 64) {
-      if (hint == 0)
-        _mm_prefetch(c + off, _MM_HINT_T0);
-      else
-        _mm_prefetch(c + off, _MM_HINT_T1);
-    }
-  };
+  gather_kv_rows(kv, table, kv_head, first, n_ctx, s);
+  constexpr size_t row_bytes = hd * sizeof(KvScalar);
+
 
   // Scores, 16 keys at a time: each K row converted once for the n_q heads.
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int32_t c0 = chunk0; c0 < n_ctx; c0 += kLanes) {
     const int32_t lo = std::max(first, c0) - c0, hi = std::min(n_ctx, c0 + kLanes) - c0;  // keys [lo, hi) attended
-    for (int32_t j = c0 + kLanes; j < std::min(n_ctx, c0 + 2 * kLanes); ++j) prefetch_row(s.krows[j], 0);
+    for (int32_t j = c0 + kLanes; j < std::min(n_ctx, c0 + 2 * kLanes); ++j) prefetch_row(s.krows[j], row_bytes, PrefetchTo::L1);
     for (int32_t jj = lo; jj < hi; ++jj) {
-      prefetch_row(s.vrows[c0 + jj], 1);
+      prefetch_row(s.vrows[c0 + jj], row_bytes, PrefetchTo::L2);
       const KvScalar* k = s.krows[c0 + jj];
       for (int32_t i = 0; i < hd; i += 8) _mm256_storeu_ps(&s.keys[jj * hd + i], load_f16x8(k + i));
     }

@@ -2,6 +2,8 @@
 // What paged_attention.cpp's dispatch shares with the grouped kernels built for one instruction set
 // each (attention_group_avx2.cpp): the summation order of a step, the per-thread scratch, and the
 // kernels' signature. Internal to the CPU backend.
+#include <xmmintrin.h>
+
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -30,6 +32,25 @@ struct AttentionScratch {
   std::vector<float> q;       // its query heads, rounded to fp16: [heads][head_dim]
   std::vector<const KvScalar*> krows, vrows;  // a grouped kernel's K and V row of each position
 };
+
+// Where each attended key's K and V rows live (s.krows, s.vrows for positions [first, n_ctx)): one
+// block-table lookup per block, not a division per row and pass.
+void gather_kv_rows(const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head, int32_t first,
+                    int32_t n_ctx, AttentionScratch& s);
+
+// Asks for a K or V row of `bytes` ahead of its use: into L1 (T0) or L2 (T1). Paged blocks are not
+// contiguous, so the hardware prefetchers stall at each block boundary.
+enum class PrefetchTo { L1, L2 };
+inline void prefetch_row(const KvScalar* row, size_t bytes, PrefetchTo to) {
+  const char* c = reinterpret_cast<const char*>(row);
+  for (size_t off = 0; off < bytes; off += 64) {
+    if (to == PrefetchTo::L1) {
+      _mm_prefetch(c + off, _MM_HINT_T0);
+    } else {
+      _mm_prefetch(c + off, _MM_HINT_T1);
+    }
+  }
+}
 
 // The n_q query heads that share KV head `kv_head` (consecutive rows of head_dim in q_in and out), over
 // keys [first, n_ctx) of the sequence whose block table is `table`; keys before `first` (outside a

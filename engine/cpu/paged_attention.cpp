@@ -37,6 +37,21 @@ void write_kv(const StepPlan& plan, const float* k, const float* v, const PagedK
   }
 }
 
+void gather_kv_rows(const PagedKvLayer& kv, std::span<const int32_t> table, int32_t kv_head, int32_t first,
+                    int32_t n_ctx, AttentionScratch& s) {
+  const int32_t bs = kv.block_size, hd = kv.head_dim;
+  s.krows.resize(n_ctx);
+  s.vrows.resize(n_ctx);
+  for (int32_t j0 = first / bs * bs; j0 < n_ctx; j0 += bs) {
+    const KvScalar* kb = kv.key(table[j0 / bs], kv_head);
+    const KvScalar* vb = kv.value(table[j0 / bs], kv_head);
+    for (int32_t j = std::max(j0, first); j < std::min(j0 + bs, n_ctx); ++j) {
+      s.krows[j] = kb + (j - j0) * hd;
+      s.vrows[j] = vb + (j - j0) * hd;
+    }
+  }
+}
+
 namespace {
 
 // llama.cpp runs a prompt as multi-row steps and each generated token as a one-row step, so a prompt
@@ -162,7 +177,6 @@ PAGODA_AVX512 void attend_group_avx512(const float* q_in, int32_t n_q, const Pag
                                        const AttentionParams& params, DotOrder order, AttentionScratch& s, float* out) {
   constexpr int32_t hd = NC * 16;
   const float inv_cap = params.softcap > 0.0f ? 1.0f / params.softcap : 0.0f;
-  const int32_t bs = kv.block_size;
   const int32_t padded = (n_ctx + kLanes - 1) / kLanes * kLanes;
   const int32_t chunk0 = first / kLanes * kLanes;  // the softmax's first chunk with an unmasked key
   s.scores.resize(static_cast<size_t>(n_q) * padded);
@@ -171,25 +185,8 @@ PAGODA_AVX512 void attend_group_avx512(const float* q_in, int32_t n_q, const Pag
   for (int32_t i = 0; i < n_q * hd; i += 16) {  // rounded to fp16 as ggml converts q
     _mm512_storeu_ps(&s.q[i], _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(q_in + i), _MM_FROUND_TO_NEAREST_INT)));
   }
-  // Where each attended key's K and V rows live: one block-table lookup per block, not a division per
-  // row and pass.
-  s.krows.resize(n_ctx);
-  s.vrows.resize(n_ctx);
-  for (int32_t j0 = first / bs * bs; j0 < n_ctx; j0 += bs) {
-    const KvScalar* kb = kv.key(table[j0 / bs], kv_head);
-    const KvScalar* vb = kv.value(table[j0 / bs], kv_head);
-    for (int32_t j = std::max(j0, first); j < std::min(j0 + bs, n_ctx); ++j) {
-      s.krows[j] = kb + (j - j0) * hd;
-      s.vrows[j] = vb + (j - j0) * hd;
-    }
-  }
-  auto prefetch_row = [](const KvScalar* r, int hint) {
-    const char* c = reinterpret_cast<const char*>(r);
-    for (size_t off = 0; off < hd * sizeof(KvScalar); off += 64) {
-      if (hint == 0) _mm_prefetch(c + off, _MM_HINT_T0);
-      else _mm_prefetch(c + off, _MM_HINT_T1);
-    }
-  };
+  gather_kv_rows(kv, table, kv_head, first, n_ctx, s);
+  constexpr size_t row_bytes = hd * sizeof(KvScalar);
 
   const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int32_t c0 = chunk0; c0 < n_ctx; c0 += kLanes) {
@@ -198,9 +195,9 @@ PAGODA_AVX512 void attend_group_avx512(const float* q_in, int32_t n_q, const Pag
     // Paged blocks are not contiguous, so the hardware prefetchers stall at each block boundary: ask for
     // the next chunk's K rows now, and this chunk's V rows (into L2) for the PV pass.
     // (Prefetching further ahead measured no faster: bench/attention_micro.cpp.)
-    for (int32_t j = c0 + kLanes; j < std::min(n_ctx, c0 + 2 * kLanes); ++j) prefetch_row(s.krows[j], 0);
+    for (int32_t j = c0 + kLanes; j < std::min(n_ctx, c0 + 2 * kLanes); ++j) prefetch_row(s.krows[j], row_bytes, PrefetchTo::L1);
     for (int32_t jj = lo; jj < hi; ++jj) {
-      prefetch_row(s.vrows[c0 + jj], 1);
+      prefetch_row(s.vrows[c0 + jj], row_bytes, PrefetchTo::L2);
       const KvScalar* k = s.krows[c0 + jj];
       for (int c = 0; c < NC; ++c) _mm512_storeu_ps(&s.keys[jj * hd + 16 * c], load_f16x16(k + 16 * c));
     }
