@@ -139,12 +139,12 @@ PAGODA_AVX2 void attend_group(const float* q_in, int32_t n_q, const PagedKvLayer
   gather_kv_rows(kv, table, kv_head, first, n_ctx, s);
   constexpr size_t row_bytes = hd * sizeof(KvScalar);
 
-
   // Scores, 16 keys at a time: each K row converted once for the n_q heads.
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int32_t c0 = chunk0; c0 < n_ctx; c0 += kLanes) {
     const int32_t lo = std::max(first, c0) - c0, hi = std::min(n_ctx, c0 + kLanes) - c0;  // keys [lo, hi) attended
-    for (int32_t j = c0 + kLanes; j < std::min(n_ctx, c0 + 2 * kLanes); ++j) prefetch_row(s.krows[j], row_bytes, PrefetchTo::L1);
+    for (int32_t j = c0 + kLanes; j < std::min(n_ctx, c0 + 2 * kLanes); ++j)
+      prefetch_row(s.krows[j], row_bytes, PrefetchTo::L1);
     for (int32_t jj = lo; jj < hi; ++jj) {
       prefetch_row(s.vrows[c0 + jj], row_bytes, PrefetchTo::L2);
       const KvScalar* k = s.krows[c0 + jj];

@@ -195,7 +195,8 @@ PAGODA_AVX512 void attend_group_avx512(const float* q_in, int32_t n_q, const Pag
     // Paged blocks are not contiguous, so the hardware prefetchers stall at each block boundary: ask for
     // the next chunk's K rows now, and this chunk's V rows (into L2) for the PV pass.
     // (Prefetching further ahead measured no faster: bench/attention_micro.cpp.)
-    for (int32_t j = c0 + kLanes; j < std::min(n_ctx, c0 + 2 * kLanes); ++j) prefetch_row(s.krows[j], row_bytes, PrefetchTo::L1);
+    for (int32_t j = c0 + kLanes; j < std::min(n_ctx, c0 + 2 * kLanes); ++j)
+      prefetch_row(s.krows[j], row_bytes, PrefetchTo::L1);
     for (int32_t jj = lo; jj < hi; ++jj) {
       prefetch_row(s.vrows[c0 + jj], row_bytes, PrefetchTo::L2);
       const KvScalar* k = s.krows[c0 + jj];
