@@ -1,8 +1,10 @@
 // pagoda_matmul_bench: the CPU backend's matmul kernels alone, per weight format and activation rows M
 // (1 = a decode step; more = batched decode, drafts, prefill chunks). Random weights of a real layer's
-// shape (default 4096 x 4096, Llama-3-8B's Q/O projections); reports microseconds per call and the
-// weight bytes streamed per second. Not a test: timings vary with the machine and its load.
+// shape (default 4096 x 4096, Llama-3-8B's Q/O projections); reports microseconds per call (the best
+// of five batches) and the weight bytes streamed per second. Not a test: timings vary with the machine
+// and its load.
 //   build/bench/pagoda_matmul_bench [rows cols]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>

@@ -3,9 +3,11 @@
 // group of 16 rows and one block, ggml's lane k of all 16 rows is one VPDPBUSD of run k (4-bit: the
 // low or high nibbles of run k % 4) with activation bytes 4k..4k+3 broadcast, then
 // acc_k = fma(d_w * d_a, float(lane), acc_k) for the 16 rows at once; a row's result is ggml's
-// hsum_float_8 of its eight acc_k, done across the rows with seven vector adds. One template per
-// instruction set; quant_gemv() picks the widest the CPU has and splits the groups across OpenMP
-// threads. Every kernel produces the same bits.
+// hsum_float_8 of its eight acc_k, done across the rows with vector adds. AVX2 holds half a group (8
+// rows) per register and forms the lanes with maddubs + madd; it runs two activation rows per pass,
+// four lanes at a time, and one row in one pass where a single row is left. quant_gemv() picks the
+// widest instruction set the CPU has and splits the groups across OpenMP threads. Every kernel
+// produces the same bits.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -219,7 +221,8 @@ PAGODA_TARGET_AVX2 inline void store_half_avx2(const QuantMatrix& w, const __m25
   for (int r = 0; r < 8 && row0 + r < w.rows; ++r) y[m * w.rows + row0 + r] = out[r];
 }
 
-// One activation row m: the eight lanes' accumulators fill the sixteen registers, in one pass.
+// One activation row m, in one pass: its eight lane accumulators take half the sixteen registers, the
+// weights, activations and temporaries the rest.
 template <QuantKind K>
 PAGODA_TARGET_AVX2 void half_avx2(const QuantMatrix& w, const uint8_t* wu, const QuantActs& x, const int32_t* starts,
                                   int64_t g, int half, int32_t m, float* y) {
@@ -290,9 +293,9 @@ PAGODA_TARGET_AVX2 inline void pair_pass_avx2(const QuantMatrix& w, const uint8_
   }
 }
 
-// Two activation rows m, m + 1: two rows' sixteen accumulators do not fit the sixteen registers, so
-// the blocks are walked twice, four lanes at a time. Each weight byte is unpacked once for both rows:
-// about one instruction in eight fewer than two single-row passes.
+// Two activation rows m, m + 1: two rows' sixteen accumulators would leave no register for anything
+// else, so the blocks are walked twice, four lanes at a time. Each weight byte is unpacked once for
+// both rows: about one vector ALU op in eight fewer in the block loop than two single-row passes.
 template <QuantKind K>
 PAGODA_TARGET_AVX2 void half_pair_avx2(const QuantMatrix& w, const uint8_t* wu, const QuantActs& x,
                                        const int32_t* starts, int64_t g, int half, int32_t m, float* y) {
